@@ -1,0 +1,30 @@
+//! Configuration text -> model: the keepalived and ldirectord parsers, the model they
+//! share, byte spans and located diagnostics.
+
+pub mod diagnostic;
+pub mod keepalived;
+pub mod ldirectord;
+pub mod model;
+pub mod span;
+
+pub use diagnostic::{Diagnostic, Location, Severity};
+pub use model::{
+    ExistingCheck, Format, ForwardingMethod, InsertionPoint, Origin, Protocol, RealServer,
+    ServiceKey, VirtualService,
+};
+pub use span::{FileId, SourceMap, Span};
+
+use std::path::Path;
+
+/// Guesses the format from a file name: `*.cf` or a name containing `ldirectord` is
+/// ldirectord, `*.conf` or a name containing `keepalived` is keepalived.
+pub fn detect_format(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.contains("ldirectord") || name.ends_with(".cf") {
+        Some(Format::Ldirectord)
+    } else if name.contains("keepalived") || name.ends_with(".conf") {
+        Some(Format::Keepalived)
+    } else {
+        None
+    }
+}

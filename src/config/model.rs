@@ -1,0 +1,198 @@
+//! The format-neutral model both parsers produce: virtual services with their real
+//! servers, each pointing back at the text it came from.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::span::Span;
+
+/// Which daemon's configuration language a file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Keepalived,
+    Ldirectord,
+}
+
+/// How IPVS forwards a packet to a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ForwardingMethod {
+    /// Masquerading: the director rewrites the destination; the VIP is not on the real server.
+    Nat,
+    /// Direct routing ("gate"): the frame is sent to the real server's MAC, the VIP kept.
+    DirectRouting,
+    /// IP-in-IP tunnelling ("ipip"): the packet is encapsulated to the real server.
+    Tunnel,
+}
+
+impl ForwardingMethod {
+    /// True for the methods where the real server must hold the VIP itself.
+    pub fn needs_vip_on_real_server(self) -> bool {
+        matches!(
+            self,
+            ForwardingMethod::DirectRouting | ForwardingMethod::Tunnel
+        )
+    }
+
+    /// The value `vipcheck probe --method` takes.
+    pub fn probe_arg(self) -> &'static str {
+        match self {
+            ForwardingMethod::Nat => "nat",
+            ForwardingMethod::DirectRouting => "dr",
+            ForwardingMethod::Tunnel => "tun",
+        }
+    }
+}
+
+impl fmt::Display for ForwardingMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ForwardingMethod::Nat => "NAT",
+            ForwardingMethod::DirectRouting => "DR",
+            ForwardingMethod::Tunnel => "TUN",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a virtual service is named in its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKey {
+    /// `virtual_server 192.0.2.20 80` / `virtual=192.0.2.20:80`
+    Address(IpAddr),
+    /// `virtual_server fwmark 5` / `virtual=5`
+    Fwmark(u32),
+    /// `virtual_server group NAME` (keepalived only)
+    Group(String),
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Address(ip) => write!(f, "{ip}"),
+            ServiceKey::Fwmark(m) => write!(f, "fwmark {m}"),
+            ServiceKey::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// A check the configuration already runs against a real server (HTTP_GET, TCP_CHECK,
+/// MISC_CHECK, ... for keepalived; checktype/service for ldirectord).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExistingCheck {
+    /// The checker's keyword as written, e.g. `HTTP_GET` or `negotiate`.
+    pub kind: String,
+    /// For ldirectord: the service (`http`, `https`, ...); for keepalived: empty.
+    pub detail: String,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Where the real server's text lives, and so whether a rewrite can edit it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Written out in the file at this span (the `real_server` header, or the `real=` line).
+    Written(Span),
+    /// Produced by expanding a `$NAME` macro or a `~SEQ`/`~LST` line; the span is the line
+    /// that expanded into it. No text of its own to edit.
+    Expanded { span: Span, via: String },
+}
+
+impl Origin {
+    pub fn span(&self) -> Span {
+        match self {
+            Origin::Written(s) | Origin::Expanded { span: s, .. } => *s,
+        }
+    }
+}
+
+/// Where a rewrite may put text for one real server (keepalived) or one virtual (ldirectord).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertionPoint {
+    /// An empty span: the offset where new lines go (the start of the line that holds the
+    /// block's closing brace, or just before the brace when other text precedes it).
+    pub at: Span,
+    /// The indentation of the block's own lines (what the inserted stanza is indented by).
+    pub indent: String,
+    /// True when `at` is mid-line (a brace with text before it on its line), so the
+    /// inserted text must start and end with a newline.
+    pub mid_line: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub addr: IpAddr,
+    /// The effective port: for DR and TUN the virtual server's (IPVS ignores the real
+    /// server's); `None` when the service covers all ports (fwmark or port 0).
+    pub port: Option<u16>,
+    pub weight: Option<i64>,
+    /// The effective forwarding method for this real server.
+    pub method: ForwardingMethod,
+    pub checks: Vec<ExistingCheck>,
+    pub origin: Origin,
+    /// The whole block (keepalived `real_server ... { ... }`) or line (ldirectord `real=`).
+    pub span: Span,
+    /// Where generated checks go; `None` when the text cannot be edited (see `origin`).
+    pub insert: Option<InsertionPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualService {
+    pub key: ServiceKey,
+    /// Every concrete VIP this service answers on (one for an address, the members of a
+    /// `virtual_server_group`, none for a bare fwmark).
+    pub vips: Vec<IpAddr>,
+    /// The firewall marks (a `fwmark` service, or fwmark entries of its group).
+    pub fwmarks: Vec<u32>,
+    /// `None` when the service covers every port (fwmark, port 0 or absent).
+    pub port: Option<u16>,
+    pub protocol: Protocol,
+    /// The method the virtual server sets (`lb_kind`/`lvs_method`, `gate|masq|ipip` on
+    /// every real for ldirectord); real servers may override it.
+    pub method: ForwardingMethod,
+    pub real_servers: Vec<RealServer>,
+    /// The service's header (`virtual_server ...` / `virtual=...`) for messages.
+    pub span: Span,
+    /// The whole block.
+    pub block: Span,
+}
+
+impl VirtualService {
+    /// A short label for messages and tables: `192.0.2.20:80/tcp`, `fwmark 5`, `group web`.
+    pub fn label(&self) -> String {
+        match (&self.key, self.port) {
+            (ServiceKey::Address(IpAddr::V6(ip)), Some(p)) => {
+                format!("[{ip}]:{p}/{}", self.protocol)
+            }
+            (ServiceKey::Address(ip), Some(p)) => format!("{ip}:{p}/{}", self.protocol),
+            (key, Some(p)) => format!("{key} port {p}/{}", self.protocol),
+            (key, None) => format!("{key}/{}", self.protocol),
+        }
+    }
+}

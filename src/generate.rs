@@ -1,0 +1,188 @@
+//! Model -> rendered check stanzas. The templates live in `templates/`, are embedded in
+//! the binary, and can be overridden one by one from a directory the user names.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::config::{ForwardingMethod, Protocol};
+
+/// The templates shipped with vipcheck: (name, text).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "keepalived/misc_check.conf.j2",
+        include_str!("../templates/keepalived/misc_check.conf.j2"),
+    ),
+    (
+        "keepalived/global_defs.conf.j2",
+        include_str!("../templates/keepalived/global_defs.conf.j2"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template {name}: {source}")]
+    Template {
+        name: String,
+        source: minijinja::Error,
+    },
+}
+
+/// Renders the check templates.
+pub struct Generator {
+    env: Environment<'static>,
+}
+
+impl Generator {
+    /// The embedded templates, with any file of the same name in `override_dir` used instead.
+    pub fn new(override_dir: Option<&Path>) -> Result<Self, GenerateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.add_filter("shell_quote", shell_quote);
+        for (name, text) in EMBEDDED {
+            let text = match override_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|source| GenerateError::Read { path, source })?,
+                None => (*text).to_string(),
+            };
+            env.add_template_owned(name.to_string(), text)
+                .map_err(|source| GenerateError::Template {
+                    name: name.to_string(),
+                    source,
+                })?;
+        }
+        Ok(Generator { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, GenerateError> {
+        let to_err = |source| GenerateError::Template {
+            name: name.to_string(),
+            source,
+        };
+        self.env
+            .get_template(name)
+            .map_err(to_err)?
+            .render(ctx)
+            .map_err(to_err)
+    }
+}
+
+/// Quotes a word for a POSIX shell (for the ldirectord wrapper script). Values are typed
+/// (addresses, ports, paths we chose), but quoting keeps a path with spaces working.
+fn shell_quote(value: String) -> String {
+    if !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,[]".contains(&b))
+    {
+        value
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// One `vipcheck probe` invocation, built only from typed values.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProbeCommand {
+    pub program: PathBuf,
+    pub vips: Vec<IpAddr>,
+    pub rip: IpAddr,
+    pub port: Option<u16>,
+    pub protocol: Protocol,
+    pub method: ForwardingMethod,
+    /// The probe's own total time budget.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+/// `1500ms`, `2s`: the form `vipcheck probe --timeout` reads.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl ProbeCommand {
+    /// The argument vector after the program name.
+    pub fn args(&self) -> Vec<String> {
+        let mut a = vec!["probe".to_string()];
+        for vip in &self.vips {
+            a.push("--vip".into());
+            a.push(vip.to_string());
+        }
+        a.push("--rip".into());
+        a.push(self.rip.to_string());
+        if let Some(port) = self.port {
+            a.push("--port".into());
+            a.push(port.to_string());
+        }
+        a.push("--proto".into());
+        a.push(self.protocol.as_str().into());
+        a.push("--method".into());
+        a.push(self.method.probe_arg().into());
+        a.push("--timeout".into());
+        a.push(format_duration(self.timeout));
+        a
+    }
+
+    /// The whole command line, words separated by single spaces. Every word is a typed
+    /// value or a path without white space or quotes, so keepalived's `misc_path` splits it
+    /// back into the same words.
+    pub fn command_line(&self) -> String {
+        let mut words = vec![self.program.display().to_string()];
+        words.extend(self.args());
+        words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_command_line_lists_every_typed_value() {
+        let cmd = ProbeCommand {
+            program: "/usr/sbin/vipcheck".into(),
+            vips: vec![
+                "192.0.2.20".parse().unwrap(),
+                "2001:db8::20".parse().unwrap(),
+            ],
+            rip: "192.0.2.11".parse().unwrap(),
+            port: Some(80),
+            protocol: Protocol::Tcp,
+            method: ForwardingMethod::DirectRouting,
+            timeout: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            cmd.command_line(),
+            "/usr/sbin/vipcheck probe --vip 192.0.2.20 --vip 2001:db8::20 --rip 192.0.2.11 \
+             --port 80 --proto tcp --method dr --timeout 1500ms"
+        );
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("/usr/sbin/vipcheck".into()),
+            "/usr/sbin/vipcheck"
+        );
+        assert_eq!(shell_quote("a b'c".into()), "'a b'\\''c'");
+    }
+}

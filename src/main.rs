@@ -1,0 +1,35 @@
+//! vipcheck's entry point: parse arguments, run the subcommand, print an error once,
+//! map the outcome to an exit code.
+
+use clap::{CommandFactory, Parser};
+use vipcheck::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vipcheck",
+                &mut std::io::stdout(),
+            );
+            0
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("vipcheck: {e}");
+                    2
+                }
+            }
+        }
+        Command::Rewrite(_) | Command::Probe(_) | Command::Watch(_) => {
+            eprintln!("vipcheck: not implemented yet");
+            2
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,1 @@
+//! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.

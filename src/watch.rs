@@ -1,0 +1,1 @@
+//! Watch mode: follow the config (and its includes), regenerate, validate, reload.
