@@ -26,7 +26,9 @@ fn main() {
                 }
             }
         }
-        Command::Rewrite(_) | Command::Probe(_) | Command::Watch(_) => {
+        Command::Probe(args) => vipcheck::probe::run_cli(args),
+        Command::Watch(args) => vipcheck::watch::run_cli(args),
+        Command::Rewrite(_) => {
             eprintln!("vipcheck: not implemented yet");
             2
         }
