@@ -31,6 +31,9 @@ pub struct Document {
     pub global_defs: GlobalDefs,
     /// Every id named by an `@id` or `@^id` line, so a rewrite can cover every branch.
     pub conditional_ids: BTreeSet<String>,
+    /// Every `include` pattern met, made absolute (resolved against the including file's
+    /// directory), so a watcher can see new files that match.
+    pub include_patterns: Vec<std::path::PathBuf>,
     pub warnings: Vec<Diagnostic>,
 }
 
