@@ -350,3 +350,149 @@ fn commit_all(writes: Vec<Staged>) -> Result<Vec<PathBuf>, RewriteError> {
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Edit, NewFile};
+    use super::*;
+    use crate::config::{SourceMap, Span};
+
+    fn plan_for(files: &[(&Path, &str)]) -> Plan {
+        let mut sources = SourceMap::new();
+        for (p, t) in files {
+            sources.add(p.to_path_buf(), t.to_string());
+        }
+        Plan {
+            sources,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn edits_apply_in_offset_order_and_insert_before_a_deletion_at_the_same_offset() {
+        let mut plan = plan_for(&[(Path::new("/x.conf"), "abcdef")]);
+        let f = FileId(0);
+        plan.edits = vec![
+            Edit {
+                span: Span::new(f, 4, 6),
+                text: String::new(),
+            },
+            Edit {
+                span: Span::point(f, 4),
+                text: "X".into(),
+            },
+            Edit {
+                span: Span::point(f, 1),
+                text: "Y".into(),
+            },
+        ];
+        assert_eq!(plan.new_text(f), "aYbcdX");
+    }
+
+    #[test]
+    fn write_in_place_keeps_a_backup_and_the_file_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.conf");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut plan = plan_for(&[(&path, "old\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 4),
+            text: "new\n".into(),
+        });
+        let written = plan.write_in_place(true).unwrap();
+        assert_eq!(written.len(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old\nnew\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("k.conf.bak")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn write_to_a_directory_keeps_the_include_layout_and_skips_unchanged_files() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let main = src.path().join("keepalived.conf");
+        let inc = src.path().join("conf.d/a.conf");
+        let mut plan = plan_for(&[(&main, "include conf.d/*.conf\n"), (&inc, "x\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(1), 2),
+            text: "y\n".into(),
+        });
+        let written = plan.write_to(out.path()).unwrap();
+        assert_eq!(written.len(), 2);
+        assert_eq!(
+            fs::read_to_string(out.path().join("conf.d/a.conf")).unwrap(),
+            "x\ny\n"
+        );
+        assert_eq!(
+            fs::read_to_string(out.path().join("keepalived.conf")).unwrap(),
+            "include conf.d/*.conf\n"
+        );
+        // A second write finds everything up to date.
+        assert!(plan.write_to(out.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn write_to_refuses_an_include_from_outside_and_writes_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let main = src.path().join("keepalived.conf");
+        let inc = other.path().join("b.conf");
+        let mut plan = plan_for(&[(&main, "a\n"), (&inc, "b\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 0),
+            text: "z".into(),
+        });
+        let err = plan.write_to(out.path()).unwrap_err().to_string();
+        assert!(err.contains("included from outside"), "{err}");
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn diff_shows_changed_and_new_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.conf");
+        let mut plan = plan_for(&[(&a, "one\ntwo\n"), (Path::new("/unchanged.conf"), "same\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 4),
+            text: "1.5\n".into(),
+        });
+        plan.new_files.push(NewFile {
+            path: dir.path().join("w.sh"),
+            contents: "#!/bin/sh\n".into(),
+            executable: true,
+        });
+        let diff = plan.unified_diff(false);
+        assert!(diff.contains("+1.5\n"), "{diff}");
+        assert!(diff.contains("--- /dev/null"), "{diff}");
+        assert!(!diff.contains("unchanged.conf"), "{diff}");
+        assert!(plan_for(&[(&a, "x\n")]).unified_diff(false).is_empty());
+    }
+
+    #[test]
+    fn watch_dirs_cover_files_and_include_globs() {
+        let mut plan = plan_for(&[(Path::new("/etc/keepalived/keepalived.conf"), "")]);
+        plan.include_patterns
+            .push("/etc/keepalived/conf.d/*.conf".into());
+        assert_eq!(
+            plan.watch_dirs(),
+            vec![
+                PathBuf::from("/etc/keepalived"),
+                PathBuf::from("/etc/keepalived/conf.d")
+            ]
+        );
+    }
+}
