@@ -43,11 +43,21 @@ pub fn load(path: &Path, format: Format, config_id: Option<String>) -> Result<Lo
     match format {
         Format::Keepalived => {
             let doc = keepalived::parse_file(path, &keepalived::ParseOptions { config_id })?;
-            Ok(Loaded { format, sources: doc.sources, services: doc.services, warnings: doc.warnings })
+            Ok(Loaded {
+                format,
+                sources: doc.sources,
+                services: doc.services,
+                warnings: doc.warnings,
+            })
         }
         Format::Ldirectord => {
             let doc = ldirectord::parse_file(path)?;
-            Ok(Loaded { format, sources: doc.sources, services: doc.services, warnings: doc.warnings })
+            Ok(Loaded {
+                format,
+                sources: doc.sources,
+                services: doc.services,
+                warnings: doc.warnings,
+            })
         }
     }
 }
