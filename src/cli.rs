@@ -24,6 +24,7 @@ pub enum Command {
     Rewrite(RewriteArgs),
     Probe(ProbeArgs),
     Watch(WatchArgs),
+    Status(StatusArgs),
     /// Print shell completions for SHELL to standard output.
     #[command(
         after_help = "Example:\n  vipcheck completions bash > /etc/bash_completion.d/vipcheck"
@@ -160,6 +161,35 @@ pub struct ProbeArgs {
     /// ldirectord's convention: VIP VPORT RIP RPORT appended to the command.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
+}
+
+/// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    vipcheck status /etc/keepalived/keepalived.conf\n  \
+    vipcheck status /etc/ha.d/ldirectord.cf --json\n  \
+    vipcheck status keepalived.conf --prometheus > /var/lib/node_exporter/textfile/vipcheck.prom\n\n\
+    Exit status: 0 when every pair is up, 1 otherwise, 2 when the config cannot be read.")]
+pub struct StatusArgs {
+    /// The keepalived.conf or ldirectord.cf to read (includes are followed).
+    pub config: PathBuf,
+    /// At most this many probes in flight.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub parallel: usize,
+    /// Each probe's time budget.
+    #[arg(long, default_value = "1s", value_name = "DUR")]
+    pub timeout: String,
+    /// One JSON array, an object per pair.
+    #[arg(long, conflicts_with = "prometheus")]
+    pub json: bool,
+    /// Metrics for node_exporter's textfile collector.
+    #[arg(long)]
+    pub prometheus: bool,
+    /// Colour the table: auto (on a terminal), always, never.
+    #[arg(long, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorWhen,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -375,3 +375,119 @@ mod tests {
         assert!(render_table(&pairs, &outcomes, true).contains("\x1b[31mdown"));
     }
 }
+
+pub use command::run_cli;
+
+mod command {
+    use std::io::{IsTerminal, Write};
+
+    use super::{pairs, probe_all, progress_printer, render_json, render_prometheus, render_table};
+    use crate::cli::{parse_duration, ColorWhen, StatusArgs};
+    use crate::config::load;
+    use crate::rewrite::command::{generate_options, resolve_format};
+
+    /// Exit codes: 0 every pair up, 1 any down, 2 the config or arguments are wrong.
+    pub fn run_cli(args: StatusArgs) -> i32 {
+        let setup = (|| {
+            let format =
+                resolve_format(&args.config, args.generate.format).map_err(|e| e.to_string())?;
+            let opts = generate_options(&args.generate, None).map_err(|e| e.to_string())?;
+            let timeout = parse_duration(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
+            let loaded =
+                load(&args.config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
+            Ok::<_, String>((loaded, opts, timeout))
+        })();
+        let (loaded, opts, timeout) = match setup {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        };
+        let pairs = pairs(&loaded.services, &opts.fwmark_vips);
+        let prober = super::ProcessProbe {
+            program: opts.probe_path.clone(),
+            timeout,
+        };
+        let on_terminal = std::io::stderr().is_terminal() && !args.json && !args.prometheus;
+        let outcomes = probe_all(
+            &pairs,
+            &prober,
+            args.parallel,
+            &progress_printer(on_terminal),
+        );
+        let text = if args.json {
+            render_json(&pairs, &outcomes)
+        } else if args.prometheus {
+            render_prometheus(&pairs, &outcomes)
+        } else {
+            let color = match args.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => std::io::stdout().is_terminal(),
+            };
+            render_table(&pairs, &outcomes, color)
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        i32::from(outcomes.iter().any(|o| !o.up))
+    }
+}
+
+/// Probes a pair by running `vipcheck probe --json` (the same command the generated
+/// checks run, so `status` shows exactly what the daemon will see).
+pub struct ProcessProbe {
+    pub program: std::path::PathBuf,
+    pub timeout: Duration,
+}
+
+impl PairProbe for ProcessProbe {
+    fn probe(&self, pair: &Pair) -> Outcome {
+        let cmd = crate::generate::ProbeCommand {
+            program: self.program.clone(),
+            vips: vec![pair.vip],
+            rip: pair.rip,
+            port: pair.port,
+            protocol: pair.proto,
+            method: pair.method,
+            timeout: self.timeout,
+        };
+        let start = Instant::now();
+        let out = std::process::Command::new(&cmd.program)
+            .args(cmd.args())
+            .arg("--json")
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                return Outcome {
+                    up: false,
+                    reason: format!("cannot run {}: {e}", self.program.display()),
+                    latency: None,
+                }
+            }
+        };
+        let up = out.status.success();
+        let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+        let reason = json
+            .as_ref()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
+        let latency = json
+            .as_ref()
+            .and_then(|v| v["checks"].as_array().cloned())
+            .and_then(|checks| {
+                checks
+                    .iter()
+                    .filter_map(|c| c["latency_ms"].as_f64())
+                    .reduce(f64::max)
+            })
+            .map(|ms| Duration::from_secs_f64(ms / 1e3))
+            .or_else(|| up.then(|| start.elapsed()));
+        Outcome {
+            up,
+            reason,
+            latency,
+        }
+    }
+}
