@@ -1,11 +1,12 @@
 //! Lossless lexer for keepalived.conf: every byte of a file lands in exactly one token, so
 //! printing the tokens back gives the file unchanged.
 //!
-//! The rules follow keepalived's `decomment()` and `read_line()`: a comment starts at `#`
-//! or `!` outside double quotes and runs to the end of the line; a backslash pairs with
-//! the next character (so `\#` is not a comment and `\"` does not open a quote); a
-//! backslash that ends the line continues a `$NAME=` definition, even after a comment;
-//! `{` and `}` outside double quotes are tokens of their own wherever they stand.
+//! The rules follow keepalived 2.2's `decomment()` and `read_line()` (checked against
+//! `keepalived -t` 2.2.7): a comment starts at `#` or `!` outside double quotes and runs
+//! to the end of the line, even right after a backslash; otherwise a backslash pairs with
+//! the next character (so `\"` does not open a quote); a backslash that ends the line
+//! continues a `$NAME=` definition, even after a comment; `{` and `}` outside double
+//! quotes are tokens of their own wherever they stand.
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
@@ -140,7 +141,7 @@ fn comment(input: &str) -> IResult<&str, &str> {
 /// A word: everything up to whitespace, a brace or a comment character outside double
 /// quotes. Quotes run to the closing quote or the end of the line; a backslash takes the
 /// next character with it.
-fn word_with(input: &str, comments: bool) -> IResult<&str, &str> {
+fn word(input: &str) -> IResult<&str, &str> {
     let bytes = input.as_bytes();
     let mut i = 0;
     let mut quoted = false;
@@ -148,6 +149,11 @@ fn word_with(input: &str, comments: bool) -> IResult<&str, &str> {
         let b = bytes[i];
         if b == b'\\' {
             if i + 1 < bytes.len() {
+                // keepalived 2.2 does not let a backslash hide a comment character.
+                if !quoted && matches!(bytes[i + 1], b'#' | b'!') {
+                    i += 1;
+                    continue;
+                }
                 // Keep whole characters together when the escaped one is multi-byte.
                 let next = input[i + 1..].chars().next().map_or(1, char::len_utf8);
                 i += 1 + next;
@@ -161,8 +167,10 @@ fn word_with(input: &str, comments: bool) -> IResult<&str, &str> {
             continue;
         }
         if !quoted
-            && (matches!(b, b' ' | b'\t' | b'\r' | 0x0b | 0x0c | b'{' | b'}')
-                || (comments && matches!(b, b'#' | b'!')))
+            && matches!(
+                b,
+                b' ' | b'\t' | b'\r' | 0x0b | 0x0c | b'{' | b'}' | b'#' | b'!'
+            )
         {
             break;
         }
@@ -179,15 +187,6 @@ fn word_with(input: &str, comments: bool) -> IResult<&str, &str> {
 
 /// Splits one line (without its newline) into tokens covering it exactly.
 pub fn scan_line(line: &str) -> LineScan {
-    scan(line, true)
-}
-
-/// Splits a line that has already been decommented (so `#` and `!` are plain characters).
-pub fn scan_decommented(line: &str) -> LineScan {
-    scan(line, false)
-}
-
-fn scan(line: &str, comments: bool) -> LineScan {
     let mut scan = LineScan::default();
     let mut rest = line;
     while !rest.is_empty() {
@@ -195,16 +194,7 @@ fn scan(line: &str, comments: bool) -> LineScan {
         let parsed: IResult<&str, (TokenKind, &str)> = alt((
             |i| spaces(i).map(|(r, t)| (r, (TokenKind::Space, t))),
             |i| continuation(i).map(|(r, t)| (r, (TokenKind::Continuation, t))),
-            |i| {
-                if comments {
-                    comment(i).map(|(r, t)| (r, (TokenKind::Comment, t)))
-                } else {
-                    Err(nom::Err::Error(nom::error::Error::new(
-                        i,
-                        nom::error::ErrorKind::Tag,
-                    )))
-                }
-            },
+            |i| comment(i).map(|(r, t)| (r, (TokenKind::Comment, t))),
             |i| {
                 brace(i).map(|(r, t)| {
                     let kind = if t == "{" {
@@ -215,7 +205,7 @@ fn scan(line: &str, comments: bool) -> LineScan {
                     (r, (kind, t))
                 })
             },
-            |i| word_with(i, comments).map(|(r, t)| (r, (TokenKind::Word, t))),
+            |i| word(i).map(|(r, t)| (r, (TokenKind::Word, t))),
         ))(rest);
         match parsed {
             Ok((r, (kind, text))) => {
@@ -319,9 +309,9 @@ mod tests {
     }
 
     #[test]
-    fn backslash_escapes_comment_characters_and_quotes() {
+    fn backslash_escapes_quotes_but_not_comment_characters() {
         use TokenKind::*;
-        assert_eq!(kinds(r"a\#b"), vec![(Word, r"a\#b")]);
+        assert_eq!(kinds(r"a\#b"), vec![(Word, r"a\"), (Comment, "#b")]);
         assert_eq!(
             kinds(r#"a\" #c"#),
             vec![(Word, r#"a\""#), (Space, " "), (Comment, "#c")]

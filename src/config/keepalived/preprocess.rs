@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::lexer::{scan_decommented, scan_line, TokenKind};
+use super::lexer::{scan_line, TokenKind};
 use crate::config::{Diagnostic, FileId, SourceMap, Span};
 
 /// How deep includes may nest before we call it a loop.
@@ -191,7 +191,7 @@ impl Preprocessor {
     }
 
     /// keepalived's `decomment()`: the line without leading and trailing blanks and
-    /// comments, `\#` and `\!` unescaped, a final `\` kept.
+    /// comments, a final `\` kept (it continues a definition).
     fn decomment(&mut self, file: FileId, offset: usize, body: &str) -> Option<Line> {
         let scan = scan_line(body);
         let whole = Span::new(file, offset, offset + body.len());
@@ -223,22 +223,14 @@ impl Preprocessor {
             whole
         };
         let mut text = body[start..end].to_string();
-        let needs_unescape = text.contains("\\#") || text.contains("\\!");
         let mut prov = Provenance::Exact {
             file,
             base: offset + start,
         };
-        if needs_unescape || continues {
+        if continues && !text.ends_with('\\') {
             let mut map: Vec<usize> = (offset + start..offset + end).collect();
-            if needs_unescape {
-                let (t, m) = unescape_comment_chars(&text, &map);
-                text = t;
-                map = m;
-            }
-            if continues {
-                text.push('\\');
-                map.push(offset + body.len() - 1);
-            }
+            text.push('\\');
+            map.push(offset + body.len() - 1);
             prov = Provenance::Mapped {
                 file,
                 map,
@@ -532,6 +524,8 @@ impl Preprocessor {
         let value = match name {
             "_PWD" if params.is_none() => self.directory_of(file).display().to_string(),
             "_INSTANCE" if params.is_none() => self.config_id.clone().unwrap_or_default(),
+            "_HASH" if params.is_none() => "#".to_string(),
+            "_BANG" if params.is_none() => "!".to_string(),
             // Random values cannot be reproduced; the lower bound stands in for them.
             "_RANDOM" => params
                 .and_then(|p| p.split(' ').next())
@@ -632,7 +626,9 @@ impl Preprocessor {
 
     /// Tokenizes the finished line; follows it when it is an include, else hands it on.
     fn emit(&mut self, line: &Line, sink: &mut dyn LineSink) -> Result<(), Diagnostic> {
-        let scan = scan_decommented(&line.text);
+        // Substitution can bring in comment characters (`${_HASH}`, `${_BANG}`);
+        // keepalived 2.2.7 treats them as comments, so decomment again.
+        let scan = scan_line(&line.text);
         let mut tokens = Vec::with_capacity(scan.tokens.len());
         for (kind, start, end) in scan.tokens {
             if kind.is_trivia() {
@@ -789,41 +785,6 @@ fn absolute(path: &Path) -> PathBuf {
         Ok(cwd) => cwd.join(path),
         Err(_) => path.to_path_buf(),
     }
-}
-
-/// Removes the backslash of `\#` and `\!` outside double quotes, as keepalived does.
-fn unescape_comment_chars(text: &str, map: &[usize]) -> (String, Vec<usize>) {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut out_map = Vec::with_capacity(bytes.len());
-    let mut quoted = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'"' {
-            quoted = !quoted;
-        } else if b == b'\\' && i + 1 < bytes.len() {
-            let next = bytes[i + 1];
-            if !quoted && (next == b'#' || next == b'!') {
-                out.push(next);
-                out_map.push(map[i + 1]);
-            } else {
-                out.push(b);
-                out_map.push(map[i]);
-                out.push(next);
-                out_map.push(map[i + 1]);
-            }
-            i += 2;
-            continue;
-        }
-        out.push(b);
-        out_map.push(map[i]);
-        i += 1;
-    }
-    // Only ASCII backslashes were removed, so the bytes are still UTF-8.
-    let text = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    (text, out_map)
 }
 
 /// `$NAME=value` / `$NAME = value`: the name and the value (leading blanks skipped).
@@ -1037,7 +998,7 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_vanish() {
-        assert_eq!(run("a b # c\n\n  ! x\n d\\#e f\n"), vec!["a b", "d#e f"]);
+        assert_eq!(run("a b # c\n\n  ! x\n d\\#e f\n"), vec!["a b", "d"]);
     }
 
     #[test]
@@ -1151,6 +1112,14 @@ mod tests {
             .run(Path::new("k.conf"), "$A=x $A\ny $A\n".into(), &mut sink)
             .expect_err("recursive");
         assert!(err.message.contains("too long") || err.message.contains("settle"));
+    }
+
+    #[test]
+    fn hash_and_bang_definitions_comment_out_the_rest() {
+        assert_eq!(
+            run("$OFF=${_HASH}\n$OFF virtual_server x\nlb_kind A ${_BANG} B\n"),
+            vec!["lb_kind A"]
+        );
     }
 
     #[test]
