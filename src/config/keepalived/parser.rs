@@ -83,7 +83,8 @@ struct VsBuild {
     header: Span,
     block: Span,
     port: Option<u16>,
-    protocol: Protocol,
+    /// `None` until a `protocol` line sets it (see [`Parser::finish`] for the default).
+    protocol: Option<Protocol>,
     method: ForwardingMethod,
     real_servers: Vec<RsBuild>,
 }
@@ -236,13 +237,19 @@ impl Parser {
                 Ok(())
             }
             (Some(Frame::VirtualServer(vs)), "protocol") => {
-                match stmt.arg(1).map(|w| w.value.as_str()) {
-                    Some("TCP") => vs.protocol = Protocol::Tcp,
-                    Some("UDP") => vs.protocol = Protocol::Udp,
-                    Some("SCTP") => vs.protocol = Protocol::Sctp,
+                // keepalived compares without regard to case.
+                let value = stmt.arg(1).map(|w| w.value.to_ascii_uppercase());
+                match value.as_deref() {
+                    Some("TCP") => vs.protocol = Some(Protocol::Tcp),
+                    Some("UDP") => vs.protocol = Some(Protocol::Udp),
+                    Some("SCTP") => vs.protocol = Some(Protocol::Sctp),
                     _ => {
                         let span = stmt.span();
-                        self.warn(sources, span, "unknown protocol; keepalived keeps TCP");
+                        self.warn(
+                            sources,
+                            span,
+                            "unknown protocol; keepalived ignores the line",
+                        );
                     }
                 }
                 Ok(())
@@ -470,6 +477,23 @@ impl Parser {
                     }
                 },
             };
+            // keepalived 2.2 (check_data.c): an address service without `protocol` is UDP,
+            // since that is what the kernel makes of protocol 0. A fwmark service has no
+            // protocol of its own; TCP stands in.
+            let protocol = match vs.protocol {
+                Some(p) => p,
+                None if vips.is_empty() => Protocol::Tcp,
+                None => {
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            "no protocol set; keepalived 2.2 makes this service UDP",
+                        )
+                        .at(sources, vs.header)
+                        .with_hint("add 'protocol TCP' if the service is TCP"),
+                    );
+                    Protocol::Udp
+                }
+            };
             let real_servers = vs
                 .real_servers
                 .into_iter()
@@ -504,7 +528,7 @@ impl Parser {
                 vips,
                 fwmarks,
                 port,
-                protocol: vs.protocol,
+                protocol,
                 method: vs.method,
                 real_servers,
                 span: vs.header,
@@ -609,7 +633,7 @@ fn virtual_server_header(sources: &SourceMap, header: &Stmt) -> Result<VsBuild, 
         header: header.span(),
         block: header.span(),
         port: key_and_port.1,
-        protocol: Protocol::Tcp,
+        protocol: None,
         method: ForwardingMethod::Nat,
         real_servers: Vec::new(),
     })
@@ -782,13 +806,19 @@ mod tests {
     }
 
     #[test]
-    fn protocol_defaults_to_tcp() {
-        let (vs, _, _) = parse(
-            "virtual_server 192.0.2.1 53 {\n}\nvirtual_server 192.0.2.1 53 {\nprotocol UDP\n}\n",
-        )
-        .expect("parses");
-        assert_eq!(vs[0].protocol, Protocol::Tcp);
-        assert_eq!(vs[1].protocol, Protocol::Udp);
+    fn protocol_defaults_like_keepalived() {
+        let text = "virtual_server 192.0.2.1 53 {\n}\nvirtual_server 192.0.2.1 53 {\nprotocol tcp\n}\nvirtual_server fwmark 3 {\n}\nvirtual_server 192.0.2.1 5 {\nprotocol SCTP\n}\n";
+        let (vs, _, warnings) = parse(text).expect("parses");
+        let got: Vec<_> = vs.iter().map(|v| v.protocol).collect();
+        assert_eq!(
+            got,
+            vec![Protocol::Udp, Protocol::Tcp, Protocol::Tcp, Protocol::Sctp]
+        );
+        assert_eq!(
+            warnings.len(),
+            1,
+            "the unset address service is warned about"
+        );
     }
 
     #[test]
