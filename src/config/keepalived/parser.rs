@@ -394,12 +394,16 @@ impl Parser {
     }
 
     /// Where text goes inside the block opened by `keyword` and closed by `close`.
+    ///
+    /// When the closing brace's line is conditional (`@id    }`), the indent starts with
+    /// the same `@id` so every inserted line applies to the same config ids as the block.
     fn insertion(&mut self, sources: &SourceMap, keyword: &Word, close: &Word) -> InsertionPoint {
         let text = &sources.file(close.span.file).text;
         let c = close.span.start;
         let line_start = text[..c].rfind('\n').map_or(0, |i| i + 1);
         let before = &text[line_start..c];
-        let (at, mid_line) = if before.chars().all(|ch| ch == ' ' || ch == '\t') {
+        let (condition, before_brace) = split_condition(before);
+        let (at, mid_line) = if before_brace.chars().all(|ch| ch == ' ' || ch == '\t') {
             (line_start, false)
         } else {
             (c, true)
@@ -407,7 +411,8 @@ impl Parser {
         let ktext = &sources.file(keyword.span.file).text;
         let k = keyword.span.start.min(ktext.len());
         let kline = ktext[..k].rfind('\n').map_or(0, |i| i + 1);
-        let indent: String = ktext[kline..]
+        let (_, kbody) = split_condition(&ktext[kline..k]);
+        let white: String = kbody
             .chars()
             .take_while(|&ch| ch == ' ' || ch == '\t')
             .collect();
@@ -416,14 +421,14 @@ impl Parser {
             .tabs
             .entry(file)
             .or_insert_with(|| indents_with_tabs(ktext));
-        let step = if indent.contains('\t') || (indent.is_empty() && tabs) {
+        let step = if white.contains('\t') || (white.is_empty() && tabs) {
             "\t"
         } else {
             "    "
         };
         InsertionPoint {
             at: Span::point(close.span.file, at),
-            indent: format!("{indent}{step}"),
+            indent: format!("{}{white}{step}", condition.unwrap_or("")),
             mid_line,
         }
     }
@@ -537,6 +542,19 @@ impl Parser {
         }
         Ok((services, self.global_defs, self.warnings))
     }
+}
+
+/// Splits a leading `@id` / `@^id` (after optional blanks) off a line's text: returns the
+/// condition and the text after it (starting with the blanks that separate it).
+fn split_condition(line: &str) -> (Option<&str>, &str) {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    if let Some(rest) = trimmed.strip_prefix('@') {
+        if let Some(end) = rest.find([' ', '\t']) {
+            let cond_len = 1 + end;
+            return (Some(&trimmed[..cond_len]), &trimmed[cond_len..]);
+        }
+    }
+    (None, line)
 }
 
 /// True when most indented lines of the file start with a tab.
@@ -915,6 +933,17 @@ mod tests {
         let b = vs[0].real_servers[1].insert.clone().expect("insert");
         assert_eq!(b.at.start, text.find(" }\n}").expect("brace") + 1);
         assert!(b.mid_line);
+    }
+
+    #[test]
+    fn conditional_block_gets_conditional_indent() {
+        let text =
+            "virtual_server 192.0.2.1 80 {\n@lb1    real_server 192.0.2.2 80 {\n@lb1    }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let ins = vs[0].real_servers[0].insert.clone().expect("insert");
+        assert_eq!(ins.indent, "@lb1        ");
+        assert!(!ins.mid_line);
+        assert_eq!(ins.at.start, text.find("@lb1    }").expect("close"));
     }
 
     #[test]
