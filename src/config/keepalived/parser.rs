@@ -441,11 +441,10 @@ impl Parser {
         self.flush(sources)?;
         if self.frames.len() > 1 {
             let span = self.open_braces.first().copied();
-            let mut d = Diagnostic::error(format!(
-                "{} block(s) never closed: this '{{' has no matching '}}'",
-                self.frames.len() - 1
-            ))
-            .with_hint("add the missing '}'");
+            let open = self.frames.len() - 1;
+            let mut d = Diagnostic::error("this '{' is never closed").with_hint(format!(
+                "add the missing '}}' ({open} block(s) are still open at the end of the configuration)"
+            ));
             if let Some(span) = span {
                 d = d.at(sources, span);
             }

@@ -567,21 +567,31 @@ impl Preprocessor {
         let template = line.text[close + 1..]
             .trim_start_matches([' ', '\t'])
             .to_string();
-        let assignments = if line.text.starts_with("~SEQ") {
-            // keepalived substitutes definitions in the numbers first.
-            let args = self.substitute_plain(&line.text[..=close], line.file);
-            parse_seq(&args).map_err(|why| {
-                self.error_at(line.site, format!("invalid {head}: {why}"))
-                    .with_hint(
-                    "write ~SEQ(var, end), ~SEQ(var, start, end) or ~SEQ(var, start, step, end)",
-                )
-            })?
-        } else {
-            parse_lst(&line.text[..=close]).map_err(|why| {
-                self.error_at(line.site, format!("invalid {head}: {why}"))
-                    .with_hint("write ~LST(var, a, b, ...) or ~LST({v1, v2}, {a1, a2}, ...)")
-            })?
-        };
+        let (head_span, _) = line.locate(0, head_end);
+        let parsed =
+            if line.text.starts_with("~SEQ") {
+                // keepalived substitutes definitions in the numbers first.
+                let args = self.substitute_plain(&line.text[..=close], line.file);
+                parse_seq(&args).map_err(|why| {
+                (why, "write ~SEQ(var, end), ~SEQ(var, start, end) or ~SEQ(var, start, step, end)")
+            })
+            } else {
+                parse_lst(&line.text[..=close]).map_err(|why| {
+                    (
+                        why,
+                        "write ~LST(var, a, b, ...) or ~LST({v1, v2}, {a1, a2}, ...)",
+                    )
+                })
+            };
+        let assignments = parsed.map_err(|(why, hint)| {
+            let hint = if why.contains(&MAX_SEQ_LINES.to_string()) {
+                "split the range into several lines"
+            } else {
+                hint
+            };
+            self.error_at(head_span, format!("invalid {head}: {why}"))
+                .with_hint(hint)
+        })?;
         let via: Rc<str> = Rc::from(head.as_str());
         for values in assignments {
             for (name, value) in values {
