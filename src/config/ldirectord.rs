@@ -12,6 +12,10 @@
 //! - host and service names are resolved (getaddrinfo, /etc/services) after the whole
 //!   block is read, because the protocol may be set anywhere in it.
 
+// `Diagnostic` is the crate's located error type (as the keepalived parser returns it);
+// boxing it is a crate-wide choice, not this module's.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -855,7 +859,7 @@ impl<'a> Parser<'a> {
             .rposition(|s| !s.is_empty())
             .map_or(0, |i| i + 1);
         let items = &items[..n];
-        let none = items.iter().any(|s| *s == "none");
+        let none = items.contains(&"none");
         for item in items {
             if *item == "none" {
                 continue;
