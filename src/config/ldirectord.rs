@@ -208,7 +208,7 @@ impl CheckSettings {
 
     /// The timeout ldirectord gives this check type, in seconds (its `ld_setup` rules:
     /// checktimeout and negotiatetimeout default to each other, then to the globals, then
-    /// to 5 and 30).
+    /// to 5 and 30). A combined check counts as negotiate, its slower half.
     pub fn effective_timeout(&self, globals: &Globals) -> u64 {
         let check = self
             .checktimeout
@@ -223,7 +223,7 @@ impl CheckSettings {
             .or(globals.checktimeout)
             .unwrap_or(30);
         match self.checktype {
-            CheckType::Negotiate => negotiate,
+            CheckType::Negotiate | CheckType::Combined(_) => negotiate,
             _ => check,
         }
     }

@@ -1,6 +1,8 @@
 //! Model + rendered stanzas -> a plan of edits -> new texts, a diff, atomic writes.
 //! Every byte outside an edit is copied from the source as it was read.
 
+pub mod ldirectord;
+
 use std::path::PathBuf;
 
 use crate::config::{Diagnostic, SourceMap, Span};
