@@ -119,8 +119,7 @@ fn generated_lines_override_and_keep_the_original_check() {
     let block = doc.sources.slice(v.block);
     let last = block
         .lines()
-        .filter(|l| l.trim_start().starts_with("checktype="))
-        .last();
+        .rfind(|l| l.trim_start().starts_with("checktype="));
     assert_eq!(last.map(str::trim), Some("checktype=external"));
     assert!(block.contains("\tcheckcommand=/etc/ha.d/vipcheck-check-192.0.2.20-80-tcp.sh\n"));
     // checktimeout covers the probe (2 s), negotiatetimeout (10 s) and a second spare.
