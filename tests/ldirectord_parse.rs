@@ -276,7 +276,7 @@ fn effective_timeouts_follow_ldirectords_fallbacks() {
         .collect();
     // connect: checktimeout <- global negotiatetimeout; negotiate: own checktimeout.
     assert_eq!(t, vec![12, 4, 12]);
-    let doc = ok("virtual=192.0.2.20:80\n    checktype=connect\nvirtual=192.0.2.21:80\n");
+    let doc = ok("virtual=192.0.2.20:80\n    checktype=connect\nvirtual=192.0.2.21:80\n    real=192.0.2.11 gate\n");
     let t: Vec<u64> = doc
         .virtuals
         .iter()
@@ -318,4 +318,15 @@ fn generated_region_is_recognised_and_not_counted_as_the_blocks_own() {
         v.insert.at.start,
         doc.text().find("    # vipcheck:begin").unwrap()
     );
+}
+
+#[test]
+fn a_virtual_line_ending_the_file_is_a_duplicate_as_in_ldirectord() {
+    // ldirectord reads such a header twice (nothing was read after it).
+    let (msg, line, _) = err("virtual=192.0.2.20:80\n    protocol=udp\nvirtual=192.0.2.20:80\n");
+    assert_eq!((msg.as_str(), line), ("duplicate virtual server", 3));
+    assert_eq!(err("virtual=192.0.2.20\n").0, "duplicate virtual server");
+    // A blank line or a comment after it is enough.
+    ok("virtual=192.0.2.20:80\n\n");
+    ok("virtual=192.0.2.20:80\n# no reals yet\n");
 }

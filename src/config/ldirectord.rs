@@ -630,6 +630,14 @@ impl<'a> Parser<'a> {
                 };
                 let vattr = c.get(2).map_or("", |m| m.as_str());
                 let (next, virt) = self.read_virtual(line, family, vattr)?;
+                if next == i + 1 && next == self.lines.len() {
+                    // ldirectord re-reads a header that is the file's last line (nothing
+                    // was read after it) as a second virtual, and rejects the pair.
+                    return Err(self.error(line, "duplicate virtual server").with_hint(
+                        "ldirectord reads a virtual line that ends the file twice; \
+                             add its real= lines, or a blank line after it",
+                    ));
+                }
                 let id = virtual_id(&virt);
                 if let Some(first) = seen.get(&id) {
                     let first = self.line(*first);
