@@ -198,10 +198,7 @@ fn parser_and_ldirectord_agree_on_what_is_valid() {
         std::fs::write(&path, text).unwrap();
         let ours = ldirectord::parse_str(path.clone(), text.to_string(), &SystemResolver);
         let (code, stderr) = ldirectord_status(&path);
-        let agree = match (&ours, code) {
-            (Ok(_), 3) | (Err(_), 2) => true,
-            _ => false,
-        };
+        let agree = matches!((&ours, code), (Ok(_), 3) | (Err(_), 2));
         if !agree {
             disagreements.push(format!(
                 "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",

@@ -959,7 +959,7 @@ impl<'a> Parser<'a> {
         let mut in_region = false;
         while i < self.lines.len() {
             let line = self.line(i);
-            if regex!(r"^\s*#").is_match(line.text) {
+            if is_comment(line.text) {
                 let trimmed = line.text.trim();
                 if trimmed.starts_with(MARK_BEGIN) && region.is_none() {
                     in_region = true;
@@ -983,13 +983,7 @@ impl<'a> Parser<'a> {
                 i += 1;
                 continue;
             }
-            let cut = line.text.find('#').map_or(line.text, |n| &line.text[..n]);
-            let expanded = cut.replace('\t', "    ");
-            let Some(rcmd) = regex!(r"^ {4,}(.+)")
-                .captures(&expanded)
-                .and_then(|c| c.get(1))
-                .map(|m| m.as_str().to_string())
-            else {
+            let Some(rcmd) = block_command(line.text) else {
                 break;
             };
             block_end = self.lines[i].end;
@@ -1035,7 +1029,16 @@ impl<'a> Parser<'a> {
         line: Line<'a>,
         rcmd: &str,
     ) -> Result<(), Diagnostic> {
-        let cap1 = |re: &Regex| -> Option<String> {
+        // Every pattern starts with its key: compare the key first, run one pattern.
+        let key_len = rcmd
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            .count();
+        let key = &rcmd[..key_len];
+        let cap1 = |name: &str, re: &Regex| -> Option<String> {
+            if key != name {
+                return None;
+            }
             re.captures(rcmd)
                 .map(|c| c.get(1).map_or("", |m| m.as_str()).to_string())
         };
@@ -1063,7 +1066,10 @@ impl<'a> Parser<'a> {
                     .with_hint("write exactly yes or no, with nothing after it"))
             }
         };
-        if let Some(c) = regex!(r"^(real(6)?)\s*=\s*(.*)").captures(rcmd) {
+        if let Some(c) = Some(())
+            .filter(|_| key == "real" || key == "real6")
+            .and_then(|_| regex!(r"^(real(6)?)\s*=\s*(.*)").captures(rcmd))
+        {
             let six = c.get(2).is_some();
             if six != (pv.family == Family::V6) {
                 let (want, got) = if six {
@@ -1077,12 +1083,12 @@ impl<'a> Parser<'a> {
             }
             pv.reals
                 .push((c.get(3).map_or("", |m| m.as_str()).to_string(), line));
-        } else if let Some(v) = cap1(regex!(r#"^request\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("request", regex!(r#"^request\s*=\s*"(.*)""#)) {
             let v = need(v, "no request string specified", "write request=\"/path\"")?;
             pv.check.request = with_slash(v);
-        } else if let Some(v) = cap1(regex!(r#"^receive\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("receive", regex!(r#"^receive\s*=\s*"(.*)""#)) {
             pv.check.receive = need(v, "invalid receive string", "write receive=\"text\"")?;
-        } else if let Some(v) = cap1(regex!(r"^checktype\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("checktype", regex!(r"^checktype\s*=\s*(.*)")) {
             let word = regex!(r"([0-9A-Za-z_\-]+)")
                 .captures(&v)
                 .and_then(|c| c.get(1))
@@ -1107,28 +1113,28 @@ impl<'a> Parser<'a> {
                 }
             };
             pv.check.checktype_span = Some(self.line_span(line));
-        } else if let Some(v) = cap1(regex!(r#"^checkcommand\s*=\s*"(.*)""#))
-            .or_else(|| cap1(regex!(r"^checkcommand\s*=\s*(.*)")))
+        } else if let Some(v) = cap1("checkcommand", regex!(r#"^checkcommand\s*=\s*"(.*)""#))
+            .or_else(|| cap1("checkcommand", regex!(r"^checkcommand\s*=\s*(.*)")))
         {
             pv.check.checkcommand = need(v, "invalid check command", "name the program to run")?;
-        } else if let Some(v) = cap1(regex!(r"^checktimeout\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("checktimeout", regex!(r"^checktimeout\s*=\s*(.*)")) {
             pv.check.checktimeout = Some(nonzero(&v, "check timeout")?);
-        } else if cap1(regex!(r"^connecttimeout\s*=\s*(.*)")).is_some() {
+        } else if cap1("connecttimeout", regex!(r"^connecttimeout\s*=\s*(.*)")).is_some() {
             return Err(self
                 .error(
                     line,
                     "connecttimeout directive deprecated in favour of negotiatetimeout",
                 )
                 .with_hint("rename it to negotiatetimeout"));
-        } else if let Some(v) = cap1(regex!(r"^negotiatetimeout\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("negotiatetimeout", regex!(r"^negotiatetimeout\s*=\s*(.*)")) {
             pv.check.negotiatetimeout = Some(nonzero(&v, "negotiate timeout")?);
-        } else if let Some(v) = cap1(regex!(r"^checkcount\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("checkcount", regex!(r"^checkcount\s*=\s*(.*)")) {
             pv.check.checkcount = Some(nonzero(&v, "check count")?);
-        } else if let Some(v) = cap1(regex!(r"^failurecount\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("failurecount", regex!(r"^failurecount\s*=\s*(.*)")) {
             nonzero(&v, "failure count")?;
-        } else if let Some(v) = cap1(regex!(r"^checkinterval\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("checkinterval", regex!(r"^checkinterval\s*=\s*(.*)")) {
             nonzero(&v, "checkinterval")?;
-        } else if let Some(v) = cap1(regex!(r"^checkport\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("checkport", regex!(r"^checkport\s*=\s*(.*)")) {
             let port = first_digits(&v).map(number).ok_or_else(|| {
                 self.error(line, "invalid port")
                     .with_hint("write checkport=N")
@@ -1139,21 +1145,21 @@ impl<'a> Parser<'a> {
                     .with_hint("write a TCP or UDP port number"));
             }
             pv.check.checkport = u16::try_from(port).ok();
-        } else if let Some(v) = cap1(regex!(r#"^login\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("login", regex!(r#"^login\s*=\s*"(.*)""#)) {
             need(v, "invalid login string", "write login=\"name\"")?;
-        } else if let Some(v) = cap1(regex!(r#"^passwd\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("passwd", regex!(r#"^passwd\s*=\s*"(.*)""#)) {
             need(v, "invalid password", "write passwd=\"secret\"")?;
-        } else if let Some(v) = cap1(regex!(r#"^database\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("database", regex!(r#"^database\s*=\s*"(.*)""#)) {
             need(v, "invalid database", "write database=\"name\"")?;
-        } else if let Some(v) = cap1(regex!(r#"^secret\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("secret", regex!(r#"^secret\s*=\s*"(.*)""#)) {
             need(v, "invalid secret", "write secret=\"text\"")?;
-        } else if let Some(v) = cap1(regex!(r#"^load\s*=\s*"(.*)""#)) {
+        } else if let Some(v) = cap1("load", regex!(r#"^load\s*=\s*"(.*)""#)) {
             if !regex!(r"\w").is_match(&v) {
                 return Err(self
                     .error(line, "invalid string for load testing")
                     .with_hint("write load=\"name\""));
             }
-        } else if let Some(v) = cap1(regex!(r"^scheduler\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("scheduler", regex!(r"^scheduler\s*=\s*(.*)")) {
             if !regex!(r"[a-z]").is_match(&v) {
                 return Err(self
                     .error(
@@ -1162,19 +1168,19 @@ impl<'a> Parser<'a> {
                     )
                     .with_hint("for example scheduler=wrr"));
             }
-        } else if let Some(v) = cap1(regex!(r"^persistent\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("persistent", regex!(r"^persistent\s*=\s*(.*)")) {
             if first_digits(&v).is_none() {
                 return Err(self
                     .error(line, "invalid persistent timeout")
                     .with_hint("write persistent=SECONDS"));
             }
-        } else if let Some(v) = cap1(regex!(r"^schedflags\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("schedflags", regex!(r"^schedflags\s*=\s*(.*)")) {
             if !regex!(r"\S").is_match(&v) {
                 return Err(self
                     .error(line, "invalid sched-flags")
                     .with_hint("write schedflags=FLAGS"));
             }
-        } else if let Some(v) = cap1(regex!(r"^netmask\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("netmask", regex!(r"^netmask\s*=\s*(.*)")) {
             let ok = match pv.family {
                 Family::V6 => regex!(r"^\d+$").is_match(&v) && (1..=128).contains(&number(&v)),
                 Family::V4 => regex!(r"^\d+\.\d+\.\d+\.\d+$").is_match(&v),
@@ -1187,7 +1193,7 @@ impl<'a> Parser<'a> {
                         Family::V4 => "dotted quad notation is required",
                     }));
             }
-        } else if let Some(v) = cap1(regex!(r"^protocol\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("protocol", regex!(r"^protocol\s*=\s*(.*)")) {
             let word = regex!(r"(\w+)")
                 .captures(&v)
                 .and_then(|c| c.get(1))
@@ -1216,9 +1222,9 @@ impl<'a> Parser<'a> {
                     )
                     .with_hint("write protocol=tcp or protocol=udp")),
             }
-        } else if let Some(v) = cap1(regex!(r"^ops\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("ops", regex!(r"^ops\s*=\s*(.*)")) {
             yes_no(&v, "ops")?;
-        } else if let Some(v) = cap1(regex!(r"^service\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("service", regex!(r"^service\s*=\s*(.*)")) {
             let word = regex!(r"(\w+)")
                 .captures(&v)
                 .and_then(|c| c.get(1))
@@ -1230,7 +1236,7 @@ impl<'a> Parser<'a> {
             }
             pv.service = Some(word.to_string());
             pv.check.service = word.to_string();
-        } else if let Some(v) = cap1(regex!(r"^httpmethod\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("httpmethod", regex!(r"^httpmethod\s*=\s*(.*)")) {
             let word = regex!(r"(\w+)")
                 .captures(&v)
                 .and_then(|c| c.get(1))
@@ -1241,13 +1247,16 @@ impl<'a> Parser<'a> {
                     .with_hint("write httpmethod=GET or httpmethod=HEAD"));
             }
             pv.check.httpmethod = word;
-        } else if let Some(v) = cap1(regex!(r"^virtualhost\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("virtualhost", regex!(r"^virtualhost\s*=\s*(.*)")) {
             let host = regex!(r#""?([^"]*)"?"#)
                 .captures(&v)
                 .and_then(|c| c.get(1))
                 .map_or("", |m| m.as_str());
             pv.check.virtualhost = Some(host.to_string());
-        } else if let Some(c) = regex!(r"^(fallback(6)?)\s*=\s*(.*)").captures(rcmd) {
+        } else if let Some(c) = Some(())
+            .filter(|_| key == "fallback" || key == "fallback6")
+            .and_then(|_| regex!(r"^(fallback(6)?)\s*=\s*(.*)").captures(rcmd))
+        {
             let six = c.get(2).is_some();
             if six != (pv.family == Family::V6) {
                 let (want, got) = if six {
@@ -1262,33 +1271,38 @@ impl<'a> Parser<'a> {
             let port = pv.ip_port.map_or("0", |(_, p)| p).to_string();
             let fb = self.parse_fallback(line, c.get(3).map_or("", |m| m.as_str()), Some(&port))?;
             pv.fallback = Some((fb, line));
-        } else if let Some(v) = cap1(regex!(r#"^fallbackcommand\s*=\s*"(.*)""#))
-            .or_else(|| cap1(regex!(r"^fallbackcommand\s*=\s*(.*)")))
+        } else if let Some(v) = cap1(
+            "fallbackcommand",
+            regex!(r#"^fallbackcommand\s*=\s*"(.*)""#),
+        )
+        .or_else(|| cap1("fallbackcommand", regex!(r"^fallbackcommand\s*=\s*(.*)")))
         {
             need(v, "invalid fallback command", "name the command to run")?;
-        } else if let Some(v) = cap1(regex!(r"^quiescent\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("quiescent", regex!(r"^quiescent\s*=\s*(.*)")) {
             yes_no(&v, "quiescent")?;
-        } else if let Some(v) = cap1(regex!(r"^emailalert\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("emailalert", regex!(r"^emailalert\s*=\s*(.*)")) {
             self.email_alert(line, &v)?;
-        } else if let Some(v) = cap1(regex!(r"^emailalertfreq\s*=\s*(\d*)")) {
+        } else if let Some(v) = cap1("emailalertfreq", regex!(r"^emailalertfreq\s*=\s*(\d*)")) {
             need(
                 v,
                 "invalid email alert frequency",
                 "use a whole number of seconds",
             )?;
-        } else if let Some(v) = cap1(regex!(r"^emailalertstatus\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("emailalertstatus", regex!(r"^emailalertstatus\s*=\s*(.*)")) {
             self.email_alert_status(line, &v)?;
-        } else if cap1(regex!(r"^monitorfile\s*=\s*(.*)")).is_some() {
+        } else if cap1("monitorfile", regex!(r"^monitorfile\s*=\s*(.*)")).is_some() {
             // ldirectord opens the file for appending here; reading does not touch it.
-        } else if let Some(v) = cap1(regex!(r"^cleanstop\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("cleanstop", regex!(r"^cleanstop\s*=\s*(.*)")) {
             yes_no(&v, "cleanstop")?;
-        } else if let Some(v) = cap1(regex!(r"^smtp\s*=\s*(.*)")) {
+        } else if let Some(v) = cap1("smtp", regex!(r"^smtp\s*=\s*(.*)")) {
             if !regex!(r"^[0-9A-Za-z._+-]+").is_match(&v) {
                 return Err(self
                     .error(line, "invalid SMTP server address")
                     .with_hint("write a host name or address"));
             }
-        } else if regex!(r"^(servicename|comment)\s*=").is_match(rcmd) {
+        } else if (key == "servicename" || key == "comment")
+            && regex!(r"^(servicename|comment)\s*=").is_match(rcmd)
+        {
         } else {
             return Err(self.error(line, "unknown command").with_hint(
                 "see ldirectord(8) for the settings a virtual block takes; \
@@ -1609,6 +1623,26 @@ impl<'a> Parser<'a> {
             receive,
             line: self.line_span(line),
         })
+    }
+}
+
+/// Perl's `/^\s*#/`.
+fn is_comment(text: &str) -> bool {
+    text.trim_start_matches(['\t', '\n', '\x0B', '\x0C', '\r', ' '])
+        .starts_with('#')
+}
+
+/// What ldirectord makes of a line inside a block: cut at `#`, tabs -> four spaces, then
+/// `/^ {4,}(.+)/`; `None` ends the block.
+fn block_command(text: &str) -> Option<String> {
+    let cut = text.find('#').map_or(text, |n| &text[..n]);
+    let expanded = cut.replace('\t', "    ");
+    let spaces = expanded.len() - expanded.trim_start_matches(' ').len();
+    match (spaces, &expanded[spaces..]) {
+        (0..=3, _) | (4, "") => None,
+        // `.+` takes back the last space when nothing else follows.
+        (_, "") => Some(" ".to_string()),
+        (_, rest) => Some(rest.to_string()),
     }
 }
 
