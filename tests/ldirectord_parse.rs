@@ -91,7 +91,7 @@ fn tab_or_four_spaces_indent_but_three_spaces_end_the_block() {
     let doc = ok("virtual=192.0.2.20:80\n\treal=192.0.2.11 gate\n    real=192.0.2.12 gate\n");
     assert_eq!(doc.virtuals[0].reals.len(), 2);
     let (msg, line, col) = err("virtual=192.0.2.20:80\n   real=192.0.2.11 gate\n");
-    assert_eq!((msg.as_str(), line, col), ("unknown command", 2, 4));
+    assert_eq!((msg.as_str(), line, col), ("unknown command 'real'", 2, 4));
 }
 
 #[test]
@@ -106,13 +106,19 @@ fn comments_inside_a_block_do_not_end_it_but_blank_lines_do() {
     // A blank line ends the block: an indented line after it is a top-level error.
     let (msg, line, _) =
         err("virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n\n    real=192.0.2.12 gate\n");
-    assert_eq!((msg.as_str(), line), ("unknown command", 4));
+    assert_eq!((msg.as_str(), line), ("unknown command 'real'", 4));
 }
 
 #[test]
 fn a_white_space_line_of_five_spaces_is_an_unknown_command_as_in_ldirectord() {
     let (msg, line, _) = err("virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n     \n");
-    assert_eq!((msg.as_str(), line), ("unknown command", 3));
+    assert_eq!(
+        (msg.as_str(), line),
+        (
+            "unknown command: a line of white space inside a virtual block",
+            3
+        )
+    );
     // Four spaces end the block like a blank line.
     ok("virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n    \n");
 }
@@ -235,7 +241,7 @@ fn rejections_are_located_on_the_offending_line() {
         ),
         (
             "virtual=192.0.2.20:80\n    receive=\"#x\"\n",
-            "unknown command",
+            "unknown command 'receive'",
             2,
         ),
         (

@@ -46,7 +46,11 @@ struct HttpServer {
 
 impl HttpServer {
     fn start(status: &'static str, body: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0", status, body).unwrap()
+    }
+
+    fn start_on(addr: &str, status: &'static str, body: &'static str) -> Option<Self> {
+        let listener = TcpListener::bind(addr).ok()?;
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -65,12 +69,12 @@ impl HttpServer {
                 }
             }
         });
-        HttpServer {
+        Some(HttpServer {
             port,
             requests,
             stop,
             thread: Some(thread),
-        }
+        })
     }
 }
 
@@ -344,4 +348,25 @@ fn wrapper_refuses_a_wrong_argument_count() {
         s.probe_log().lines().count() == 1,
         "no probe for a bad call"
     );
+}
+
+#[test]
+fn negotiate_reaches_an_ipv6_real_server_in_brackets() {
+    if !tools() {
+        return;
+    }
+    let Some(server) = HttpServer::start_on("[::1]:0", "200 OK", "v6 OK") else {
+        println!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let s = Setup::new();
+    let config = format!(
+        "virtual6=[2001:db8::20]:80\n    real6=[::1]:{} gate\n    receive=\"v6 OK\"\n    request=\"/a[1]\"\n",
+        server.port
+    );
+    let wrappers = s.rewrite(&config);
+    let port = server.port.to_string();
+    assert_eq!(run(&wrappers[0], ["[2001:db8::20]", "80", "[::1]", &port]), 0);
+    let requests = server.requests.lock().unwrap().clone();
+    assert!(requests[0].starts_with("GET /a[1] HTTP/1.1\r\n"), "{}", requests[0]);
 }

@@ -665,11 +665,11 @@ impl<'a> Parser<'a> {
         if regex!(r"^\s*$").is_match(t) || regex!(r"^\s*#").is_match(t) {
             return Ok(());
         }
+        // `/^KEY\s*=\s*(.*)/`
         let value = |key: &str| -> Option<String> {
-            let prefix = format!(r"^{key}\s*=\s*(.*)");
-            re(&prefix)
-                .captures(t)
-                .map(|c| c.get(1).map_or("", |m| m.as_str()).to_string())
+            let rest = t.strip_prefix(key)?.trim_start_matches(PERL_SPACE);
+            let rest = rest.strip_prefix('=')?.trim_start_matches(PERL_SPACE);
+            Some(rest.to_string())
         };
         // Only cheap prefix tests run per line; the key is matched first.
         let key = regex!(r"^([a-z6]+)")
@@ -837,7 +837,7 @@ impl<'a> Parser<'a> {
                     .with_hint("replace it with checktimeout= and negotiatetimeout="));
             }
             _ => {
-                return Err(self.error(line, "unknown command").with_hint(
+                return Err(self.error(line, unknown_command(t)).with_hint(
                     "top-level lines are column-0 key=value settings, comments or blank; \
                      a virtual's lines are indented by a tab or at least 4 spaces",
                 ));
@@ -1304,10 +1304,13 @@ impl<'a> Parser<'a> {
             && regex!(r"^(servicename|comment)\s*=").is_match(rcmd)
         {
         } else {
-            return Err(self.error(line, "unknown command").with_hint(
+            let hint = if line.text.contains('#') {
+                "ldirectord cuts every line at '#', even inside quotes"
+            } else {
                 "see ldirectord(8) for the settings a virtual block takes; \
-                 a line indented by a tab or 4+ spaces belongs to the virtual above it",
-            ));
+                 a line indented by a tab or 4+ spaces belongs to the virtual above it"
+            };
+            return Err(self.error(line, unknown_command(rcmd)).with_hint(hint));
         }
         Ok(())
     }
@@ -1626,10 +1629,27 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The characters Perl's `\s` matches in a byte string.
+const PERL_SPACE: [char; 6] = ['\t', '\n', '\x0B', '\x0C', '\r', ' '];
+
 /// Perl's `/^\s*#/`.
 fn is_comment(text: &str) -> bool {
-    text.trim_start_matches(['\t', '\n', '\x0B', '\x0C', '\r', ' '])
-        .starts_with('#')
+    text.trim_start_matches(PERL_SPACE).starts_with('#')
+}
+
+/// "unknown command 'KEY'" naming what the line starts with.
+fn unknown_command(text: &str) -> String {
+    let text = text.trim();
+    let word = text.split('=').next().unwrap_or("").trim();
+    if word.is_empty() && text.is_empty() {
+        "unknown command: a line of white space inside a virtual block".to_string()
+    } else {
+        let word: String = if word.is_empty() { text } else { word }
+            .chars()
+            .take(40)
+            .collect();
+        format!("unknown command '{word}'")
+    }
 }
 
 /// What ldirectord makes of a line inside a block: cut at `#`, tabs -> four spaces, then
