@@ -35,8 +35,9 @@ fn ldirectord_status(path: &Path) -> (i32, String) {
     )
 }
 
-/// Rewrites `doc` into `dir` (config and wrappers) and returns the new config's path.
-fn rewrite_into(doc: &Document, dir: &Path) -> PathBuf {
+/// Rewrites `doc` into `dir` (config and wrappers) and returns the new config's path, or
+/// the plan's refusal.
+fn rewrite_into(doc: &Document, dir: &Path) -> Result<PathBuf, String> {
     let opts = GenerateOptions {
         probe_path: "/usr/sbin/vipcheck".into(),
         probe_timeout: Duration::from_millis(1500),
@@ -45,7 +46,7 @@ fn rewrite_into(doc: &Document, dir: &Path) -> PathBuf {
         config_id: None,
         output_dir: Some(dir.to_path_buf()),
     };
-    let plan = plan(doc, &Generator::new(None).unwrap(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan(doc, &Generator::new(None).unwrap(), &opts).map_err(|e| e.to_string())?;
     let text = doc.text();
     let mut edits = plan.edits.clone();
     edits.sort_by_key(|e| (e.span.start, e.span.end));
@@ -61,7 +62,7 @@ fn rewrite_into(doc: &Document, dir: &Path) -> PathBuf {
     }
     let path = dir.join("rewritten.cf");
     std::fs::write(&path, out).unwrap();
-    path
+    Ok(path)
 }
 
 fn check_rewrite_accepted(path: &Path) {
@@ -69,7 +70,7 @@ fn check_rewrite_accepted(path: &Path) {
     let doc = ldirectord::parse_str(path.to_path_buf(), text, &SystemResolver)
         .unwrap_or_else(|d| panic!("{d}"));
     let dir = tempfile::tempdir().unwrap();
-    let out = rewrite_into(&doc, dir.path());
+    let out = rewrite_into(&doc, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let (code, stderr) = ldirectord_status(&out);
     assert_eq!(
         code,
@@ -87,8 +88,11 @@ fn ldirectord_accepts_every_rewritten_fixture() {
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
+    for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
         assert_eq!(
             ldirectord_status(&path).0,
             3,
@@ -99,6 +103,13 @@ fn ldirectord_accepts_every_rewritten_fixture() {
         n += 1;
     }
     assert!(n >= 5);
+    // And it rejects every error fixture, as vipcheck does.
+    for entry in std::fs::read_dir(dir.join("errors")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(ldirectord_status(&path).0, 2, "{}", path.display());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(ldirectord::parse_str(path, text, &SystemResolver).is_err());
+    }
 }
 
 #[test]
@@ -207,6 +218,111 @@ fn parser_and_ldirectord_agree_on_what_is_valid() {
                     Err(d) => d.to_string(),
                 }
             ));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{}",
+        disagreements.join("\n---\n")
+    );
+}
+
+/// A small linear congruential generator: the same mutations on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Deletes a few bytes or inserts a config token at a random character boundary.
+fn mutate(text: &str, rng: &mut Lcg) -> String {
+    const TOKENS: &[&str] = &[
+        "\n",
+        "\t",
+        "   ",
+        "#",
+        "=",
+        "\"",
+        ":",
+        "->",
+        " ",
+        "0",
+        "real=",
+        "virtual=",
+        "checktype=",
+        " gate",
+        "[",
+        "service=https",
+        "protocol=udp",
+        "192.0.2.1",
+    ];
+    let mut t = text.to_string();
+    let mut at = rng.next(t.len() + 1);
+    while !t.is_char_boundary(at) {
+        at -= 1;
+    }
+    if rng.next(2) == 0 {
+        let mut end = (at + 1 + rng.next(8)).min(t.len());
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        t.replace_range(at..end, "");
+    } else {
+        t.insert_str(at, TOKENS[rng.next(TOKENS.len())]);
+    }
+    t
+}
+
+/// Mutated fixtures: vipcheck and ldirectord accept and reject the same ones, and
+/// ldirectord accepts vipcheck's rewrite of every one it accepts.
+#[test]
+fn parser_and_ldirectord_agree_on_mutated_fixtures() {
+    if !available() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    fixtures.sort();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Lcg(0xabc123);
+    let mut disagreements = Vec::new();
+    for i in 0..40 {
+        let original = std::fs::read_to_string(&fixtures[i % fixtures.len()]).unwrap();
+        let text = mutate(&original, &mut rng);
+        let path = tmp.path().join(format!("m{i}.cf"));
+        std::fs::write(&path, &text).unwrap();
+        let ours = ldirectord::parse_str(path.clone(), text.clone(), &SystemResolver);
+        let (code, stderr) = ldirectord_status(&path);
+        match (&ours, code) {
+            (Ok(doc), 3) => {
+                let out_dir = tmp.path().join(format!("out{i}"));
+                std::fs::create_dir(&out_dir).unwrap();
+                // A plan may refuse (a located error), e.g. for a broken marker pair.
+                if let Ok(out) = rewrite_into(doc, &out_dir) {
+                    let (code, stderr) = ldirectord_status(&out);
+                    if code != 3 {
+                        disagreements.push(format!("rewrite of {text:?} rejected:\n{stderr}"));
+                    }
+                }
+            }
+            (Err(_), 2) => {}
+            _ => disagreements.push(format!(
+                "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",
+                match &ours {
+                    Ok(_) => "accepted".to_string(),
+                    Err(d) => d.to_string(),
+                }
+            )),
         }
     }
     assert!(

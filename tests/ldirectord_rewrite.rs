@@ -79,10 +79,32 @@ fn rewritten_fixtures_match_their_snapshots() {
     });
 }
 
+/// The valid fixtures (`fixtures/ldirectord/*.cf`; `errors/` holds the invalid ones).
+fn valid_fixtures() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "cf"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn error_messages_match_their_snapshots() {
+    insta::glob!("../fixtures/ldirectord/errors", "*.cf", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let err = ldirectord::parse_str(name.into(), text, &resolver())
+            .err()
+            .expect("an error fixture is rejected");
+        insta::assert_snapshot!(err.to_string());
+    });
+}
+
 #[test]
 fn rewriting_the_output_changes_nothing() {
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let path = entry.unwrap().path();
+    for path in valid_fixtures() {
         let text = std::fs::read_to_string(&path).unwrap();
         let (_, first, once) = rewrite(&path, &text);
         let (_, second, twice) = rewrite(&path, &once);
@@ -99,8 +121,7 @@ fn rewriting_the_output_changes_nothing() {
 
 #[test]
 fn fixtures_round_trip_byte_for_byte() {
-    for entry in std::fs::read_dir(fixtures()).unwrap() {
-        let path = entry.unwrap().path();
+    for path in valid_fixtures() {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(parse(&path, &text).print(), text, "{}", path.display());
     }
@@ -177,4 +198,16 @@ fn an_output_directory_with_a_hash_is_refused() {
     };
     let err = plan(&doc, &gen, &opts).unwrap_err().to_string();
     assert!(err.contains("cuts a line at '#'"), "{err}");
+}
+
+#[test]
+fn removing_generated_lines_never_leaves_a_virtual_line_last() {
+    // ldirectord reads a virtual line that ends the file twice and rejects it.
+    let text =
+        "virtual=192.0.2.51:80\n    # vipcheck:begin\n    checktype=external\n    # vipcheck:end\n";
+    let (_, plan, out) = rewrite(Path::new("x.cf"), text);
+    assert_eq!(plan.skipped.len(), 1, "no reals: skipped");
+    assert_eq!(out, "virtual=192.0.2.51:80\n\n");
+    let (_, again, _) = rewrite(Path::new("x.cf"), &out);
+    assert!(again.edits.is_empty());
 }

@@ -366,7 +366,14 @@ fn negotiate_reaches_an_ipv6_real_server_in_brackets() {
     );
     let wrappers = s.rewrite(&config);
     let port = server.port.to_string();
-    assert_eq!(run(&wrappers[0], ["[2001:db8::20]", "80", "[::1]", &port]), 0);
+    assert_eq!(
+        run(&wrappers[0], ["[2001:db8::20]", "80", "[::1]", &port]),
+        0
+    );
     let requests = server.requests.lock().unwrap().clone();
-    assert!(requests[0].starts_with("GET /a[1] HTTP/1.1\r\n"), "{}", requests[0]);
+    assert!(
+        requests[0].starts_with("GET /a[1] HTTP/1.1\r\n"),
+        "{}",
+        requests[0]
+    );
 }

@@ -95,9 +95,12 @@ fn plan_virtual(
     }
     let remove_generated = |plan: &mut Plan| {
         if let Some(g) = &v.generated {
+            // A virtual line left last in the file would be read twice by ldirectord (a
+            // "duplicate virtual server"): leave a blank line after it instead.
+            let header_only = g.span.start == v.header.end + 1 && g.span.end == doc.text().len();
             plan.edits.push(Edit {
                 span: g.span,
-                text: String::new(),
+                text: if header_only { "\n" } else { "" }.to_string(),
             });
         }
     };
