@@ -96,8 +96,7 @@ fn error_messages_match_their_snapshots() {
         let text = std::fs::read_to_string(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let err = ldirectord::parse_str(name.into(), text, &resolver())
-            .err()
-            .expect("an error fixture is rejected");
+            .expect_err("an error fixture is rejected");
         insta::assert_snapshot!(err.to_string());
     });
 }
