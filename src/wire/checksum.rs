@@ -89,7 +89,9 @@ mod tests {
 
     #[test]
     fn a_packet_with_its_checksum_sums_to_zero() {
-        let mut data = [0x45, 0x00, 0x00, 0x1c, 0xab, 0xcd, 0x00, 0x00, 0x01, 0x01, 0, 0];
+        let mut data = [
+            0x45, 0x00, 0x00, 0x1c, 0xab, 0xcd, 0x00, 0x00, 0x01, 0x01, 0, 0,
+        ];
         let c = of(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(of(&data), 0);

@@ -28,9 +28,17 @@ pub enum ProbeKind {
     /// ICMP echo request (ICMPv6 for IPv6).
     Echo { ident: u16, seq: u16 },
     /// TCP SYN from `src_port` with initial sequence number `seq`.
-    Syn { src_port: u16, dst_port: u16, seq: u32 },
+    Syn {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+    },
     /// TCP RST that closes what a SYN-ACK opened; `seq` is the SYN-ACK's ack number.
-    Rst { src_port: u16, dst_port: u16, seq: u32 },
+    Rst {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+    },
 }
 
 /// One probe: an IP packet from `src` to `dst` (the VIP), in a frame from `src_mac` to
@@ -99,7 +107,11 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
                 dst_port,
                 seq,
                 ack: 0,
-                flags: if syn { tcp::flags::SYN } else { tcp::flags::RST },
+                flags: if syn {
+                    tcp::flags::SYN
+                } else {
+                    tcp::flags::RST
+                },
                 window: if syn { SYN_WINDOW } else { 0 },
                 mss: syn.then_some(SYN_MSS),
             };
@@ -271,8 +283,14 @@ pub struct Quoted {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotedProbe {
-    Echo { ident: u16, seq: u16 },
-    Tcp { src_port: u16, dst_port: u16 },
+    Echo {
+        ident: u16,
+        seq: u16,
+    },
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+    },
     /// An encapsulated packet, when enough of it is quoted to read its header.
     Tunnelled(Box<Quoted>),
     /// Not enough bytes quoted, or a protocol the prober never sends.
@@ -360,12 +378,9 @@ fn parse_ipv4(payload: &[u8]) -> Result<Inbound> {
                 ident,
                 seq,
             },
-            Icmpv4Repr::TimeExceeded { invoking, .. } => icmp_error(
-                src,
-                dst,
-                IcmpError::TimeExceeded,
-                quoted_v4(invoking)?,
-            ),
+            Icmpv4Repr::TimeExceeded { invoking, .. } => {
+                icmp_error(src, dst, IcmpError::TimeExceeded, quoted_v4(invoking)?)
+            }
             Icmpv4Repr::DstUnreachable { code, invoking } => {
                 let error = match code {
                     icmpv4::unreachable::PROTOCOL => IcmpError::ProtocolUnreachable,
@@ -404,12 +419,9 @@ fn parse_ipv6(payload: &[u8]) -> Result<Inbound> {
                 target,
                 lladdr: target_lladdr,
             },
-            Icmpv6Repr::TimeExceeded { invoking, .. } => icmp_error(
-                src,
-                dst,
-                IcmpError::TimeExceeded,
-                quoted_v6(invoking)?,
-            ),
+            Icmpv6Repr::TimeExceeded { invoking, .. } => {
+                icmp_error(src, dst, IcmpError::TimeExceeded, quoted_v6(invoking)?)
+            }
             Icmpv6Repr::DstUnreachable { code, invoking } => {
                 let error = match code {
                     4 => IcmpError::PortUnreachable,
@@ -448,7 +460,12 @@ fn icmp_error(from: IpAddr, to: IpAddr, error: IcmpError, quoted: Quoted) -> Inb
 
 fn quoted_v4(invoking: &[u8]) -> Result<Quoted> {
     let (ip, rest) = Ipv4Repr::parse_quoted(invoking)?;
-    Ok(quoted(IpAddr::V4(ip.src), IpAddr::V4(ip.dst), ip.protocol, rest))
+    Ok(quoted(
+        IpAddr::V4(ip.src),
+        IpAddr::V4(ip.dst),
+        ip.protocol,
+        rest,
+    ))
 }
 
 fn quoted_v6(invoking: &[u8]) -> Result<Quoted> {

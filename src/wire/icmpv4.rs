@@ -44,9 +44,18 @@ pub enum Icmpv4Repr<'a> {
         data: &'a [u8],
     },
     /// `invoking` is the quoted IP header and the start of its payload.
-    DstUnreachable { code: u8, invoking: &'a [u8] },
-    TimeExceeded { code: u8, invoking: &'a [u8] },
-    Other { kind: u8, code: u8 },
+    DstUnreachable {
+        code: u8,
+        invoking: &'a [u8],
+    },
+    TimeExceeded {
+        code: u8,
+        invoking: &'a [u8],
+    },
+    Other {
+        kind: u8,
+        code: u8,
+    },
 }
 
 impl<'a> Icmpv4Repr<'a> {
@@ -154,7 +163,9 @@ mod tests {
 
     #[test]
     fn time_exceeded_round_trips_with_its_quote() {
-        let quote = [0x45u8, 0, 0, 28, 0, 0, 0x40, 0, 0, 1, 0, 0, 192, 0, 2, 2, 192, 0, 2, 20];
+        let quote = [
+            0x45u8, 0, 0, 28, 0, 0, 0x40, 0, 0, 1, 0, 0, 192, 0, 2, 2, 192, 0, 2, 20,
+        ];
         let repr = Icmpv4Repr::TimeExceeded {
             code: 0,
             invoking: &quote,

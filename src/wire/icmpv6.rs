@@ -121,8 +121,7 @@ impl<'a> Icmpv6Repr<'a> {
         if packet.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, packet) != 0
-        {
+        if checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, packet) != 0 {
             return Err(WireError::Checksum);
         }
         let code = packet[field::CODE];
@@ -179,10 +178,12 @@ impl<'a> Icmpv6Repr<'a> {
             Icmpv6Repr::EchoRequest { data, .. } | Icmpv6Repr::EchoReply { data, .. } => {
                 HEADER_LEN + data.len()
             }
-            Icmpv6Repr::NeighborSolicit { source_lladdr: l, .. }
-            | Icmpv6Repr::NeighborAdvert { target_lladdr: l, .. } => {
-                ND_LEN + if l.is_some() { LLADDR_OPT_LEN } else { 0 }
+            Icmpv6Repr::NeighborSolicit {
+                source_lladdr: l, ..
             }
+            | Icmpv6Repr::NeighborAdvert {
+                target_lladdr: l, ..
+            } => ND_LEN + if l.is_some() { LLADDR_OPT_LEN } else { 0 },
             Icmpv6Repr::DstUnreachable { invoking, .. }
             | Icmpv6Repr::TimeExceeded { invoking, .. }
             | Icmpv6Repr::ParamProblem { invoking, .. } => HEADER_LEN + invoking.len(),
@@ -342,9 +343,6 @@ mod tests {
         buf[2..4].fill(0);
         let c = checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), 58, &buf);
         buf[2..4].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(
-            Icmpv6Repr::parse(src, dst, &buf),
-            Err(WireError::Malformed)
-        );
+        assert_eq!(Icmpv6Repr::parse(src, dst, &buf), Err(WireError::Malformed));
     }
 }

@@ -130,8 +130,8 @@ mod tests {
         let mut buf = [0xa5; 24];
         repr.emit(ip("192.0.2.2"), ip("192.0.2.20"), &mut buf);
         let expected: [u8; 24] = [
-            0x9c, 0x40, 0x00, 0x50, 1, 2, 3, 4, 0, 0, 0, 0, 0x60, 0x02, 0xfa, 0xf0, 0x78,
-            0x88, 0, 0, 2, 4, 0x05, 0xb4,
+            0x9c, 0x40, 0x00, 0x50, 1, 2, 3, 4, 0, 0, 0, 0, 0x60, 0x02, 0xfa, 0xf0, 0x78, 0x88, 0,
+            0, 2, 4, 0x05, 0xb4,
         ];
         assert_eq!(buf, expected);
         let back = TcpRepr::parse(ip("192.0.2.2"), ip("192.0.2.20"), &buf).unwrap();
