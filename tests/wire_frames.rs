@@ -299,7 +299,10 @@ fn every_truncation_of_a_reply_is_an_error_or_other_never_a_panic() {
         (&frames::SYN_ACK_V6, frames::SYN_ACK_V6.len()),
         (&frames::TIME_EXCEEDED_V4, frames::TIME_EXCEEDED_V4.len()),
         (&frames::TIME_EXCEEDED_V6, frames::TIME_EXCEEDED_V6.len()),
-        (&frames::PROTO_UNREACHABLE_V4, frames::PROTO_UNREACHABLE_V4.len()),
+        (
+            &frames::PROTO_UNREACHABLE_V4,
+            frames::PROTO_UNREACHABLE_V4.len(),
+        ),
         (&frames::PARAM_PROBLEM_V6, frames::PARAM_PROBLEM_V6.len()),
     ];
     for (bytes, meaningful) in all {
