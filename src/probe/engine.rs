@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::socket::FrameIo;
+use super::socket::{Frame, FrameIo};
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
 use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
@@ -146,8 +146,8 @@ pub fn resolve_neighbor(
         }
         let until = share(now, deadline, attempts - attempt);
         io.send(&request)?;
-        while let Some(bytes) = io.recv(until)? {
-            let Ok(rx) = frame::parse(&bytes) else {
+        while let Some(f) = io.recv(until)? {
+            let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
                 continue;
             };
             match rx.inbound {
@@ -268,13 +268,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
     }
 
-    fn classify(
-        &self,
-        check: &Check,
-        bytes: &[u8],
-        sent: &[(ProbeKind, Instant)],
-    ) -> Option<Event> {
-        let rx = frame::parse(bytes).ok()?;
+    fn classify(&self, check: &Check, f: &Frame, sent: &[(ProbeKind, Instant)]) -> Option<Event> {
+        let rx = frame::parse_with(&f.bytes, !f.checksum_trusted).ok()?;
         match rx.inbound {
             Inbound::EchoReply {
                 src,

@@ -144,9 +144,20 @@ pub fn run_cli(args: ProbeArgs) -> i32 {
     }
 }
 
+/// The system's words for an error, without Rust's " (os error N)" suffix.
+fn os_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or(text.clone(), str::to_string),
+        None => text,
+    }
+}
+
 /// Why the path to the real server cannot be used.
 fn setup_error(what: &str, e: &io::Error) -> String {
-    format!("{what}: {e}")
+    format!("{what}: {}", os_message(e))
 }
 
 /// An address of the interface in the family of `like` that is not a VIP: the route's
@@ -270,8 +281,9 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
             return Verdict::failed(format!(
-                "cannot open a packet socket: {e} (run as root or grant it: setcap \
-                 cap_net_raw+ep {exe})"
+                "cannot open a packet socket: {} (run as root or grant it: setcap \
+                 cap_net_raw+ep {exe})",
+                os_message(&e)
             ));
         }
         Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),

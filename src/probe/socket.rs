@@ -10,11 +10,31 @@ use std::time::Instant;
 
 use crate::wire::MacAddr;
 
+/// A received frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub bytes: Vec<u8>,
+    /// The kernel vouches for the transport checksum: it has verified it, or the frame
+    /// was generated on this host (over a veth) and its checksum is not filled in yet.
+    /// Either way the checksum bytes must not be checked.
+    pub checksum_trusted: bool,
+}
+
+impl Frame {
+    /// A frame whose checksums are to be verified (what a wire delivers).
+    pub fn wire(bytes: Vec<u8>) -> Frame {
+        Frame {
+            bytes,
+            checksum_trusted: false,
+        }
+    }
+}
+
 /// Sends and receives whole Ethernet frames on one interface.
 pub trait FrameIo {
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// The next frame received before `deadline`, or `None` once it has passed.
-    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>>;
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>>;
 }
 
 /// A packet socket bound to one interface that only wakes for frames addressed to
@@ -25,6 +45,10 @@ pub struct PacketSocket {
 }
 
 const ETH_P_ALL: u16 = 0x0003;
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_AUXDATA: libc::c_int = 8;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
 const PACKET_OUTGOING: u32 = 4;
 /// SKF_AD_OFF + SKF_AD_PKTTYPE: where classic BPF reads the packet type.
 const AD_PKTTYPE: u32 = 0xffff_f000 + 4;
@@ -91,6 +115,17 @@ impl PacketSocket {
                 std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
             )
         })?;
+        let one: libc::c_int = 1;
+        // SAFETY: one is a valid c_int for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_AUXDATA,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -122,7 +157,7 @@ impl FrameIo for PacketSocket {
         Ok(())
     }
 
-    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -150,26 +185,38 @@ impl FrameIo for PacketSocket {
             if r == 0 {
                 continue;
             }
-            // SAFETY: buf is valid for buf.len() bytes of writes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let mut iov = libc::iovec {
+                iov_base: self.buf.as_mut_ptr().cast(),
+                iov_len: self.buf.len(),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) {
-                    continue;
+            // u64 elements keep the control buffer aligned for cmsghdr.
+            let mut control = [0u64; 16];
+            // SAFETY: msghdr is plain data; all-zero is a valid value.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control);
+            // SAFETY: msg points at iov (into self.buf) and control, both live and of the
+            // sizes given.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+            let mut status = 0u32;
+            // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
+            // within msg.msg_controllen; the auxdata payload starts with a u32 status.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                        status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
                 }
-                return Err(e);
             }
-            return Ok(Some(self.buf[..n as usize].to_vec()));
+            let len = (n as usize).min(self.buf.len());
+            return Ok(Some(Frame {
+                bytes: self.buf[..len].to_vec(),
+                checksum_trusted: status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
+            }));
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::{self, Check, CheckKind, Entropy, Method, Path, Prober};
 use super::request::Request;
-use super::socket::FrameIo;
+use super::socket::{Frame, FrameIo};
 use super::{run_checks, Verdict};
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
@@ -54,9 +54,9 @@ impl<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>> FrameIo for Mock<F> {
         Ok(())
     }
 
-    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
         self.deadlines.push(deadline);
-        Ok(self.queue.pop_front())
+        Ok(self.queue.pop_front().map(Frame::wire))
     }
 }
 
@@ -370,6 +370,54 @@ fn syn_ack_is_up_and_answered_with_an_exact_rst() {
     .unwrap();
     assert_eq!(mock.sent[1], expected);
     assert_eq!(mock.sent[1][47], flags::RST);
+}
+
+/// A mock whose frames carry a zeroed TCP checksum, flagged trusted or not, the way a
+/// packet socket sees a SYN-ACK generated on the other end of a veth.
+struct PartialChecksum {
+    trusted: bool,
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Vec<u8>>,
+}
+
+impl FrameIo for PartialChecksum {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame[47] == flags::SYN {
+            let mut a = tcp_answer(frame, RS_MAC, flags::SYN | flags::ACK);
+            a[50..52].fill(0);
+            self.queue.push_back(a);
+        }
+        self.sent.push(frame.to_vec());
+        Ok(())
+    }
+
+    fn recv(&mut self, _deadline: Instant) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(|bytes| Frame {
+            bytes,
+            checksum_trusted: self.trusted,
+        }))
+    }
+}
+
+#[test]
+fn unfilled_checksum_counts_only_when_the_kernel_vouches_for_it() {
+    for trusted in [true, false] {
+        let mut io = PartialChecksum {
+            trusted,
+            sent: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        let p = path(Method::Dr);
+        let mut prober = Prober {
+            io: &mut io,
+            entropy: &mut Counter(0),
+            path: &p,
+        };
+        let r = prober
+            .run(&tcp_check(), Instant::now() + Duration::from_secs(1), 1)
+            .unwrap();
+        assert_eq!(r.up, trusted, "{r:?}");
+    }
 }
 
 #[test]

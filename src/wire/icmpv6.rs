@@ -118,10 +118,23 @@ fn find_lladdr(mut opts: &[u8], wanted: u8) -> Result<Option<MacAddr>> {
 impl<'a> Icmpv6Repr<'a> {
     /// Checks the length and the checksum over the pseudo-header of `src` -> `dst`.
     pub fn parse(src: Ipv6Addr, dst: Ipv6Addr, packet: &'a [u8]) -> Result<Icmpv6Repr<'a>> {
+        Self::parse_with(src, dst, packet, true)
+    }
+
+    /// As [`Icmpv6Repr::parse`]; `verify = false` skips the checksum.
+    pub fn parse_with(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        packet: &'a [u8],
+        verify: bool,
+    ) -> Result<Icmpv6Repr<'a>> {
         if packet.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, packet) != 0 {
+        if verify
+            && checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, packet)
+                != 0
+        {
             return Err(WireError::Checksum);
         }
         let code = packet[field::CODE];
