@@ -289,7 +289,7 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),
     };
     let mut entropy = OsEntropy;
-    run_path(
+    let verdict = run_path(
         req,
         &mut sock,
         &mut entropy,
@@ -300,7 +300,9 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         checks,
         deadline,
         route.oif,
-    )
+    );
+    sock.release_in_background();
+    verdict
 }
 
 /// The part after the kernel lookups: neighbour resolution and the checks, over any

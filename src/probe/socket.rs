@@ -146,6 +146,57 @@ impl PacketSocket {
     }
 }
 
+impl PacketSocket {
+    /// Closes the socket without making this process wait for it.
+    ///
+    /// Releasing a packet socket waits for an RCU grace period in the kernel
+    /// (`synchronize_net` in `packet_release`): about 10 ms of idle waiting, several times
+    /// the whole probe. A forked child keeps the socket until this process has exited
+    /// (it sees the end of a pipe) and then drops the last reference, so the daemon that
+    /// runs the check gets its exit status without that wait. The child has no standard
+    /// streams and exits right after. If fork fails, the socket is closed here.
+    pub fn release_in_background(self) {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds is valid for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return;
+        }
+        let [read_end, write_end] = fds;
+        // SAFETY: the process is single-threaded here (the prober starts no threads), so
+        // the child may run any code; it only calls close, read and _exit anyway.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain descriptor calls on descriptors this process owns.
+            unsafe {
+                libc::close(write_end);
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+                let mut b = 0u8;
+                // Returns 0 (end of file) once the parent has exited; a bounded loop on
+                // EINTR only.
+                for _ in 0..100 {
+                    let n = libc::read(read_end, (&mut b as *mut u8).cast(), 1);
+                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                        break;
+                    }
+                }
+                libc::close(self.fd.as_raw_fd());
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closing our copy of the read end, which we own.
+        unsafe { libc::close(read_end) };
+        if pid > 0 {
+            // Keep our references (socket and pipe write end) until exit: the child
+            // closes the socket after us.
+            std::mem::forget(self);
+        }
+        // On fork failure `self` drops here and closes the socket the slow way; the
+        // write end is left to the exit.
+    }
+}
+
 impl FrameIo for PacketSocket {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the

@@ -4,6 +4,8 @@
 //! fails. Namespace names carry the process id and a counter so parallel tests (and
 //! parallel test binaries) never collide.
 
+#![allow(dead_code)] // each test target uses a different part of the harness
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsRawFd;
