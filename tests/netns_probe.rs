@@ -451,3 +451,46 @@ fn without_cap_net_raw_the_error_says_how_to_grant_it() {
          setcap cap_net_raw+ep ",
     );
 }
+
+#[test]
+fn tunnel_to_a_real_server_that_cannot_decapsulate_is_down_saying_so() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // This host's kernel has no ipip / ip6_tunnel: the real server's stack answers
+    // IPIP with ICMP protocol unreachable (IPv6: parameter problem, next header), exactly
+    // what a real server without a tunnel device does. Tunnels that work are tested in
+    // the qemu guest, whose kernel has the modules.
+    let lan = Lan::new();
+    let dir = director(&lan);
+    let rs = attach_real_server(&lan, RS_MAC);
+    add_vips(&rs);
+    let r = probe(
+        &dir,
+        &[
+            "--method",
+            "tun",
+            "--vip",
+            VIP4,
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+        ],
+    );
+    assert_down(&r, "real server 192.0.2.11 does not decapsulate IPIP");
+    let r = probe(
+        &dir,
+        &[
+            "--method",
+            "tun",
+            "--vip",
+            VIP6,
+            "--rip",
+            "2001:db8::b",
+            "--port",
+            "80",
+        ],
+    );
+    assert_down(&r, "real server 2001:db8::b does not decapsulate");
+}

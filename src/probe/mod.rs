@@ -121,10 +121,13 @@ impl Verdict {
 pub fn run_cli(args: ProbeArgs) -> i32 {
     let start = Instant::now();
     let json = args.json;
-    let verdict = match Request::from_args(&args) {
-        Ok(req) => probe(&req, start),
+    // A panic would exit 101, which keepalived's misc_dynamic reads as "up": turn any
+    // bug into a "down" instead.
+    let verdict = std::panic::catch_unwind(|| match Request::from_args(&args) {
+        Ok(req) => probe_with(&req, start, true),
         Err(e) => Verdict::failed(format!("bad arguments: {e}")),
-    };
+    })
+    .unwrap_or_else(|_| Verdict::failed("internal error in vipcheck (a bug: please report it)"));
     let mut out = io::stdout().lock();
     let printed = if json {
         serde_json::to_string(&verdict)
@@ -190,6 +193,12 @@ fn family_name(ip: IpAddr) -> &'static str {
 /// Resolves the path and runs every check within the request's timeout, counted from
 /// `start`.
 pub fn probe(req: &Request, start: Instant) -> Verdict {
+    probe_with(req, start, false)
+}
+
+/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
+/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
+fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
     let deadline = start + req.timeout;
     let oif = match &req.iface {
         Some(name) => match netlink::index_of(name) {
@@ -301,7 +310,9 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         deadline,
         route.oif,
     );
-    sock.release_in_background();
+    if exiting {
+        sock.release_in_background();
+    }
     verdict
 }
 

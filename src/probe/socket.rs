@@ -155,6 +155,7 @@ impl PacketSocket {
     /// (it sees the end of a pipe) and then drops the last reference, so the daemon that
     /// runs the check gets its exit status without that wait. The child has no standard
     /// streams and exits right after. If fork fails, the socket is closed here.
+    /// Only for a process about to exit: the helper lives as long as this process.
     pub fn release_in_background(self) {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: fds is valid for two descriptors.
@@ -162,8 +163,8 @@ impl PacketSocket {
             return;
         }
         let [read_end, write_end] = fds;
-        // SAFETY: the process is single-threaded here (the prober starts no threads), so
-        // the child may run any code; it only calls close, read and _exit anyway.
+        // SAFETY: the child only calls async-signal-safe functions (close, read, _exit),
+        // which is sound after fork even in a threaded process.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: plain descriptor calls on descriptors this process owns.
