@@ -157,7 +157,9 @@ pub struct ProbeArgs {
     /// Print the verdict as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// ldirectord's convention: VIP VPORT RIP RPORT appended to the command.
+    /// ldirectord's convention: VIP VPORT RIP RPORT appended to the command (IPv6 may be in
+    /// brackets). A fwmark number as VIP needs the VIPs from --vip; the TCP port is
+    /// --port, else VPORT, else RPORT.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
 }

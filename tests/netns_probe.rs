@@ -494,3 +494,27 @@ fn tunnel_to_a_real_server_that_cannot_decapsulate_is_down_saying_so() {
     );
     assert_down(&r, "real server 2001:db8::b does not decapsulate");
 }
+
+#[test]
+fn the_kernel_neighbour_table_is_used_before_arp() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let g = good();
+    // A permanent entry with a MAC nobody has: the probe must go there (and fail), which
+    // shows it took the MAC from the kernel's table rather than asking by ARP.
+    g.dir
+        .ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:0d dev eth0 nud permanent");
+    let r = probe(&g.dir, &[&V4_ARGS[..], &["--timeout", "500ms"]].concat());
+    assert_down(
+        &r,
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0d (VIP not configured?)",
+    );
+    // With the right MAC in the table, and the egress interface named explicitly.
+    g.dir
+        .ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:0b dev eth0 nud permanent");
+    assert_up(&probe(
+        &g.dir,
+        &[&V4_ARGS[..], &["--iface", "eth0"]].concat(),
+    ));
+}

@@ -2,8 +2,30 @@
 //!
 //! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
 //! server from the kernel's tables ([`netlink`]), opens a [`socket::PacketSocket`] and
-//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line or one JSON
-//! object. Every failure is a "down" verdict with exit status 1.
+//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
+//! up, stderr when down) or one JSON object (stdout). Every failure, including bad
+//! arguments and a missing capability, is a "down" verdict with exit status 1.
+//!
+//! Decisions worth knowing:
+//! - Source address: the kernel's preferred source for the route to the RIP, unless it
+//!   is one of the VIPs; then another address of the egress interface; never a VIP (the
+//!   real server would answer the VIP itself). A VIP of the other family than the RIP is
+//!   probed from an address of that family on the same interface.
+//! - DR needs the real server on-link (no gateway on the route): the frame goes to its
+//!   MAC. TUN sends to the next hop's MAC (the gateway, if any).
+//! - MAC: the kernel's neighbour entry when it is REACHABLE, STALE, DELAY, PROBE or
+//!   PERMANENT; otherwise our own ARP request / neighbour solicitation.
+//! - DR accepts a reply only from the real server's MAC. TUN replies come back through
+//!   whatever route the real server uses, so any MAC is accepted there; TTL 1 on the
+//!   inner packet still keeps anyone but the decapsulating real server from answering.
+//! - The reply must arrive on the egress interface (the socket listens there only).
+//! - UDP services get the ICMP check only (a UDP probe proves nothing without knowing
+//!   the protocol); the verdict says so.
+//! - ldirectord's positional `VIP VPORT RIP RPORT`: a fwmark number in the VIP place
+//!   needs the VIPs from `--vip`; the TCP port is `--port`, else VPORT, else RPORT.
+//! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
+//!   check get an even share of what is left, and every attempt within a check an even
+//!   share of the check's.
 
 pub mod engine;
 pub mod netlink;
