@@ -152,6 +152,14 @@ fn good_real_server_is_up_in_ldirectord_convention() {
         &g.dir,
         &["--method", "dr", VIP4, "80", "192.0.2.11", "80"],
     ));
+    // A UDP service is checked with ICMP only, and the verdict says so.
+    let r = probe(&g.dir, &["--proto", "udp", VIP4, "53", "192.0.2.11", "53"]);
+    assert_up(&r);
+    assert!(
+        r.stdout.trim_end().ends_with("(udp service: ICMP only)"),
+        "{}",
+        r.stdout
+    );
     assert_up(&probe(
         &g.dir,
         &["[2001:db8::20]", "80", "[2001:db8::b]", "80"],
@@ -166,11 +174,13 @@ fn real_server_without_the_vip_is_down() {
     let lan = Lan::new();
     let dir = director(&lan);
     let _rs = attach_real_server(&lan, RS_MAC);
-    let r = probe(&dir, &V4_ARGS);
+    let r = probe(&dir, &[&V4_ARGS[..], &["--timeout", "800ms"]].concat());
     assert_down(
         &r,
         "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
     );
+    // Never past the budget (plus process start and netns entry).
+    assert!(r.elapsed < Duration::from_millis(1800), "{:?}", r.elapsed);
 }
 
 #[test]
@@ -517,4 +527,51 @@ fn the_kernel_neighbour_table_is_used_before_arp() {
         &g.dir,
         &[&V4_ARGS[..], &["--iface", "eth0"]].concat(),
     ));
+}
+
+#[test]
+fn lost_first_syn_is_up_on_retry() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let relay_ns = Netns::new("relay");
+    let dir = Netns::new("dir");
+    let rs = Netns::new("rs");
+    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
+    address(&dir, "eth0", 2);
+    real_server(&rs, "eth0");
+    add_vips(&rs);
+    let _listener = listen(&rs, VIP4);
+    let mut dropped = 0;
+    let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
+        // The first TCP SYN to the VIP is lost.
+        let syn_to_vip = f.len() > 47
+            && f[12..14] == [0x08, 0x00]
+            && f[23] == 6
+            && f[30..34] == [192, 0, 2, 20]
+            && f[47] == 0x02;
+        if syn_to_vip && dropped == 0 {
+            dropped += 1;
+            return true;
+        }
+        false
+    });
+    let r = probe(
+        &dir,
+        &[
+            "--vip",
+            VIP4,
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "tcp",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["checks"][0]["check"], "tcp");
+    assert_eq!(v["checks"][0]["attempts"], 2, "{v}");
 }
