@@ -305,7 +305,9 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
             checks.push(Check { kind, vip, src });
         }
     }
-    let mut sock = match PacketSocket::open(link.index, our_mac) {
+    let mut sources = vec![outer_src];
+    sources.extend(checks.iter().map(|c| c.src));
+    let mut sock = match PacketSocket::open(link.index, our_mac, &sources) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             let exe = std::env::current_exe()
