@@ -575,3 +575,23 @@ fn lost_first_syn_is_up_on_retry() {
     assert_eq!(v["checks"][0]["check"], "tcp");
     assert_eq!(v["checks"][0]["attempts"], 2, "{v}");
 }
+
+#[test]
+fn a_vip_as_the_routes_preferred_source_is_never_used() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The VIP is eth0's primary address, so the kernel's route to the real server
+    // prefers it as the source; the probe must use the director's other address.
+    let lan = Lan::new();
+    let dir = Netns::new("dir");
+    lan.attach(&dir, "eth0", DIR_MAC);
+    dir.ip(&format!("addr add {VIP4}/24 dev eth0"));
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    let route = dir.ip("route get 192.0.2.11");
+    assert!(route.contains(&format!("src {VIP4}")), "{route}");
+    let rs = attach_real_server(&lan, RS_MAC);
+    add_vips(&rs);
+    let _listener = listen(&rs, VIP4);
+    assert_up(&probe(&dir, &V4_ARGS));
+}
