@@ -208,6 +208,20 @@ fn main() {
     println!("vipcheck probe (ICMP + TCP), {runs} runs: median wall {:.2} ms, median CPU {:.2} ms; last verdict: {}",
         ms(wall), ms(cpu), last.trim());
 
+    // Cold: no kernel neighbour entry, so the probe ARPs for the real server itself.
+    let mut cold = Vec::new();
+    for _ in 0..runs.min(20) {
+        dir.ip("neigh flush dev eth0");
+        let s = measure(ns_fd, exe, &args);
+        assert!(s.ok, "cold probe was not up: {}", s.stdout);
+        cold.push(s.wall);
+    }
+    println!(
+        "vipcheck probe, cold neighbour cache (own ARP), {} runs: median wall {:.2} ms",
+        cold.len(),
+        ms(median(cold))
+    );
+
     let nping = Command::new("nping").arg("--version").output().is_ok();
     if !nping {
         println!("baseline skipped: nping is not installed (Debian package nmap)");
