@@ -138,8 +138,10 @@ pub struct ProbeArgs {
     /// The service port (for the TCP check).
     #[arg(long)]
     pub port: Option<u16>,
+    /// The service's protocol: a UDP service gets the ICMP check only.
     #[arg(long, value_enum, default_value = "tcp")]
     pub proto: ProtoArg,
+    /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
     /// Which checks: icmp, tcp, or all (icmp, and tcp for a TCP service with a port).

@@ -595,3 +595,24 @@ fn a_vip_as_the_routes_preferred_source_is_never_used() {
     let _listener = listen(&rs, VIP4);
     assert_up(&probe(&dir, &V4_ARGS));
 }
+
+#[test]
+fn usage_errors_exit_1_not_clap_s_2() {
+    // No root needed: these fail before any socket is opened.
+    for args in [
+        &["--bogus"][..],
+        &["--vip", "not-an-ip", "--rip", "192.0.2.11"],
+        &["--vip", VIP4, "--rip", "192.0.2.11", "--proto", "sctp"],
+        &["--vip", VIP4, "--rip", "192.0.2.11", "--retries", "-1"],
+        &[VIP4, "80", "192.0.2.11"],
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+        cmd.arg("probe").args(args);
+        let r = run(cmd);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty(), "{args:?} printed no reason");
+    }
+    let mut help = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+    help.args(["probe", "--help"]);
+    assert_eq!(run(help).code, 0);
+}
