@@ -1,0 +1,684 @@
+//! Watch mode: follow the config (and its includes), regenerate, validate, reload.
+//!
+//! The loop: watch the directories (never the files: editors rename over them and
+//! ConfigMaps swap symlinks) of every file the last pass read, wait until changes stop for
+//! the debounce time (trailing edge), then run one pass. A pass regenerates through a
+//! [`Regenerate`], which writes only files whose text changed; the watcher validates the
+//! daemon's config, rolls back to the last good output when it fails, and reloads the
+//! daemon once. Events on files whose contents are exactly what the watcher last wrote
+//! are its own and are not acted on; rename events are not paired, the next pass simply
+//! reads what is there.
+
+mod daemon;
+mod log;
+mod paths;
+mod regenerate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use notify::{EventKind, RecursiveMode, Watcher as _};
+
+use crate::cli::{ReloadArg, WatchArgs};
+use crate::config::{Diagnostic, Format};
+use crate::rewrite::RewriteError;
+
+pub use daemon::{
+    autoreload_enabled, find_program, parse_keepalived_line, Reload, ReloadError, Reloaded,
+    Validation, ValidationError,
+};
+pub use log::{Logger, Priority, Report};
+pub use paths::{fingerprint, is_editor_scratch, link_chain, WatchSet};
+pub use regenerate::RewriteRegenerator;
+
+/// One regeneration: re-read the sources and write the outputs whose text changed.
+pub trait Regenerate {
+    fn regenerate(&mut self) -> Result<Regenerated, RewriteError>;
+}
+
+/// What a pass wrote and what it read.
+#[derive(Debug, Clone, Default)]
+pub struct Regenerated {
+    /// Files written this pass (only those whose text changed).
+    pub written: Vec<Written>,
+    /// The file the daemon reads: the one validated and reloaded.
+    pub main_output: PathBuf,
+    /// Every file read.
+    pub read_paths: Vec<PathBuf>,
+    /// Every include pattern met, absolute: a new file matching one is a change.
+    pub include_patterns: Vec<PathBuf>,
+    /// Further directories to watch.
+    pub watch_dirs: Vec<PathBuf>,
+}
+
+/// A file a pass wrote, with what it held before (to restore the last good output when
+/// the daemon's validator rejects the new one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: PathBuf,
+    /// `None` when the file did not exist.
+    pub before: Option<Vec<u8>>,
+}
+
+/// How the watcher behaves, whatever regenerates.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The config named on the command line (always watched, even when a pass fails).
+    pub config: PathBuf,
+    /// Quiet time after the last change before a pass runs.
+    pub debounce: Duration,
+    /// The outputs are the sources: a change in them is a change in the daemon's config
+    /// (reload even when nothing is written), and a rejected config is not rolled back
+    /// (that would undo the operator's own edit).
+    pub in_place: bool,
+    pub validation: Validation,
+    pub reload: Reload,
+}
+
+/// Why a pass ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first pass (or `--once`): reload only when something was written.
+    Start,
+    /// A change was seen in the sources.
+    Change,
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// Nothing written and nothing to reload.
+    Unchanged,
+    /// Written (or changed in place) and reloaded, or no reload configured.
+    Done { written: usize },
+    /// The sources could not be read or parsed: nothing written.
+    ConfigError,
+    /// The daemon's validator rejected the output; the last good output was kept.
+    Invalid,
+    /// Written and valid, but the reload failed.
+    ReloadFailed { written: usize },
+}
+
+/// Messages the loop waits for: file-system events, and a request to stop.
+pub enum Msg {
+    Fs(notify::Result<notify::Event>),
+    Stop,
+}
+
+/// Asks a running [`Watcher::run`] to return.
+#[derive(Clone)]
+pub struct Stopper(Sender<Msg>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        let _ = self.0.send(Msg::Stop);
+    }
+}
+
+/// Why watching could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot start watching: {message}")]
+    Start { message: String, hint: &'static str },
+}
+
+impl WatchError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            WatchError::Start { hint, .. } => hint,
+        }
+    }
+}
+
+const LIMIT_HINT_WATCHES: &str =
+    "raise the limit: sysctl fs.inotify.max_user_watches=524288 (and add it to /etc/sysctl.d)";
+const LIMIT_HINT_INSTANCES: &str =
+    "raise the limit: sysctl fs.inotify.max_user_instances=1024 (and add it to /etc/sysctl.d)";
+
+/// Describes a notify error in one sentence, with a hint for the inotify limits.
+fn describe_notify_error(e: &notify::Error) -> (String, &'static str) {
+    let paths = e
+        .paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => (
+            format!("the inotify watch limit is reached (watching {paths})"),
+            LIMIT_HINT_WATCHES,
+        ),
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => (
+            "the inotify instance limit is reached".to_string(),
+            LIMIT_HINT_INSTANCES,
+        ),
+        _ if paths.is_empty() => (e.to_string(), ""),
+        _ => (format!("{e} ({paths})"), ""),
+    }
+}
+
+/// The watch loop around one [`Regenerate`].
+pub struct Watcher<R> {
+    regen: R,
+    opts: Options,
+    report: Box<dyn FnMut(Report) + Send>,
+    /// Fingerprints of what this process last wrote, by resolved path.
+    own: HashMap<PathBuf, (u64, u64)>,
+    /// What the last successful pass read, plus the config's own chain.
+    set: WatchSet,
+    /// Directories watched, with the (device, inode) they had when the watch was added.
+    watched: BTreeMap<PathBuf, (u64, u64)>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+}
+
+impl<R: Regenerate> Watcher<R> {
+    pub fn new(regen: R, opts: Options, report: Box<dyn FnMut(Report) + Send>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let set = WatchSet::new(std::slice::from_ref(&opts.config), &[], &[]);
+        Watcher {
+            regen,
+            opts,
+            report,
+            own: HashMap::new(),
+            set,
+            watched: BTreeMap::new(),
+            tx,
+            rx,
+        }
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.tx.clone())
+    }
+
+    /// The regenerator (tests read what it counted).
+    pub fn regenerator(&self) -> &R {
+        &self.regen
+    }
+
+    fn say(&mut self, r: Report) {
+        (self.report)(r)
+    }
+
+    /// One pass: regenerate, validate, reload.
+    pub fn pass(&mut self, trigger: Trigger) -> PassOutcome {
+        let result = self.regen.regenerate();
+        let mut set = WatchSet::new(std::slice::from_ref(&self.opts.config), &[], &[]);
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.say(Report::ConfigError(one_line(&e)));
+                // Keep watching what the last good pass read.
+                set.extend(std::mem::take(&mut self.set));
+                self.set = set;
+                return PassOutcome::ConfigError;
+            }
+        };
+        set.extend(WatchSet::new(
+            &r.read_paths,
+            &r.include_patterns,
+            &r.watch_dirs,
+        ));
+        self.set = set;
+        for w in &r.written {
+            self.remember_own(&w.path);
+        }
+        let written = r.written.len();
+        if written > 0 {
+            self.say(Report::Regenerated {
+                files: r.written.iter().map(|w| w.path.clone()).collect(),
+            });
+        }
+        let daemon_config_changed =
+            written > 0 || (self.opts.in_place && trigger == Trigger::Change);
+        if !daemon_config_changed {
+            self.say(Report::Unchanged);
+            return PassOutcome::Unchanged;
+        }
+        if let Err(errors) = self.opts.validation.check(&r.main_output) {
+            for e in errors {
+                self.say(Report::ValidationFailed(e));
+            }
+            if self.opts.in_place {
+                self.say(Report::NotReloaded);
+            } else {
+                let restored = self.restore(&r.written);
+                self.say(Report::KeptLastGood { restored });
+            }
+            return PassOutcome::Invalid;
+        }
+        match self.opts.reload.reload() {
+            Ok(Some(done)) => {
+                self.say(Report::Reloaded(done));
+                PassOutcome::Done { written }
+            }
+            Ok(None) => PassOutcome::Done { written },
+            Err(e) => {
+                self.say(Report::ReloadFailed(e.to_string()));
+                PassOutcome::ReloadFailed { written }
+            }
+        }
+    }
+
+    fn remember_own(&mut self, path: &Path) {
+        let resolved = link_chain(path).pop().unwrap_or_else(|| path.to_path_buf());
+        match fingerprint(&resolved) {
+            Some(fp) => {
+                self.own.insert(resolved, fp);
+            }
+            None => {
+                self.own.remove(&resolved);
+            }
+        }
+    }
+
+    /// Puts back what the written files held before this pass.
+    fn restore(&mut self, written: &[Written]) -> usize {
+        let mut restored = 0;
+        for w in written {
+            let result = match &w.before {
+                Some(bytes) => write_atomically(&w.path, bytes),
+                None => std::fs::remove_file(&w.path),
+            };
+            match result {
+                Ok(()) => {
+                    restored += 1;
+                    self.remember_own(&w.path);
+                }
+                Err(e) => self.say(Report::WatchError(format!(
+                    "cannot restore {}: {e}",
+                    w.path.display()
+                ))),
+            }
+        }
+        restored
+    }
+
+    /// Adds and drops directory watches so exactly the current set (or, for a directory
+    /// that does not exist, its nearest existing ancestor) is watched. A directory that
+    /// was replaced (another inode at the same path) is watched again.
+    fn sync_watches(&mut self, fs: &mut notify::RecommendedWatcher) {
+        let mut want: BTreeMap<PathBuf, (u64, u64)> = BTreeMap::new();
+        for dir in &self.set.dirs {
+            let mut d = dir.as_path();
+            loop {
+                if let Ok(m) = std::fs::metadata(d) {
+                    if m.is_dir() {
+                        want.insert(d.to_path_buf(), (m.dev(), m.ino()));
+                        break;
+                    }
+                }
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+        }
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(p, id)| want.get(*p) != Some(id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            let _ = fs.unwatch(&p);
+            self.watched.remove(&p);
+        }
+        for (dir, id) in want {
+            if self.watched.contains_key(&dir) {
+                continue;
+            }
+            match fs.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched.insert(dir, id);
+                }
+                Err(e) => {
+                    let (msg, hint) = describe_notify_error(&e);
+                    self.say(Report::WatchError(with_hint(msg, hint)));
+                }
+            }
+        }
+    }
+
+    /// True when the batch holds a change this process did not make itself.
+    fn batch_is_foreign(&self, batch: &[PathBuf], rescan: bool) -> Option<PathBuf> {
+        if rescan {
+            return Some(self.opts.config.clone());
+        }
+        for p in batch {
+            if !self.set.may_matter(p) {
+                continue;
+            }
+            let now = fingerprint(p);
+            if self.set.only_by_pattern(p) && now.is_none() {
+                continue; // came and went, e.g. a writer's temp file
+            }
+            if now.is_some() && self.own.get(p) == now.as_ref() {
+                continue; // exactly what this process wrote
+            }
+            return Some(p.clone());
+        }
+        None
+    }
+
+    /// Watches until stopped: one pass at start, then one pass per burst of changes.
+    pub fn run(mut self) -> Result<(), WatchError> {
+        let tx = self.tx.clone();
+        let mut fs = notify::recommended_watcher(move |ev| {
+            let _ = tx.send(Msg::Fs(ev));
+        })
+        .map_err(|e| {
+            let (message, hint) = describe_notify_error(&e);
+            WatchError::Start { message, hint }
+        })?;
+        // Watch before the first read, so a change made while it runs is not lost.
+        self.sync_watches(&mut fs);
+        self.pass(Trigger::Start);
+        self.sync_watches(&mut fs);
+        let dirs = self.watched.len();
+        self.say(Report::Watching {
+            config: self.opts.config.clone(),
+            dirs,
+        });
+        // Never wait longer than this after the first change of a burst that never stops.
+        let max_wait = (self.opts.debounce * 20).max(Duration::from_secs(2));
+        loop {
+            let mut batch: Vec<PathBuf> = Vec::new();
+            let mut rescan = false;
+            let mut first: Option<Instant> = None;
+            let mut deadline: Option<Instant> = None;
+            loop {
+                let msg = match deadline {
+                    None => match self.rx.recv() {
+                        Ok(m) => m,
+                        Err(_) => return Ok(()),
+                    },
+                    Some(d) => {
+                        let wait = d.saturating_duration_since(Instant::now());
+                        match self.rx.recv_timeout(wait) {
+                            Ok(m) => m,
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                        }
+                    }
+                };
+                let ev = match msg {
+                    Msg::Stop => {
+                        self.say(Report::Stopping);
+                        return Ok(());
+                    }
+                    Msg::Fs(Err(e)) => {
+                        let (msg, hint) = describe_notify_error(&e);
+                        self.say(Report::WatchError(with_hint(msg, hint)));
+                        continue;
+                    }
+                    Msg::Fs(Ok(ev)) => ev,
+                };
+                // Opens and reads (our own passes read every source) change nothing.
+                if matches!(ev.kind, EventKind::Access(_)) {
+                    continue;
+                }
+                let mut matters = ev.need_rescan();
+                rescan |= ev.need_rescan();
+                for p in ev.paths {
+                    if self.set.may_matter(&p) {
+                        matters = true;
+                        if !batch.contains(&p) {
+                            batch.push(p);
+                        }
+                    }
+                }
+                if matters {
+                    let now = Instant::now();
+                    let start = *first.get_or_insert(now);
+                    deadline = Some((now + self.opts.debounce).min(start + max_wait));
+                }
+            }
+            if let Some(changed) = self.batch_is_foreign(&batch, rescan) {
+                self.say(Report::ChangeSeen {
+                    path: changed,
+                    more: batch.len().saturating_sub(1),
+                });
+                self.pass(Trigger::Change);
+            }
+            self.sync_watches(&mut fs);
+        }
+    }
+}
+
+fn with_hint(msg: String, hint: &str) -> String {
+    if hint.is_empty() {
+        msg
+    } else {
+        format!("{msg}; hint: {hint}")
+    }
+}
+
+/// A rewrite error as one log line: `FILE:LINE:COL: message (hint: ...)`.
+pub fn one_line(e: &RewriteError) -> String {
+    match e {
+        RewriteError::Config(d) => diagnostic_line(d),
+        other => other.to_string().replace('\n', " "),
+    }
+}
+
+fn diagnostic_line(d: &Diagnostic) -> String {
+    let mut s = String::new();
+    if let Some(loc) = &d.location {
+        s.push_str(&format!(
+            "{}:{}:{}: ",
+            loc.path.display(),
+            loc.line,
+            loc.col
+        ));
+    }
+    s.push_str(&d.message.replace('\n', " "));
+    if let Some(h) = &d.hint {
+        s.push_str(&format!(" (hint: {})", h.replace('\n', " ")));
+    }
+    s
+}
+
+/// Writes `bytes` to a temp file beside `path`, syncs it and renames it over `path`,
+/// keeping the old file's permissions.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(m) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(m.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Reads a duration such as `100ms`, `2s`, `1.5s` or `1m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// Runs `vipcheck watch`; returns the process exit code.
+pub fn run_cli(args: WatchArgs) -> i32 {
+    let mut logger = Logger::stderr();
+    let Some(debounce) = parse_duration(&args.debounce) else {
+        eprintln!(
+            "vipcheck: --debounce {:?} is not a duration; hint: write it like 100ms or 1s",
+            args.debounce
+        );
+        return 2;
+    };
+    let format = match args
+        .generate
+        .format
+        .map(|f| match f {
+            crate::cli::FormatArg::Keepalived => Format::Keepalived,
+            crate::cli::FormatArg::Ldirectord => Format::Ldirectord,
+        })
+        .or_else(|| crate::config::detect_format(&args.config))
+    {
+        Some(f) => f,
+        None => {
+            eprintln!(
+                "vipcheck: cannot tell the format of {}; hint: add --format keepalived or --format ldirectord",
+                args.config.display()
+            );
+            return 2;
+        }
+    };
+    let config = paths::absolute(&args.config);
+    let main_output = match &args.output {
+        Some(out) if !args.in_place => {
+            let out = paths::absolute(out);
+            if out.is_dir() {
+                out.join(config.file_name().unwrap_or_default())
+            } else {
+                out
+            }
+        }
+        _ => config.clone(),
+    };
+    let regen = match RewriteRegenerator::from_args(&args, format, &config) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("vipcheck: {msg}");
+            return 2;
+        }
+    };
+    let validation = match (format, find_program("keepalived")) {
+        (Format::Keepalived, Some(program)) => Validation::Keepalived {
+            program,
+            config_id: args.generate.config_id.clone(),
+        },
+        _ => Validation::None,
+    };
+    let reload = match (&args.reload_command, args.reload, format) {
+        (Some(command), ..) => Reload::Command {
+            command: command.clone(),
+            output: main_output.clone(),
+        },
+        (None, ReloadArg::None, _) => Reload::None,
+        (None, ReloadArg::Keepalived, _) | (None, ReloadArg::Auto, Format::Keepalived) => {
+            Reload::Signal {
+                pidfile: args
+                    .pidfile
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
+            }
+        }
+        (None, ReloadArg::Ldirectord, _) | (None, ReloadArg::Auto, Format::Ldirectord) => {
+            Reload::Ldirectord {
+                program: find_program("ldirectord").unwrap_or_else(|| "ldirectord".into()),
+                config: main_output.clone(),
+            }
+        }
+    };
+    let opts = Options {
+        config,
+        debounce,
+        in_place: args.in_place,
+        validation,
+        reload,
+    };
+    let mut watcher = Watcher::new(regen, opts, Box::new(move |r| logger.log(&r)));
+    if args.once {
+        return match watcher.pass(Trigger::Start) {
+            PassOutcome::Unchanged | PassOutcome::Done { .. } => 0,
+            PassOutcome::ReloadFailed { .. } => 0,
+            PassOutcome::ConfigError | PassOutcome::Invalid => 1,
+        };
+    }
+    let stopper = watcher.stopper();
+    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]);
+    let handle = match signals {
+        Ok(mut signals) => {
+            let handle = signals.handle();
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    stopper.stop();
+                }
+            });
+            Some(handle)
+        }
+        Err(e) => {
+            eprintln!("vipcheck: cannot catch SIGTERM/SIGINT: {e}");
+            return 1;
+        }
+    };
+    let code = match watcher.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            let hint = e.hint();
+            if hint.is_empty() {
+                eprintln!("vipcheck: {e}");
+            } else {
+                eprintln!("vipcheck: {e}; hint: {hint}");
+            }
+            1
+        }
+    };
+    if let Some(h) = handle {
+        h.close();
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_reject_the_rest() {
+        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        for bad in ["", "100", "ms", "1h", "-1s", "1e999s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn located_config_error_is_one_line_with_file_line_col() {
+        let text = "virtual_server 192.0.2.1 80 {\n  lb_kind FOO\n";
+        let at = text.find("FOO").unwrap();
+        let d = Diagnostic::error("unknown forwarding method 'FOO'")
+            .at_location(crate::config::Location::in_text(
+                "k.conf".into(),
+                text,
+                at,
+                at + 3,
+            ))
+            .with_hint("use NAT, DR or TUN");
+        assert_eq!(
+            one_line(&RewriteError::from(d)),
+            "k.conf:2:11: unknown forwarding method 'FOO' (hint: use NAT, DR or TUN)"
+        );
+    }
+
+    #[test]
+    fn inotify_limit_errors_carry_the_sysctl_hint() {
+        let e = notify::Error::new(notify::ErrorKind::MaxFilesWatch).add_path("/etc".into());
+        let (msg, hint) = describe_notify_error(&e);
+        assert!(msg.contains("watch limit") && msg.contains("/etc"), "{msg}");
+        assert!(hint.contains("fs.inotify.max_user_watches"));
+        let e = notify::Error::io(std::io::Error::from_raw_os_error(libc::EMFILE));
+        let (_, hint) = describe_notify_error(&e);
+        assert!(hint.contains("fs.inotify.max_user_instances"));
+    }
+}
