@@ -171,6 +171,11 @@ pub struct Watcher<R> {
     set: WatchSet,
     /// Directories watched, with the (device, inode) they had when the watch was added.
     watched: BTreeMap<PathBuf, (u64, u64)>,
+    /// The inotify watcher, while [`Watcher::run`] runs.
+    fs: Option<notify::RecommendedWatcher>,
+    /// A directory watched for the first time already held a file the last pass did not
+    /// read (it raced the watch): run another pass.
+    recheck: bool,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
 }
@@ -186,6 +191,8 @@ impl<R: Regenerate> Watcher<R> {
             own: HashMap::new(),
             set,
             watched: BTreeMap::new(),
+            fs: None,
+            recheck: false,
             tx,
             rx,
         }
@@ -215,6 +222,7 @@ impl<R: Regenerate> Watcher<R> {
                 // Keep watching what the last good pass read.
                 set.extend(std::mem::take(&mut self.set));
                 self.set = set;
+                self.sync_watches();
                 return PassOutcome::ConfigError;
             }
         };
@@ -224,6 +232,9 @@ impl<R: Regenerate> Watcher<R> {
             &r.watch_dirs,
         ));
         self.set = set;
+        // Watch what this pass read before anything else, so a change made from now on
+        // is seen.
+        self.sync_watches();
         for w in &r.written {
             self.remember_own(&w.path);
         }
@@ -301,7 +312,10 @@ impl<R: Regenerate> Watcher<R> {
     /// Adds and drops directory watches so exactly the current set (or, for a directory
     /// that does not exist, its nearest existing ancestor) is watched. A directory that
     /// was replaced (another inode at the same path) is watched again.
-    fn sync_watches(&mut self, fs: &mut notify::RecommendedWatcher) {
+    fn sync_watches(&mut self) {
+        let Some(mut fs) = self.fs.take() else {
+            return;
+        };
         let mut want: BTreeMap<PathBuf, (u64, u64)> = BTreeMap::new();
         for dir in &self.set.dirs {
             let mut d = dir.as_path();
@@ -334,6 +348,7 @@ impl<R: Regenerate> Watcher<R> {
             }
             match fs.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => {
+                    self.recheck |= self.holds_unread(&dir);
                     self.watched.insert(dir, id);
                 }
                 Err(e) => {
@@ -342,6 +357,19 @@ impl<R: Regenerate> Watcher<R> {
                 }
             }
         }
+        self.fs = Some(fs);
+    }
+
+    /// True when `dir` holds a file matching an include pattern that the last pass did not
+    /// read (created between the read and the watch on its directory).
+    fn holds_unread(&self, dir: &Path) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        entries.filter_map(Result::ok).any(|e| {
+            let p = e.path();
+            self.set.may_matter(&p) && self.set.only_by_pattern(&p)
+        })
     }
 
     /// True when the batch holds a change this process did not make itself.
@@ -368,17 +396,18 @@ impl<R: Regenerate> Watcher<R> {
     /// Watches until stopped: one pass at start, then one pass per burst of changes.
     pub fn run(mut self) -> Result<(), WatchError> {
         let tx = self.tx.clone();
-        let mut fs = notify::recommended_watcher(move |ev| {
+        let fs = notify::recommended_watcher(move |ev| {
             let _ = tx.send(Msg::Fs(ev));
         })
         .map_err(|e| {
             let (message, hint) = describe_notify_error(&e);
             WatchError::Start { message, hint }
         })?;
+        self.fs = Some(fs);
         // Watch before the first read, so a change made while it runs is not lost.
-        self.sync_watches(&mut fs);
+        self.sync_watches();
         self.pass(Trigger::Start);
-        self.sync_watches(&mut fs);
+        self.recheck = false;
         let dirs = self.watched.len();
         self.say(Report::Watching {
             config: self.opts.config.clone(),
@@ -391,6 +420,10 @@ impl<R: Regenerate> Watcher<R> {
             let mut rescan = false;
             let mut first: Option<Instant> = None;
             let mut deadline: Option<Instant> = None;
+            if std::mem::take(&mut self.recheck) {
+                rescan = true;
+                deadline = Some(Instant::now());
+            }
             loop {
                 let msg = match deadline {
                     None => match self.rx.recv() {
@@ -445,7 +478,9 @@ impl<R: Regenerate> Watcher<R> {
                 });
                 self.pass(Trigger::Change);
             }
-            self.sync_watches(&mut fs);
+            // Directories replaced without a change that mattered (an old ConfigMap
+            // directory removed) still need their watches brought up to date.
+            self.sync_watches();
         }
     }
 }
