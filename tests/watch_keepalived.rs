@@ -1,11 +1,11 @@
 //! The watcher with the real `keepalived --config-test` as validator: an output keepalived
 //! rejects is rolled back, logged with file:line and not reloaded; the next good save is.
 
-mod support;
+mod watch_support;
 
 use std::sync::atomic::Ordering;
 
-use support::*;
+use watch_support::*;
 use vipcheck::watch::{find_program, Regenerate, Reload, Report, Validation};
 
 fn service(method: &str, real: &str) -> String {

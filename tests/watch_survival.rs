@@ -2,14 +2,14 @@
 //! includes coming and going, ConfigMap symlink swaps, deletes, bursts, bad saves, its own
 //! writes, and a daemon that is not there. A stand-in daemon counts the SIGHUPs.
 
-mod support;
+mod watch_support;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use support::*;
+use watch_support::*;
 use vipcheck::watch::{Regenerate, Reload, Report, Validation};
 
 /// A config, its output already generated (so the first pass changes nothing), a stand-in
