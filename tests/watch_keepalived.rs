@@ -5,8 +5,8 @@ mod watch_support;
 
 use std::sync::atomic::Ordering;
 
-use watch_support::*;
 use vipcheck::watch::{find_program, Regenerate, Reload, Report, Validation};
+use watch_support::*;
 
 fn service(method: &str, real: &str) -> String {
     format!(

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use watch_support::*;
 use vipcheck::watch::{Regenerate, Reload, Report, Validation};
+use watch_support::*;
 
 /// A config, its output already generated (so the first pass changes nothing), a stand-in
 /// daemon and the watcher.

@@ -118,16 +118,14 @@ pub enum Reload {
     Signal {
         pidfile: PathBuf,
     },
-    /// `PROGRAM CONFIG reload`, skipped when the config sets `autoreload = yes`
+    /// `PROGRAM OUTPUT reload`, skipped when the output sets `autoreload = yes`
     /// (ldirectord then reads the file itself).
     Ldirectord {
         program: PathBuf,
-        config: PathBuf,
     },
     /// `sh -c COMMAND`, with `VIPCHECK_OUTPUT` set to the generated config.
     Command {
         command: String,
-        output: PathBuf,
     },
 }
 
@@ -191,21 +189,22 @@ pub enum ReloadError {
 }
 
 impl Reload {
-    /// Tells the daemon to reload; `Ok(None)` when there is nothing to tell.
-    pub fn reload(&self) -> Result<Option<Reloaded>, ReloadError> {
+    /// Tells the daemon to reload `output` (the config it reads); `Ok(None)` when there
+    /// is nothing to tell.
+    pub fn reload(&self, output: &Path) -> Result<Option<Reloaded>, ReloadError> {
         match self {
             Reload::None => Ok(None),
             Reload::Signal { pidfile } => signal_pidfile(pidfile, libc::SIGHUP).map(Some),
-            Reload::Ldirectord { program, config } => {
-                if autoreload_enabled(config) {
+            Reload::Ldirectord { program } => {
+                if autoreload_enabled(output) {
                     return Ok(Some(Reloaded::Autoreload));
                 }
                 let mut cmd = Command::new(program);
-                cmd.arg(config).arg("reload");
-                let command = format!("{} {} reload", program.display(), config.display());
+                cmd.arg(output).arg("reload");
+                let command = format!("{} {} reload", program.display(), output.display());
                 run_reload(cmd, command).map(Some)
             }
-            Reload::Command { command, output } => {
+            Reload::Command { command } => {
                 let mut cmd = Command::new("/bin/sh");
                 cmd.arg("-c").arg(command).env("VIPCHECK_OUTPUT", output);
                 run_reload(cmd, command.clone()).map(Some)
@@ -398,9 +397,15 @@ mod tests {
         let r = Reload::Signal {
             pidfile: pidfile.clone(),
         };
-        assert!(matches!(r.reload(), Err(ReloadError::NoPidfile { .. })));
+        assert!(matches!(
+            r.reload(Path::new("/x")),
+            Err(ReloadError::NoPidfile { .. })
+        ));
         std::fs::write(&pidfile, "garbage\n").unwrap();
-        assert!(matches!(r.reload(), Err(ReloadError::BadPidfile { .. })));
+        assert!(matches!(
+            r.reload(Path::new("/x")),
+            Err(ReloadError::BadPidfile { .. })
+        ));
         // pid_max itself is never a valid pid (pids run below it).
         let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
             .unwrap()
@@ -408,7 +413,7 @@ mod tests {
             .parse()
             .unwrap();
         std::fs::write(&pidfile, format!("{pid_max}\n")).unwrap();
-        match r.reload() {
+        match r.reload(Path::new("/x")) {
             Err(ReloadError::DeadPid { pid, .. }) => assert_eq!(pid, pid_max),
             other => panic!("expected a dead pid, got {other:?}"),
         }
@@ -420,15 +425,16 @@ mod tests {
         let marker = dir.path().join("m");
         let ok = Reload::Command {
             command: format!("echo \"$VIPCHECK_OUTPUT\" > {}", marker.display()),
-            output: PathBuf::from("/etc/out.conf"),
         };
-        assert!(matches!(ok.reload(), Ok(Some(Reloaded::Ran { .. }))));
+        assert!(matches!(
+            ok.reload(Path::new("/etc/out.conf")),
+            Ok(Some(Reloaded::Ran { .. }))
+        ));
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "/etc/out.conf\n");
         let bad = Reload::Command {
             command: "echo nope >&2; exit 3".into(),
-            output: PathBuf::from("/x"),
         };
-        let err = bad.reload().unwrap_err().to_string();
+        let err = bad.reload(Path::new("/x")).unwrap_err().to_string();
         assert!(err.contains("exit status: 3"), "{err}");
         assert!(err.contains("nope"), "{err}");
     }

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::cli::{ReloadArg, WatchArgs};
+use crate::cli::{parse_duration, ReloadArg, WatchArgs};
 use crate::config::{Diagnostic, Format};
+use crate::rewrite::command::resolve_format;
 use crate::rewrite::RewriteError;
 
 pub use daemon::{
@@ -59,8 +60,17 @@ pub struct Regenerated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub path: PathBuf,
-    /// `None` when the file did not exist.
-    pub before: Option<Vec<u8>>,
+    pub before: Prior,
+}
+
+/// What a written file held before the pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// It did not exist (restoring removes it).
+    Absent,
+    Held(Vec<u8>),
+    /// Not known (unreadable): it is left as written.
+    Unknown,
 }
 
 /// How the watcher behaves, whatever regenerates.
@@ -262,7 +272,7 @@ impl<R: Regenerate> Watcher<R> {
             }
             return PassOutcome::Invalid;
         }
-        match self.opts.reload.reload() {
+        match self.opts.reload.reload(&r.main_output) {
             Ok(Some(done)) => {
                 self.say(Report::Reloaded(done));
                 PassOutcome::Done { written }
@@ -292,8 +302,9 @@ impl<R: Regenerate> Watcher<R> {
         let mut restored = 0;
         for w in written {
             let result = match &w.before {
-                Some(bytes) => write_atomically(&w.path, bytes),
-                None => std::fs::remove_file(&w.path),
+                Prior::Held(bytes) => write_atomically(&w.path, bytes),
+                Prior::Absent => std::fs::remove_file(&w.path),
+                Prior::Unknown => Err(std::io::Error::other("its previous contents are unknown")),
             };
             match result {
                 Ok(()) => {
@@ -523,7 +534,10 @@ fn diagnostic_line(d: &Diagnostic) -> String {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vipcheck-")
+        .suffix(".tmp")
+        .tempfile_in(dir.unwrap_or(Path::new(".")))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     if let Ok(m) = std::fs::metadata(path) {
@@ -533,65 +547,32 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a duration such as `100ms`, `2s`, `1.5s` or `1m`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
-/// Runs `vipcheck watch`; returns the process exit code.
+/// Runs `vipcheck watch`; returns the process exit code: 0 stopped by SIGTERM/SIGINT (or
+/// `--once` done), 1 watching failed (or `--once` met a bad config), 2 usage error.
 pub fn run_cli(args: WatchArgs) -> i32 {
-    let mut logger = Logger::stderr();
-    let Some(debounce) = parse_duration(&args.debounce) else {
-        eprintln!(
-            "vipcheck: --debounce {:?} is not a duration; hint: write it like 100ms or 1s",
-            args.debounce
-        );
-        return 2;
+    let debounce = match parse_duration(&args.debounce) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            eprintln!("vipcheck: --debounce must be above zero; hint: e.g. --debounce 100ms");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("vipcheck: --debounce: {e}; hint: e.g. --debounce 100ms");
+            return 2;
+        }
     };
-    let format = match args
-        .generate
-        .format
-        .map(|f| match f {
-            crate::cli::FormatArg::Keepalived => Format::Keepalived,
-            crate::cli::FormatArg::Ldirectord => Format::Ldirectord,
-        })
-        .or_else(|| crate::config::detect_format(&args.config))
-    {
-        Some(f) => f,
-        None => {
-            eprintln!(
-                "vipcheck: cannot tell the format of {}; hint: add --format keepalived or --format ldirectord",
-                args.config.display()
-            );
+    let format = match resolve_format(&args.config, args.generate.format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
             return 2;
         }
     };
     let config = paths::absolute(&args.config);
-    let main_output = match &args.output {
-        Some(out) if !args.in_place => {
-            let out = paths::absolute(out);
-            if out.is_dir() {
-                out.join(config.file_name().unwrap_or_default())
-            } else {
-                out
-            }
-        }
-        _ => config.clone(),
-    };
     let regen = match RewriteRegenerator::from_args(&args, format, &config) {
         Ok(r) => r,
-        Err(msg) => {
-            eprintln!("vipcheck: {msg}");
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
             return 2;
         }
     };
@@ -605,7 +586,6 @@ pub fn run_cli(args: WatchArgs) -> i32 {
     let reload = match (&args.reload_command, args.reload, format) {
         (Some(command), ..) => Reload::Command {
             command: command.clone(),
-            output: main_output.clone(),
         },
         (None, ReloadArg::None, _) => Reload::None,
         (None, ReloadArg::Keepalived, _) | (None, ReloadArg::Auto, Format::Keepalived) => {
@@ -619,7 +599,6 @@ pub fn run_cli(args: WatchArgs) -> i32 {
         (None, ReloadArg::Ldirectord, _) | (None, ReloadArg::Auto, Format::Ldirectord) => {
             Reload::Ldirectord {
                 program: find_program("ldirectord").unwrap_or_else(|| "ldirectord".into()),
-                config: main_output.clone(),
             }
         }
     };
@@ -630,63 +609,44 @@ pub fn run_cli(args: WatchArgs) -> i32 {
         validation,
         reload,
     };
+    let mut logger = Logger::stderr();
     let mut watcher = Watcher::new(regen, opts, Box::new(move |r| logger.log(&r)));
     if args.once {
         return match watcher.pass(Trigger::Start) {
             PassOutcome::Unchanged | PassOutcome::Done { .. } => 0,
+            // The config is fine and written; the daemon reads it when it starts.
             PassOutcome::ReloadFailed { .. } => 0,
             PassOutcome::ConfigError | PassOutcome::Invalid => 1,
         };
     }
     let stopper = watcher.stopper();
-    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]);
-    let handle = match signals {
-        Ok(mut signals) => {
-            let handle = signals.handle();
-            std::thread::spawn(move || {
-                if signals.forever().next().is_some() {
-                    stopper.stop();
-                }
-            });
-            Some(handle)
-        }
+    let mut signals = match signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("vipcheck: cannot catch SIGTERM/SIGINT: {e}");
             return 1;
         }
     };
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.stop();
+        }
+    });
     let code = match watcher.run() {
         Ok(()) => 0,
         Err(e) => {
-            let hint = e.hint();
-            if hint.is_empty() {
-                eprintln!("vipcheck: {e}");
-            } else {
-                eprintln!("vipcheck: {e}; hint: {hint}");
-            }
+            eprintln!("vipcheck: {}", with_hint(e.to_string(), e.hint()));
             1
         }
     };
-    if let Some(h) = handle {
-        h.close();
-    }
+    handle.close();
     code
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units_and_reject_the_rest() {
-        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        for bad in ["", "100", "ms", "1h", "-1s", "1e999s"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn located_config_error_is_one_line_with_file_line_col() {

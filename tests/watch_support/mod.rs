@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use vipcheck::config::{Diagnostic, Location};
 use vipcheck::rewrite::RewriteError;
 use vipcheck::watch::{
-    write_atomically, Options, Regenerate, Regenerated, Reload, Report, Stopper, Validation,
+    write_atomically, Options, Prior, Regenerate, Regenerated, Reload, Report, Stopper, Validation,
     Watcher, Written,
 };
 
@@ -163,6 +163,10 @@ impl Regenerate for CopyRegen {
             Target::File(out) => (out.clone(), format!("{expanded}{MARKER}")),
         };
         let before = std::fs::read(&out).ok();
+        let prior = match &before {
+            Some(b) => Prior::Held(b.clone()),
+            None => Prior::Absent,
+        };
         let mut written = Vec::new();
         if before.as_deref() != Some(new_text.as_bytes()) {
             write_atomically(&out, new_text.as_bytes()).map_err(|source| RewriteError::Io {
@@ -172,7 +176,7 @@ impl Regenerate for CopyRegen {
             })?;
             written.push(Written {
                 path: out.clone(),
-                before,
+                before: prior,
             });
         }
         Ok(Regenerated {
