@@ -191,3 +191,44 @@ fn without_autoreload_the_watcher_runs_ldirectord_reload() {
         format!("{} reload\n", out.display())
     );
 }
+
+#[test]
+fn two_writes_within_a_second_give_autoreload_two_mtimes() {
+    let (_tmp, dir) = tempdir();
+    let src = dir.join("ldirectord.src.cf");
+    let out = dir.join("ldirectord.cf");
+    std::fs::write(&src, ldirectord_cf(&dir, &["192.0.2.11"])).unwrap();
+    let regen = CopyRegen::new(src.clone(), Target::File(out.clone()));
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Ldirectord {
+            program: dir.join("never-run"),
+        },
+        false,
+    );
+    let mtime = || {
+        std::fs::metadata(&out)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut last = mtime();
+    for reals in [
+        &["192.0.2.11", "192.0.2.12"][..],
+        &["192.0.2.11", "192.0.2.12", "192.0.2.13"][..],
+        &["192.0.2.13"][..],
+    ] {
+        save_by_rename(&src, &ldirectord_cf(&dir, reals));
+        assert_eq!(
+            h.expect(is_reloaded),
+            Report::Reloaded(Reloaded::Autoreload)
+        );
+        let now = mtime();
+        assert!(now > last, "mtime stayed at {now}");
+        last = now;
+    }
+}

@@ -186,6 +186,9 @@ pub struct Watcher<R> {
     /// A directory watched for the first time already held a file the last pass did not
     /// read (it raced the watch): run another pass.
     recheck: bool,
+    /// The whole-second mtime each autoreloaded output was given last (see
+    /// [`Watcher::keep_mtime_moving`]).
+    autoreload_mtimes: HashMap<PathBuf, u64>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
 }
@@ -203,6 +206,7 @@ impl<R: Regenerate> Watcher<R> {
             watched: BTreeMap::new(),
             fs: None,
             recheck: false,
+            autoreload_mtimes: HashMap::new(),
             tx,
             rx,
         }
@@ -274,6 +278,9 @@ impl<R: Regenerate> Watcher<R> {
         }
         match self.opts.reload.reload(&r.main_output) {
             Ok(Some(done)) => {
+                if done == Reloaded::Autoreload {
+                    self.keep_mtime_moving(&r.main_output);
+                }
                 self.say(Report::Reloaded(done));
                 PassOutcome::Done { written }
             }
@@ -283,6 +290,37 @@ impl<R: Regenerate> Watcher<R> {
                 PassOutcome::ReloadFailed { written }
             }
         }
+    }
+
+    /// ldirectord's autoreload skips a file whose mtime, in whole seconds, equals the one
+    /// it saw last: a second write within the same second would go unseen for good. So an
+    /// output written again within the second gets the next second as its mtime.
+    fn keep_mtime_moving(&mut self, output: &Path) {
+        let secs = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        let Ok(mtime) = std::fs::metadata(output).and_then(|m| m.modified()) else {
+            return;
+        };
+        let mut now = secs(mtime);
+        if let Some(&last) = self.autoreload_mtimes.get(output) {
+            if now <= last {
+                now = last + 1;
+                let t = std::time::UNIX_EPOCH + Duration::from_secs(now);
+                let set = std::fs::File::options()
+                    .write(true)
+                    .open(output)
+                    .and_then(|f| f.set_modified(t));
+                if let Err(e) = set {
+                    self.say(Report::WatchError(format!(
+                        "cannot move the mtime of {} on for ldirectord's autoreload: {e}",
+                        output.display()
+                    )));
+                }
+            }
+        }
+        self.autoreload_mtimes.insert(output.to_path_buf(), now);
     }
 
     fn remember_own(&mut self, path: &Path) {
