@@ -56,6 +56,9 @@ if ! [ -s "$work/out.conf" ]; then
 fi
 
 hups() { wc -l < "$work/hups"; }
+# The first pass wrote out.conf and reloaded once; let that signal land.
+sleep 0.3
+base=$(hups)
 
 latencies=()
 for i in $(seq "$SAVES"); do
@@ -79,7 +82,7 @@ median=$(printf '%s\n' "${latencies[@]}" | sort -n | awk '{a[NR]=$1} END {print 
 min=$(printf '%s\n' "${latencies[@]}" | sort -n | head -n 1)
 max=$(printf '%s\n' "${latencies[@]}" | sort -n | tail -n 1)
 echo "save -> reload signal over $SAVES saves (debounce $DEBOUNCE): median ${median} ms, min ${min} ms, max ${max} ms"
-reloads=$(hups)
+reloads=$(( $(hups) - base ))
 [ "$reloads" -eq "$SAVES" ] || echo "warning: $reloads reloads for $SAVES saves" >&2
 
 # Idle CPU: utime + stime (fields 14 and 15 of /proc/PID/stat, in clock ticks).

@@ -160,8 +160,10 @@ impl std::fmt::Display for Reloaded {
 /// Why a reload did not happen; the watcher logs it and goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("the daemon is not running: no pidfile at {pidfile} ({source}); it will read the new config when it starts")]
-    NoPidfile {
+    #[error("the daemon is not running: no pidfile at {pidfile}; it will read the new config when it starts")]
+    NoPidfile { pidfile: PathBuf },
+    #[error("cannot read the pidfile {pidfile}: {source}")]
+    Pidfile {
         pidfile: PathBuf,
         source: std::io::Error,
     },
@@ -230,9 +232,13 @@ fn run_reload(mut cmd: Command, command: String) -> Result<Reloaded, ReloadError
 }
 
 fn signal_pidfile(pidfile: &Path, signal: libc::c_int) -> Result<Reloaded, ReloadError> {
-    let text = std::fs::read_to_string(pidfile).map_err(|source| ReloadError::NoPidfile {
-        pidfile: pidfile.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(pidfile).map_err(|source| {
+        let pidfile = pidfile.to_path_buf();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ReloadError::NoPidfile { pidfile }
+        } else {
+            ReloadError::Pidfile { pidfile, source }
+        }
     })?;
     let pid: i32 = match text.trim().parse() {
         Ok(pid) if pid > 0 => pid,
