@@ -1,7 +1,7 @@
 //! The real [`Regenerate`]: plan the rewrite of the watched config and write the files
 //! whose text changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{Prior, Regenerate, Regenerated, Written};
@@ -24,6 +24,9 @@ pub struct RewriteRegenerator {
     format: Format,
     opts: GenerateOptions,
     target: Target,
+    /// Every file the last pass placed in the output (`-o`), to remove those a later
+    /// pass no longer produces.
+    produced: BTreeSet<PathBuf>,
 }
 
 impl RewriteRegenerator {
@@ -52,6 +55,7 @@ impl RewriteRegenerator {
             format,
             opts,
             target,
+            produced: BTreeSet::new(),
         })
     }
 
@@ -67,38 +71,41 @@ impl RewriteRegenerator {
         }
     }
 
-    /// What the files a write may touch hold now, so a rejected output can be put back.
-    fn snapshot(&self, plan: &Plan, outputs: &[OutputFile]) -> BTreeMap<PathBuf, Prior> {
-        let mut dests = Vec::new();
-        match &self.target {
-            Target::InPlace => dests.extend(outputs.iter().map(|f| f.path.clone())),
-            Target::Out(out) => {
-                dests.push(out.clone());
-                let root = plan
-                    .read_paths()
-                    .first()
-                    .and_then(|m| m.parent().map(Path::to_path_buf))
-                    .unwrap_or_default();
-                for f in outputs {
-                    dests.push(f.path.clone());
-                    if let Ok(rel) = f.path.strip_prefix(&root) {
-                        dests.push(out.join(rel));
-                    }
-                }
-            }
+    /// Where each output of `plan` lands, as [`Plan::write_to`] / [`Plan::write_in_place`]
+    /// place them.
+    fn destinations(&self, plan: &Plan, outputs: &[OutputFile]) -> Vec<PathBuf> {
+        let out = match &self.target {
+            Target::InPlace => return outputs.iter().map(|f| f.path.clone()).collect(),
+            Target::Out(out) => out,
+        };
+        let single = plan.sources.len() == 1 && plan.new_files.is_empty() && !out.is_dir();
+        if single {
+            return vec![out.clone()];
         }
-        dests
-            .into_iter()
-            .filter(|p| !p.is_dir())
-            .map(|p| {
-                let prior = match std::fs::read(&p) {
-                    Ok(bytes) => Prior::Held(bytes),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Prior::Absent,
-                    Err(_) => Prior::Unknown,
-                };
-                (p, prior)
+        let root = plan
+            .read_paths()
+            .first()
+            .and_then(|m| m.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        outputs
+            .iter()
+            .filter_map(|f| {
+                if f.old.is_none() || f.path.starts_with(out) {
+                    Some(f.path.clone())
+                } else {
+                    f.path.strip_prefix(&root).ok().map(|rel| out.join(rel))
+                }
             })
             .collect()
+    }
+}
+
+/// What a file holds now.
+fn prior(path: &Path) -> Prior {
+    match std::fs::read(path) {
+        Ok(bytes) => Prior::Held(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Prior::Absent,
+        Err(_) => Prior::Unknown,
     }
 }
 
@@ -106,18 +113,41 @@ impl Regenerate for RewriteRegenerator {
     fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
         let plan = rewrite::plan(&self.config, self.format, &self.opts)?;
         let outputs = plan.outputs();
-        let mut before = self.snapshot(&plan, &outputs);
+        let dests = self.destinations(&plan, &outputs);
+        let mut before: BTreeMap<PathBuf, Prior> =
+            dests.iter().map(|p| (p.clone(), prior(p))).collect();
         let paths = match &self.target {
             Target::InPlace => plan.write_in_place(false)?,
             Target::Out(out) => plan.write_to(out)?,
         };
-        let written = paths
+        let mut written: Vec<Written> = paths
             .into_iter()
             .map(|path| Written {
                 before: before.remove(&path).unwrap_or(Prior::Unknown),
                 path,
             })
             .collect();
+        // A file this process wrote into an output tree that the config no longer includes
+        // would still be read by the daemon's include glob there: remove it.
+        if matches!(self.target, Target::Out(_)) {
+            let now: BTreeSet<PathBuf> = dests.into_iter().collect();
+            for gone in self.produced.difference(&now) {
+                let was = prior(gone);
+                if was == Prior::Absent {
+                    continue;
+                }
+                std::fs::remove_file(gone).map_err(|source| RewriteError::Io {
+                    op: "remove",
+                    path: gone.clone(),
+                    source,
+                })?;
+                written.push(Written {
+                    path: gone.clone(),
+                    before: was,
+                });
+            }
+            self.produced = now;
+        }
         Ok(Regenerated {
             written,
             main_output: self.main_output(),

@@ -203,8 +203,21 @@ impl Harness {
     /// Starts watching and waits for the first pass to finish and the watches to be set.
     pub fn start(regen: CopyRegen, validation: Validation, reload: Reload, in_place: bool) -> Self {
         let calls = regen.calls.clone();
+        let config = regen.main.clone();
+        Self::start_with(regen, config, calls, validation, reload, in_place)
+    }
+
+    /// The same around any regenerator; `calls` is whatever it counts passes with.
+    pub fn start_with<R: Regenerate + Send + 'static>(
+        regen: R,
+        config: PathBuf,
+        calls: Arc<AtomicUsize>,
+        validation: Validation,
+        reload: Reload,
+        in_place: bool,
+    ) -> Self {
         let opts = Options {
-            config: regen.main.clone(),
+            config,
             debounce: DEBOUNCE,
             in_place,
             validation,
