@@ -283,6 +283,43 @@ fn config_deleted_then_recreated_regenerates_once_recreated() {
 }
 
 #[test]
+fn config_directory_deleted_then_recreated_is_watched_again() {
+    let (_tmp, dir) = tempdir();
+    let cfg = dir.join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let main = cfg.join("main.conf");
+    std::fs::write(&main, "a\n").unwrap();
+    let out = dir.join("out.conf");
+    let mut regen = CopyRegen::new(main.clone(), Target::File(out.clone()));
+    regen.regenerate().unwrap();
+    let daemon = StandIn::start(&dir);
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Signal {
+            pidfile: daemon.pidfile.clone(),
+        },
+        false,
+    );
+    std::fs::remove_dir_all(&cfg).unwrap();
+    h.expect(|r| matches!(r, Report::ConfigError(_)));
+    std::fs::create_dir(&cfg).unwrap();
+    std::fs::write(&main, "again\n").unwrap();
+    h.expect(is_reloaded);
+    h.quiet();
+    assert_eq!(daemon.wait_hups(1), 1);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("again\n{MARKER}")
+    );
+    // And the recreated directory is watched itself.
+    save_by_rename(&main, "third\n");
+    h.expect(is_reloaded);
+    h.quiet();
+    assert_eq!(daemon.wait_hups(2), 2);
+}
+
+#[test]
 fn burst_of_50_writes_in_100ms_is_one_regeneration_and_one_reload() {
     let mut s = scene(&[("main.conf", "a\n")]);
     let start = Instant::now();

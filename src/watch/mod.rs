@@ -186,6 +186,8 @@ pub struct Watcher<R> {
     /// A directory watched for the first time already held a file the last pass did not
     /// read (it raced the watch): run another pass.
     recheck: bool,
+    /// The last pass could not read or parse the config.
+    last_failed: bool,
     /// The whole-second mtime each autoreloaded output was given last (see
     /// [`Watcher::keep_mtime_moving`]).
     autoreload_mtimes: HashMap<PathBuf, u64>,
@@ -206,6 +208,7 @@ impl<R: Regenerate> Watcher<R> {
             watched: BTreeMap::new(),
             fs: None,
             recheck: false,
+            last_failed: false,
             autoreload_mtimes: HashMap::new(),
             tx,
             rx,
@@ -236,6 +239,7 @@ impl<R: Regenerate> Watcher<R> {
                 // Keep watching what the last good pass read.
                 set.extend(std::mem::take(&mut self.set));
                 self.set = set;
+                self.last_failed = true;
                 self.sync_watches();
                 return PassOutcome::ConfigError;
             }
@@ -246,6 +250,7 @@ impl<R: Regenerate> Watcher<R> {
             &r.watch_dirs,
         ));
         self.set = set;
+        self.last_failed = false;
         // Watch what this pass read before anything else, so a change made from now on
         // is seen.
         self.sync_watches();
@@ -409,15 +414,17 @@ impl<R: Regenerate> Watcher<R> {
         self.fs = Some(fs);
     }
 
-    /// True when `dir` holds a file matching an include pattern that the last pass did not
-    /// read (created between the read and the watch on its directory).
+    /// True when `dir` holds something the last pass did not read because it was created
+    /// between the read and the watch on its directory: a file matching an include
+    /// pattern, or, after a pass that failed (a config directory deleted and recreated),
+    /// any file that matters.
     fn holds_unread(&self, dir: &Path) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return false;
         };
         entries.filter_map(Result::ok).any(|e| {
             let p = e.path();
-            self.set.may_matter(&p) && self.set.only_by_pattern(&p)
+            self.set.may_matter(&p) && (self.last_failed || self.set.only_by_pattern(&p))
         })
     }
 
