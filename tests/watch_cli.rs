@@ -36,6 +36,10 @@ impl Proc {
         if journal {
             cmd.env("JOURNAL_STREAM", "8:12345");
         }
+        Proc::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -139,4 +143,52 @@ fn bad_debounce_is_a_usage_error_with_a_hint() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--debounce") && err.contains("hint"), "{err}");
+}
+
+#[test]
+fn open_file_limit_at_start_is_an_error_with_a_hint() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keepalived.conf");
+    std::fs::write(&config, "global_defs {\n}\n").unwrap();
+    // How many descriptors a start takes before it creates the inotify instance depends
+    // on the build: try low limits until that creation fails.
+    let mut firsts = Vec::new();
+    for limit in 4..=12u64 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+        cmd.arg("watch")
+            .arg(&config)
+            .arg("--in-place")
+            .arg("--reload")
+            .arg("none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut p = Proc::spawn(cmd);
+        let first = p.lines.recv_timeout(EXPECT).unwrap_or_default();
+        firsts.push(format!("{limit}: {first}"));
+        if first.contains("cannot start watching") {
+            assert!(first.contains("open-file limit"), "{first}");
+            assert!(first.contains("hint: "), "{first}");
+            assert_eq!(p.wait_exit(), 1);
+            return;
+        }
+        // Started (or failed earlier than inotify): stop it and try the next limit.
+        p.signal(libc::SIGTERM);
+        let _ = p.wait_exit();
+    }
+    panic!("no limit made the inotify start fail: {firsts:#?}");
 }

@@ -148,6 +148,25 @@ const LIMIT_HINT_WATCHES: &str =
 const LIMIT_HINT_INSTANCES: &str =
     "raise the limit: sysctl fs.inotify.max_user_instances=1024 (and add it to /etc/sysctl.d)";
 
+const LIMIT_HINT_FILES: &str = "raise the open-file limit: LimitNOFILE= in the unit, or ulimit -n";
+
+/// True when this process holds about as many descriptors as its soft RLIMIT_NOFILE.
+fn open_file_limit_reached() -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return false;
+    }
+    // Reading /proc/self/fd takes one more descriptor than the process held.
+    match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.count() as u64 >= lim.rlim_cur.saturating_sub(1),
+        Err(e) => e.raw_os_error() == Some(libc::EMFILE),
+    }
+}
+
 /// Describes a notify error in one sentence, with a hint for the inotify limits.
 fn describe_notify_error(e: &notify::Error) -> (String, &'static str) {
     let paths = e
@@ -161,10 +180,21 @@ fn describe_notify_error(e: &notify::Error) -> (String, &'static str) {
             format!("the inotify watch limit is reached (watching {paths})"),
             LIMIT_HINT_WATCHES,
         ),
-        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => (
-            "the inotify instance limit is reached".to_string(),
-            LIMIT_HINT_INSTANCES,
-        ),
+        // inotify_init1 says EMFILE for both the per-user instance limit and this
+        // process's open-file limit: tell them apart by counting open descriptors.
+        notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => {
+            if open_file_limit_reached() {
+                (
+                    "the open-file limit of this process is reached".to_string(),
+                    LIMIT_HINT_FILES,
+                )
+            } else {
+                (
+                    "the inotify instance limit is reached".to_string(),
+                    LIMIT_HINT_INSTANCES,
+                )
+            }
+        }
         _ if paths.is_empty() => (e.to_string(), ""),
         _ => (format!("{e} ({paths})"), ""),
     }
