@@ -19,7 +19,10 @@ fn options() -> GenerateOptions {
     opts
 }
 
+/// Plans with the path relative to the crate (the tests' working directory), so paths in
+/// diffs and messages do not depend on where the checkout is.
 fn plan_of(path: &Path) -> Plan {
+    let path = path.strip_prefix(support::crate_dir()).unwrap_or(path);
     plan(path, Format::Keepalived, &options()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -16,7 +16,7 @@ pub fn generated_blocks(text: &str) -> Vec<Range<usize>> {
     let mut open: Option<usize> = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
+        let trimmed = without_condition(line.trim_start());
         if trimmed.starts_with(BEGIN) {
             open = Some(offset);
         } else if trimmed.starts_with(END) {
@@ -27,6 +27,17 @@ pub fn generated_blocks(text: &str) -> Vec<Range<usize>> {
         offset += line.len();
     }
     blocks
+}
+
+/// A line's text after a keepalived `@id` / `@^id` prefix, which generated lines inside a
+/// conditional block carry like the block's own lines.
+fn without_condition(line: &str) -> &str {
+    match line.strip_prefix('@') {
+        Some(rest) => rest
+            .trim_start_matches(|c: char| !c.is_whitespace())
+            .trim_start(),
+        None => line,
+    }
 }
 
 /// True when `range` lies inside one of `blocks`.
@@ -49,6 +60,12 @@ mod tests {
             &text[blocks[0].clone()],
             "  # vipcheck:begin x\n  MISC_CHECK {}\n  # vipcheck:end\n"
         );
+    }
+
+    #[test]
+    fn blocks_inside_conditional_lines_are_found() {
+        let text = "@lb1    # vipcheck:begin\n@lb1    MISC_CHECK {}\n@lb1    # vipcheck:end\n";
+        assert_eq!(generated_blocks(text), vec![0..text.len()]);
     }
 
     #[test]

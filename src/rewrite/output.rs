@@ -214,6 +214,7 @@ impl Plan {
                 .next()
                 .map(|(_, f)| f.path.clone())
                 .unwrap_or_default();
+            let main = absolute(&main);
             let root = main.parent().unwrap_or(Path::new("/")).to_path_buf();
             let out_dir = if out.is_dir() || !out.exists() {
                 out.to_path_buf()
@@ -230,7 +231,7 @@ impl Plan {
                 let dest = if f.old.is_none() || f.path.starts_with(&out_dir) {
                     f.path.clone()
                 } else {
-                    match relative_inside(&f.path, &root) {
+                    match relative_inside(&absolute(&f.path), &root) {
                         Some(rel) => out_dir.join(rel),
                         None => {
                             return Err(RewriteError::Output(format!(
@@ -261,6 +262,16 @@ fn display_abs(p: &Path) -> String {
         s
     } else {
         format!("/{s}")
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
