@@ -45,25 +45,16 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn regenerator(args: &[&str], config: &Path) -> Option<(Counting, Arc<AtomicUsize>)> {
+fn regenerator(args: &[&str], config: &Path) -> (Counting, Arc<AtomicUsize>) {
     let mut argv = vec!["vipcheck", "watch"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap();
     let Command::Watch(args) = cli.command else {
         unreachable!()
     };
-    // Until the keepalived parser is merged the rewrite cannot plan: say so and skip.
-    // (This guard goes once the parser is in main.)
-    let opts = vipcheck::rewrite::command::generate_options(&args.generate, None).unwrap();
-    if let Err(e) = vipcheck::rewrite::plan(config, Format::Keepalived, &opts) {
-        if e.to_string().contains("not written yet") {
-            println!("skipped: the keepalived parser is not in this build ({e})");
-            return None;
-        }
-    }
     let regen = RewriteRegenerator::from_args(&args, Format::Keepalived, config).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
-    Some((Counting(regen, calls.clone()), calls))
+    (Counting(regen, calls.clone()), calls)
 }
 
 fn validation() -> Validation {
@@ -92,7 +83,7 @@ fn in_place_rewrite_reloads_once_and_ignores_its_own_writes() {
     let (_tmp, dir) = tempdir();
     let config = dir.join("keepalived.conf");
     std::fs::copy(fixture("rewrite/keepalived/dr_basic.conf"), &config).unwrap();
-    let Some((regen, calls)) = regenerator(
+    let (regen, calls) = regenerator(
         &[
             config.to_str().unwrap(),
             "--in-place",
@@ -100,9 +91,7 @@ fn in_place_rewrite_reloads_once_and_ignores_its_own_writes() {
             "/usr/local/bin/vipcheck",
         ],
         &config,
-    ) else {
-        return;
-    };
+    );
     let daemon = StandIn::start(&dir);
     let mut h = Harness::start_with(
         regen,
@@ -150,7 +139,7 @@ fn output_tree_follows_include_files_added_and_removed() {
     copy_tree(&fixture("rewrite/keepalived_tree"), &src);
     let config = src.join("keepalived.conf");
     let out = dir.join("out");
-    let Some((regen, calls)) = regenerator(
+    let (regen, calls) = regenerator(
         &[
             config.to_str().unwrap(),
             "-o",
@@ -159,9 +148,7 @@ fn output_tree_follows_include_files_added_and_removed() {
             "/usr/local/bin/vipcheck",
         ],
         &config,
-    ) else {
-        return;
-    };
+    );
     let daemon = StandIn::start(&dir);
     let mut h = Harness::start_with(
         regen,
