@@ -192,3 +192,53 @@ fn open_file_limit_at_start_is_an_error_with_a_hint() {
     }
     panic!("no limit made the inotify start fail: {firsts:#?}");
 }
+
+fn once(dir: &Path, config_text: &str) -> (Option<i32>, String) {
+    let config = dir.join("keepalived.conf");
+    std::fs::write(&config, config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("watch")
+        .arg(&config)
+        .arg("-o")
+        .arg(dir.join("out.conf"))
+        .arg("--reload")
+        .arg("none")
+        .arg("--once")
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn once_regenerates_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = once(
+        dir.path(),
+        "virtual_server 192.0.2.20 80 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
+         real_server 192.0.2.11 80 {\n    weight 1\n  }\n}\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("vipcheck: regenerated 1 file"), "{err}");
+    let out = std::fs::read_to_string(dir.path().join("out.conf")).unwrap();
+    assert!(out.contains("--rip 192.0.2.11"), "{out}");
+}
+
+#[test]
+fn once_with_a_bad_config_exits_one_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = once(
+        dir.path(),
+        "virtual_server 192.0.2.20 80 {\n  lb_kind FOO\n}\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!("{}:2:", dir.path().join("keepalived.conf").display());
+    assert!(
+        err.contains("vipcheck: config error: ") && err.contains(&want),
+        "{err}"
+    );
+    assert!(!dir.path().join("out.conf").exists());
+}
