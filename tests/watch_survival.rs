@@ -158,6 +158,21 @@ fn new_file_matching_include_glob_regenerates() {
 }
 
 #[test]
+fn new_file_in_a_symlinked_include_directory_regenerates() {
+    let mut s = scene(&[
+        ("main.conf", "top\ninclude conf.d/*.conf\n"),
+        ("shared/a.conf", "a\n"),
+    ]);
+    // conf.d did not exist when the scene was generated: make it a link, let that pass.
+    symlink("shared", s.dir.join("conf.d")).unwrap();
+    expect_one_reload(&mut s, 0);
+    assert_eq!(out_text(&s), format!("top\na\n{MARKER}"));
+    std::fs::write(s.dir.join("shared/b.conf"), "b\n").unwrap();
+    expect_one_reload(&mut s, 1);
+    assert_eq!(out_text(&s), format!("top\na\nb\n{MARKER}"));
+}
+
+#[test]
 fn new_include_directory_created_later_is_watched() {
     // The pattern's directory does not exist yet: its parent is watched instead.
     let mut s = scene(&[("main.conf", "top\ninclude conf.d/*.conf\n")]);

@@ -107,6 +107,20 @@ impl WatchSet {
                 }
                 dir.push(c);
             }
+            // Events name files under the resolved directory: match there too (an include
+            // directory that is a symlink).
+            if let (Some(resolved), Ok(rest)) = (link_chain(&dir).pop(), abs.strip_prefix(&dir)) {
+                if resolved != dir {
+                    let text = format!(
+                        "{}/{}",
+                        glob::Pattern::escape(&resolved.to_string_lossy()),
+                        rest.to_string_lossy()
+                    );
+                    if let Ok(p) = glob::Pattern::new(&text) {
+                        set.patterns.push(p);
+                    }
+                }
+            }
             set.add_dir(&dir);
         }
         for dir in extra_dirs {
@@ -265,6 +279,20 @@ mod tests {
         assert!(!set.may_matter(&d.join("other.conf")));
         assert!(!set.may_matter(&d.join(".main.conf.swp")));
         // The directory itself (deleted and recreated) matters.
+        assert!(set.may_matter(&d.join("conf.d")));
+    }
+
+    #[test]
+    fn include_pattern_through_a_symlinked_directory_matches_under_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(d.join("real.d")).unwrap();
+        symlink("real.d", d.join("conf.d")).unwrap();
+        let set = WatchSet::new(&[], &[d.join("conf.d/*.conf")], &[]);
+        assert!(set.dirs.contains(&d.join("real.d")), "{:?}", set.dirs);
+        assert!(set.may_matter(&d.join("real.d/new.conf")));
+        assert!(!set.may_matter(&d.join("real.d/new.txt")));
+        // The link itself changing (pointed elsewhere) matters too.
         assert!(set.may_matter(&d.join("conf.d")));
     }
 
