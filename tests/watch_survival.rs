@@ -424,6 +424,13 @@ fn own_in_place_output_is_not_acted_on() {
     h.quiet();
     assert_eq!(h.calls(), 3);
     assert_eq!(daemon.wait_hups(3), 3);
+    // Back to exactly the text the watcher wrote last: the operator's change, not its own
+    // (the daemon loaded "c" in between).
+    save_by_rename(&main, format!("b\n{MARKER}").as_str());
+    h.expect(is_reloaded);
+    h.quiet();
+    assert_eq!(h.calls(), 4);
+    assert_eq!(daemon.wait_hups(4), 4);
 }
 
 #[test]

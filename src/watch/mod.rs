@@ -459,10 +459,8 @@ impl<R: Regenerate> Watcher<R> {
     }
 
     /// True when the batch holds a change this process did not make itself.
-    fn batch_is_foreign(&self, batch: &[PathBuf], rescan: bool) -> Option<PathBuf> {
-        if rescan {
-            return Some(self.opts.config.clone());
-        }
+    fn batch_is_foreign(&mut self, batch: &[PathBuf], rescan: bool) -> Option<PathBuf> {
+        let mut foreign = rescan.then(|| self.opts.config.clone());
         for p in batch {
             if !self.set.may_matter(p) {
                 continue;
@@ -474,9 +472,12 @@ impl<R: Regenerate> Watcher<R> {
             if now.is_some() && self.own.get(p) == now.as_ref() {
                 continue; // exactly what this process wrote
             }
-            return Some(p.clone());
+            // Someone else changed it: a later return to the text this process wrote is
+            // theirs too (the daemon may have loaded their version in between).
+            self.own.remove(p);
+            foreign.get_or_insert_with(|| p.clone());
         }
-        None
+        foreign
     }
 
     /// Watches until stopped: one pass at start, then one pass per burst of changes.
