@@ -242,3 +242,20 @@ fn once_with_a_bad_config_exits_one_with_its_line() {
     );
     assert!(!dir.path().join("out.conf").exists());
 }
+
+#[test]
+fn sighup_runs_a_pass_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Proc::start(dir.path(), false);
+    p.expect_line("watching");
+    let out = dir.path().join("out.conf");
+    assert!(out.is_file());
+    // The output is not watched: removing it changes nothing until a pass is asked for.
+    std::fs::remove_file(&out).unwrap();
+    p.signal(libc::SIGHUP);
+    p.expect_line("pass requested (SIGHUP)");
+    p.expect_line("regenerated 1 file");
+    assert!(out.is_file());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(), 0);
+}

@@ -14,6 +14,8 @@ pub enum Report {
         config: PathBuf,
         dirs: usize,
     },
+    /// A pass was asked for (SIGHUP).
+    Refresh,
     /// A change worth a pass (the first changed path, and how many more in the burst).
     ChangeSeen {
         path: PathBuf,
@@ -72,6 +74,7 @@ impl std::fmt::Display for Report {
                 config.display(),
                 if *dirs == 1 { "y" } else { "ies" }
             ),
+            Report::Refresh => f.write_str("pass requested (SIGHUP)"),
             Report::ChangeSeen { path, more: 0 } => write!(f, "change seen: {}", path.display()),
             Report::ChangeSeen { path, more } => {
                 write!(f, "change seen: {} and {more} more", path.display())

@@ -115,6 +115,8 @@ pub enum PassOutcome {
 /// Messages the loop waits for: file-system events, and a request to stop.
 pub enum Msg {
     Fs(notify::Result<notify::Event>),
+    /// Run a pass now (SIGHUP), as if everything had changed.
+    Refresh,
     Stop,
 }
 
@@ -125,6 +127,11 @@ pub struct Stopper(Sender<Msg>);
 impl Stopper {
     pub fn stop(&self) {
         let _ = self.0.send(Msg::Stop);
+    }
+
+    /// Asks for a pass now.
+    pub fn refresh(&self) {
+        let _ = self.0.send(Msg::Refresh);
     }
 }
 
@@ -505,6 +512,7 @@ impl<R: Regenerate> Watcher<R> {
         loop {
             let mut batch: Vec<PathBuf> = Vec::new();
             let mut rescan = false;
+            let mut requested = false;
             let mut first: Option<Instant> = None;
             let mut deadline: Option<Instant> = None;
             if std::mem::take(&mut self.recheck) {
@@ -530,6 +538,11 @@ impl<R: Regenerate> Watcher<R> {
                     Msg::Stop => {
                         self.say(Report::Stopping);
                         return Ok(());
+                    }
+                    Msg::Refresh => {
+                        requested = true;
+                        deadline = Some(Instant::now());
+                        continue;
                     }
                     Msg::Fs(Err(e)) => {
                         let (msg, hint) = describe_notify_error(&e);
@@ -558,7 +571,11 @@ impl<R: Regenerate> Watcher<R> {
                     deadline = Some((now + self.opts.debounce).min(start + max_wait));
                 }
             }
-            if let Some(changed) = self.batch_is_foreign(&batch, rescan) {
+            let foreign = self.batch_is_foreign(&batch, rescan);
+            if requested {
+                self.say(Report::Refresh);
+                self.pass(Trigger::Change);
+            } else if let Some(changed) = foreign {
                 self.say(Report::ChangeSeen {
                     path: changed,
                     more: batch.len().saturating_sub(1),
@@ -696,17 +713,23 @@ pub fn run_cli(args: WatchArgs) -> i32 {
         };
     }
     let stopper = watcher.stopper();
-    let mut signals = match signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]) {
+    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
+    let mut signals = match signals {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vipcheck: cannot catch SIGTERM/SIGINT: {e}");
+            eprintln!("vipcheck: cannot catch SIGTERM/SIGINT/SIGHUP: {e}");
             return 1;
         }
     };
     let handle = signals.handle();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            stopper.stop();
+        for sig in signals.forever() {
+            if sig == libc::SIGHUP {
+                stopper.refresh();
+            } else {
+                stopper.stop();
+                break;
+            }
         }
     });
     let code = match watcher.run() {
