@@ -251,3 +251,56 @@ fn real_keepalived_accepts_every_rewritten_config_it_accepted_before() {
         total_checks
     );
 }
+
+#[test]
+fn a_template_directory_overrides_the_embedded_stanza() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keepalived")).unwrap();
+    std::fs::write(
+        dir.path().join("keepalived/misc_check.conf.j2"),
+        "{{ indent }}# vipcheck:begin custom\n{{ indent }}MISC_CHECK {\n{{ indent }}    misc_path \"{{ command_line }}\"\n\
+         {{ indent }}    misc_timeout {{ misc_timeout }}\n{{ indent }}    # real server {{ command.rip }}\n{{ indent }}}\n{{ indent }}# vipcheck:end\n",
+    )
+    .unwrap();
+    let mut opts = options();
+    opts.templates = Some(dir.path().to_path_buf());
+    let plan = plan(
+        &fixture("rewrite/keepalived/dr_basic.conf"),
+        Format::Keepalived,
+        &opts,
+    )
+    .unwrap();
+    let text = plan.new_text(vipcheck::config::FileId(0));
+    assert!(
+        text.contains("        # real server 192.0.2.11\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("        # real server 192.0.2.12\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_template_with_an_undefined_variable_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keepalived")).unwrap();
+    std::fs::write(
+        dir.path().join("keepalived/misc_check.conf.j2"),
+        "{{ indnet }}MISC_CHECK {}\n",
+    )
+    .unwrap();
+    let mut opts = options();
+    opts.templates = Some(dir.path().to_path_buf());
+    let err = plan(
+        &fixture("rewrite/keepalived/dr_basic.conf"),
+        Format::Keepalived,
+        &opts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("misc_check.conf.j2") && err.contains("undefined"),
+        "{err}"
+    );
+}
