@@ -106,14 +106,15 @@ pub enum PassOutcome {
     Done { written: usize },
     /// The sources could not be read or parsed: nothing written.
     ConfigError,
-    /// The daemon's validator rejected the output; the last good output was kept.
+    /// The daemon's validator rejected the output: not reloaded (with `-o`, the last good
+    /// output put back).
     Invalid,
     /// Written and valid, but the reload failed.
     ReloadFailed { written: usize },
 }
 
-/// Messages the loop waits for: file-system events, and a request to stop.
-pub enum Msg {
+/// Messages the loop waits for: file-system events, and requests from signals.
+enum Msg {
     Fs(notify::Result<notify::Event>),
     /// Run a pass now (SIGHUP), as if everything had changed.
     Refresh,
