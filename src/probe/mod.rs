@@ -1,5 +1,7 @@
 //! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.
 
+pub mod session;
+
 use crate::cli::ProbeArgs;
 
 /// Runs `vipcheck probe`; returns the process exit code (0 = up, 1 = down). Never 2..255:
