@@ -250,28 +250,9 @@ impl Lab {
             self.dir.path().display().to_string(),
         ];
         if mode == "https" {
-            let key = self.dir.path().join("key.pem");
-            let cert = self.dir.path().join("cert.pem");
-            sh(&[
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=www.example.com",
-                "-keyout",
-                &key.display().to_string(),
-                "-out",
-                &cert.display().to_string(),
-            ]);
-            args.push(cert.display().to_string());
-            args.push(key.display().to_string());
+            let (cert, key) = self.make_certificate();
+            args.push(cert);
+            args.push(key);
         }
         let mut child = Command::new(&args[0])
             .args(&args[1..])
@@ -291,6 +272,69 @@ impl Lab {
             .recv_timeout(Duration::from_secs(10))
             .expect("the test server did not start within 10 s");
         assert_eq!(line.trim(), "ready", "test server said {line:?}");
+    }
+
+    /// A test CA (ca.pem) and a server certificate for www.example.com signed by it, made
+    /// with openssl at test time. Returns the certificate and key paths.
+    fn make_certificate(&self) -> (String, String) {
+        let p = |f: &str| self.dir.path().join(f).display().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["openssl", "req", "-x509"];
+        ca.extend_from_slice(&ec);
+        let (ca_key, ca_pem) = (p("ca.key"), p("ca.pem"));
+        ca.extend_from_slice(&[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=vipcheck test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca_pem,
+        ]);
+        sh(&ca);
+        let (key, csr, cert, ext) = (p("key.pem"), p("req.csr"), p("cert.pem"), p("ext.cnf"));
+        std::fs::write(
+            &ext,
+            "subjectAltName=DNS:www.example.com\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("write extensions");
+        let mut req = vec!["openssl", "req"];
+        req.extend_from_slice(&ec);
+        req.extend_from_slice(&[
+            "-subj",
+            "/CN=www.example.com",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ]);
+        sh(&req);
+        sh(&[
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ]);
+        (cert, key)
     }
 
     fn path(&self, port: u16) -> SessionPath {
@@ -586,17 +630,18 @@ fn https_up(v6: bool, director_has_vip: bool) {
         ),
     );
     assert!(o.is_up(), "expected up, got {o}");
-    // With verification against the system CAs the self-signed certificate is refused.
+    // With verification: accepted against the test CA for the right name, refused for
+    // another name.
     let strict = session::TlsOptions {
         verify: true,
-        ca_file: Some(lab.dir.path().join("cert.pem")),
+        ca_file: Some(lab.dir.path().join("ca.pem")),
         ..tls
     };
     let o = lab.check(
         443,
         AppCheck::Https(http("200", None, None), strict.clone()),
     );
-    assert!(o.is_up(), "verified against its own certificate: got {o}");
+    assert!(o.is_up(), "verified against the test CA: got {o}");
     let wrong_name = session::TlsOptions {
         sni: Some("other.example.org".into()),
         ..strict
