@@ -188,6 +188,64 @@ pub fn fill_tcp_checksum(ip: &mut [u8]) {
     tcp[16..18].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// The sequence number after a TCP segment we send (payload, SYN and FIN count one
+/// each); `None` for a RST or a packet that is not TCP.
+pub fn segment_end(ip: &[u8]) -> Option<u32> {
+    let (tcp_at, total) = match ip.first()? >> 4 {
+        4 if ip.len() >= 20 && ip[9] == IPPROTO_TCP => (
+            usize::from(ip[0] & 0x0f) * 4,
+            usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        ),
+        6 if ip.len() >= 40 && ip[6] == IPPROTO_TCP => {
+            (40, 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]])))
+        }
+        _ => return None,
+    };
+    let tcp = ip.get(tcp_at..total.min(ip.len()))?;
+    if tcp.len() < 20 {
+        return None;
+    }
+    let flags = tcp[13];
+    if flags & 0x04 != 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let payload = tcp.len().saturating_sub(usize::from(tcp[12] >> 4) * 4) as u32;
+    Some(seq.wrapping_add(payload + u32::from(flags & 0x02 != 0) + u32::from(flags & 0x01 != 0)))
+}
+
+/// A complete frame carrying a RST from our address and port to VIP:port with sequence
+/// number `seq`, framed like the session's own packets.
+pub fn rst_frame(framing: &Framing, seq: u32) -> Vec<u8> {
+    let mut ip = match (framing.src_ip, framing.vip) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let mut h = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 1, IPPROTO_TCP, 0, 0];
+            h.extend_from_slice(&src.octets());
+            h.extend_from_slice(&dst.octets());
+            let sum = checksum(&h, 0);
+            h[10..12].copy_from_slice(&sum.to_be_bytes());
+            h
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let mut h = vec![0x60, 0, 0, 0, 0, 20, IPPROTO_TCP, 1];
+            h.extend_from_slice(&src.octets());
+            h.extend_from_slice(&dst.octets());
+            h
+        }
+        _ => return Vec::new(),
+    };
+    ip.extend_from_slice(&framing.local_port.to_be_bytes());
+    ip.extend_from_slice(&framing.port.to_be_bytes());
+    ip.extend_from_slice(&seq.to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x04, 0, 0, 0, 0, 0, 0]);
+    fill_tcp_checksum(&mut ip);
+    let head = framing.header_len();
+    let mut frame = vec![0u8; head];
+    frame.extend_from_slice(&ip);
+    framing.write_header(&mut frame, 0);
+    frame
+}
+
 /// Where frames go: the packet socket in production, a recorder in tests.
 pub trait FrameIo {
     /// Sends one frame.
@@ -209,6 +267,9 @@ pub struct Link<F: FrameIo> {
     /// Frames sent, for the outcome's statistics.
     pub frames_sent: u32,
     pub frames_received: u32,
+    /// One past the highest sequence number sent: what the peer expects next. A RST
+    /// with this number resets the peer's connection.
+    pub snd_end: Option<u32>,
 }
 
 impl<F: FrameIo> Link<F> {
@@ -226,6 +287,7 @@ impl<F: FrameIo> Link<F> {
             send_error: None,
             frames_sent: 0,
             frames_received: 0,
+            snd_end: None,
         }
     }
 }
@@ -255,6 +317,15 @@ impl<F: FrameIo> phy::TxToken for TxToken<'_, F> {
         let head = self.link.framing.header_len();
         let mut frame = vec![0u8; head + len];
         let r = f(&mut frame[head..]);
+        if let Some(end) = segment_end(&frame[head..]) {
+            let later = self
+                .link
+                .snd_end
+                .map_or(true, |cur| (end.wrapping_sub(cur) as i32) > 0);
+            if later {
+                self.link.snd_end = Some(end);
+            }
+        }
         self.link.ident = self.link.ident.wrapping_add(1);
         self.link.framing.write_header(&mut frame, self.link.ident);
         match self.link.io.send(&frame) {
@@ -604,6 +675,40 @@ mod tests {
         ip[37] = 0x34;
         fill_tcp_checksum(&mut ip);
         assert_eq!(ip, good);
+    }
+
+    #[test]
+    fn segment_end_counts_payload_syn_and_fin() {
+        let mut ip = reply4(); // SYN|ACK, seq 1, no payload
+        assert_eq!(segment_end(&ip), Some(2));
+        ip[33] = 0x18; // PSH|ACK
+        ip.extend_from_slice(b"GET /");
+        ip[3] = 45;
+        assert_eq!(segment_end(&ip), Some(6));
+        ip[33] = 0x11; // FIN|ACK
+        assert_eq!(segment_end(&ip), Some(7));
+        ip[33] = 0x04; // RST
+        assert_eq!(segment_end(&ip), None);
+        ip[24..28].copy_from_slice(&u32::MAX.to_be_bytes());
+        ip[33] = 0x10;
+        assert_eq!(segment_end(&ip), Some(4), "sequence numbers wrap");
+    }
+
+    #[test]
+    fn rst_frame_resets_the_sessions_tuple() {
+        let f = dr4();
+        let frame = rst_frame(&f, 0x0102_0304);
+        assert_eq!(frame.len(), 14 + 40);
+        assert_eq!(&frame[..14], &[2, 0, 0, 0, 0, 0x11, 2, 0, 0, 0, 0, 1, 8, 0]);
+        let ip = &frame[14..];
+        assert_eq!(checksum(&ip[..20], 0), 0);
+        assert_eq!(&ip[12..20], &[192, 0, 2, 1, 192, 0, 2, 20]);
+        assert_eq!(
+            &ip[20..36],
+            &[0x9c, 0x40, 0, 80, 1, 2, 3, 4, 0, 0, 0, 0, 0x50, 0x04, 0, 0]
+        );
+        let pseudo: u32 = 6 + 20 + 0xc000 + 0x0201 + 0xc000 + 0x0214;
+        assert_eq!(checksum(&ip[20..], pseudo), 0);
     }
 
     struct Recorder {

@@ -12,6 +12,7 @@ pub mod args;
 pub mod guard;
 pub mod http;
 pub mod link;
+pub mod reaper;
 pub mod tls;
 
 use std::fmt;
@@ -204,6 +205,12 @@ pub fn run(
         iface: path.iface.clone(),
         source,
     })?;
+    // Before the nft child, so the helper never holds nft's pipes.
+    let reaper =
+        reaper::Reaper::spawn(path.ifindex).map_err(|source| SessionError::PacketSocket {
+            iface: path.iface.clone(),
+            source,
+        })?;
     let _guard = guard::RstGuard::install(path.src_ip, local_port, path.vip, path.port, deadline)?;
     let framing = Framing {
         method: path.method,
@@ -216,7 +223,7 @@ pub fn run(
         local_port,
     };
     let link = Link::new(socket, framing, path.mtu);
-    let outcome = drive(&path.iface, link, check, tls, deadline, start);
+    let outcome = drive(&path.iface, link, Some(reaper), check, tls, deadline, start);
     drop(port_hold);
     outcome
 }
@@ -444,6 +451,7 @@ fn smol_now(origin: Instant) -> smoltcp::time::Instant {
 fn drive<F: FrameIo + Wait>(
     iface_name: &str,
     mut link: Link<F>,
+    mut reaper: Option<reaper::Reaper>,
     check: &AppCheck,
     tls: Option<rustls::ClientConnection>,
     deadline: Instant,
@@ -494,6 +502,7 @@ fn drive<F: FrameIo + Wait>(
     };
     let mut connect_time = None;
     let mut response = None;
+    let mut armed = None;
 
     let reason = loop {
         let now = Instant::now();
@@ -505,6 +514,12 @@ fn drive<F: FrameIo + Wait>(
             });
         }
         iface.poll(smol_now(start), &mut link, &mut sockets);
+        if let (Some(r), Some(end)) = (reaper.as_mut(), link.snd_end) {
+            if armed != Some(end) {
+                r.arm(&link::rst_frame(&f, end));
+                armed = Some(end);
+            }
+        }
         let sock = sockets.get_mut::<tcp::Socket>(handle);
         if connect_time.is_none() {
             match sock.state() {
@@ -555,6 +570,9 @@ fn drive<F: FrameIo + Wait>(
     if sock.state() != tcp::State::Closed {
         sock.abort();
         iface.poll(smol_now(start), &mut link, &mut sockets);
+    }
+    if let Some(mut r) = reaper {
+        r.disarm();
     }
     if reason == Reason::Timeout(Phase::Handshake) && link.frames_sent == 0 {
         if let Some(e) = link.send_error.take() {
