@@ -9,6 +9,7 @@
 //! address and MAC and the next hop's MAC into a [`SessionPath`].
 
 pub mod args;
+pub mod command;
 pub mod guard;
 pub mod http;
 pub mod link;
