@@ -37,7 +37,7 @@ pub fn script(table: &str, src: IpAddr, local_port: u16, vip: IpAddr, port: u16)
 
 /// While alive, the director's RSTs for one session are dropped.
 pub struct RstGuard {
-    child: Child,
+    child: Option<Child>,
 }
 
 impl RstGuard {
@@ -102,7 +102,7 @@ impl RstGuard {
         }
         guard_child.0 = None;
         drop(guard_child);
-        Ok(RstGuard { child })
+        Ok(RstGuard { child: Some(child) })
     }
 }
 
@@ -160,8 +160,18 @@ fn read_until_listing(out: &mut std::process::ChildStdout, deadline: Instant) ->
 impl Drop for RstGuard {
     fn drop(&mut self) {
         // Closing nft's netlink socket (by ending the process) deletes the owner table.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The kernel's teardown takes a while; a thread reaps the child meanwhile.
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = child.kill();
+        // Should no thread start, the child stays a zombie until we exit; the table is
+        // gone either way.
+        let _ = std::thread::Builder::new()
+            .name("nft-reaper".into())
+            .spawn(move || {
+                let _ = child.wait();
+            });
     }
 }
 

@@ -401,12 +401,15 @@ const ETH_P_ALL: u16 = 0x0003;
 impl PacketSocket {
     pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
         let proto = ETH_P_ALL.to_be();
+        // Protocol 0 at creation and ETH_P_ALL at bind: a socket created with a protocol
+        // is hooked on every interface at once, and re-binding it to one interface waits
+        // for an RCU grace period (milliseconds per probe).
         // SAFETY: plain socket(2); the result is checked before it is wrapped.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::c_int::from(proto),
+                0,
             )
         };
         if raw < 0 {

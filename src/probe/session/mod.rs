@@ -32,6 +32,7 @@ pub use http::{HttpExpect, Mismatch, ResponseError, StatusRange};
 pub use tls::TlsOptions;
 
 use link::{FrameIo, Framing, Link, PacketSocket};
+use std::os::fd::AsRawFd;
 
 /// Where the session goes and how: everything the prober's route and neighbour lookups
 /// produce for one real server.
@@ -208,7 +209,7 @@ pub fn run(
     })?;
     // Before the nft child, so the helper never holds nft's pipes.
     let reaper =
-        reaper::Reaper::spawn(path.ifindex).map_err(|source| SessionError::PacketSocket {
+        reaper::Reaper::spawn(socket.as_raw_fd()).map_err(|source| SessionError::PacketSocket {
             iface: path.iface.clone(),
             source,
         })?;
@@ -572,7 +573,7 @@ fn drive<F: FrameIo + Wait>(
         sock.abort();
         iface.poll(smol_now(start), &mut link, &mut sockets);
     }
-    if let Some(mut r) = reaper {
+    if let Some(r) = reaper.as_mut() {
         r.disarm();
     }
     if reason == Reason::Timeout(Phase::Handshake) && link.frames_sent == 0 {
@@ -583,6 +584,10 @@ fn drive<F: FrameIo + Wait>(
             });
         }
     }
+    // The socket first, then the helper's pipe: the helper then holds the socket's last
+    // reference and pays for closing it (an RCU grace period) after we have moved on.
+    drop(link);
+    drop(reaper);
     Ok(Outcome {
         reason,
         elapsed: start.elapsed(),

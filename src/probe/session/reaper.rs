@@ -6,7 +6,7 @@
 //! disarms it first. The helper only reads, sends and exits: safe after fork.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const SLOT: usize = 128;
@@ -20,38 +20,17 @@ struct Shared {
 }
 
 pub struct Reaper {
-    pid: libc::pid_t,
     pipe_w: Option<OwnedFd>,
     shared: *mut Shared,
     next: usize,
 }
 
 impl Reaper {
-    /// Forks the helper; `ifindex` is the interface the RST leaves on.
-    pub fn spawn(ifindex: u32) -> io::Result<Reaper> {
-        // Protocol 0: the socket only sends, nothing is queued to it.
-        // SAFETY: plain socket(2), checked below.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptor we own.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: valid sockaddr_ll of the given size.
-        if unsafe {
-            libc::bind(
-                raw,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        } < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
+    /// Forks the helper, which sends on `sock` (the session's packet socket, shared).
+    /// The helper is forked twice so that init, not the prober, reaps it: the prober never
+    /// waits for it, and the helper, holding the last reference to the packet socket, pays
+    /// for closing it (an RCU grace period) after the prober has moved on.
+    pub fn spawn(sock: RawFd) -> io::Result<Reaper> {
         // SAFETY: an anonymous shared mapping, checked below; zero-filled, which is a valid
         // Shared (atomics at 0, empty frames).
         let mem = unsafe {
@@ -68,40 +47,46 @@ impl Reaper {
             return Err(io::Error::last_os_error());
         }
         let shared = mem.cast::<Shared>();
+        let unmap = |e: io::Error| {
+            // SAFETY: the mapping made above, not shared with anyone yet.
+            unsafe { libc::munmap(mem, std::mem::size_of::<Shared>()) };
+            e
+        };
         let mut fds = [0; 2];
         // SAFETY: fds has room for two descriptors.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: the mapping made above.
-            unsafe { libc::munmap(mem, std::mem::size_of::<Shared>()) };
-            return Err(e);
+            return Err(unmap(io::Error::last_os_error()));
         }
         // SAFETY: fresh descriptors we own.
         let (pipe_r, pipe_w) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: the child below only calls async-signal-safe functions and _exit.
+        // SAFETY: the children below only call async-signal-safe functions and _exit.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: the mapping made above.
-            unsafe { libc::munmap(mem, std::mem::size_of::<Shared>()) };
-            return Err(e);
+            return Err(unmap(io::Error::last_os_error()));
         }
         if pid == 0 {
-            // SAFETY: async-signal-safe calls on descriptors and memory set up before fork.
+            // SAFETY: as above; the middle child forks the helper and leaves at once.
             unsafe {
-                helper(
-                    pipe_w.as_raw_fd(),
-                    pipe_r.as_raw_fd(),
-                    sock.as_raw_fd(),
-                    shared,
-                )
+                if libc::fork() == 0 {
+                    helper(pipe_w.as_raw_fd(), pipe_r.as_raw_fd(), sock, shared)
+                }
+                libc::_exit(0)
+            }
+        }
+        let mut status = 0;
+        // SAFETY: our own child, which exits right after its fork.
+        unsafe {
+            for _ in 0..100 {
+                if libc::waitpid(pid, &mut status, 0) >= 0
+                    || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
+                {
+                    break;
+                }
             }
         }
         drop(pipe_r);
-        drop(sock);
         Ok(Reaper {
-            pid,
             pipe_w: Some(pipe_w),
             shared,
             next: 0,
@@ -165,19 +150,9 @@ unsafe fn helper(pipe_w: i32, pipe_r: i32, sock: i32, shared: *mut Shared) -> ! 
 impl Drop for Reaper {
     fn drop(&mut self) {
         self.disarm();
+        // Closing the pipe wakes the helper, which finds nothing armed and exits.
         self.pipe_w = None;
-        let mut status = 0;
-        // SAFETY: our own child; it exits as soon as the pipe closes.
-        unsafe {
-            for _ in 0..100 {
-                if libc::waitpid(self.pid, &mut status, 0) >= 0 {
-                    break;
-                }
-                if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                    break;
-                }
-            }
-            libc::munmap(self.shared.cast(), std::mem::size_of::<Shared>());
-        }
+        // SAFETY: the mapping made in spawn; the helper has its own mapping of it.
+        unsafe { libc::munmap(self.shared.cast(), std::mem::size_of::<Shared>()) };
     }
 }
