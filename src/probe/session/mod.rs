@@ -14,6 +14,8 @@ pub mod guard;
 pub mod http;
 pub mod link;
 pub mod reaper;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::fmt;
