@@ -163,6 +163,29 @@ impl Lab {
         ns(r, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
         ns(r, &["ip", "addr", "add", "192.0.2.20/32", "dev", "lo"]);
         ns(r, &["ip", "addr", "add", "2001:db8::20/128", "dev", "lo"]);
+        if !director_has_vip {
+            // The director's kernel reaches the VIP, as a backup director reaches the
+            // master's: without the guard its RSTs would reach the real server.
+            let d = director.0.as_str();
+            let mac = mac_text(SERVER_MAC);
+            for vip in ["192.0.2.20", "2001:db8::20"] {
+                ns(
+                    d,
+                    &[
+                        "ip",
+                        "neigh",
+                        "replace",
+                        vip,
+                        "lladdr",
+                        &mac,
+                        "dev",
+                        "eth0",
+                        "nud",
+                        "permanent",
+                    ],
+                );
+            }
+        }
         if director_has_vip {
             let d = director.0.as_str();
             ns(d, &["ip", "addr", "add", "192.0.2.20/32", "dev", "lo"]);
@@ -675,6 +698,7 @@ fn appcheck_child_session() {
     };
     let parts: Vec<&str> = spec.split(',').collect();
     let (netns, v6) = (parts[0].to_string(), parts[1] == "6");
+    let budget = Duration::from_secs(parts.get(2).and_then(|p| p.parse().ok()).unwrap_or(30));
     let src: IpAddr = if v6 { "2001:db8::1" } else { "192.0.2.1" }
         .parse()
         .unwrap();
@@ -755,4 +779,45 @@ fn probe_killed_mid_session_leaves_nothing_behind_ipv6() {
     if privileged("probe_killed_mid_session_leaves_nothing_behind_ipv6") {
         killed_mid_session(true, false);
     }
+}
+
+/// The guard is what keeps the session alive on a director without the VIP: with an `nft`
+/// that installs nothing, the director's kernel resets the real server's side.
+#[test]
+fn without_the_guard_the_directors_rsts_break_the_session() {
+    if !privileged("without_the_guard_the_directors_rsts_break_the_session") {
+        return;
+    }
+    let mut lab = Lab::new(false, false);
+    let vip = lab.vip();
+    lab.serve(vip, 80, "ok");
+    let fake = lab.dir.path().join("fake-nft");
+    std::fs::write(&fake, "#!/bin/sh\necho '}'\nexec sleep 30\n").expect("write fake nft");
+    sh(&["chmod", "+x", &fake.display().to_string()]);
+    let run_child = |nft: Option<&std::path::Path>| {
+        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            "--exact",
+            "appcheck_child_session",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("VIPCHECK_APPCHECK_CHILD", format!("{},4,5", lab.director.0));
+        if let Some(n) = nft {
+            cmd.env("VIPCHECK_NFT", n);
+        }
+        let out = cmd.output().expect("run the child probe");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with_guard = run_child(None);
+    assert!(
+        with_guard.contains("reason: Answered"),
+        "with the guard: {with_guard}"
+    );
+    let without = run_child(Some(&fake));
+    assert!(
+        without.contains("reason: Reset"),
+        "without the guard: {without}"
+    );
+    lab.assert_clean();
 }

@@ -541,7 +541,10 @@ fn drive<F: FrameIo + Wait>(
             if let Err(err) = exchange.pump(sock) {
                 break Reason::Tls(err);
             }
-            match http::parse_response(&exchange.response, exchange.eof) {
+            // Closed without our doing is a RST (a FIN leaves the socket in CLOSE-WAIT): a
+            // response cut short by it is a reset, not a close-delimited body.
+            let reset = sock.state() == tcp::State::Closed;
+            match http::parse_response(&exchange.response, exchange.eof && !reset) {
                 Ok(Some(r)) => {
                     let verdict = http::judge(e, &r);
                     response = Some(r);
@@ -550,8 +553,11 @@ fn drive<F: FrameIo + Wait>(
                         Err(m) => Reason::Mismatch(m),
                     };
                 }
-                Ok(None) if exchange.eof && exchange.response.is_empty() => break Reason::Reset,
+                Ok(None) if reset || (exchange.eof && exchange.response.is_empty()) => {
+                    break Reason::Reset
+                }
                 Ok(None) => {}
+                Err(_) if reset => break Reason::Reset,
                 Err(err) => break Reason::BadResponse(err),
             }
             // Whatever the pump queued goes out in this turn, not after the next wait.
