@@ -724,7 +724,7 @@ fn appcheck_child_session() {
         session::run(
             &path,
             &AppCheck::Http(http("200", None, None)),
-            Instant::now() + Duration::from_secs(30),
+            Instant::now() + budget,
         )
     });
     println!("child outcome: {o:?}");
