@@ -31,6 +31,9 @@ pub struct AppCheckCommand {
     /// The real server's MAC (DR) or the next hop's (TUN), e.g. 02:00:5e:00:00:11.
     #[arg(long, value_name = "MAC")]
     pub next_hop_mac: String,
+    /// TUN: the tunnel's outer source when the RIP's family differs from the VIP's.
+    #[arg(long, value_name = "IP")]
+    pub tunnel_src: Option<IpAddr>,
     #[arg(long, value_name = "VIP")]
     pub vip: IpAddr,
     /// The real server's own address (the tunnel's end for TUN).
@@ -95,6 +98,7 @@ pub fn session_path(cmd: &AppCheckCommand) -> Result<SessionPath, String> {
         mtu,
         src_mac,
         src_ip: cmd.src,
+        tunnel_src: cmd.tunnel_src,
         next_hop_mac: parse_mac(&cmd.next_hop_mac).map_err(|e| format!("--next-hop-mac: {e}"))?,
         rip: cmd.rip,
         vip: cmd.vip,

@@ -26,8 +26,10 @@ pub struct Framing {
     pub src_mac: [u8; 6],
     /// The real server's MAC (DR) or the next hop towards its address (TUN).
     pub next_hop_mac: [u8; 6],
-    /// The director's address: our source inside (and, for TUN, outside) the tunnel.
+    /// The director's address: the session's source (the inner source for TUN).
     pub src_ip: IpAddr,
+    /// TUN: the outer source, of the RIP's family (may differ from the VIP's).
+    pub outer_src: IpAddr,
     pub rip: IpAddr,
     pub vip: IpAddr,
     pub port: u16,
@@ -66,7 +68,7 @@ impl Framing {
         }
         let inner_proto = if inner_v6 { IPPROTO_IPV6 } else { IPPROTO_IPIP };
         let outer = &mut frame[ETH_HDR..];
-        match (self.src_ip, self.rip) {
+        match (self.outer_src, self.rip) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let total = (20 + inner_len) as u16;
                 outer[0] = 0x45;
@@ -519,6 +521,7 @@ mod tests {
             src_mac: [2, 0, 0, 0, 0, 1],
             next_hop_mac: [2, 0, 0, 0, 0, 0x11],
             src_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            outer_src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
             vip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)),
             port: 80,
@@ -615,6 +618,7 @@ mod tests {
             src_mac: [2, 0, 0, 0, 0, 1],
             next_hop_mac: [2, 0, 0, 0, 0, 0x11],
             src_ip: IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()),
+            outer_src: IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap()),
             rip: IpAddr::V6("2001:db8::11".parse::<Ipv6Addr>().unwrap()),
             vip: IpAddr::V6("2001:db8::20".parse::<Ipv6Addr>().unwrap()),
             port: 443,
@@ -634,6 +638,29 @@ mod tests {
             "2001:db8::11".parse::<Ipv6Addr>().unwrap().octets()
         );
         assert!(buf[54..].iter().all(|&b| b == 0xa5));
+    }
+
+    #[test]
+    fn tun_ipv4_vip_through_an_ipv6_tunnel() {
+        let mut f = dr4();
+        f.method = ForwardingMethod::Tunnel;
+        f.outer_src = IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap());
+        f.rip = IpAddr::V6("2001:db8::11".parse::<Ipv6Addr>().unwrap());
+        let inner = reply4();
+        let mut buf = vec![0xa5; 54];
+        buf.extend_from_slice(&inner);
+        f.write_header(&mut buf, 0);
+        assert_eq!(&buf[12..14], &[0x86, 0xdd]);
+        assert_eq!(
+            &buf[14..22],
+            &[0x60, 0, 0, 0, 0, 40, 4, 64],
+            "next header 4: IPv4 inside"
+        );
+        assert_eq!(
+            buf[22..38],
+            "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(&buf[54..], &inner[..]);
     }
 
     #[test]

@@ -45,8 +45,11 @@ pub struct SessionPath {
     /// The interface's MTU.
     pub mtu: usize,
     pub src_mac: [u8; 6],
-    /// The director's address on `iface`: the session's client address.
+    /// The director's address: the session's client address, of the VIP's family.
     pub src_ip: IpAddr,
+    /// TUN only: the tunnel's outer source, of the RIP's family (the director's address
+    /// towards the real server); `src_ip` when unset.
+    pub tunnel_src: Option<IpAddr>,
     /// The real server's MAC (DR) or the next hop towards the RIP (TUN).
     pub next_hop_mac: [u8; 6],
     pub rip: IpAddr,
@@ -71,11 +74,12 @@ impl SessionPath {
                 ),
             });
         }
-        if self.method == ForwardingMethod::Tunnel && self.src_ip.is_ipv6() != self.rip.is_ipv6() {
+        let outer = self.tunnel_src.unwrap_or(self.src_ip);
+        if self.method == ForwardingMethod::Tunnel && outer.is_ipv6() != self.rip.is_ipv6() {
             return Err(SessionError::Unsupported {
                 detail: format!(
-                    "tunnelling to {} needs a director address of its family (got {})",
-                    self.rip, self.src_ip
+                    "tunnelling to {} needs a tunnel source of its family (got {outer})",
+                    self.rip
                 ),
             });
         }
@@ -221,6 +225,7 @@ pub fn run(
         src_mac: path.src_mac,
         next_hop_mac: path.next_hop_mac,
         src_ip: path.src_ip,
+        outer_src: path.tunnel_src.unwrap_or(path.src_ip),
         rip: path.rip,
         vip: path.vip,
         port: path.port,

@@ -78,6 +78,8 @@ enum Server {
 /// come back framed to the client's MAC.
 struct FakeWire {
     mode: Server,
+    /// Bytes in front of the inner IP packet: 14 for DR, 34 for IPv4-in-IPv4 TUN.
+    header: usize,
     iface: Interface,
     dev: Queues,
     sockets: SocketSet<'static>,
@@ -89,7 +91,7 @@ struct FakeWire {
 }
 
 impl FakeWire {
-    fn new(mode: Server) -> FakeWire {
+    fn new(mode: Server, header: usize) -> FakeWire {
         let mut dev = Queues::default();
         let origin = Instant::now();
         let mut config = Config::new(HardwareAddress::Ip);
@@ -109,6 +111,7 @@ impl FakeWire {
         let handle = sockets.add(s);
         FakeWire {
             mode,
+            header,
             iface,
             dev,
             sockets,
@@ -159,8 +162,17 @@ impl FrameIo for FakeWire {
             &SERVER_MAC,
             "frames go to the real server's MAC"
         );
+        if self.header == 34 {
+            // IPv4-in-IPv4 to the RIP; the real server decapsulates.
+            assert_eq!(frame[14 + 9], 4, "outer protocol IPIP");
+            assert_eq!(
+                &frame[14 + 16..14 + 20],
+                &[192, 0, 2, 11],
+                "outer destination: RIP"
+            );
+        }
         if self.mode != Server::Silent {
-            self.dev.rx.push_back(frame[14..].to_vec());
+            self.dev.rx.push_back(frame[self.header..].to_vec());
             self.turn();
         }
         Ok(())
@@ -208,11 +220,21 @@ impl Wait for Logged {
 }
 
 fn session(mode: Server, check: &AppCheck, budget: Duration) -> (Outcome, Vec<Vec<u8>>) {
+    session_via(ForwardingMethod::DirectRouting, mode, check, budget)
+}
+
+fn session_via(
+    method: ForwardingMethod,
+    mode: Server,
+    check: &AppCheck,
+    budget: Duration,
+) -> (Outcome, Vec<Vec<u8>>) {
     let framing = Framing {
-        method: ForwardingMethod::DirectRouting,
+        method,
         src_mac: MY_MAC,
         next_hop_mac: SERVER_MAC,
         src_ip: IpAddr::V4(SRC),
+        outer_src: IpAddr::V4(SRC),
         rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
         vip: IpAddr::V4(VIP),
         port: 80,
@@ -220,7 +242,7 @@ fn session(mode: Server, check: &AppCheck, budget: Duration) -> (Outcome, Vec<Ve
     };
     let log = Arc::new(Mutex::new(Vec::new()));
     let wire = Logged {
-        inner: FakeWire::new(mode),
+        inner: FakeWire::new(mode, framing.header_len()),
         log: log.clone(),
     };
     let link = Link::new(wire, framing, 1500);
@@ -325,4 +347,16 @@ fn silence_times_out_in_the_handshake_by_the_deadline() {
     // The loop stops at the deadline, not before (an upper bound is a benchmark's job).
     assert!(o.elapsed >= budget, "{o}");
     assert!(!sent.is_empty(), "a SYN was sent");
+}
+
+#[test]
+fn tun_session_is_encapsulated_to_the_rip_and_answered_directly() {
+    let (o, sent) = session_via(
+        ForwardingMethod::Tunnel,
+        Server::Answers(200, "tunnelled"),
+        &AppCheck::Http(expect("200", Some("tunnelled"))),
+        Duration::from_secs(5),
+    );
+    assert!(o.is_up(), "{o}");
+    assert!(sent.iter().all(|f| f.len() >= 34 && f[14 + 9] == 4));
 }
