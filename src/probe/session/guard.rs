@@ -2,8 +2,11 @@
 //! our address from VIP:port; a director that does not hold the VIP has no socket for that
 //! connection and answers every segment with a RST. An nftables table with `flags owner`
 //! drops exactly those RSTs (our address and port to VIP:port). The kernel deletes an owner
-//! table when the netlink socket that created it closes, so the table goes with the `nft`
-//! child that holds it: on drop, on exit, and on SIGKILL (the child has PR_SET_PDEATHSIG).
+//! table when the netlink socket that created it closes, so the table lives exactly as long
+//! as the socket: on drop, on exit and on SIGKILL it goes.
+//!
+//! By default the table is added over netlink ([`super::nftnl`]); with `VIPCHECK_NFT` set
+//! to an `nft` program, that program (`nft -i`, PR_SET_PDEATHSIG) holds the table instead.
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -14,9 +17,9 @@ use std::time::Instant;
 
 use super::SessionError;
 
-/// The nft program; `VIPCHECK_NFT` overrides it (tests, unusual installs).
-fn nft_program() -> String {
-    std::env::var("VIPCHECK_NFT").unwrap_or_else(|_| "nft".to_string())
+/// The nft program to use instead of netlink, from `VIPCHECK_NFT`.
+fn nft_program() -> Option<String> {
+    std::env::var("VIPCHECK_NFT").ok().filter(|p| !p.is_empty())
 }
 
 /// The table's name: unique per process and session port.
@@ -38,6 +41,7 @@ pub fn script(table: &str, src: IpAddr, local_port: u16, vip: IpAddr, port: u16)
 /// While alive, the director's RSTs for one session are dropped.
 pub struct RstGuard {
     child: Option<Child>,
+    _table: Option<super::nftnl::OwnerTable>,
 }
 
 impl RstGuard {
@@ -48,8 +52,54 @@ impl RstGuard {
         port: u16,
         deadline: Instant,
     ) -> Result<RstGuard, SessionError> {
-        let program = nft_program();
-        let mut cmd = Command::new(&program);
+        Self::install_via(
+            nft_program().as_deref(),
+            src,
+            local_port,
+            vip,
+            port,
+            deadline,
+        )
+    }
+
+    /// As [`RstGuard::install`], with the `nft` program to use instead of netlink given.
+    pub fn install_via(
+        nft: Option<&str>,
+        src: IpAddr,
+        local_port: u16,
+        vip: IpAddr,
+        port: u16,
+        deadline: Instant,
+    ) -> Result<RstGuard, SessionError> {
+        let Some(program) = nft else {
+            let table = super::nftnl::OwnerTable::install(
+                &table_name(local_port),
+                src,
+                local_port,
+                vip,
+                port,
+                deadline,
+            )
+            .map_err(|e| SessionError::Nft {
+                detail: format!("nf_tables refused it: {e}"),
+            })?;
+            return Ok(RstGuard {
+                child: None,
+                _table: Some(table),
+            });
+        };
+        Self::install_with_nft(program, src, local_port, vip, port, deadline)
+    }
+
+    fn install_with_nft(
+        program: &str,
+        src: IpAddr,
+        local_port: u16,
+        vip: IpAddr,
+        port: u16,
+        deadline: Instant,
+    ) -> Result<RstGuard, SessionError> {
+        let mut cmd = Command::new(program);
         cmd.arg("-i")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -102,7 +152,10 @@ impl RstGuard {
         }
         guard_child.0 = None;
         drop(guard_child);
-        Ok(RstGuard { child: Some(child) })
+        Ok(RstGuard {
+            child: Some(child),
+            _table: None,
+        })
     }
 }
 

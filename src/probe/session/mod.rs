@@ -13,6 +13,7 @@ pub mod command;
 pub mod guard;
 pub mod http;
 pub mod link;
+pub mod nftnl;
 pub mod reaper;
 #[cfg(test)]
 mod tests;
@@ -180,7 +181,7 @@ pub enum SessionError {
     PacketSocket { iface: String, source: io::Error },
     #[error("cannot reserve a TCP port on {addr}: {source} (hint: the source address must be one of this host's)")]
     Port { addr: IpAddr, source: io::Error },
-    #[error("cannot install the nftables table that keeps this host from resetting the session: {detail} (hint: install nftables and run as root or with CAP_NET_ADMIN)")]
+    #[error("cannot install the nftables table that keeps this host from resetting the session: {detail} (hint: run as root or with CAP_NET_ADMIN; needs nf_tables and Linux 5.12 or later)")]
     Nft { detail: String },
     #[error("TLS setup failed: {detail}")]
     Tls { detail: String },
