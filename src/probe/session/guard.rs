@@ -45,6 +45,11 @@ pub struct RstGuard {
 }
 
 impl RstGuard {
+    /// The netlink socket that owns the table, when the table was added over netlink.
+    pub fn netlink_fd(&self) -> Option<std::os::fd::RawFd> {
+        self._table.as_ref().map(|t| t.as_raw_fd())
+    }
+
     pub fn install(
         src: IpAddr,
         local_port: u16,

@@ -214,13 +214,14 @@ pub fn run(
         iface: path.iface.clone(),
         source,
     })?;
-    // Before the nft child, so the helper never holds nft's pipes.
-    let reaper =
-        reaper::Reaper::spawn(socket.as_raw_fd()).map_err(|source| SessionError::PacketSocket {
-            iface: path.iface.clone(),
-            source,
+    let guard = guard::RstGuard::install(path.src_ip, local_port, path.vip, path.port, deadline)?;
+    let mut reaper =
+        reaper::Reaper::spawn(socket.as_raw_fd(), guard.netlink_fd()).map_err(|source| {
+            SessionError::PacketSocket {
+                iface: path.iface.clone(),
+                source,
+            }
         })?;
-    let _guard = guard::RstGuard::install(path.src_ip, local_port, path.vip, path.port, deadline)?;
     let framing = Framing {
         method: path.method,
         src_mac: path.src_mac,
@@ -233,7 +234,19 @@ pub fn run(
         local_port,
     };
     let link = Link::new(socket, framing, path.mtu);
-    let outcome = drive(&path.iface, link, Some(reaper), check, tls, deadline, start);
+    let outcome = drive(
+        &path.iface,
+        link,
+        Some(&mut reaper),
+        check,
+        tls,
+        deadline,
+        start,
+    );
+    // The guard, then the helper's pipe: the helper then holds the last references to the
+    // packet and netlink sockets and pays for closing them after we have moved on.
+    drop(guard);
+    drop(reaper);
     drop(port_hold);
     outcome
 }
@@ -461,7 +474,7 @@ fn smol_now(origin: Instant) -> smoltcp::time::Instant {
 fn drive<F: FrameIo + Wait>(
     iface_name: &str,
     mut link: Link<F>,
-    mut reaper: Option<reaper::Reaper>,
+    mut reaper: Option<&mut reaper::Reaper>,
     check: &AppCheck,
     tls: Option<rustls::ClientConnection>,
     deadline: Instant,
@@ -598,10 +611,6 @@ fn drive<F: FrameIo + Wait>(
             });
         }
     }
-    // The socket first, then the helper's pipe: the helper then holds the socket's last
-    // reference and pays for closing it (an RCU grace period) after we have moved on.
-    drop(link);
-    drop(reaper);
     Ok(Outcome {
         reason,
         elapsed: start.elapsed(),

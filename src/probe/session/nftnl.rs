@@ -298,6 +298,12 @@ pub struct OwnerTable {
     _sock: OwnedFd,
 }
 
+impl AsRawFd for OwnerTable {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self._sock.as_raw_fd()
+    }
+}
+
 impl OwnerTable {
     /// Adds the table and waits (until `deadline`) for the kernel's acks.
     pub fn install(

@@ -26,11 +26,12 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Forks the helper, which sends on `sock` (the session's packet socket, shared).
-    /// The helper is forked twice so that init, not the prober, reaps it: the prober never
-    /// waits for it, and the helper, holding the last reference to the packet socket, pays
-    /// for closing it (an RCU grace period) after the prober has moved on.
-    pub fn spawn(sock: RawFd) -> io::Result<Reaper> {
+    /// Forks the helper, which sends on `sock` (the session's packet socket, shared) and
+    /// also keeps `extra` (the guard's netlink socket) open. The helper is forked twice so
+    /// that init, not the prober, reaps it: the prober never waits for it, and the helper,
+    /// holding the last references, pays for closing them (RCU grace periods, the owner
+    /// table's removal) after the prober has moved on.
+    pub fn spawn(sock: RawFd, extra: Option<RawFd>) -> io::Result<Reaper> {
         // SAFETY: an anonymous shared mapping, checked below; zero-filled, which is a valid
         // Shared (atomics at 0, empty frames).
         let mem = unsafe {
@@ -69,7 +70,13 @@ impl Reaper {
             // SAFETY: as above; the middle child forks the helper and leaves at once.
             unsafe {
                 if libc::fork() == 0 {
-                    helper(pipe_w.as_raw_fd(), pipe_r.as_raw_fd(), sock, shared)
+                    helper(
+                        pipe_w.as_raw_fd(),
+                        pipe_r.as_raw_fd(),
+                        sock,
+                        extra.unwrap_or(-1),
+                        shared,
+                    )
                 }
                 libc::_exit(0)
             }
@@ -115,20 +122,24 @@ impl Reaper {
 }
 
 /// The helper process: waits for the prober to go, sends the armed RST, exits.
-unsafe fn helper(pipe_w: i32, pipe_r: i32, sock: i32, shared: *mut Shared) -> ! {
+unsafe fn helper(pipe_w: i32, pipe_r: i32, sock: i32, extra: i32, shared: *mut Shared) -> ! {
     libc::close(pipe_w);
     // Drop every other inherited descriptor: a helper forked for a parallel session must
     // not hold this one's pipe open (nor anyone's pipes and sockets).
-    let (lo, hi) = (pipe_r.min(sock) as u32, pipe_r.max(sock) as u32);
-    for (first, last) in [
-        (3, lo.wrapping_sub(1)),
-        (lo + 1, hi - 1),
-        (hi + 1, u32::MAX),
-    ] {
-        if first <= last && first >= 3 {
-            libc::syscall(libc::SYS_close_range, first, last, 0u32);
+    let mut keep = [pipe_r, sock, extra];
+    keep.sort_unstable();
+    let mut first: u32 = 3;
+    for fd in keep {
+        if fd < 0 {
+            continue;
         }
+        let fd = fd as u32;
+        if fd > first {
+            libc::syscall(libc::SYS_close_range, first, fd - 1, 0u32);
+        }
+        first = first.max(fd + 1);
     }
+    libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32);
     let mut b = 0u8;
     // read returns 0 (EOF) once every write end is closed: the prober has exited or
     // dropped the reaper. Bounded: a signal storm cannot keep us here forever.
