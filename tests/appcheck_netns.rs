@@ -823,3 +823,77 @@ fn without_the_guard_the_directors_rsts_break_the_session() {
     );
     lab.assert_clean();
 }
+
+/// The command line: `vipcheck appcheck` exits 0 when up, 1 when down, and prints the
+/// verdict as JSON on request.
+#[test]
+fn appcheck_command_exit_status_and_json() {
+    if !privileged("appcheck_command_exit_status_and_json") {
+        return;
+    }
+    let mut lab = Lab::new(false, false);
+    let vip = lab.vip();
+    lab.serve(vip, 80, "ok");
+    let run = |port: &str, extra: &[&str]| {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &lab.director.0,
+            env!("CARGO_BIN_EXE_vipcheck"),
+            "appcheck",
+            "--iface",
+            "eth0",
+            "--src",
+            "192.0.2.1",
+            "--next-hop-mac",
+            "02:00:5e:00:00:11",
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            port,
+            "--timeout",
+            "3s",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("run vipcheck appcheck");
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, json, err) = run("80", &["--check", "http", "--http-path", "/index.html"]);
+    assert_eq!(code, Some(0), "{json} {err}");
+    assert_eq!(json["up"], true);
+    assert_eq!(json["status"], 200);
+    let (code, json, err) = run(
+        "80",
+        &[
+            "--check",
+            "http",
+            "--http-path",
+            "/index.html",
+            "--expect-body",
+            "nope",
+        ],
+    );
+    assert_eq!(code, Some(1), "{json} {err}");
+    assert_eq!(json["up"], false);
+    assert_eq!(json["status"], 200);
+    assert_eq!(json["reason"], "the body does not contain \"nope\"");
+    let (code, json, _) = run("8080", &["--check", "tcp-session"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["reason"], "connection refused on the VIP (RST to SYN)");
+    let (code, _, err) = run("80", &["--check", "http", "--expect-status", "2xx"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--expect-status"), "{err}");
+    lab.assert_clean();
+}
