@@ -897,3 +897,30 @@ fn appcheck_command_exit_status_and_json() {
     assert!(err.contains("--expect-status"), "{err}");
     lab.assert_clean();
 }
+
+/// A page larger than the session's receive buffer arrives whole (window updates, many
+/// segments, GRO on the veth) and its digest matches the file's.
+#[test]
+fn large_page_is_read_whole_and_digested() {
+    if !privileged("large_page_is_read_whole_and_digested") {
+        return;
+    }
+    let mut lab = Lab::new(false, false);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let file = lab.dir.path().join("big.bin");
+    std::fs::write(&file, &big).expect("write big page");
+    let digest = sh(&["md5sum", &file.display().to_string()]);
+    let digest = digest
+        .split_whitespace()
+        .next()
+        .expect("md5sum")
+        .to_string();
+    let vip = lab.vip();
+    lab.serve(vip, 80, "ok");
+    let mut expect = http("200", None, Some(digest));
+    expect.path = "/big.bin".into();
+    let o = lab.check(80, AppCheck::Http(expect));
+    assert!(o.is_up(), "{o}");
+    assert_eq!(o.body_len, Some(big.len()));
+    lab.assert_clean();
+}

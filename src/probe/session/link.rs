@@ -253,7 +253,8 @@ pub trait FrameIo {
     /// Sends one frame.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// Receives one frame into `buf` without waiting: `Ok(None)` when none is queued.
-    /// The flag says the kernel left the checksum for the hardware to fill in.
+    /// The flag says the TCP checksum field is not to be trusted as it stands (left for
+    /// the hardware, or already verified and then invalidated by GRO): refill it.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>>;
 }
 
@@ -285,7 +286,8 @@ impl<F: FrameIo> Link<F> {
             framing,
             mtu,
             ident: std::process::id() as u16,
-            rx: vec![0; 65_536],
+            // The largest IP packet plus its Ethernet header (GRO can merge up to it).
+            rx: vec![0; 65_535 + 64],
             send_error: None,
             frames_sent: 0,
             frames_received: 0,
@@ -398,6 +400,7 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
 const ETH_P_ALL: u16 = 0x0003;
 
 impl PacketSocket {
@@ -501,7 +504,10 @@ impl FrameIo for PacketSocket {
                 if (*cmsg).cmsg_level == SOL_PACKET && (*cmsg).cmsg_type == PACKET_AUXDATA {
                     // tpacket_auxdata starts with the u32 tp_status.
                     let status = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>());
-                    not_ready = status & TP_STATUS_CSUMNOTREADY != 0;
+                    // Not ready: a local peer left it to the hardware. Valid: the NIC or
+                    // the kernel checked it, and a GRO-merged segment's field no longer
+                    // matches its bytes. Either way it is ours to fill in.
+                    not_ready = status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0;
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
