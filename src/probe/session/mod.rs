@@ -2,8 +2,10 @@
 //! HTTP or HTTPS over it) to VIP:port, run by a user-space TCP stack (smoltcp) whose
 //! packets leave on a packet socket addressed to the real server's MAC (DR) or
 //! encapsulated to its address (TUN). The director's kernel never owns the connection:
-//! on a director holding the VIP the answers are martians to it; on one that does not, an
-//! nftables owner table drops its RSTs and vanishes with the process ([`guard`]).
+//! on a director holding the VIP the answers are martians to it; on one that does not, it
+//! would reset the real server's side, so an nftables owner table, added over netlink
+//! ([`nftnl`]), drops exactly those RSTs and vanishes with its socket ([`guard`]). A forked
+//! helper resets the real server's side should vipcheck be killed mid-session ([`reaper`]).
 //!
 //! Entry point: [`run`]. The caller (the prober) resolves the interface, the director's
 //! address and MAC and the next hop's MAC into a [`SessionPath`].
@@ -526,6 +528,7 @@ fn drive<F: FrameIo + Wait>(
     let mut connect_time = None;
     let mut response = None;
     let mut armed = None;
+    let syn_at = Instant::now();
 
     let reason = loop {
         let now = Instant::now();
@@ -547,7 +550,7 @@ fn drive<F: FrameIo + Wait>(
         if connect_time.is_none() {
             match sock.state() {
                 tcp::State::Established => {
-                    connect_time = Some(now - start);
+                    connect_time = Some(now.saturating_duration_since(syn_at));
                     if expect.is_none() {
                         break Reason::Answered;
                     }
