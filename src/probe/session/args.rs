@@ -143,6 +143,30 @@ pub fn from_ldirectord_negotiate(
     args.to_check(kind)
 }
 
+/// Maps one `url` block of a keepalived HTTP_GET / SSL_GET check (`path`, `digest`,
+/// `status_code`, and the checker's `virtualhost`) onto the application check. Without a
+/// `status_code`, any 2xx is accepted, as keepalived does.
+pub fn from_keepalived_url(
+    ssl: bool,
+    path: &str,
+    digest: Option<&str>,
+    status_code: Option<u16>,
+    virtualhost: Option<&str>,
+) -> Result<AppCheck, String> {
+    let args = AppCheckArgs {
+        http_path: path.to_string(),
+        http_host: virtualhost.map(str::to_string),
+        expect_status: status_code.map_or_else(|| "200-299".to_string(), |c| c.to_string()),
+        expect_digest: digest.map(str::to_string),
+        ..AppCheckArgs::default()
+    };
+    args.to_check(if ssl {
+        AppCheckKind::Https
+    } else {
+        AppCheckKind::Http
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +268,45 @@ mod tests {
     #[test]
     fn tcp_session_needs_nothing_else() {
         assert_eq!(parse(&["--check", "tcp-session"]), Ok(AppCheck::TcpSession));
+    }
+
+    #[test]
+    fn keepalived_url_maps_onto_http_and_https() {
+        let AppCheck::Http(e) = from_keepalived_url(
+            false,
+            "/health",
+            Some("9b3a0c85a887a256d6939da88aabd8cd"),
+            Some(204),
+            None,
+        )
+        .unwrap() else {
+            panic!("not http")
+        };
+        assert_eq!(
+            e.status,
+            StatusRange {
+                low: 204,
+                high: 204
+            }
+        );
+        assert_eq!(
+            e.digest.as_deref(),
+            Some("9b3a0c85a887a256d6939da88aabd8cd")
+        );
+        let AppCheck::Https(e, t) =
+            from_keepalived_url(true, "/", None, None, Some("www.example.com")).unwrap()
+        else {
+            panic!("not https")
+        };
+        assert_eq!(
+            e.status,
+            StatusRange {
+                low: 200,
+                high: 299
+            }
+        );
+        assert_eq!(t.sni.as_deref(), Some("www.example.com"));
+        assert!(from_keepalived_url(false, "/", Some("not-a-digest"), None, None).is_err());
     }
 
     #[test]
