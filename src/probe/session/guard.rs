@@ -7,6 +7,8 @@
 //!
 //! By default the table is added over netlink ([`super::nftnl`]); with `VIPCHECK_NFT` set
 //! to an `nft` program, that program (`nft -i`, PR_SET_PDEATHSIG) holds the table instead.
+//! PR_SET_PDEATHSIG fires when the *thread* that spawned the child ends, which is fine
+//! here: the guard lives inside one synchronous [`super::run`] on that thread.
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
