@@ -23,6 +23,7 @@ pub struct Cli {
 pub enum Command {
     Rewrite(RewriteArgs),
     Probe(ProbeArgs),
+    Appcheck(crate::probe::session::command::AppCheckCommand),
     Watch(WatchArgs),
     Status(StatusArgs),
     /// Print shell completions for SHELL to standard output.

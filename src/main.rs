@@ -38,6 +38,7 @@ fn main() {
             }
         }
         Command::Probe(args) => vipcheck::probe::run_cli(args),
+        Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd),
         Command::Watch(args) => vipcheck::watch::run_cli(args),
         Command::Status(args) => vipcheck::status::run_cli(args),
         Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args),

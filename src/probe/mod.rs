@@ -40,6 +40,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub mod session;
+
 use crate::cli::ProbeArgs;
 use crate::wire::MacAddr;
 use engine::{share, Check, CheckResult, Entropy, Method, OsEntropy, Path, Prober};
