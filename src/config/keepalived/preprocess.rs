@@ -55,11 +55,15 @@ struct Line {
     site: Span,
     /// The file whose reading produced this line (for `${_PWD}` and relative includes).
     file: FileId,
+    /// The tokens of `text` when it is still exactly as the file's lexer saw it (saves
+    /// lexing the common, untouched line twice).
+    tokens: Option<Vec<(TokenKind, usize, usize)>>,
 }
 
 impl Line {
     /// The logical line without its first `n` bytes.
     fn drop_front(&mut self, n: usize) {
+        self.tokens = None;
         self.text.drain(..n);
         match &mut self.prov {
             Provenance::Exact { base, .. } => *base += n,
@@ -240,11 +244,21 @@ impl Preprocessor {
         if text.is_empty() && self.open_definition.is_none() {
             return None;
         }
+        // A backslash left at the end (before a comment) lexes differently on its own.
+        let reusable = matches!(prov, Provenance::Exact { .. }) && !text.ends_with('\\');
+        let tokens = reusable.then(|| {
+            scan.tokens
+                .iter()
+                .filter(|t| !t.0.is_trivia() && t.1 >= start && t.2 <= end)
+                .map(|&(k, s, e)| (k, s - start, e - start))
+                .collect()
+        });
         Some(Line {
             text,
             prov,
             site,
             file,
+            tokens,
         })
     }
 
@@ -308,6 +322,7 @@ impl Preprocessor {
                     prov: Provenance::Synthetic { via: via.clone() },
                     site: line.site,
                     file: line.file,
+                    tokens: None,
                 };
                 self.process(l, depth + 1, sink)?;
             }
@@ -466,6 +481,7 @@ impl Preprocessor {
             prov,
             site: line.site,
             file: line.file,
+            tokens: None,
         };
         Ok(Some((next, tails)))
     }
@@ -609,6 +625,7 @@ impl Preprocessor {
                 prov: Provenance::Synthetic { via: via.clone() },
                 site: line.site,
                 file: line.file,
+                tokens: None,
             };
             self.process(l, depth + 1, sink)?;
         }
@@ -638,9 +655,16 @@ impl Preprocessor {
     fn emit(&mut self, line: &Line, sink: &mut dyn LineSink) -> Result<(), Diagnostic> {
         // Substitution can bring in comment characters (`${_HASH}`, `${_BANG}`);
         // keepalived 2.2.7 treats them as comments, so decomment again.
-        let scan = scan_line(&line.text);
-        let mut tokens = Vec::with_capacity(scan.tokens.len());
-        for (kind, start, end) in scan.tokens {
+        let scanned;
+        let raw_tokens = match &line.tokens {
+            Some(t) => t.as_slice(),
+            None => {
+                scanned = scan_line(&line.text);
+                scanned.tokens.as_slice()
+            }
+        };
+        let mut tokens = Vec::with_capacity(raw_tokens.len());
+        for &(kind, start, end) in raw_tokens {
             if kind.is_trivia() {
                 continue;
             }
