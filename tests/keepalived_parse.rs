@@ -361,3 +361,75 @@ fn bad_configs_give_located_errors() {
         insta::assert_snapshot!(err.to_string().replace(&prefix, ""));
     });
 }
+
+/// A small deterministic stand-in for the fuzz target: every fixture with syntax-heavy
+/// text inserted, cut short, or missing a character never makes the parser panic, always
+/// lexes back to itself, and when it parses, parses the same again.
+#[test]
+fn mutated_fixtures_never_panic_and_round_trip() {
+    use vipcheck::config::keepalived::parse_str;
+
+    let inserts = [
+        "{",
+        "}",
+        "}}",
+        "\"",
+        "$",
+        "${",
+        "$X=",
+        "\\",
+        "\n",
+        "#",
+        "!",
+        "@lb1 ",
+        "@^lb1 ",
+        "~SEQ(",
+        "~SEQ(i,1,3) ",
+        "~LST(",
+        "include ",
+        "real_server ",
+        "virtual_server ",
+        "-",
+        ":",
+        "é",
+        "\r\n",
+        "\t",
+    ];
+    let opts = ParseOptions {
+        config_id: Some("lb1".into()),
+    };
+    let mut runs = 0;
+    for f in files_under(&root().join("fixtures/keepalived")) {
+        // Those two expand to tens of thousands of addresses or lines on every run.
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        if matches!(name.as_deref(), Some("group_too_big.conf" | "seq_too_long.conf")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let boundaries: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        let step = (boundaries.len() / 25).max(1);
+        for &pos in boundaries.iter().step_by(step) {
+            let mut variants: Vec<String> = inserts
+                .iter()
+                .map(|ins| format!("{}{ins}{}", &text[..pos], &text[pos..]))
+                .collect();
+            variants.push(text[..pos].to_string());
+            if let Some(c) = text[pos..].chars().next() {
+                variants.push(format!("{}{}", &text[..pos], &text[pos + c.len_utf8()..]));
+            }
+            for v in variants {
+                runs += 1;
+                assert_eq!(lexer::print(&v, &lexer::lex(&v)), v);
+                if let Ok(doc) = parse_str(&f, &v, &opts) {
+                    let again = parse_str(&f, &v, &opts).expect("parses twice");
+                    assert_eq!(doc.services, again.services);
+                }
+            }
+        }
+    }
+    assert!(runs > 1000, "only {runs} variants");
+}
