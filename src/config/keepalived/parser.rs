@@ -26,6 +26,10 @@ use crate::config::{
 /// The most addresses a `virtual_server_group` may expand to.
 pub const MAX_GROUP_ADDRESSES: usize = 65_536;
 
+/// The most VIPs all services together may have (groups are copied into each service
+/// that names them).
+pub const MAX_TOTAL_VIPS: usize = 1_000_000;
+
 /// keepalived's checker keywords inside a `real_server`.
 pub const CHECKERS: &[&str] = &[
     "HTTP_GET",
@@ -451,7 +455,20 @@ impl Parser {
             return Err(d);
         }
         let mut services = Vec::with_capacity(self.services.len());
+        let mut total_vips = 0usize;
         for vs in std::mem::take(&mut self.services) {
+            if let ServiceKey::Group(name) = &vs.key {
+                total_vips += self.groups.get(name).map_or(0, |(g, _)| g.vips.len());
+            } else {
+                total_vips += 1;
+            }
+            if total_vips > MAX_TOTAL_VIPS {
+                return Err(Diagnostic::error(format!(
+                    "the virtual servers have more than {MAX_TOTAL_VIPS} addresses in total"
+                ))
+                .at(sources, vs.header)
+                .with_hint("use fewer or smaller virtual_server_group ranges"));
+            }
             let (vips, fwmarks, port) = match &vs.key {
                 ServiceKey::Address(ip) => (vec![*ip], Vec::new(), vs.port),
                 ServiceKey::Fwmark(m) => (Vec::new(), vec![*m], None),
@@ -916,6 +933,16 @@ mod tests {
             3,
             "the address past the cap"
         );
+    }
+
+    #[test]
+    fn total_vips_are_capped() {
+        let mut text = String::from("virtual_server_group g {\n  2001:db8::0-ffff 80\n}\n");
+        for _ in 0..16 {
+            text.push_str("virtual_server group g {\n}\n");
+        }
+        let err = parse(&text).expect_err("over the cap");
+        assert_eq!(err.location.expect("located").line, 4 + 2 * 15);
     }
 
     #[test]

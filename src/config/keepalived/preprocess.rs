@@ -21,7 +21,7 @@ const MAX_EXPANSION_DEPTH: usize = 64;
 /// How many lines one `~SEQ`/`~LST` may produce.
 pub const MAX_SEQ_LINES: i64 = 65_536;
 /// How many lines all expansions together may produce.
-const MAX_EXPANDED_LINES: usize = 4_000_000;
+const MAX_EXPANDED_LINES: usize = 1_000_000;
 /// The longest line substitution may build (keepalived's own buffer is far smaller).
 const MAX_LINE_LEN: usize = 64 * 1024;
 /// Substitutions on one line before we call it recursive.
