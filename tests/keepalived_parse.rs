@@ -402,7 +402,10 @@ fn mutated_fixtures_never_panic_and_round_trip() {
     for f in files_under(&root().join("fixtures/keepalived")) {
         // Those two expand to tens of thousands of addresses or lines on every run.
         let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-        if matches!(name.as_deref(), Some("group_too_big.conf" | "seq_too_long.conf")) {
+        if matches!(
+            name.as_deref(),
+            Some("group_too_big.conf" | "seq_too_long.conf")
+        ) {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(&f) else {

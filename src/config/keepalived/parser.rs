@@ -515,12 +515,15 @@ impl Parser {
                     Protocol::Udp
                 }
             };
+            // keepalived clears a real server's port under a fwmark-only service, and
+            // resets it to the virtual's for DR and TUN.
+            let fwmark_only = vips.is_empty() && !fwmarks.is_empty();
             let real_servers = vs
                 .real_servers
                 .into_iter()
                 .map(|rs| {
                     let method = rs.method.unwrap_or(vs.method);
-                    let port = if method.needs_vip_on_real_server() {
+                    let port = if fwmark_only || method.needs_vip_on_real_server() {
                         port
                     } else {
                         rs.port.or(port)
@@ -837,6 +840,14 @@ mod tests {
             (rs[1].method, rs[1].port),
             (ForwardingMethod::Tunnel, Some(80))
         );
+    }
+
+    #[test]
+    fn fwmark_services_clear_real_server_ports() {
+        let text =
+            "virtual_server fwmark 4 {\n lb_kind NAT\n real_server 192.0.2.2 8080 {\n }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        assert_eq!(vs[0].real_servers[0].port, None);
     }
 
     #[test]
