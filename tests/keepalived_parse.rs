@@ -171,10 +171,7 @@ fn includes_are_textual_sorted_and_relative() {
     assert_eq!(split.real_servers[0].port, Some(443));
     assert_eq!(split.real_servers[0].checks[0].kind, "SSL_GET");
     assert!(doc.global_defs.enable_script_security);
-    assert_eq!(
-        doc.global_defs.script_user.as_deref(),
-        Some("keepalived_script")
-    );
+    assert_eq!(doc.global_defs.script_user.as_deref(), Some("nobody"));
 
     let dir = root().join("fixtures/keepalived/include");
     assert_eq!(
@@ -243,7 +240,7 @@ fn macros_seq_and_lst_expand_and_say_so() {
             Origin::Expanded { span, via } => {
                 assert_eq!(via, "~SEQ(N, 51, 53)");
                 assert_eq!(doc.sources.slice(*span), "~SEQ(N, 51, 53) $RS");
-                assert_eq!(doc.sources.line_col(span.file, span.start).line, 19);
+                assert_eq!(doc.sources.line_col(span.file, span.start).line, 20);
             }
             o => panic!("expanded origin expected, got {o:?}"),
         }
@@ -264,7 +261,7 @@ fn macros_seq_and_lst_expand_and_say_so() {
 #[test]
 fn groups_fwmarks_and_ranges() {
     let doc = parse("fixtures/keepalived/groups.conf", "lb1");
-    let web = &doc.services[0];
+    let web = &doc.services[1];
     assert_eq!(web.key, ServiceKey::Group("web".into()));
     assert_eq!(
         ips(&web.vips),
@@ -277,17 +274,26 @@ fn groups_fwmarks_and_ranges() {
             "2001:db8::c"
         ]
     );
-    assert_eq!(web.fwmarks, vec![7]);
+    assert!(web.fwmarks.is_empty());
     assert_eq!(web.port, Some(80));
     assert_eq!(web.real_servers[0].port, Some(80));
 
-    let fw = &doc.services[1];
+    let marked = &doc.services[0];
+    assert_eq!(marked.key, ServiceKey::Group("marked".into()));
+    assert_eq!(marked.fwmarks, vec![7]);
+    assert_eq!(marked.method, ForwardingMethod::Nat);
+    assert_eq!(
+        marked.real_servers[0].port, None,
+        "keepalived clears real server ports under fwmark services"
+    );
+
+    let fw = &doc.services[2];
     assert_eq!(fw.key, ServiceKey::Fwmark(9));
     assert!(fw.vips.is_empty());
     assert_eq!((fw.port, fw.method), (None, ForwardingMethod::Tunnel));
     assert_eq!(fw.real_servers[0].port, None);
 
-    let marks = &doc.services[2];
+    let marks = &doc.services[3];
     assert!(marks.vips.is_empty());
     assert_eq!(marks.fwmarks, vec![10, 11]);
 }
