@@ -442,3 +442,41 @@ fn mutated_fixtures_never_panic_and_round_trip() {
     }
     assert!(runs > 1000, "only {runs} variants");
 }
+
+/// The fixtures this parser accepts are real keepalived syntax: keepalived's own config
+/// test accepts them (exit 0) for the same config id.
+#[test]
+fn real_keepalived_accepts_the_valid_fixtures() {
+    if std::process::Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: keepalived not installed (Debian package keepalived)");
+        return;
+    }
+    for rel in [
+        "fixtures/keepalived/conditional.conf",
+        "fixtures/keepalived/macros.conf",
+        "fixtures/keepalived/groups.conf",
+        "fixtures/keepalived/tabs.conf",
+        "fixtures/keepalived/include/main.conf",
+    ] {
+        for id in ["lb1", "lb2"] {
+            let path = root().join(rel);
+            let out = std::process::Command::new("keepalived")
+                .args(["--config-test", "--log-console", "-i", id, "-f"])
+                .arg(&path)
+                .output()
+                .expect("run keepalived -t");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "keepalived -t -i {id} {rel}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // And so does vipcheck, for the same id.
+            parse(rel, id);
+        }
+    }
+}
