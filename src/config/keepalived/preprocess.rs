@@ -282,7 +282,13 @@ impl Preprocessor {
         }
         let mut tails: Vec<(Rc<str>, Vec<String>)> = Vec::new();
         let mut rounds = 0;
-        loop {
+        // What the (possibly substituted) line turns out to be.
+        enum Action {
+            Emit,
+            Drop,
+            Repeat,
+        }
+        let action = loop {
             rounds += 1;
             if rounds > MAX_SUBSTITUTIONS {
                 return Err(self
@@ -290,38 +296,40 @@ impl Preprocessor {
                     .with_hint("a definition probably refers to itself"));
             }
             if line.text.starts_with('@') && !self.conditional(&mut line) {
-                return Ok(());
+                break Action::Drop;
             }
             if line.text.starts_with('$') && self.define(&line) {
-                return Ok(());
+                break Action::Drop;
             }
             if line.text.starts_with("~SEQ") || line.text.starts_with("~LST") {
-                return self.repeat(line, depth, sink);
+                break Action::Repeat;
             }
-            if line.text.starts_with('~') {
-                break;
-            }
-            if !line.text.contains('$') {
-                break;
+            if line.text.starts_with('~') || !line.text.contains('$') {
+                break Action::Emit;
             }
             match self.substitute(&line)? {
-                None => break,
+                None => break Action::Emit,
                 Some((next, mut more)) => {
                     line = next;
                     tails.append(&mut more);
                 }
             }
+        };
+        let (site, file) = (line.site, line.file);
+        match action {
+            Action::Emit => self.emit(&line, sink)?,
+            Action::Repeat => self.repeat(line, depth, sink)?,
+            Action::Drop => {}
         }
-        self.emit(&line, sink)?;
         // The later lines of multi-line definitions, innermost first (keepalived's stack).
         while let Some((via, lines)) = tails.pop() {
             for text in lines {
-                self.count_expanded(line.site)?;
+                self.count_expanded(site)?;
                 let l = Line {
                     text,
                     prov: Provenance::Synthetic { via: via.clone() },
-                    site: line.site,
-                    file: line.file,
+                    site,
+                    file,
                     tokens: None,
                 };
                 self.process(l, depth + 1, sink)?;
@@ -1112,6 +1120,12 @@ mod tests {
             run(text),
             vec!["rs 192.0.2.1 {", "}", "rs 192.0.2.2 {", "}"]
         );
+    }
+
+    #[test]
+    fn multiline_definition_starting_with_seq_keeps_its_other_lines() {
+        let text = "$M=~SEQ(i,1,2) v $i \\\nafter\n$M\n";
+        assert_eq!(run(text), vec!["v 1", "v 2", "after"]);
     }
 
     #[test]
