@@ -721,17 +721,24 @@ impl Preprocessor {
             self.collected.include_patterns.push(full.clone());
         }
         let pattern_text = full.to_string_lossy().into_owned();
-        let mut matches: Vec<PathBuf> = match glob::glob(&pattern_text) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                self.warn_at(
-                    line.site,
-                    format!("include pattern '{pattern}' is not a valid glob ({e}); skipped"),
-                );
-                return Ok(());
+        // keepalived globs with GLOB_BRACE: each alternative's matches, sorted, in turn.
+        let mut matches: Vec<PathBuf> = Vec::new();
+        for alternative in expand_braces(&pattern_text) {
+            match glob::glob(&alternative) {
+                Ok(paths) => {
+                    let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                    found.sort();
+                    matches.extend(found);
+                }
+                Err(e) => {
+                    self.warn_at(
+                        line.site,
+                        format!("include pattern '{pattern}' is not a valid glob ({e}); skipped"),
+                    );
+                    return Ok(());
+                }
             }
-        };
-        matches.sort();
+        }
         let mut read = 0;
         for path in matches {
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -816,6 +823,58 @@ struct Reference {
     len: usize,
     value: String,
     multiline: bool,
+}
+
+/// The most patterns one brace expression may expand to.
+const MAX_BRACE_ALTERNATIVES: usize = 1024;
+
+/// csh-style brace expansion as glob(3) does with GLOB_BRACE: `a{b,c{d,e}}f` ->
+/// `abf`, `acdf`, `acef`. Unbalanced braces are left as they are.
+pub fn expand_braces(pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    expand_braces_into(pattern, &mut out);
+    out
+}
+
+fn expand_braces_into(pattern: &str, out: &mut Vec<String>) {
+    if out.len() >= MAX_BRACE_ALTERNATIVES {
+        return;
+    }
+    let bytes = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut open = 0usize;
+    let mut commas = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' => {
+                if depth == 0 {
+                    open = i;
+                    commas.clear();
+                }
+                depth += 1;
+            }
+            b',' if depth == 1 => commas.push(i),
+            b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    let (pre, post) = (&pattern[..open], &pattern[i + 1..]);
+                    let mut start = open + 1;
+                    let mut parts = Vec::new();
+                    for &c in &commas {
+                        parts.push(&pattern[start..c]);
+                        start = c + 1;
+                    }
+                    parts.push(&pattern[start..i]);
+                    for part in parts {
+                        expand_braces_into(&format!("{pre}{part}{post}"), out);
+                    }
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push(pattern.to_string());
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -1174,6 +1233,19 @@ mod tests {
     fn standard_definitions() {
         let (lines, _) = run_with("a ${_INSTANCE} ${_RANDOM 3 9}\nb ${_PWD}\n", Some("lb1"));
         assert_eq!(lines, vec!["a lb1 3", "b /nonexistent"]);
+    }
+
+    #[test]
+    fn brace_expansion_like_glob_brace() {
+        assert_eq!(expand_braces("a{b,c{d,e}}f"), vec!["abf", "acdf", "acef"]);
+        assert_eq!(
+            expand_braces("/etc/{,x/}k.conf"),
+            vec!["/etc/k.conf", "/etc/x/k.conf"]
+        );
+        assert_eq!(expand_braces("plain*.conf"), vec!["plain*.conf"]);
+        assert_eq!(expand_braces("open{a,b"), vec!["open{a,b"]);
+        let many = "{a,b}".repeat(20);
+        assert_eq!(expand_braces(&many).len(), MAX_BRACE_ALTERNATIVES);
     }
 
     #[test]
