@@ -15,7 +15,7 @@ pub mod preprocess;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{Diagnostic, InsertionPoint, SourceMap, VirtualService};
+use super::{Diagnostic, InsertionPoint, SourceMap, Span, VirtualService};
 
 /// Options that change what keepalived would read.
 #[derive(Debug, Clone, Default)]
@@ -31,8 +31,10 @@ pub struct GlobalDefs {
     /// Where to add lines inside the first written `global_defs` block; `None` when there is
     /// no such block (the rewrite then adds one at the top of the main file).
     pub insert: Option<InsertionPoint>,
-    pub enable_script_security: bool,
-    pub script_user: Option<String>,
+    /// Every `enable_script_security` keyword met in a `global_defs` block.
+    pub enable_script_security: Vec<Span>,
+    /// Every `script_user` line met in a `global_defs` block.
+    pub script_user: Vec<Span>,
 }
 
 /// A parsed keepalived configuration with every file it read.

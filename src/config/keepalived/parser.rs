@@ -226,12 +226,12 @@ impl Parser {
                     .with_hint(format!("write {kw} ... {{ ... }}")))
             }
             (Some(Frame::GlobalDefs { .. }), "enable_script_security") => {
-                self.global_defs.enable_script_security = true;
+                self.global_defs.enable_script_security.push(stmt.span());
                 Ok(())
             }
             (Some(Frame::GlobalDefs { .. }), "script_user") => {
                 match stmt.arg(1) {
-                    Some(user) => self.global_defs.script_user = Some(user.value.clone()),
+                    Some(_) => self.global_defs.script_user.push(stmt.span()),
                     None => self.warn(sources, stmt.span(), "script_user without a user name"),
                 }
                 Ok(())
@@ -1004,8 +1004,9 @@ mod tests {
     fn global_defs_script_security() {
         let text = "global_defs {\n  router_id x\n}\nglobal_defs {\n  enable_script_security\n  script_user nobody nogroup\n}\n";
         let (_, g, _) = parse(text).expect("parses");
-        assert!(g.enable_script_security);
-        assert_eq!(g.script_user.as_deref(), Some("nobody"));
+        assert_eq!(g.enable_script_security.len(), 1);
+        let user = g.script_user.first().expect("script_user");
+        assert_eq!(&text[user.start..user.end], "script_user nobody nogroup");
         let at = g.insert.expect("insert").at.start;
         assert_eq!(at, text.find("}\nglobal_defs").expect("first close"));
     }
