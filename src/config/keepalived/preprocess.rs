@@ -74,6 +74,20 @@ impl Line {
         }
     }
 
+    /// Cuts a comment (from `#` or `!` outside double quotes) and the blanks before it.
+    fn strip_comment(&mut self) {
+        let scan = scan_line(&self.text);
+        let Some(&(_, at, _)) = scan.tokens.iter().find(|t| t.0 == TokenKind::Comment) else {
+            return;
+        };
+        let end = self.text[..at].trim_end_matches([' ', '\t']).len();
+        self.text.truncate(end);
+        self.tokens = None;
+        if let Provenance::Mapped { map, .. } = &mut self.prov {
+            map.truncate(end);
+        }
+    }
+
     /// The span and expansion of the bytes `start..end` of the text.
     fn locate(&self, start: usize, end: usize) -> (Span, Option<Rc<str>>) {
         match &self.prov {
@@ -312,6 +326,13 @@ impl Preprocessor {
                 Some((next, mut more)) => {
                     line = next;
                     tails.append(&mut more);
+                    // keepalived 2.2.7 decomments after each substitution pass, so a
+                    // `${_HASH}` comments out the rest, but multi-line definitions
+                    // already met in the pass keep their later lines.
+                    line.strip_comment();
+                    if line.text.is_empty() {
+                        break Action::Drop;
+                    }
                 }
             }
         };
@@ -1227,6 +1248,14 @@ mod tests {
             run("$OFF=${_HASH}\n$OFF virtual_server x\nlb_kind A ${_BANG} B\n"),
             vec!["lb_kind A"]
         );
+    }
+
+    #[test]
+    fn hash_comment_keeps_multiline_tails_met_before_it() {
+        // As keepalived 2.2.7 does (and the corpus relies on): the first line of $M is
+        // commented out, its later lines are not.
+        let text = "$OFF=${_HASH}\n$M=a \\\nb\n$ONE=x\n$OFF $M\n$OFF $ONE\n";
+        assert_eq!(run(text), vec!["b"]);
     }
 
     #[test]
