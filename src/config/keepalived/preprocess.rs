@@ -234,7 +234,13 @@ impl Preprocessor {
             }
             _ => (0, 0),
         };
-        let site_end = if continues { body.len() } else { end };
+        // A word may end in an escaped blank (`\ `); keepalived trims that blank too.
+        let end = start + body[start..end].trim_end_matches([' ', '\t']).len();
+        let site_end = if continues {
+            body.trim_end_matches('\r').len()
+        } else {
+            end
+        };
         let site = if start < site_end {
             Span::new(file, offset + start, offset + site_end)
         } else {
@@ -248,7 +254,12 @@ impl Preprocessor {
         if continues && !text.ends_with('\\') {
             let mut map: Vec<usize> = (offset + start..offset + end).collect();
             text.push('\\');
-            map.push(offset + body.len() - 1);
+            let at = scan
+                .tokens
+                .iter()
+                .find(|t| t.0 == TokenKind::Continuation)
+                .map_or(body.len().saturating_sub(1), |t| t.1);
+            map.push(offset + at);
             prov = Provenance::Mapped {
                 file,
                 map,
@@ -1173,6 +1184,17 @@ mod tests {
     fn multiline_definition_only_expands_at_end_of_line() {
         let text = "$M=a \\\nb\nx $M y\n";
         assert_eq!(run(text), vec!["x $M y"]);
+    }
+
+    #[test]
+    fn backslash_then_blank_still_continues() {
+        assert_eq!(run("$M=a \\ \nb\n$M\n"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn crlf_files_continue_definitions() {
+        let text = "$RS=rs 1 { \\\r\n  weight 1 \\\r\n}\r\n$RS\r\n";
+        assert_eq!(run(text), vec!["rs 1 {", "weight 1", "}"]);
     }
 
     #[test]
