@@ -213,7 +213,7 @@ ka_stop
 note "vipcheck rewrite"
 out_conf=$ka/keepalived.vipcheck.conf
 if expect_status "vipcheck rewrite writes the config" 0 '' \
-    "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" --probe-timeout 1s &&
+    "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" &&
     [ -s "$out_conf" ]; then
     rewritten=1
     n=$(grep -c 'MISC_CHECK' "$out_conf")
