@@ -9,7 +9,10 @@
 #   dr-only    192.0.2.14  VIP on lo, tunl0 left down (a DR real server)         -> down, does not decapsulate
 #   no-tunl    192.0.2.15  no tunnel device at all (fb_tunnels_only_for_init_net) -> down, does not decapsulate
 #   tun6-good  2001:db8::21  ip6tnl0 up, VIP6 on lo, listener                    -> up
+#                            (and the IPv4 VIP on lo, but ip6tnl0 takes only IPv6 -> down)
 #   dr6-only   2001:db8::22  VIP6 on lo, ip6tnl0 down                            -> down, does not decapsulate
+#   tun46      2001:db8::23  an ip6tnl device (mode any, any remote) up, IPv4 VIP on lo:
+#                            the IPv4 VIP through an IPv6 tunnel                  -> up
 # Needs VIPCHECK_BIN (the vipcheck binary, absolute path).
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -41,8 +44,13 @@ in_ns dr-only addr add $VIP/32 dev lo
 plan_ns tun6-good 192.0.2.21/24 2001:db8::21/64
 in_ns tun6-good link set ip6tnl0 up
 in_ns tun6-good addr add $VIP6/128 dev lo nodad
+in_ns tun6-good addr add $VIP/32 dev lo
 plan_ns dr6-only 192.0.2.22/24 2001:db8::22/64
 in_ns dr6-only addr add $VIP6/128 dev lo nodad
+plan_ns tun46 192.0.2.23/24 2001:db8::23/64
+in_ns tun46 link add t46 type ip6tnl mode any local 2001:db8::23
+in_ns tun46 link set t46 up
+in_ns tun46 addr add $VIP/32 dev lo
 apply_plan
 # Namespaces made from here on get no fallback tunnel device: a host whose kernel has the
 # ipip module but no tunnel configured.
@@ -52,7 +60,7 @@ in_ns no-tunl addr add $VIP/32 dev lo
 apply_plan
 sysctl -qw net.core.fb_tunnels_only_for_init_net=0
 mkdir -p /run/www
-for ns in tun-good tun-lo tun6-good dr-only dr6-only; do
+for ns in tun-good tun-lo tun6-good dr-only dr6-only tun46; do
     mkdir -p "/run/www/$ns"
     echo "$ns" >"/run/www/$ns/index.html"
     ip netns exec "$ns" busybox httpd -p "[::]:$PORT" -h "/run/www/$ns"
@@ -94,6 +102,12 @@ expect_status "tun6 good = up" 0 '^up' \
     probe --method tun --vip $VIP6 --rip 2001:db8::21 --port $PORT
 expect_status "tun6 ip6tnl0 down (DR real server) = down, does not decapsulate" 1 'decapsulat' \
     probe --method tun --vip $VIP6 --rip 2001:db8::22 --port $PORT
+expect_status "tun IPv4 VIP in IPv6 to an IPv6 real server = up" 0 '^up' \
+    probe --method tun --vip $VIP --rip 2001:db8::23 --port $PORT
+expect_status "tun IPv4 VIP in IPv6 to a tunnel that takes only IPv6 = down" 1 '^down' \
+    probe --method tun --vip $VIP --rip 2001:db8::21 --port $PORT
+expect_status "tun IPv4 VIP in IPv6, no VIP there = down" 1 '^down' \
+    probe --method tun --vip 192.0.2.99 --rip 2001:db8::23 --port $PORT
 
 note "DR sanity on the same topology"
 expect_status "dr good = up" 0 '^up' \
