@@ -24,6 +24,7 @@ pub enum Command {
     Rewrite(RewriteArgs),
     Probe(ProbeArgs),
     Watch(WatchArgs),
+    Status(StatusArgs),
     /// Print shell completions for SHELL to standard output.
     #[command(
         after_help = "Example:\n  vipcheck completions bash > /etc/bash_completion.d/vipcheck"
@@ -162,6 +163,35 @@ pub struct ProbeArgs {
     pub positional: Vec<String>,
 }
 
+/// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    vipcheck status /etc/keepalived/keepalived.conf\n  \
+    vipcheck status /etc/ha.d/ldirectord.cf --json\n  \
+    vipcheck status keepalived.conf --prometheus > /var/lib/node_exporter/textfile/vipcheck.prom\n\n\
+    Exit status: 0 when every pair is up, 1 otherwise, 2 when the config cannot be read.")]
+pub struct StatusArgs {
+    /// The keepalived.conf or ldirectord.cf to read (includes are followed).
+    pub config: PathBuf,
+    /// At most this many probes in flight.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub parallel: usize,
+    /// Each probe's time budget.
+    #[arg(long, default_value = "1s", value_name = "DUR")]
+    pub timeout: String,
+    /// One JSON array, an object per pair.
+    #[arg(long, conflicts_with = "prometheus")]
+    pub json: bool,
+    /// Metrics for node_exporter's textfile collector.
+    #[arg(long)]
+    pub prometheus: bool,
+    /// Colour the table: auto (on a terminal), always, never.
+    #[arg(long, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorWhen,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReloadArg {
     Auto,
@@ -200,4 +230,43 @@ pub struct WatchArgs {
     pub once: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
+}
+
+/// Parses a duration as written on the command line: `250ms`, `2s`, `1.5s`, `1m`, or a
+/// bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 86_400.0 => {
+            Ok(std::time::Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "'{text}' is not a duration (examples: 500ms, 2s, 1.5s)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
 }

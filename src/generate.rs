@@ -65,6 +65,14 @@ impl Generator {
         Ok(Generator { env })
     }
 
+    /// The top-level variables template `name` reads.
+    pub fn variables(&self, name: &str) -> std::collections::HashSet<String> {
+        self.env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(false))
+            .unwrap_or_default()
+    }
+
     pub fn render(&self, name: &str, ctx: impl Serialize) -> Result<String, GenerateError> {
         let to_err = |source| GenerateError::Template {
             name: name.to_string(),
@@ -122,33 +130,42 @@ pub fn format_duration(d: Duration) -> String {
 impl ProbeCommand {
     /// The argument vector after the program name.
     pub fn args(&self) -> Vec<String> {
-        let mut a = vec!["probe".to_string()];
-        for vip in &self.vips {
-            a.push("--vip".into());
-            a.push(vip.to_string());
-        }
-        a.push("--rip".into());
-        a.push(self.rip.to_string());
-        if let Some(port) = self.port {
-            a.push("--port".into());
-            a.push(port.to_string());
-        }
-        a.push("--proto".into());
-        a.push(self.protocol.as_str().into());
-        a.push("--method".into());
-        a.push(self.method.probe_arg().into());
-        a.push("--timeout".into());
-        a.push(format_duration(self.timeout));
-        a
+        self.command_line_after_program()
+            .split(' ')
+            .map(str::to_string)
+            .collect()
     }
 
     /// The whole command line, words separated by single spaces. Every word is a typed
     /// value or a path without white space or quotes, so keepalived's `misc_path` splits it
     /// back into the same words.
     pub fn command_line(&self) -> String {
-        let mut words = vec![self.program.display().to_string()];
-        words.extend(self.args());
-        words.join(" ")
+        format!(
+            "{} {}",
+            self.program.display(),
+            self.command_line_after_program()
+        )
+    }
+
+    fn command_line_after_program(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(128);
+        s.push_str("probe");
+        for vip in &self.vips {
+            let _ = write!(s, " --vip {vip}");
+        }
+        let _ = write!(s, " --rip {}", self.rip);
+        if let Some(port) = self.port {
+            let _ = write!(s, " --port {port}");
+        }
+        let _ = write!(
+            s,
+            " --proto {} --method {} --timeout {}",
+            self.protocol.as_str(),
+            self.method.probe_arg(),
+            format_duration(self.timeout)
+        );
+        s
     }
 }
 

@@ -5,10 +5,15 @@
 //! [`wire`] (pure packet formats), [`probe`] (sockets, routes, verdicts), [`watch`]
 //! (regenerate and reload on change), [`cli`] (argument definitions).
 
+// A located Diagnostic (path, source line) is large; it is only ever built on the way out
+// with an error, so boxing it everywhere would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 pub mod config;
 pub mod generate;
 pub mod probe;
 pub mod rewrite;
+pub mod status;
 pub mod watch;
 pub mod wire;

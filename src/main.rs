@@ -39,10 +39,8 @@ fn main() {
         }
         Command::Probe(args) => vipcheck::probe::run_cli(args),
         Command::Watch(args) => vipcheck::watch::run_cli(args),
-        Command::Rewrite(_) => {
-            eprintln!("vipcheck: not implemented yet");
-            2
-        }
+        Command::Status(args) => vipcheck::status::run_cli(args),
+        Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args),
     };
     std::process::exit(code);
 }

@@ -28,3 +28,36 @@ pub fn detect_format(path: &Path) -> Option<Format> {
         None
     }
 }
+
+/// A configuration of either format, read for what it says on this node.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub format: Format,
+    pub sources: SourceMap,
+    pub services: Vec<VirtualService>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads `path` (and its includes) in `format`; `config_id` is keepalived's `-i`.
+pub fn load(path: &Path, format: Format, config_id: Option<String>) -> Result<Loaded, Diagnostic> {
+    match format {
+        Format::Keepalived => {
+            let doc = keepalived::parse_file(path, &keepalived::ParseOptions { config_id })?;
+            Ok(Loaded {
+                format,
+                sources: doc.sources,
+                services: doc.services,
+                warnings: doc.warnings,
+            })
+        }
+        Format::Ldirectord => {
+            let doc = ldirectord::parse_file(path)?;
+            Ok(Loaded {
+                format,
+                sources: doc.sources,
+                services: doc.services,
+                warnings: doc.warnings,
+            })
+        }
+    }
+}

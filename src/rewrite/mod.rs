@@ -1,9 +1,20 @@
 //! Model + rendered stanzas -> a plan of edits -> new texts, a diff, atomic writes.
 //! Every byte outside an edit is copied from the source as it was read.
 
-use std::path::PathBuf;
+pub mod command;
+pub mod keepalived;
+pub mod markers;
+mod output;
 
-use crate::config::{Diagnostic, SourceMap, Span};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{Diagnostic, Format, SourceMap, Span};
+use crate::generate::Generator;
+
+pub use output::OutputFile;
 
 /// Replace the bytes of `span` with `text` (an empty span inserts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +39,11 @@ pub struct Plan {
     pub new_files: Vec<NewFile>,
     /// Services or real servers left alone, and why (NAT, fwmark without a VIP, ...).
     pub skipped: Vec<Diagnostic>,
+    /// `include` patterns of the config, absolute (a watcher watches their directories).
+    pub include_patterns: Vec<PathBuf>,
+    /// How many generated checks the new text holds.
+    pub checks: usize,
 }
-
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::Path;
-use std::time::Duration;
-
-use crate::config::Format;
 
 /// What the generated checks look like; shared by `rewrite`, `watch` and `status`.
 #[derive(Debug, Clone)]
@@ -56,19 +64,38 @@ pub struct GenerateOptions {
     pub output_dir: Option<PathBuf>,
 }
 
+impl GenerateOptions {
+    /// Defaults for `probe_path` (the files are written for this binary to run).
+    pub fn new(probe_path: PathBuf) -> Self {
+        GenerateOptions {
+            probe_path,
+            probe_timeout: Duration::from_secs(2),
+            fwmark_vips: BTreeMap::new(),
+            templates: None,
+            config_id: None,
+            output_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RewriteError {
     /// The config (or a template) is wrong: a located diagnostic.
     #[error("{0}")]
     Config(Box<Diagnostic>),
+    /// Several located problems (e.g. every real server that cannot be edited).
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<Diagnostic>),
     #[error(transparent)]
     Generate(#[from] crate::generate::GenerateError),
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Output(String),
 }
 
 impl From<Diagnostic> for RewriteError {
@@ -80,6 +107,12 @@ impl From<Diagnostic> for RewriteError {
 /// Reads `config` (with its includes) and plans every edit that adds or refreshes the
 /// generated checks.
 pub fn plan(config: &Path, format: Format, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
-    let _ = (config, format, opts);
-    Err(Diagnostic::error("rewrite not written yet").into())
+    let generator = Generator::new(opts.templates.as_deref())?;
+    match format {
+        Format::Keepalived => keepalived::plan(config, &generator, opts),
+        Format::Ldirectord => {
+            let _ = &generator;
+            Err(Diagnostic::error("the ldirectord rewrite is not available yet").into())
+        }
+    }
 }

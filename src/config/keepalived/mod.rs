@@ -1,9 +1,21 @@
 //! keepalived.conf: lexer, preprocessor (include, @id, $NAME, ~SEQ/~LST) and parser.
+//!
+//! [`lexer`] turns a file into tokens that cover every byte (the file prints back
+//! unchanged); [`preprocess`] does what keepalived's `read_line()` does to each line;
+//! [`parser`] builds the [`VirtualService`] model from the resulting lines.
+
+// A config error ends the parse, so the large error type is built at most once; boxing it
+// on every internal return would buy nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod lexer;
+pub mod parser;
+pub mod preprocess;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{Diagnostic, InsertionPoint, SourceMap, VirtualService};
+use super::{Diagnostic, InsertionPoint, SourceMap, Span, VirtualService};
 
 /// Options that change what keepalived would read.
 #[derive(Debug, Clone, Default)]
@@ -19,8 +31,10 @@ pub struct GlobalDefs {
     /// Where to add lines inside the first written `global_defs` block; `None` when there is
     /// no such block (the rewrite then adds one at the top of the main file).
     pub insert: Option<InsertionPoint>,
-    pub enable_script_security: bool,
-    pub script_user: Option<String>,
+    /// Every `enable_script_security` keyword met in a `global_defs` block.
+    pub enable_script_security: Vec<Span>,
+    /// Every `script_user` line met in a `global_defs` block.
+    pub script_user: Vec<Span>,
 }
 
 /// A parsed keepalived configuration with every file it read.
@@ -39,6 +53,55 @@ pub struct Document {
 
 /// Reads `path` and everything it includes.
 pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<Document, Diagnostic> {
-    let _ = (path, opts);
-    Err(Diagnostic::error("keepalived parser not written yet"))
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostic::error(format!("cannot read {}: {e}", path.display()))
+            .with_hint("check the path and its permissions")
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+        Diagnostic::error(format!("{} is not valid UTF-8", path.display()))
+            .at_location(super::Location::in_text(
+                path.to_path_buf(),
+                &lossy,
+                at,
+                at + 1,
+            ))
+            .with_hint("convert the file to UTF-8")
+    })?;
+    parse_str(path, &text, opts)
+}
+
+/// Parses `text` as the contents of `path`; includes are read from disk relative to
+/// `path`'s directory.
+pub fn parse_str(path: &Path, text: &str, opts: &ParseOptions) -> Result<Document, Diagnostic> {
+    let config_id = opts.config_id.clone().or_else(default_config_id);
+    let mut pre = preprocess::Preprocessor::new(config_id);
+    let mut parser = parser::Parser::default();
+    pre.run(path, text.to_string(), &mut parser)?;
+    let (services, global_defs, mut warnings) = parser.finish(&pre.sources)?;
+    let mut all_warnings = std::mem::take(&mut pre.collected.warnings);
+    all_warnings.append(&mut warnings);
+    Ok(Document {
+        sources: pre.sources,
+        services,
+        global_defs,
+        conditional_ids: pre.collected.conditional_ids,
+        include_patterns: pre.collected.include_patterns,
+        warnings: all_warnings,
+    })
+}
+
+/// keepalived's default config id: the host name up to its first dot.
+pub fn default_config_id() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..end]).ok()?;
+    let short = name.split('.').next().unwrap_or("");
+    (!short.is_empty()).then(|| short.to_string())
 }

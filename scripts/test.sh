@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every vipcheck test: formatting, lints, unit, CLI, golden, corpus, network-namespace
+# and guest-VM tests. As root it first installs the Debian packages the tests drive
+# (keepalived, ldirectord, qemu, ...). Privileged tests skip (saying so) when not root,
+# unless VIPCHECK_REQUIRE_PRIVILEGED=1, which turns every skip into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/install-deps.sh
+fi
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

@@ -1,0 +1,365 @@
+//! Lossless lexer for keepalived.conf: every byte of a file lands in exactly one token, so
+//! printing the tokens back gives the file unchanged.
+//!
+//! The rules follow keepalived 2.2's `decomment()` and `read_line()` (checked against
+//! `keepalived -t` 2.2.7): a comment starts at `#` or `!` outside double quotes and runs
+//! to the end of the line, even right after a backslash; otherwise a backslash pairs with
+//! the next character (so `\"` does not open a quote); a backslash that ends the line
+//! continues a `$NAME=` definition, even after a comment; `{` and `}` outside double
+//! quotes are tokens of their own wherever they stand.
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_while1};
+use nom::combinator::{eof, recognize};
+use nom::IResult;
+
+/// What a run of bytes is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Spaces, tabs, `\r`, vertical tab, form feed.
+    Space,
+    /// A word: keyword or argument, quotes and escapes included as written.
+    Word,
+    /// `{`
+    Open,
+    /// `}`
+    Close,
+    /// From `#` or `!` to the end of the line (without a final continuation backslash).
+    Comment,
+    /// A backslash that ends a line.
+    Continuation,
+    /// `\n`
+    Newline,
+}
+
+impl TokenKind {
+    /// True for the tokens keepalived ignores (whitespace, comments, line ends).
+    pub fn is_trivia(self) -> bool {
+        matches!(
+            self,
+            TokenKind::Space | TokenKind::Comment | TokenKind::Newline | TokenKind::Continuation
+        )
+    }
+}
+
+/// One token: `start..end` byte offsets into the text that was lexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub kind: TokenKind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Lexes a whole file. The tokens cover `text` exactly, in order, without gaps.
+pub fn lex(text: &str) -> Vec<Token> {
+    let mut out = Vec::with_capacity(text.len() / 4);
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        for (kind, start, end) in scan_line(body).tokens {
+            out.push(Token {
+                kind,
+                start: offset + start,
+                end: offset + end,
+            });
+        }
+        if body.len() < line.len() {
+            out.push(Token {
+                kind: TokenKind::Newline,
+                start: offset + body.len(),
+                end: offset + line.len(),
+            });
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// Prints tokens back to text: the concatenation of the bytes each one covers.
+pub fn print(text: &str, tokens: &[Token]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for t in tokens {
+        out.push_str(&text[t.start..t.end]);
+    }
+    out
+}
+
+/// The tokens of one line (without its `\n`), with offsets into that line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineScan {
+    pub tokens: Vec<(TokenKind, usize, usize)>,
+    /// A double quote was opened and not closed before the end of the line.
+    pub unterminated_quote: bool,
+}
+
+impl LineScan {
+    /// True when the line ends with a continuation backslash.
+    pub fn continues(&self) -> bool {
+        self.tokens
+            .iter()
+            .any(|&(k, _, _)| k == TokenKind::Continuation)
+    }
+}
+
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\x0b' | '\x0c')
+}
+
+fn spaces(input: &str) -> IResult<&str, &str> {
+    take_while1(is_space)(input)
+}
+
+fn brace(input: &str) -> IResult<&str, &str> {
+    alt((tag("{"), tag("}")))(input)
+}
+
+/// A backslash with nothing after it on the line.
+fn continuation(input: &str) -> IResult<&str, &str> {
+    recognize(nom::sequence::pair(tag("\\"), eof))(input)
+}
+
+/// A comment: from `#`/`!` to the end of the line, stopping before a final unpaired
+/// backslash (keepalived still sees that one as a continuation).
+fn comment(input: &str) -> IResult<&str, &str> {
+    let (_, _) = alt((tag("#"), tag("!")))(input)?;
+    let bytes = input.as_bytes();
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if i + 1 < bytes.len() {
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        i += 1;
+    }
+    let i = i.min(bytes.len());
+    Ok((&input[i..], &input[..i]))
+}
+
+/// A word: everything up to whitespace, a brace or a comment character outside double
+/// quotes. Quotes run to the closing quote or the end of the line; a backslash takes the
+/// next character with it.
+fn word(input: &str) -> IResult<&str, &str> {
+    let bytes = input.as_bytes();
+    let mut i = 0;
+    let mut quoted = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' {
+            if i + 1 < bytes.len() {
+                // keepalived 2.2 does not let a backslash hide a comment character.
+                if !quoted && matches!(bytes[i + 1], b'#' | b'!') {
+                    i += 1;
+                    continue;
+                }
+                // Keep whole characters together when the escaped one is multi-byte.
+                let next = input[i + 1..].chars().next().map_or(1, char::len_utf8);
+                i += 1 + next;
+                continue;
+            }
+            break;
+        }
+        if b == b'"' {
+            quoted = !quoted;
+            i += 1;
+            continue;
+        }
+        if !quoted
+            && matches!(
+                b,
+                b' ' | b'\t' | b'\r' | 0x0b | 0x0c | b'{' | b'}' | b'#' | b'!'
+            )
+        {
+            break;
+        }
+        i += 1;
+    }
+    if i == 0 {
+        return Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::TakeTill1,
+        )));
+    }
+    Ok((&input[i..], &input[..i]))
+}
+
+/// Splits one line (without its newline) into tokens covering it exactly.
+pub fn scan_line(line: &str) -> LineScan {
+    let mut scan = LineScan::default();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let start = line.len() - rest.len();
+        let parsed: IResult<&str, (TokenKind, &str)> = alt((
+            |i| spaces(i).map(|(r, t)| (r, (TokenKind::Space, t))),
+            |i| continuation(i).map(|(r, t)| (r, (TokenKind::Continuation, t))),
+            |i| comment(i).map(|(r, t)| (r, (TokenKind::Comment, t))),
+            |i| {
+                brace(i).map(|(r, t)| {
+                    let kind = if t == "{" {
+                        TokenKind::Open
+                    } else {
+                        TokenKind::Close
+                    };
+                    (r, (kind, t))
+                })
+            },
+            |i| word(i).map(|(r, t)| (r, (TokenKind::Word, t))),
+        ))(rest);
+        match parsed {
+            Ok((r, (kind, text))) => {
+                if kind == TokenKind::Word && !quote_closed(text) {
+                    scan.unterminated_quote = true;
+                }
+                scan.tokens.push((kind, start, start + text.len()));
+                rest = r;
+            }
+            Err(_) => {
+                // Cannot happen (every alternative set covers any first character), but
+                // stay lossless rather than loop: take one character as a word.
+                let n = rest.chars().next().map_or(1, char::len_utf8);
+                scan.tokens.push((TokenKind::Word, start, start + n));
+                rest = &rest[n..];
+            }
+        }
+    }
+    scan
+}
+
+/// Whether a word's double quotes (ignoring escaped ones) all close.
+fn quote_closed(word: &str) -> bool {
+    let bytes = word.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+        i += 1;
+    }
+    !quoted
+}
+
+/// The value keepalived sees for a word: double quotes removed (the text between them
+/// kept, spaces included).
+pub fn word_value(word: &str) -> String {
+    if !word.contains('"') {
+        return word.to_string();
+    }
+    word.replace('"', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(line: &str) -> Vec<(TokenKind, &str)> {
+        scan_line(line)
+            .tokens
+            .into_iter()
+            .map(|(k, s, e)| (k, &line[s..e]))
+            .collect()
+    }
+
+    #[test]
+    fn braces_are_tokens_wherever_they_stand() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds("virtual_server 192.0.2.1 80{weight 1}}"),
+            vec![
+                (Word, "virtual_server"),
+                (Space, " "),
+                (Word, "192.0.2.1"),
+                (Space, " "),
+                (Word, "80"),
+                (Open, "{"),
+                (Word, "weight"),
+                (Space, " "),
+                (Word, "1"),
+                (Close, "}"),
+                (Close, "}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_start_at_hash_or_bang_outside_quotes() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds("a b#c { d"),
+            vec![(Word, "a"), (Space, " "), (Word, "b"), (Comment, "#c { d")]
+        );
+        assert_eq!(
+            kinds("x ! y"),
+            vec![(Word, "x"), (Space, " "), (Comment, "! y")]
+        );
+        assert_eq!(
+            kinds(r#"script "/bin/a # b {}" # c"#),
+            vec![
+                (Word, "script"),
+                (Space, " "),
+                (Word, r#""/bin/a # b {}""#),
+                (Space, " "),
+                (Comment, "# c"),
+            ]
+        );
+    }
+
+    #[test]
+    fn backslash_escapes_quotes_but_not_comment_characters() {
+        use TokenKind::*;
+        assert_eq!(kinds(r"a\#b"), vec![(Word, r"a\"), (Comment, "#b")]);
+        assert_eq!(
+            kinds(r#"a\" #c"#),
+            vec![(Word, r#"a\""#), (Space, " "), (Comment, "#c")]
+        );
+    }
+
+    #[test]
+    fn final_backslash_is_a_continuation_even_after_a_comment() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds(r"real_server 1 \"),
+            vec![
+                (Word, "real_server"),
+                (Space, " "),
+                (Word, "1"),
+                (Space, " "),
+                (Continuation, r"\"),
+            ]
+        );
+        let scan = scan_line(r"    # quorum_down x \");
+        assert!(scan.continues());
+        assert!(!scan_line(r"a \\").continues());
+    }
+
+    #[test]
+    fn unterminated_quote_runs_to_end_of_line() {
+        let scan = scan_line(r#"notify "/bin/x { y"#);
+        assert!(scan.unterminated_quote);
+        assert_eq!(scan.tokens.last().map(|t| t.0), Some(TokenKind::Word));
+    }
+
+    #[test]
+    fn lex_then_print_is_byte_identical() {
+        let text = "global_defs {\r\n\t# c\\\n  x \"y z\" }\n\n}}{ ! end\nno newline \\";
+        let tokens = lex(text);
+        assert_eq!(print(text, &tokens), text);
+        let mut at = 0;
+        for t in &tokens {
+            assert_eq!(t.start, at, "gap or overlap before {t:?}");
+            assert!(t.end > t.start, "empty token {t:?}");
+            at = t.end;
+        }
+        assert_eq!(at, text.len());
+    }
+
+    #[test]
+    fn word_value_strips_double_quotes() {
+        assert_eq!(word_value(r#""/bin/a b""#), "/bin/a b");
+        assert_eq!(word_value("plain"), "plain");
+    }
+}

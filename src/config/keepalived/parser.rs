@@ -1,0 +1,1003 @@
+//! The block parser: logical lines -> virtual servers, groups, real servers, checkers and
+//! what `global_defs` says about script security.
+//!
+//! As in keepalived, a statement ends at the end of a line or at a brace, and a statement
+//! followed by `{` (on its line or the next) opens a block. Blocks vipcheck does not need
+//! (vrrp_instance, static routes, unknown keywords, ...) are skipped with their braces
+//! balanced.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use nom::bytes::complete::take_while1;
+use nom::character::complete::{char, hex_digit1};
+use nom::combinator::{all_consuming, opt};
+use nom::sequence::{pair, preceded};
+
+use super::lexer::TokenKind;
+use super::preprocess::{LToken, LineSink};
+use super::GlobalDefs;
+use crate::config::{
+    Diagnostic, ExistingCheck, FileId, ForwardingMethod, InsertionPoint, Origin, Protocol,
+    RealServer, ServiceKey, SourceMap, Span, VirtualService,
+};
+
+/// The most addresses a `virtual_server_group` may expand to.
+pub const MAX_GROUP_ADDRESSES: usize = 65_536;
+
+/// keepalived's checker keywords inside a `real_server`.
+pub const CHECKERS: &[&str] = &[
+    "HTTP_GET",
+    "SSL_GET",
+    "TCP_CHECK",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+];
+
+#[derive(Debug, Clone)]
+struct Word {
+    value: String,
+    span: Span,
+    via: Option<Rc<str>>,
+}
+
+#[derive(Debug, Clone)]
+struct Stmt {
+    words: Vec<Word>,
+}
+
+impl Stmt {
+    fn keyword(&self) -> &str {
+        &self.words[0].value
+    }
+
+    fn arg(&self, i: usize) -> Option<&Word> {
+        self.words.get(i)
+    }
+
+    /// From the first word to the last, when they are in one file in order.
+    fn span(&self) -> Span {
+        let first = self.words[0].span;
+        let last = self.words[self.words.len() - 1].span;
+        join(first, last)
+    }
+}
+
+fn join(a: Span, b: Span) -> Span {
+    if a.file == b.file && b.end >= a.start {
+        Span::new(a.file, a.start, b.end.max(a.end))
+    } else {
+        a
+    }
+}
+
+#[derive(Debug)]
+struct VsBuild {
+    key: ServiceKey,
+    header: Span,
+    block: Span,
+    port: Option<u16>,
+    /// `None` until a `protocol` line sets it (see [`Parser::finish`] for the default).
+    protocol: Option<Protocol>,
+    method: ForwardingMethod,
+    real_servers: Vec<RsBuild>,
+}
+
+#[derive(Debug)]
+struct RsBuild {
+    keyword: Word,
+    header: Span,
+    addr: IpAddr,
+    port: Option<u16>,
+    weight: Option<i64>,
+    method: Option<ForwardingMethod>,
+    checks: Vec<ExistingCheck>,
+    span: Span,
+    insert: Option<InsertionPoint>,
+}
+
+#[derive(Debug, Default)]
+struct GroupBuild {
+    vips: Vec<IpAddr>,
+    fwmarks: Vec<u32>,
+    ports: Vec<Option<u16>>,
+}
+
+#[derive(Debug)]
+enum Frame {
+    Top,
+    Skip,
+    GlobalDefs { keyword: Word },
+    VirtualServer(VsBuild),
+    Group { name: String, group: GroupBuild },
+    RealServer(RsBuild),
+    Checker { keyword: Word },
+}
+
+/// Builds the model from logical lines (see [`LineSink`]).
+pub struct Parser {
+    frames: Vec<Frame>,
+    pending: Option<Stmt>,
+    services: Vec<VsBuild>,
+    groups: HashMap<String, (GroupBuild, Span)>,
+    pub global_defs: GlobalDefs,
+    pub warnings: Vec<Diagnostic>,
+    tabs: HashMap<FileId, bool>,
+    /// The outermost block still open and its `{`, for the "never closed" error.
+    open_braces: Vec<Span>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            frames: vec![Frame::Top],
+            pending: None,
+            services: Vec::new(),
+            groups: HashMap::new(),
+            global_defs: GlobalDefs::default(),
+            warnings: Vec::new(),
+            tabs: HashMap::new(),
+            open_braces: Vec::new(),
+        }
+    }
+}
+
+impl LineSink for Parser {
+    fn line(&mut self, sources: &SourceMap, tokens: Vec<LToken>) -> Result<(), Diagnostic> {
+        let mut words: Vec<Word> = Vec::new();
+        for t in tokens {
+            match t.kind {
+                TokenKind::Word => words.push(Word {
+                    value: t.value,
+                    span: t.span,
+                    via: t.via,
+                }),
+                TokenKind::Open | TokenKind::Close => {
+                    if !words.is_empty() {
+                        self.statement(
+                            sources,
+                            Stmt {
+                                words: std::mem::take(&mut words),
+                            },
+                        )?;
+                    }
+                    let brace = Word {
+                        value: t.value,
+                        span: t.span,
+                        via: t.via,
+                    };
+                    if t.kind == TokenKind::Open {
+                        self.open(sources, brace)?;
+                    } else {
+                        self.close(sources, brace)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !words.is_empty() {
+            self.statement(sources, Stmt { words })?;
+        }
+        Ok(())
+    }
+}
+
+impl Parser {
+    /// A finished statement: held back until we know whether a `{` follows.
+    fn statement(&mut self, sources: &SourceMap, stmt: Stmt) -> Result<(), Diagnostic> {
+        if let Some(prev) = self.pending.take() {
+            self.simple(sources, prev)?;
+        }
+        self.pending = Some(stmt);
+        Ok(())
+    }
+
+    fn flush(&mut self, sources: &SourceMap) -> Result<(), Diagnostic> {
+        if let Some(prev) = self.pending.take() {
+            self.simple(sources, prev)?;
+        }
+        Ok(())
+    }
+
+    /// A statement without a block.
+    fn simple(&mut self, sources: &SourceMap, stmt: Stmt) -> Result<(), Diagnostic> {
+        let kw = stmt.keyword().to_string();
+        let frame = self.frames.last_mut();
+        match (frame, kw.as_str()) {
+            (Some(Frame::Top), "real_server") => {
+                Err(Diagnostic::error("real_server outside a virtual_server")
+                    .at(sources, stmt.words[0].span)
+                    .with_hint("put the real_server block inside a virtual_server { ... } block"))
+            }
+            (Some(Frame::Top), "virtual_server" | "virtual_server_group")
+            | (Some(Frame::VirtualServer(_)), "real_server") => {
+                Err(Diagnostic::error(format!("{kw} without a '{{' block"))
+                    .at(sources, stmt.span())
+                    .with_hint(format!("write {kw} ... {{ ... }}")))
+            }
+            (Some(Frame::GlobalDefs { .. }), "enable_script_security") => {
+                self.global_defs.enable_script_security.push(stmt.span());
+                Ok(())
+            }
+            (Some(Frame::GlobalDefs { .. }), "script_user") => {
+                match stmt.arg(1) {
+                    Some(_) => self.global_defs.script_user.push(stmt.span()),
+                    None => self.warn(sources, stmt.span(), "script_user without a user name"),
+                }
+                Ok(())
+            }
+            (Some(Frame::VirtualServer(vs)), "lb_kind" | "lvs_method") => {
+                vs.method = parse_method(sources, &stmt)?;
+                Ok(())
+            }
+            (Some(Frame::VirtualServer(vs)), "protocol") => {
+                // keepalived compares without regard to case.
+                let value = stmt.arg(1).map(|w| w.value.to_ascii_uppercase());
+                match value.as_deref() {
+                    Some("TCP") => vs.protocol = Some(Protocol::Tcp),
+                    Some("UDP") => vs.protocol = Some(Protocol::Udp),
+                    Some("SCTP") => vs.protocol = Some(Protocol::Sctp),
+                    _ => {
+                        let span = stmt.span();
+                        self.warn(
+                            sources,
+                            span,
+                            "unknown protocol; keepalived ignores the line",
+                        );
+                    }
+                }
+                Ok(())
+            }
+            (Some(Frame::RealServer(rs)), "lvs_method") => {
+                rs.method = Some(parse_method(sources, &stmt)?);
+                Ok(())
+            }
+            (Some(Frame::RealServer(rs)), "weight") => {
+                match stmt.arg(1).and_then(|w| w.value.trim().parse::<i64>().ok()) {
+                    Some(w) => rs.weight = Some(w),
+                    None => {
+                        let span = stmt.span();
+                        self.warn(sources, span, "weight is not a number; ignored");
+                    }
+                }
+                Ok(())
+            }
+            (Some(Frame::RealServer(rs)), k) if CHECKERS.contains(&k) => {
+                rs.checks.push(ExistingCheck {
+                    kind: k.to_string(),
+                    detail: String::new(),
+                    span: stmt.span(),
+                });
+                Ok(())
+            }
+            (Some(Frame::Group { group, .. }), _) => group_entry(sources, group, &stmt),
+            _ => Ok(()),
+        }
+    }
+
+    fn warn(&mut self, sources: &SourceMap, span: Span, message: &str) {
+        self.warnings
+            .push(Diagnostic::warning(message).at(sources, span));
+    }
+
+    fn open(&mut self, sources: &SourceMap, brace: Word) -> Result<(), Diagnostic> {
+        let Some(header) = self.pending.take() else {
+            self.warn(
+                sources,
+                brace.span,
+                "'{' without a keyword before it; its block is skipped",
+            );
+            self.frames.push(Frame::Skip);
+            self.open_braces.push(brace.span);
+            return Ok(());
+        };
+        let kw = header.keyword().to_string();
+        let frame = match (self.frames.last(), kw.as_str()) {
+            (Some(Frame::Top), "global_defs") => Frame::GlobalDefs {
+                keyword: header.words[0].clone(),
+            },
+            (Some(Frame::Top), "virtual_server") => {
+                Frame::VirtualServer(virtual_server_header(sources, &header)?)
+            }
+            (Some(Frame::Top), "virtual_server_group") => match header.arg(1) {
+                Some(name) => Frame::Group {
+                    name: name.value.clone(),
+                    group: GroupBuild::default(),
+                },
+                None => {
+                    return Err(Diagnostic::error("virtual_server_group without a name")
+                        .at(sources, header.span())
+                        .with_hint("write virtual_server_group NAME { ... }"))
+                }
+            },
+            (Some(Frame::Top), "real_server") => {
+                return Err(Diagnostic::error("real_server outside a virtual_server")
+                    .at(sources, header.words[0].span)
+                    .with_hint("put the real_server block inside a virtual_server { ... } block"))
+            }
+            (Some(Frame::VirtualServer(_)), "real_server") => {
+                Frame::RealServer(real_server_header(sources, &header)?)
+            }
+            (Some(Frame::RealServer(_)), k) if CHECKERS.contains(&k) => Frame::Checker {
+                keyword: header.words[0].clone(),
+            },
+            _ => Frame::Skip,
+        };
+        self.frames.push(frame);
+        self.open_braces.push(brace.span);
+        Ok(())
+    }
+
+    fn close(&mut self, sources: &SourceMap, brace: Word) -> Result<(), Diagnostic> {
+        self.flush(sources)?;
+        if self.frames.len() <= 1 {
+            return Err(Diagnostic::error("'}' closes no block")
+                .at(sources, brace.span)
+                .with_hint("remove it, or add the '{' it should close"));
+        }
+        self.open_braces.pop();
+        let frame = self.frames.pop();
+        match frame {
+            Some(Frame::GlobalDefs { keyword })
+                if self.global_defs.insert.is_none()
+                    && keyword.via.is_none()
+                    && brace.via.is_none() =>
+            {
+                self.global_defs.insert = Some(self.insertion(sources, &keyword, &brace));
+            }
+            Some(Frame::VirtualServer(mut vs)) => {
+                vs.block = join(vs.header, brace.span);
+                self.services.push(vs);
+            }
+            Some(Frame::Group { name, group }) => {
+                let span = brace.span;
+                match self.groups.entry(name) {
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        let message = format!(
+                            "virtual_server_group {} is defined again; the first one counts",
+                            e.key()
+                        );
+                        self.warn(sources, span, &message);
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((group, span));
+                    }
+                }
+            }
+            Some(Frame::RealServer(mut rs)) => {
+                rs.span = join(rs.keyword.span, brace.span);
+                if rs.keyword.via.is_none() && brace.via.is_none() {
+                    rs.insert = Some(self.insertion(sources, &rs.keyword, &brace));
+                }
+                if let Some(Frame::VirtualServer(vs)) = self.frames.last_mut() {
+                    vs.real_servers.push(rs);
+                }
+            }
+            Some(Frame::Checker { keyword }) => {
+                if let Some(Frame::RealServer(rs)) = self.frames.last_mut() {
+                    rs.checks.push(ExistingCheck {
+                        kind: keyword.value.clone(),
+                        detail: String::new(),
+                        span: join(keyword.span, brace.span),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Where text goes inside the block opened by `keyword` and closed by `close`.
+    ///
+    /// When the closing brace's line is conditional (`@id    }`), the indent starts with
+    /// the same `@id` so every inserted line applies to the same config ids as the block.
+    fn insertion(&mut self, sources: &SourceMap, keyword: &Word, close: &Word) -> InsertionPoint {
+        let text = &sources.file(close.span.file).text;
+        let c = close.span.start;
+        let line_start = text[..c].rfind('\n').map_or(0, |i| i + 1);
+        let before = &text[line_start..c];
+        let (condition, before_brace) = split_condition(before);
+        let (at, mid_line) = if before_brace.chars().all(|ch| ch == ' ' || ch == '\t') {
+            (line_start, false)
+        } else {
+            (c, true)
+        };
+        let ktext = &sources.file(keyword.span.file).text;
+        let k = keyword.span.start.min(ktext.len());
+        let kline = ktext[..k].rfind('\n').map_or(0, |i| i + 1);
+        let (_, kbody) = split_condition(&ktext[kline..k]);
+        let white: String = kbody
+            .chars()
+            .take_while(|&ch| ch == ' ' || ch == '\t')
+            .collect();
+        let file = keyword.span.file;
+        let tabs = *self
+            .tabs
+            .entry(file)
+            .or_insert_with(|| indents_with_tabs(ktext));
+        let step = if white.contains('\t') || (white.is_empty() && tabs) {
+            "\t"
+        } else {
+            "    "
+        };
+        InsertionPoint {
+            at: Span::point(close.span.file, at),
+            indent: format!("{}{white}{step}", condition.unwrap_or("")),
+            mid_line,
+        }
+    }
+
+    /// End of input: every block must be closed; groups are resolved.
+    pub fn finish(
+        mut self,
+        sources: &SourceMap,
+    ) -> Result<(Vec<VirtualService>, GlobalDefs, Vec<Diagnostic>), Diagnostic> {
+        self.flush(sources)?;
+        if self.frames.len() > 1 {
+            let span = self.open_braces.first().copied();
+            let open = self.frames.len() - 1;
+            let mut d = Diagnostic::error("this '{' is never closed").with_hint(format!(
+                "add the missing '}}' ({open} block(s) are still open at the end of the configuration)"
+            ));
+            if let Some(span) = span {
+                d = d.at(sources, span);
+            }
+            return Err(d);
+        }
+        let mut services = Vec::with_capacity(self.services.len());
+        for vs in std::mem::take(&mut self.services) {
+            let (vips, fwmarks, port) = match &vs.key {
+                ServiceKey::Address(ip) => (vec![*ip], Vec::new(), vs.port),
+                ServiceKey::Fwmark(m) => (Vec::new(), vec![*m], None),
+                ServiceKey::Group(name) => match self.groups.get(name) {
+                    Some((g, _)) => {
+                        let first = g.ports.first().copied().flatten();
+                        let same = g.ports.iter().all(|p| *p == g.ports[0]);
+                        if !same {
+                            self.warnings.push(
+                                Diagnostic::warning(format!(
+                                    "virtual_server_group {name} mixes ports; the service is treated as covering all ports"
+                                ))
+                                .at(sources, vs.header),
+                            );
+                        }
+                        let port = if same { first } else { None };
+                        (g.vips.clone(), g.fwmarks.clone(), port)
+                    }
+                    None => {
+                        self.warnings.push(
+                            Diagnostic::warning(format!(
+                                "virtual_server_group {name} is not defined; the service has no addresses"
+                            ))
+                            .at(sources, vs.header),
+                        );
+                        (Vec::new(), Vec::new(), None)
+                    }
+                },
+            };
+            // keepalived 2.2 (check_data.c): an address service without `protocol` is UDP,
+            // since that is what the kernel makes of protocol 0. A fwmark service has no
+            // protocol of its own; TCP stands in.
+            let protocol = match vs.protocol {
+                Some(p) => p,
+                None if vips.is_empty() => Protocol::Tcp,
+                None => {
+                    self.warnings.push(
+                        Diagnostic::warning(
+                            "no protocol set; keepalived 2.2 makes this service UDP",
+                        )
+                        .at(sources, vs.header)
+                        .with_hint("add 'protocol TCP' if the service is TCP"),
+                    );
+                    Protocol::Udp
+                }
+            };
+            let real_servers = vs
+                .real_servers
+                .into_iter()
+                .map(|rs| {
+                    let method = rs.method.unwrap_or(vs.method);
+                    let port = if method.needs_vip_on_real_server() {
+                        port
+                    } else {
+                        rs.port.or(port)
+                    };
+                    let origin = match &rs.keyword.via {
+                        Some(via) => Origin::Expanded {
+                            span: rs.keyword.span,
+                            via: via.to_string(),
+                        },
+                        None => Origin::Written(rs.header),
+                    };
+                    RealServer {
+                        addr: rs.addr,
+                        port,
+                        weight: rs.weight,
+                        method,
+                        checks: rs.checks,
+                        origin,
+                        span: rs.span,
+                        insert: rs.insert,
+                    }
+                })
+                .collect();
+            services.push(VirtualService {
+                key: vs.key,
+                vips,
+                fwmarks,
+                port,
+                protocol,
+                method: vs.method,
+                real_servers,
+                span: vs.header,
+                block: vs.block,
+            });
+        }
+        Ok((services, self.global_defs, self.warnings))
+    }
+}
+
+/// Splits a leading `@id` / `@^id` (after optional blanks) off a line's text: returns the
+/// condition and the text after it (starting with the blanks that separate it).
+fn split_condition(line: &str) -> (Option<&str>, &str) {
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    if let Some(rest) = trimmed.strip_prefix('@') {
+        if let Some(end) = rest.find([' ', '\t']) {
+            let cond_len = 1 + end;
+            return (Some(&trimmed[..cond_len]), &trimmed[cond_len..]);
+        }
+    }
+    (None, line)
+}
+
+/// True when most indented lines of the file start with a tab.
+fn indents_with_tabs(text: &str) -> bool {
+    let (mut tabs, mut spaces) = (0usize, 0usize);
+    for line in text.lines() {
+        match line.as_bytes().first() {
+            Some(b'\t') => tabs += 1,
+            Some(b' ') => spaces += 1,
+            _ => {}
+        }
+    }
+    tabs > spaces
+}
+
+fn parse_method(sources: &SourceMap, stmt: &Stmt) -> Result<ForwardingMethod, Diagnostic> {
+    let Some(w) = stmt.arg(1) else {
+        return Err(
+            Diagnostic::error(format!("{} without a method", stmt.keyword()))
+                .at(sources, stmt.span())
+                .with_hint("use NAT, DR or TUN"),
+        );
+    };
+    match w.value.as_str() {
+        "NAT" => Ok(ForwardingMethod::Nat),
+        "DR" => Ok(ForwardingMethod::DirectRouting),
+        "TUN" => Ok(ForwardingMethod::Tunnel),
+        other => Err(
+            Diagnostic::error(format!("unknown forwarding method '{other}'"))
+                .at(sources, w.span)
+                .with_hint("keepalived accepts NAT, DR or TUN, in upper case"),
+        ),
+    }
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    s.parse().ok()
+}
+
+fn parse_port(sources: &SourceMap, w: &Word) -> Result<Option<u16>, Diagnostic> {
+    match w.value.parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(
+            Diagnostic::error(format!("'{}' is not a port number", w.value))
+                .at(sources, w.span)
+                .with_hint("use a number from 0 to 65535 (0 = all ports)"),
+        ),
+    }
+}
+
+fn bad_address(sources: &SourceMap, w: &Word, what: &str) -> Diagnostic {
+    Diagnostic::error(format!("'{}' is not an IP address ({what})", w.value))
+        .at(sources, w.span)
+        .with_hint("write an IPv4 or IPv6 address, e.g. 192.0.2.10 or 2001:db8::10")
+}
+
+fn virtual_server_header(sources: &SourceMap, header: &Stmt) -> Result<VsBuild, Diagnostic> {
+    let key_and_port = match (header.arg(1), header.arg(2)) {
+        (Some(g), Some(name)) if g.value == "group" => {
+            (ServiceKey::Group(name.value.clone()), None)
+        }
+        (Some(f), Some(mark)) if f.value == "fwmark" => {
+            let m = parse_c_u32(&mark.value).ok_or_else(|| {
+                Diagnostic::error(format!("'{}' is not a firewall mark", mark.value))
+                    .at(sources, mark.span)
+                    .with_hint("use a number from 0 to 4294967295")
+            })?;
+            (ServiceKey::Fwmark(m), None)
+        }
+        (Some(addr), port) if addr.value != "group" && addr.value != "fwmark" => {
+            let ip = parse_ip(&addr.value)
+                .ok_or_else(|| bad_address(sources, addr, "virtual_server"))?;
+            let port = match port {
+                Some(p) => parse_port(sources, p)?,
+                None => None,
+            };
+            (ServiceKey::Address(ip), port)
+        }
+        _ => {
+            return Err(Diagnostic::error(
+                "virtual_server needs an address and port, 'fwmark N' or 'group NAME'",
+            )
+            .at(sources, header.span())
+            .with_hint("e.g. virtual_server 192.0.2.10 80 { ... }"))
+        }
+    };
+    Ok(VsBuild {
+        key: key_and_port.0,
+        header: header.span(),
+        block: header.span(),
+        port: key_and_port.1,
+        protocol: None,
+        method: ForwardingMethod::Nat,
+        real_servers: Vec::new(),
+    })
+}
+
+fn real_server_header(sources: &SourceMap, header: &Stmt) -> Result<RsBuild, Diagnostic> {
+    let Some(addr) = header.arg(1) else {
+        return Err(Diagnostic::error("real_server without an address")
+            .at(sources, header.span())
+            .with_hint("e.g. real_server 192.0.2.21 80 { ... }"));
+    };
+    let ip = parse_ip(&addr.value).ok_or_else(|| bad_address(sources, addr, "real_server"))?;
+    let port = match header.arg(2) {
+        Some(p) => parse_port(sources, p)?,
+        None => None,
+    };
+    Ok(RsBuild {
+        keyword: header.words[0].clone(),
+        header: header.span(),
+        addr: ip,
+        port,
+        weight: None,
+        method: None,
+        checks: Vec::new(),
+        span: header.span(),
+        insert: None,
+    })
+}
+
+fn parse_c_u32(s: &str) -> Option<u32> {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// One line of a `virtual_server_group`: `IP [PORT]`, `IP-END [PORT]`, `fwmark N`.
+fn group_entry(sources: &SourceMap, group: &mut GroupBuild, stmt: &Stmt) -> Result<(), Diagnostic> {
+    let first = &stmt.words[0];
+    if first.value == "fwmark" {
+        let Some(mark) = stmt.arg(1).and_then(|w| parse_c_u32(&w.value)) else {
+            return Err(Diagnostic::error("fwmark entry without a valid mark")
+                .at(sources, stmt.span())
+                .with_hint("write fwmark N"));
+        };
+        group.fwmarks.push(mark);
+        return Ok(());
+    }
+    let addrs = expand_range(&first.value).map_err(|why| {
+        Diagnostic::error(format!(
+            "'{}' is not an address or address range ({why})",
+            first.value
+        ))
+        .at(sources, first.span)
+        .with_hint("write 192.0.2.1 80, a range such as 192.0.2.1-10 80, or fwmark N")
+    })?;
+    if group.vips.len() + addrs.len() > MAX_GROUP_ADDRESSES {
+        return Err(Diagnostic::error(format!(
+            "virtual_server_group expands to more than {MAX_GROUP_ADDRESSES} addresses"
+        ))
+        .at(sources, first.span)
+        .with_hint("split the range or use a fwmark service"));
+    }
+    let port = match stmt.arg(1) {
+        Some(p) => parse_port(sources, p)?,
+        None => None,
+    };
+    for a in addrs {
+        group.vips.push(a);
+        group.ports.push(port);
+    }
+    Ok(())
+}
+
+/// `192.0.2.1`, `192.0.2.1-10` (last octet, decimal), `2001:db8::1-a` (last group, hex).
+pub fn expand_range(s: &str) -> Result<Vec<IpAddr>, String> {
+    let addr_chars = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
+    let res: nom::IResult<&str, (&str, Option<&str>)> = all_consuming(pair(
+        take_while1(addr_chars),
+        opt(preceded(char('-'), hex_digit1)),
+    ))(s);
+    let (_, (addr, end)) = res.map_err(|_| "unexpected characters".to_string())?;
+    let ip: IpAddr = addr.parse().map_err(|_| "bad address".to_string())?;
+    let Some(end) = end else {
+        return Ok(vec![ip]);
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            let last: u8 = end
+                .parse()
+                .map_err(|_| format!("range end '{end}' is not a number from 0 to 255"))?;
+            if last < o[3] {
+                return Err(format!("range end {last} is below the start {}", o[3]));
+            }
+            Ok((o[3]..=last)
+                .map(|x| IpAddr::from([o[0], o[1], o[2], x]))
+                .collect())
+        }
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            let last = u16::from_str_radix(end, 16)
+                .map_err(|_| format!("range end '{end}' is not a hex number up to ffff"))?;
+            if last < seg[7] {
+                return Err(format!(
+                    "range end {last:x} is below the start {:x}",
+                    seg[7]
+                ));
+            }
+            let count = usize::from(last - seg[7]) + 1;
+            if count > MAX_GROUP_ADDRESSES {
+                return Err(format!("more than {MAX_GROUP_ADDRESSES} addresses"));
+            }
+            Ok((seg[7]..=last)
+                .map(|x| {
+                    let mut s = seg;
+                    s[7] = x;
+                    IpAddr::from(s)
+                })
+                .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keepalived::preprocess::Preprocessor;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<(Vec<VirtualService>, GlobalDefs, Vec<Diagnostic>), Diagnostic> {
+        let mut pre = Preprocessor::new(Some("lb1".into()));
+        let mut parser = Parser::default();
+        pre.run(Path::new("k.conf"), text.to_string(), &mut parser)?;
+        parser.finish(&pre.sources)
+    }
+
+    #[test]
+    fn braces_on_own_lines_keyword_lines_and_doubled() {
+        let a = "virtual_server 192.0.2.1 80\n{\n  lb_kind DR\n  real_server 192.0.2.11 8080\n  {\n  }\n}\n";
+        let b = "virtual_server 192.0.2.1 80 { lb_kind DR\n  real_server 192.0.2.11 8080 {\n  }}\n";
+        let c = "virtual_server 192.0.2.1 80 { lb_kind DR\n real_server 192.0.2.11 8080 {}}";
+        for text in [a, b] {
+            let (vs, _, _) = parse(text).expect("parses");
+            assert_eq!(vs.len(), 1);
+            assert_eq!(vs[0].method, ForwardingMethod::DirectRouting);
+            assert_eq!(vs[0].real_servers.len(), 1);
+            assert_eq!(vs[0].real_servers[0].port, Some(80), "DR uses the VS port");
+        }
+        // Everything on one line works too.
+        let (vs, _, _) = parse(c).expect("parses");
+        assert_eq!(vs[0].real_servers.len(), 1);
+    }
+
+    #[test]
+    fn methods_default_to_nat_and_real_level_overrides() {
+        let text = "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.11 8080 {\n }\n real_server 192.0.2.12 {\n lvs_method TUN\n }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let rs = &vs[0].real_servers;
+        assert_eq!(vs[0].method, ForwardingMethod::Nat);
+        assert_eq!(
+            (rs[0].method, rs[0].port),
+            (ForwardingMethod::Nat, Some(8080))
+        );
+        assert_eq!(
+            (rs[1].method, rs[1].port),
+            (ForwardingMethod::Tunnel, Some(80))
+        );
+    }
+
+    #[test]
+    fn protocol_defaults_like_keepalived() {
+        let text = "virtual_server 192.0.2.1 53 {\n}\nvirtual_server 192.0.2.1 53 {\nprotocol tcp\n}\nvirtual_server fwmark 3 {\n}\nvirtual_server 192.0.2.1 5 {\nprotocol SCTP\n}\n";
+        let (vs, _, warnings) = parse(text).expect("parses");
+        let got: Vec<_> = vs.iter().map(|v| v.protocol).collect();
+        assert_eq!(
+            got,
+            vec![Protocol::Udp, Protocol::Tcp, Protocol::Tcp, Protocol::Sctp]
+        );
+        assert_eq!(
+            warnings.len(),
+            1,
+            "the unset address service is warned about"
+        );
+    }
+
+    #[test]
+    fn fnat_is_a_located_error() {
+        let err = parse("virtual_server 192.0.2.1 80 {\n    lb_kind FNAT\n}\n").expect_err("FNAT");
+        let loc = err.location.expect("located");
+        assert_eq!((loc.line, loc.col, loc.width), (2, 13, 4));
+    }
+
+    #[test]
+    fn unbalanced_braces_are_errors() {
+        let err = parse("global_defs {\n}\n}\n").expect_err("extra");
+        assert_eq!(err.location.expect("located").line, 3);
+        let err = parse("virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n}\n")
+            .expect_err("missing");
+        assert_eq!(err.location.expect("located").line, 1);
+    }
+
+    #[test]
+    fn real_server_outside_virtual_server_is_an_error() {
+        let err = parse("real_server 192.0.2.2 80 {\n}\n").expect_err("outside");
+        assert!(err.message.contains("outside"));
+    }
+
+    #[test]
+    fn unknown_blocks_are_skipped() {
+        let text = "vrrp_instance VI_1 {\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  real_server 1 2 { }\n}\nvirtual_server fwmark 7 {\n  lb_kind DR\n  sorry_server 192.0.2.99 80\n  real_server 192.0.2.2 {\n    TCP_CHECK { connect_port 80 }\n    MISC_CHECK {\n misc_path /bin/true\n }\n  }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        assert_eq!(vs.len(), 1);
+        assert_eq!(vs[0].fwmarks, vec![7]);
+        assert_eq!(vs[0].port, None);
+        let rs = &vs[0].real_servers;
+        assert_eq!(rs.len(), 1, "sorry_server is not a real server");
+        assert_eq!(rs[0].port, None);
+        let kinds: Vec<_> = rs[0].checks.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["TCP_CHECK", "MISC_CHECK"]);
+    }
+
+    #[test]
+    fn groups_expand_ranges_and_fwmarks() {
+        let text = "virtual_server group web {\n  lb_kind DR\n  real_server 192.0.2.50 80 { }\n}\nvirtual_server_group web {\n  192.0.2.1-3 80\n  2001:db8::9-b 80\n  fwmark 5\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let ips: Vec<String> = vs[0].vips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            ips,
+            vec![
+                "192.0.2.1",
+                "192.0.2.2",
+                "192.0.2.3",
+                "2001:db8::9",
+                "2001:db8::a",
+                "2001:db8::b"
+            ]
+        );
+        assert_eq!(vs[0].fwmarks, vec![5]);
+        assert_eq!(vs[0].port, Some(80));
+    }
+
+    #[test]
+    fn range_expansion_rules() {
+        assert_eq!(expand_range("192.0.2.250-255").map(|v| v.len()), Ok(6));
+        assert!(expand_range("192.0.2.10-5").is_err());
+        assert!(expand_range("192.0.2.1-256").is_err());
+        assert!(expand_range("2001:db8::-ffff").is_ok());
+        assert!(expand_range("foo").is_err());
+    }
+
+    #[test]
+    fn group_beyond_the_cap_is_a_located_error() {
+        let mut text = String::from("virtual_server_group big {\n");
+        for i in 0..1 {
+            text.push_str(&format!("  2001:db8:{i}::0-ffff 80\n"));
+        }
+        text.push_str("  192.0.2.1 80\n}\n");
+        let err = parse(&text).expect_err("cap");
+        assert_eq!(
+            err.location.expect("located").line,
+            3,
+            "the address past the cap"
+        );
+    }
+
+    #[test]
+    fn insertion_points() {
+        let text = "virtual_server 192.0.2.1 80 {\n    real_server 192.0.2.2 80 {\n        weight 1\n    }\n    real_server 192.0.2.3 80 { weight 2 }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let a = vs[0].real_servers[0].insert.clone().expect("insert");
+        assert_eq!(
+            a.at.start,
+            text.find("    }\n    real_server").expect("brace")
+        );
+        assert!(!a.mid_line);
+        assert_eq!(a.indent, "        ");
+        let b = vs[0].real_servers[1].insert.clone().expect("insert");
+        assert_eq!(b.at.start, text.find(" }\n}").expect("brace") + 1);
+        assert!(b.mid_line);
+    }
+
+    #[test]
+    fn conditional_block_gets_conditional_indent() {
+        let text =
+            "virtual_server 192.0.2.1 80 {\n@lb1    real_server 192.0.2.2 80 {\n@lb1    }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let ins = vs[0].real_servers[0].insert.clone().expect("insert");
+        assert_eq!(ins.indent, "@lb1        ");
+        assert!(!ins.mid_line);
+        assert_eq!(ins.at.start, text.find("@lb1    }").expect("close"));
+    }
+
+    #[test]
+    fn tab_indented_file_gets_tab_indent() {
+        let text =
+            "virtual_server 192.0.2.1 80 {\n\tlb_kind DR\n\treal_server 192.0.2.2 80 {\n\t}\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        assert_eq!(
+            vs[0].real_servers[0].insert.clone().expect("insert").indent,
+            "\t\t"
+        );
+        let text = "virtual_server 192.0.2.1 80 {\nreal_server 192.0.2.2 80 {\n}\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        assert_eq!(
+            vs[0].real_servers[0].insert.clone().expect("insert").indent,
+            "    "
+        );
+    }
+
+    #[test]
+    fn global_defs_script_security() {
+        let text = "global_defs {\n  router_id x\n}\nglobal_defs {\n  enable_script_security\n  script_user nobody nogroup\n}\n";
+        let (_, g, _) = parse(text).expect("parses");
+        assert_eq!(g.enable_script_security.len(), 1);
+        let user = g.script_user.first().expect("script_user");
+        assert_eq!(&text[user.start..user.end], "script_user nobody nogroup");
+        let at = g.insert.expect("insert").at.start;
+        assert_eq!(at, text.find("}\nglobal_defs").expect("first close"));
+    }
+
+    #[test]
+    fn expanded_real_servers_have_no_insertion_point() {
+        let text = "$RS=real_server 192.0.2.$i 80 { \\\n}\nvirtual_server 192.0.2.1 80 {\n  lb_kind DR\n  ~SEQ(i,1,2) $RS\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let rs = &vs[0].real_servers;
+        assert_eq!(rs.len(), 2);
+        for r in rs {
+            assert!(r.insert.is_none());
+            match &r.origin {
+                Origin::Expanded { span, via } => {
+                    assert_eq!(via, "~SEQ(i,1,2)");
+                    assert_eq!(span.start, text.find("~SEQ").expect("seq"));
+                }
+                o => panic!("expected expanded origin, got {o:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn substituted_address_keeps_written_origin() {
+        let text = "$IP=192.0.2.2\nvirtual_server 192.0.2.1 80 {\n  real_server $IP 80 {\n  }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        let rs = &vs[0].real_servers[0];
+        assert_eq!(rs.addr.to_string(), "192.0.2.2");
+        assert!(matches!(rs.origin, Origin::Written(_)));
+        assert!(rs.insert.is_some());
+    }
+}

@@ -1,0 +1,364 @@
+//! Plans the keepalived edits: a generated `MISC_CHECK` in every DR and TUN `real_server`,
+//! and what `global_defs` needs for keepalived to run it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::markers::{generated_blocks, within};
+use super::{Edit, GenerateOptions, Plan, RewriteError};
+use crate::config::keepalived::{self, Document, ParseOptions};
+use crate::config::span::line_text;
+use crate::config::{Diagnostic, FileId, ServiceKey, SourceMap, Span, VirtualService};
+use crate::generate::{Generator, ProbeCommand};
+
+/// An id no `@id` line names, so that only the `@^id` branches apply.
+const NO_ID: &str = "\u{1}vipcheck-no-config-id";
+
+pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
+    let docs = parse_every_branch(config, opts)?;
+    let mut sources = docs[0].sources.clone();
+    let mut plan = Plan {
+        include_patterns: docs
+            .iter()
+            .flat_map(|d| d.include_patterns.iter().cloned())
+            .collect(),
+        ..Plan::default()
+    };
+    plan.include_patterns.sort();
+    plan.include_patterns.dedup();
+
+    // Our own earlier output is removed; what we generate now goes in its place.
+    let mut blocks = HashMap::new();
+    for (id, file) in sources.files() {
+        let found = generated_blocks(&file.text);
+        for b in &found {
+            plan.edits.push(Edit {
+                span: Span::new(id, b.start, b.end),
+                text: String::new(),
+            });
+        }
+        blocks.insert(id, found);
+    }
+
+    let mut stanzas = StanzaCache::new(gen);
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    let misc_timeout =
+        opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0) + 1;
+    for doc in &docs {
+        for vs in &doc.services {
+            let vs_span = remap(&mut sources, &doc.sources, vs.span);
+            let nat_reals = vs
+                .real_servers
+                .iter()
+                .filter(|r| !r.method.needs_vip_on_real_server())
+                .count();
+            if nat_reals > 0 && seen.insert((vs_span.file, vs_span.start, usize::MAX)) {
+                plan.skipped.push(
+                    Diagnostic::warning(format!(
+                        "left {nat_reals} NAT real server(s) of {} alone: with NAT the VIP is not on the real server",
+                        vs.label()
+                    ))
+                    .at(&sources, vs_span),
+                );
+            }
+            let vips = match service_vips(vs, opts) {
+                Ok(v) => v,
+                Err(marks) => {
+                    if vs
+                        .real_servers
+                        .iter()
+                        .any(|r| r.method.needs_vip_on_real_server())
+                        && seen.insert((vs_span.file, vs_span.start, usize::MAX - 1))
+                    {
+                        plan.skipped.push(
+                            Diagnostic::warning(format!(
+                                "skipped {}: a fwmark service names no VIP to probe",
+                                vs.label()
+                            ))
+                            .at(&sources, vs_span)
+                            .with_hint(format!(
+                                "map the mark to its VIPs with --fwmark-vip {}=VIP",
+                                marks
+                            )),
+                        );
+                    }
+                    continue;
+                }
+            };
+            for rs in vs
+                .real_servers
+                .iter()
+                .filter(|r| r.method.needs_vip_on_real_server())
+            {
+                let rs_span = remap(&mut sources, &doc.sources, rs.span);
+                if !seen.insert((rs_span.file, rs_span.start, rs_span.end)) {
+                    continue; // the same text, reached again through another @id branch
+                }
+                let Some(ins) = &rs.insert else {
+                    let origin = remap(&mut sources, &doc.sources, rs.origin.span());
+                    let via = match &rs.origin {
+                        crate::config::Origin::Expanded { via, .. } => via.clone(),
+                        crate::config::Origin::Written(_) => "an expansion".to_string(),
+                    };
+                    errors.push(
+                        Diagnostic::error(format!(
+                            "real server {} of {} comes from {via}: there is no text of its own to add a check to",
+                            rs.addr,
+                            vs.label()
+                        ))
+                        .at(&sources, origin)
+                        .with_hint("write this real_server block out in full, then rewrite again"),
+                    );
+                    continue;
+                };
+                let at = remap(&mut sources, &doc.sources, ins.at);
+                let command = ProbeCommand {
+                    program: opts.probe_path.clone(),
+                    vips: vips.clone(),
+                    rip: rs.addr,
+                    port: rs.port.or(vs.port),
+                    protocol: vs.protocol,
+                    method: rs.method,
+                    timeout: opts.probe_timeout,
+                };
+                let stanza = stanzas.render(gen, &ins.indent, &command, misc_timeout)?;
+                let text = if ins.mid_line {
+                    let rs_indent =
+                        leading_ws(line_text(&sources.file(rs_span.file).text, rs_span.start));
+                    format!("\n{stanza}{rs_indent}")
+                } else {
+                    stanza
+                };
+                plan.edits.push(Edit { span: at, text });
+                plan.checks += 1;
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(RewriteError::Many(errors));
+    }
+    if plan.checks > 0 {
+        if let Some(edit) = global_defs_edit(&docs[0], &sources, &blocks, gen)? {
+            plan.edits.push(edit);
+        }
+    }
+    plan.sources = sources;
+    Ok(plan)
+}
+
+#[derive(Serialize)]
+struct MiscCheckCtx<'a> {
+    indent: &'a str,
+    command_line: String,
+    command: &'a ProbeCommand,
+    misc_timeout: u64,
+}
+
+/// Renders the MISC_CHECK stanza. When the template reads nothing but the indentation, the
+/// command line and the timeout (as the shipped one does), it is rendered once per
+/// indentation with a placeholder for the command line, and each stanza is that text with
+/// the command line put in: a config with 100,000 real servers would otherwise spend a
+/// fifth of its rewrite in the template engine.
+struct StanzaCache {
+    simple: bool,
+    by_indent: HashMap<String, Option<(String, String)>>,
+}
+
+const PLACEHOLDER: &str = "\u{1}vipcheck-command-line\u{1}";
+const TEMPLATE: &str = "keepalived/misc_check.conf.j2";
+
+impl StanzaCache {
+    fn new(gen: &Generator) -> Self {
+        let simple = gen
+            .variables(TEMPLATE)
+            .iter()
+            .all(|v| matches!(v.as_str(), "indent" | "command_line" | "misc_timeout"));
+        StanzaCache {
+            simple,
+            by_indent: HashMap::new(),
+        }
+    }
+
+    fn render(
+        &mut self,
+        gen: &Generator,
+        indent: &str,
+        command: &ProbeCommand,
+        misc_timeout: u64,
+    ) -> Result<String, RewriteError> {
+        let ctx = |command_line: String| MiscCheckCtx {
+            indent,
+            command_line,
+            command,
+            misc_timeout,
+        };
+        if !self.simple {
+            return Ok(gen.render(TEMPLATE, ctx(command.command_line()))?);
+        }
+        if !self.by_indent.contains_key(indent) {
+            let text = gen.render(TEMPLATE, ctx(PLACEHOLDER.to_string()))?;
+            // Only a single, verbatim use of the command line can be filled in afterwards.
+            let split = match text.match_indices(PLACEHOLDER).count() {
+                1 => text
+                    .split_once(PLACEHOLDER)
+                    .map(|(a, b)| (a.to_string(), b.to_string())),
+                _ => None,
+            };
+            self.by_indent.insert(indent.to_string(), split);
+        }
+        match self.by_indent.get(indent).and_then(Option::as_ref) {
+            Some((before, after)) => Ok(format!("{before}{}{after}", command.command_line())),
+            None => Ok(gen.render(TEMPLATE, ctx(command.command_line()))?),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GlobalDefsCtx<'a> {
+    indent: &'a str,
+    enable_script_security: bool,
+    script_user: Option<&'a str>,
+    new_block: bool,
+}
+
+/// keepalived runs no MISC_CHECK without `enable_script_security` and a `script_user`
+/// (`--config-test` exits 6). Adds what is missing, into the first `global_defs` block the
+/// user wrote, or a block of its own at the top of the main file.
+fn global_defs_edit(
+    doc: &Document,
+    sources: &SourceMap,
+    blocks: &HashMap<FileId, Vec<std::ops::Range<usize>>>,
+    gen: &Generator,
+) -> Result<Option<Edit>, RewriteError> {
+    let users_own = |spans: &[Span]| {
+        spans
+            .iter()
+            .any(|s| match sources.find(&doc.sources.file(s.file).path) {
+                Some(id) => !within(
+                    blocks.get(&id).map_or(&[][..], Vec::as_slice),
+                    s.start..s.end,
+                ),
+                None => true,
+            })
+    };
+    let need_security = !users_own(&doc.global_defs.enable_script_security);
+    let need_user = !users_own(&doc.global_defs.script_user);
+    if !need_security && !need_user {
+        return Ok(None);
+    }
+    let insert = doc.global_defs.insert.as_ref().and_then(|ins| {
+        let id = sources.find(&doc.sources.file(ins.at.file).path)?;
+        let inside_ours = within(
+            blocks.get(&id).map_or(&[][..], Vec::as_slice),
+            ins.at.start..ins.at.end,
+        ) && !blocks
+            .get(&id)
+            .is_some_and(|b| b.iter().any(|r| r.end == ins.at.start));
+        (!inside_ours).then(|| (Span::point(id, ins.at.start), ins))
+    });
+    let (span, indent, new_block, mid_line) = match insert {
+        Some((span, ins)) => (span, ins.indent.clone(), false, ins.mid_line),
+        None => (Span::point(FileId(0), 0), "    ".to_string(), true, false),
+    };
+    let text = gen.render(
+        "keepalived/global_defs.conf.j2",
+        GlobalDefsCtx {
+            indent: &indent,
+            enable_script_security: need_security,
+            script_user: need_user.then_some("root"),
+            new_block,
+        },
+    )?;
+    let text = if mid_line { format!("\n{text}") } else { text };
+    Ok(Some(Edit { span, text }))
+}
+
+/// The VIPs to probe for a service, or `Err(marks)` for a fwmark service with no mapping.
+fn service_vips(
+    vs: &VirtualService,
+    opts: &GenerateOptions,
+) -> Result<Vec<std::net::IpAddr>, String> {
+    let mut vips = vs.vips.clone();
+    for mark in &vs.fwmarks {
+        if let Some(mapped) = opts.fwmark_vips.get(mark) {
+            vips.extend(mapped.iter().copied());
+        }
+    }
+    vips.dedup();
+    if vips.is_empty() {
+        let marks = match &vs.key {
+            ServiceKey::Fwmark(m) => m.to_string(),
+            _ => vs
+                .fwmarks
+                .first()
+                .map_or("MARK".to_string(), u32::to_string),
+        };
+        return Err(marks);
+    }
+    Ok(vips)
+}
+
+fn leading_ws(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// Reads the config once for this node's id, then once for every other `@id` branch (and
+/// once for none), so that a file shared by every node gets every branch's checks.
+fn parse_every_branch(
+    config: &Path,
+    opts: &GenerateOptions,
+) -> Result<Vec<Document>, RewriteError> {
+    let first = keepalived::parse_file(
+        config,
+        &ParseOptions {
+            config_id: opts.config_id.clone(),
+        },
+    )?;
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    if first.conditional_ids.is_empty() {
+        // No `@id` line: every node reads the same text, so one parse is the whole story.
+        return Ok(vec![first]);
+    }
+    let mut todo: Vec<String> = first
+        .conditional_ids
+        .iter()
+        .cloned()
+        .chain([NO_ID.to_string()])
+        .collect();
+    let mut docs = vec![first];
+    // Bounded: every round parses one new id; ids come from the text, so they run out.
+    for _ in 0..256 {
+        let Some(id) = todo.pop() else { break };
+        if !done.insert(id.clone()) {
+            continue;
+        }
+        let doc = keepalived::parse_file(
+            config,
+            &ParseOptions {
+                config_id: Some(id),
+            },
+        )?;
+        todo.extend(
+            doc.conditional_ids
+                .iter()
+                .filter(|i| !done.contains(*i))
+                .cloned(),
+        );
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// A span from another parse of the same files, made to point into `base` (adding the file
+/// when that parse read one the base parse did not).
+fn remap(base: &mut SourceMap, from: &SourceMap, span: Span) -> Span {
+    let file = from.file(span.file);
+    let id = match base.find(&file.path) {
+        Some(id) => id,
+        None => base.add(PathBuf::from(&file.path), file.text.clone()),
+    };
+    Span::new(id, span.start, span.end)
+}

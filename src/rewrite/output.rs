@@ -1,0 +1,509 @@
+//! Applying a plan: new texts, the unified diff, and writes that are all-or-nothing
+//! (temp file in the same directory, fsync, rename).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use similar::TextDiff;
+
+use super::{Plan, RewriteError};
+use crate::config::FileId;
+
+/// One file of the result: a source file (changed or not) or a new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    /// The text before the rewrite; `None` for a file the rewrite creates.
+    pub old: Option<String>,
+    pub new: String,
+    pub executable: bool,
+}
+
+impl OutputFile {
+    pub fn changed(&self) -> bool {
+        self.old.as_deref() != Some(self.new.as_str())
+    }
+}
+
+impl Plan {
+    /// The new text of one source file: its bytes with this plan's edits applied.
+    pub fn new_text(&self, file: FileId) -> String {
+        let text = &self.sources.file(file).text;
+        let mut edits: Vec<_> = self.edits.iter().filter(|e| e.span.file == file).collect();
+        // At one offset, insertions go before a deletion that starts there; a deletion that
+        // ends where an insertion starts comes first by its start. Otherwise planned order.
+        edits.sort_by_key(|e| (e.span.start, !e.span.is_empty()));
+        let mut out =
+            String::with_capacity(text.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+        let mut pos = 0;
+        for e in edits {
+            // Overlapping edits would be a bug in a planner; the later one is dropped rather
+            // than corrupting the text.
+            if e.span.start < pos {
+                debug_assert!(false, "overlapping edits at {}", e.span.start);
+                continue;
+            }
+            out.push_str(&text[pos..e.span.start]);
+            out.push_str(&e.text);
+            pos = e.span.end;
+        }
+        out.push_str(&text[pos..]);
+        out
+    }
+
+    /// Every file of the result, source files first in the order read.
+    pub fn outputs(&self) -> Vec<OutputFile> {
+        let mut files: Vec<OutputFile> = self
+            .sources
+            .files()
+            .map(|(id, f)| OutputFile {
+                path: f.path.clone(),
+                old: Some(f.text.clone()),
+                new: self.new_text(id),
+                executable: false,
+            })
+            .collect();
+        for nf in &self.new_files {
+            let old = fs::read_to_string(&nf.path).ok();
+            files.push(OutputFile {
+                path: nf.path.clone(),
+                old,
+                new: nf.contents.clone(),
+                executable: nf.executable,
+            });
+        }
+        files
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.outputs().iter().any(OutputFile::changed)
+    }
+
+    /// Every file the config was read from.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        self.sources.files().map(|(_, f)| f.path.clone()).collect()
+    }
+
+    /// The directories a watcher must watch to see every change that can alter this plan:
+    /// those of every file read and of every include pattern.
+    pub fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = BTreeSet::new();
+        for p in self.read_paths() {
+            if let Some(d) = p.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        for pat in &self.include_patterns {
+            // The longest leading part of the pattern without a wildcard.
+            let mut dir = PathBuf::new();
+            for c in pat.components() {
+                let s = c.as_os_str().to_string_lossy();
+                if s.contains(['*', '?', '[']) {
+                    break;
+                }
+                dir.push(c);
+            }
+            if dir != *pat {
+                dirs.insert(dir);
+            } else if let Some(d) = pat.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        dirs.into_iter().collect()
+    }
+
+    /// A unified diff of every changed or new file; empty when nothing changes.
+    pub fn unified_diff(&self, color: bool) -> String {
+        let mut out = String::new();
+        for f in self.outputs().iter().filter(|f| f.changed()) {
+            let old = f.old.as_deref().unwrap_or("");
+            let (a, b) = match &f.old {
+                Some(_) => (
+                    format!("a{}", display_abs(&f.path)),
+                    format!("b{}", display_abs(&f.path)),
+                ),
+                None => (
+                    "/dev/null".to_string(),
+                    format!("b{}", display_abs(&f.path)),
+                ),
+            };
+            let diff = TextDiff::from_lines(old, &f.new);
+            let text = diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&a, &b)
+                .to_string();
+            if color {
+                for line in text.split_inclusive('\n') {
+                    let code = if line.starts_with("+++") || line.starts_with("---") {
+                        "1"
+                    } else if line.starts_with('+') {
+                        "32"
+                    } else if line.starts_with('-') {
+                        "31"
+                    } else if line.starts_with("@@") {
+                        "36"
+                    } else {
+                        ""
+                    };
+                    if code.is_empty() {
+                        out.push_str(line);
+                    } else {
+                        let body = line.trim_end_matches('\n');
+                        out.push_str(&format!("\x1b[{code}m{body}\x1b[0m"));
+                        if line.ends_with('\n') {
+                            out.push('\n');
+                        }
+                    }
+                }
+            } else {
+                out.push_str(&text);
+            }
+            if !out.ends_with('\n') {
+                out.push_str("\n\\ No newline at end of file\n");
+            }
+        }
+        out
+    }
+
+    /// Rewrites the changed files where they are (and creates new files). With `backup`,
+    /// each changed file's previous text is kept as `FILE.bak`. Returns the paths written.
+    pub fn write_in_place(&self, backup: bool) -> Result<Vec<PathBuf>, RewriteError> {
+        let mut writes = Vec::new();
+        for f in self.outputs().into_iter().filter(OutputFile::changed) {
+            if backup {
+                if let Some(old) = &f.old {
+                    let mut bak = f.path.clone().into_os_string();
+                    bak.push(".bak");
+                    writes.push(Staged::plan(
+                        PathBuf::from(bak),
+                        old.clone(),
+                        mode_of(&f.path, false),
+                    ));
+                }
+            }
+            let mode = mode_of(&f.path, f.executable);
+            writes.push(Staged::plan(f.path, f.new, mode));
+        }
+        commit_all(writes)
+    }
+
+    /// Writes the result to `out`: a file when the config is a single file and creates
+    /// nothing beside it; otherwise a directory that receives the whole tree (the main
+    /// config and every file it includes, laid out relative to the main config's directory,
+    /// plus new files), so its relative includes keep working. Only files whose text differs
+    /// from what `out` already holds are written. Returns the paths written.
+    pub fn write_to(&self, out: &Path) -> Result<Vec<PathBuf>, RewriteError> {
+        let outputs = self.outputs();
+        let single = self.sources.len() == 1 && self.new_files.is_empty();
+        let mut writes = Vec::new();
+        if single && !out.is_dir() {
+            let f = &outputs[0];
+            writes.push(Staged::plan(
+                out.to_path_buf(),
+                f.new.clone(),
+                mode_of(&f.path, false),
+            ));
+        } else {
+            let main = self
+                .sources
+                .files()
+                .next()
+                .map(|(_, f)| f.path.clone())
+                .unwrap_or_default();
+            let main = absolute(&main);
+            let root = main.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let out_dir = if out.is_dir() || !out.exists() {
+                out.to_path_buf()
+            } else {
+                return Err(RewriteError::Output(format!(
+                    "{} is a file, but {} includes other files: give a directory to -o so the \
+                     includes keep their relative places",
+                    out.display(),
+                    main.display()
+                )));
+            };
+            for f in &outputs {
+                // New files were planned for their final place already (output_dir).
+                let dest = if f.old.is_none() || f.path.starts_with(&out_dir) {
+                    f.path.clone()
+                } else {
+                    match relative_inside(&absolute(&f.path), &root) {
+                        Some(rel) => out_dir.join(rel),
+                        None => {
+                            return Err(RewriteError::Output(format!(
+                                "{} is included from outside {}: vipcheck cannot place it under \
+                                 {}; rewrite with --in-place instead",
+                                f.path.display(),
+                                root.display(),
+                                out_dir.display()
+                            )))
+                        }
+                    }
+                };
+                writes.push(Staged::plan(
+                    dest,
+                    f.new.clone(),
+                    mode_of(&f.path, f.executable),
+                ));
+            }
+        }
+        writes.retain(|w| fs::read_to_string(&w.dest).ok().as_deref() != Some(w.contents.as_str()));
+        commit_all(writes)
+    }
+}
+
+fn display_abs(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.starts_with('/') {
+        s
+    } else {
+        format!("/{s}")
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn relative_inside(path: &Path, root: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix(root).ok()?;
+    if rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        Some(rel.to_path_buf())
+    } else {
+        None
+    }
+}
+
+/// The permission bits for a rewritten file: the original's when it exists.
+fn mode_of(path: &Path, executable: bool) -> u32 {
+    let base = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    if executable {
+        base | 0o755
+    } else {
+        base
+    }
+}
+
+struct Staged {
+    dest: PathBuf,
+    contents: String,
+    mode: u32,
+}
+
+impl Staged {
+    fn plan(dest: PathBuf, contents: String, mode: u32) -> Self {
+        Staged {
+            dest,
+            contents,
+            mode,
+        }
+    }
+}
+
+/// Writes every file to a temp file beside its destination and syncs it; only when all of
+/// them are written are they renamed into place. On an error before the renames, the temp
+/// files are removed and no destination has changed.
+fn commit_all(writes: Vec<Staged>) -> Result<Vec<PathBuf>, RewriteError> {
+    let io = |op, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RewriteError::Io { op, path, source }
+    };
+    let mut temps = Vec::with_capacity(writes.len());
+    for w in &writes {
+        let dir = match w.dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".vipcheck-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(io("create a temporary file in", &dir))?;
+        tmp.write_all(w.contents.as_bytes())
+            .map_err(io("write", tmp.path()))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(w.mode))
+            .map_err(io("set permissions on", tmp.path()))?;
+        tmp.as_file().sync_all().map_err(io("sync", tmp.path()))?;
+        temps.push(tmp);
+    }
+    let mut written = Vec::with_capacity(writes.len());
+    for (tmp, w) in temps.into_iter().zip(writes) {
+        tmp.persist(&w.dest).map_err(|e| RewriteError::Io {
+            op: "rename a temporary file onto",
+            path: w.dest.clone(),
+            source: e.error,
+        })?;
+        if let Some(dir) = w.dest.parent() {
+            // Make the rename itself durable.
+            if let Ok(d) = fs::File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) {
+                let _ = d.sync_all();
+            }
+        }
+        written.push(w.dest);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Edit, NewFile};
+    use super::*;
+    use crate::config::{SourceMap, Span};
+
+    fn plan_for(files: &[(&Path, &str)]) -> Plan {
+        let mut sources = SourceMap::new();
+        for (p, t) in files {
+            sources.add(p.to_path_buf(), t.to_string());
+        }
+        Plan {
+            sources,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn edits_apply_in_offset_order_and_insert_before_a_deletion_at_the_same_offset() {
+        let mut plan = plan_for(&[(Path::new("/x.conf"), "abcdef")]);
+        let f = FileId(0);
+        plan.edits = vec![
+            Edit {
+                span: Span::new(f, 4, 6),
+                text: String::new(),
+            },
+            Edit {
+                span: Span::point(f, 4),
+                text: "X".into(),
+            },
+            Edit {
+                span: Span::point(f, 1),
+                text: "Y".into(),
+            },
+        ];
+        assert_eq!(plan.new_text(f), "aYbcdX");
+    }
+
+    #[test]
+    fn write_in_place_keeps_a_backup_and_the_file_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.conf");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut plan = plan_for(&[(&path, "old\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 4),
+            text: "new\n".into(),
+        });
+        let written = plan.write_in_place(true).unwrap();
+        assert_eq!(written.len(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old\nnew\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("k.conf.bak")).unwrap(),
+            "old\n"
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn write_to_a_directory_keeps_the_include_layout_and_skips_unchanged_files() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let main = src.path().join("keepalived.conf");
+        let inc = src.path().join("conf.d/a.conf");
+        let mut plan = plan_for(&[(&main, "include conf.d/*.conf\n"), (&inc, "x\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(1), 2),
+            text: "y\n".into(),
+        });
+        let written = plan.write_to(out.path()).unwrap();
+        assert_eq!(written.len(), 2);
+        assert_eq!(
+            fs::read_to_string(out.path().join("conf.d/a.conf")).unwrap(),
+            "x\ny\n"
+        );
+        assert_eq!(
+            fs::read_to_string(out.path().join("keepalived.conf")).unwrap(),
+            "include conf.d/*.conf\n"
+        );
+        // A second write finds everything up to date.
+        assert!(plan.write_to(out.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn write_to_refuses_an_include_from_outside_and_writes_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let main = src.path().join("keepalived.conf");
+        let inc = other.path().join("b.conf");
+        let mut plan = plan_for(&[(&main, "a\n"), (&inc, "b\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 0),
+            text: "z".into(),
+        });
+        let err = plan.write_to(out.path()).unwrap_err().to_string();
+        assert!(err.contains("included from outside"), "{err}");
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn diff_shows_changed_and_new_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.conf");
+        let mut plan = plan_for(&[(&a, "one\ntwo\n"), (Path::new("/unchanged.conf"), "same\n")]);
+        plan.edits.push(Edit {
+            span: Span::point(FileId(0), 4),
+            text: "1.5\n".into(),
+        });
+        plan.new_files.push(NewFile {
+            path: dir.path().join("w.sh"),
+            contents: "#!/bin/sh\n".into(),
+            executable: true,
+        });
+        let diff = plan.unified_diff(false);
+        assert!(diff.contains("+1.5\n"), "{diff}");
+        assert!(diff.contains("--- /dev/null"), "{diff}");
+        assert!(!diff.contains("unchanged.conf"), "{diff}");
+        assert!(plan_for(&[(&a, "x\n")]).unified_diff(false).is_empty());
+    }
+
+    #[test]
+    fn watch_dirs_cover_files_and_include_globs() {
+        let mut plan = plan_for(&[(Path::new("/etc/keepalived/keepalived.conf"), "")]);
+        plan.include_patterns
+            .push("/etc/keepalived/conf.d/*.conf".into());
+        assert_eq!(
+            plan.watch_dirs(),
+            vec![
+                PathBuf::from("/etc/keepalived"),
+                PathBuf::from("/etc/keepalived/conf.d")
+            ]
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! `vipcheck status`: probe every DR/TUN pair of a config at once and show, per virtual
+//! service, which real servers really serve the VIP — as a table, JSON, or Prometheus
+//! textfile metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::{ForwardingMethod, Protocol, VirtualService};
+
+/// One real server behind one VIP:port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    /// The virtual service's label (`192.0.2.20:80/tcp`, `fwmark 5/tcp`, ...).
+    pub service: String,
+    pub vip: IpAddr,
+    pub port: Option<u16>,
+    pub proto: Protocol,
+    pub rip: IpAddr,
+    pub method: ForwardingMethod,
+    /// What the config already checks on this real server (`HTTP_GET`, `negotiate http`).
+    pub config_checks: Vec<String>,
+}
+
+/// What probing one pair found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub up: bool,
+    pub reason: String,
+    pub latency: Option<Duration>,
+}
+
+/// Anything that can probe a pair (the real prober, or a stand-in in tests).
+pub trait PairProbe: Sync {
+    fn probe(&self, pair: &Pair) -> Outcome;
+}
+
+/// Every DR/TUN pair of the services, one per VIP and real server, in config order.
+/// `fwmark_vips` supplies the VIPs of fwmark services.
+pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Pair> {
+    let mut out = Vec::new();
+    for vs in services {
+        let mut vips = vs.vips.clone();
+        for m in &vs.fwmarks {
+            vips.extend(fwmark_vips.get(m).into_iter().flatten().copied());
+        }
+        for rs in vs
+            .real_servers
+            .iter()
+            .filter(|r| r.method.needs_vip_on_real_server())
+        {
+            let config_checks: Vec<String> = rs
+                .checks
+                .iter()
+                .map(|c| {
+                    if c.detail.is_empty() {
+                        c.kind.clone()
+                    } else {
+                        format!("{} {}", c.kind, c.detail)
+                    }
+                })
+                .collect();
+            for vip in &vips {
+                out.push(Pair {
+                    service: vs.label(),
+                    vip: *vip,
+                    port: rs.port.or(vs.port),
+                    proto: vs.protocol,
+                    rip: rs.addr,
+                    method: rs.method,
+                    config_checks: config_checks.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Probes every pair with at most `parallel` probes in flight; results in pair order.
+/// `progress` is called (from one thread at a time) with (done, total) after each probe.
+pub fn probe_all(
+    pairs: &[Pair],
+    prober: &dyn PairProbe,
+    parallel: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel();
+    let report = Mutex::new(());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.clamp(1, pairs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, done, report) = (&next, &done, &report);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(pair) = pairs.get(i) else { break };
+                let outcome = prober.probe(pair);
+                let _ = tx.send((i, outcome));
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Ok(_guard) = report.lock() {
+                    progress(n, pairs.len());
+                }
+            });
+        }
+    });
+    drop(tx);
+    let mut results: Vec<Option<Outcome>> = vec![None; pairs.len()];
+    for (i, o) in rx {
+        results[i] = Some(o);
+    }
+    results
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(Outcome {
+                up: false,
+                reason: "not probed".into(),
+                latency: None,
+            })
+        })
+        .collect()
+}
+
+fn latency_ms(o: &Outcome) -> Option<f64> {
+    o.latency.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// `--json`: an array with one object per pair.
+pub fn render_json(pairs: &[Pair], outcomes: &[Outcome]) -> String {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        service: &'a str,
+        vip: IpAddr,
+        port: Option<u16>,
+        proto: Protocol,
+        rip: IpAddr,
+        method: &'static str,
+        up: bool,
+        reason: &'a str,
+        latency_ms: Option<f64>,
+        config_checks: &'a [String],
+    }
+    let rows: Vec<Row> = pairs
+        .iter()
+        .zip(outcomes)
+        .map(|(p, o)| Row {
+            service: &p.service,
+            vip: p.vip,
+            port: p.port,
+            proto: p.proto,
+            rip: p.rip,
+            method: p.method.probe_arg(),
+            up: o.up,
+            reason: &o.reason,
+            latency_ms: latency_ms(o),
+            config_checks: &p.config_checks,
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into());
+    s.push('\n');
+    s
+}
+
+fn prom_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `--prometheus`: node_exporter textfile-collector format.
+pub fn render_prometheus(pairs: &[Pair], outcomes: &[Outcome]) -> String {
+    let mut up = String::from(
+        "# HELP vipcheck_real_server_up 1 when the real server answers on the VIP itself, else 0.\n\
+         # TYPE vipcheck_real_server_up gauge\n",
+    );
+    let mut lat = String::from(
+        "# HELP vipcheck_probe_latency_seconds Round trip of the VIP probe through the real server.\n\
+         # TYPE vipcheck_probe_latency_seconds gauge\n",
+    );
+    for (p, o) in pairs.iter().zip(outcomes) {
+        let labels = format!(
+            "vip=\"{}\",port=\"{}\",proto=\"{}\",real=\"{}\",method=\"{}\"",
+            prom_escape(&p.vip.to_string()),
+            p.port.map_or(String::new(), |x| x.to_string()),
+            p.proto,
+            prom_escape(&p.rip.to_string()),
+            p.method.probe_arg()
+        );
+        let _ = writeln!(up, "vipcheck_real_server_up{{{labels}}} {}", u8::from(o.up));
+        if let Some(d) = o.latency {
+            let _ = writeln!(
+                lat,
+                "vipcheck_probe_latency_seconds{{{labels}}} {:.6}",
+                d.as_secs_f64()
+            );
+        }
+    }
+    up + &lat
+}
+
+/// The table for a person: grouped by virtual service, coloured when `color`.
+pub fn render_table(pairs: &[Pair], outcomes: &[Outcome], color: bool) -> String {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::new();
+    let mut current: Option<&str> = None;
+    let rip_w = pairs
+        .iter()
+        .map(|p| p.rip.to_string().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for (p, o) in pairs.iter().zip(outcomes) {
+        if current != Some(p.service.as_str()) {
+            if current.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", paint("1", &p.service));
+            let _ = writeln!(
+                out,
+                "  {:<rip_w$}  {:<6} {:<5} {:<9} {:<9} REASON",
+                "REAL", "METHOD", "UP", "LATENCY", "CONFIG"
+            );
+            current = Some(&p.service);
+        }
+        let state = if o.up {
+            paint("32", "up   ")
+        } else {
+            paint("31", "down ")
+        };
+        let latency = latency_ms(o).map_or("-".to_string(), |ms| format!("{ms:.2}ms"));
+        let checks = if p.config_checks.is_empty() {
+            "-".to_string()
+        } else {
+            p.config_checks.join(",")
+        };
+        let vip_note = if pairs
+            .iter()
+            .filter(|q| q.service == p.service && q.rip == p.rip)
+            .count()
+            > 1
+        {
+            format!(" (VIP {})", p.vip)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<rip_w$}  {:<6} {} {:<9} {:<9} {}{}",
+            p.rip.to_string(),
+            p.method.to_string(),
+            state,
+            latency,
+            checks,
+            o.reason,
+            vip_note
+        );
+    }
+    let up = outcomes.iter().filter(|o| o.up).count();
+    let _ = writeln!(out, "\n{up} of {} pairs up", outcomes.len());
+    out
+}
+
+/// Prints `probing N/M` on a terminal once probing has run for over a second.
+pub fn progress_printer(enabled: bool) -> impl Fn(usize, usize) + Sync {
+    let start = Instant::now();
+    move |done, total| {
+        if enabled && start.elapsed() > Duration::from_secs(1) {
+            eprint!("\rprobing {done}/{total}");
+            if done == total {
+                eprint!("\r\x1b[K");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(rip: &str, port: u16) -> Pair {
+        Pair {
+            service: format!("192.0.2.20:{port}/tcp"),
+            vip: "192.0.2.20".parse().unwrap(),
+            port: Some(port),
+            proto: Protocol::Tcp,
+            rip: rip.parse().unwrap(),
+            method: ForwardingMethod::DirectRouting,
+            config_checks: vec!["HTTP_GET".into()],
+        }
+    }
+
+    struct ByAddress;
+    impl PairProbe for ByAddress {
+        fn probe(&self, p: &Pair) -> Outcome {
+            // Odd last octets are up: a deterministic stand-in keyed on the pair itself.
+            let up = matches!(p.rip, IpAddr::V4(a) if a.octets()[3] % 2 == 1);
+            Outcome {
+                up,
+                reason: if up {
+                    "icmp 0.20 ms".into()
+                } else {
+                    format!("{} has no VIP", p.rip)
+                },
+                latency: up.then(|| Duration::from_micros(200 + u64::from(p.port.unwrap_or(0)))),
+            }
+        }
+    }
+
+    #[test]
+    fn probe_all_keeps_pair_order_whatever_the_parallelism() {
+        let pairs: Vec<Pair> = (1..=40)
+            .map(|i| pair(&format!("192.0.2.{i}"), 80 + (i % 3) as u16))
+            .collect();
+        for parallel in [1, 3, 64] {
+            let outcomes = probe_all(&pairs, &ByAddress, parallel, &|_, _| {});
+            for (p, o) in pairs.iter().zip(&outcomes) {
+                assert_eq!(*o, ByAddress.probe(p), "parallel {parallel}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_rows_have_the_documented_fields() {
+        let pairs = vec![pair("192.0.2.11", 80), pair("192.0.2.12", 80)];
+        let outcomes = probe_all(&pairs, &ByAddress, 2, &|_, _| {});
+        let v: serde_json::Value = serde_json::from_str(&render_json(&pairs, &outcomes)).unwrap();
+        assert_eq!(v[0]["vip"], "192.0.2.20");
+        assert_eq!(v[0]["port"], 80);
+        assert_eq!(v[0]["proto"], "tcp");
+        assert_eq!(v[0]["rip"], "192.0.2.11");
+        assert_eq!(v[0]["method"], "dr");
+        assert_eq!(v[0]["up"], true);
+        assert_eq!(v[0]["latency_ms"], 0.28);
+        assert_eq!(v[1]["up"], false);
+        assert_eq!(v[1]["reason"], "192.0.2.12 has no VIP");
+        assert!(v[1]["latency_ms"].is_null());
+    }
+
+    #[test]
+    fn prometheus_has_one_gauge_per_pair_and_latency_for_answers() {
+        let pairs = vec![pair("192.0.2.11", 80), pair("192.0.2.12", 80)];
+        let outcomes = probe_all(&pairs, &ByAddress, 2, &|_, _| {});
+        let text = render_prometheus(&pairs, &outcomes);
+        assert!(text.contains(
+            "vipcheck_real_server_up{vip=\"192.0.2.20\",port=\"80\",proto=\"tcp\",real=\"192.0.2.11\",method=\"dr\"} 1\n"
+        ));
+        assert!(text.contains("real=\"192.0.2.12\",method=\"dr\"} 0\n"));
+        assert_eq!(text.matches("vipcheck_probe_latency_seconds{").count(), 1);
+    }
+
+    #[test]
+    fn table_groups_by_service_and_counts() {
+        let pairs = vec![
+            pair("192.0.2.11", 80),
+            pair("192.0.2.12", 80),
+            pair("192.0.2.13", 443),
+        ];
+        let outcomes = probe_all(&pairs, &ByAddress, 2, &|_, _| {});
+        let t = render_table(&pairs, &outcomes, false);
+        assert_eq!(t.matches("192.0.2.20:80/tcp\n").count(), 1);
+        assert_eq!(t.matches("192.0.2.20:443/tcp\n").count(), 1);
+        assert!(t.contains("2 of 3 pairs up"), "{t}");
+        assert!(!t.contains('\x1b'));
+        assert!(render_table(&pairs, &outcomes, true).contains("\x1b[31mdown"));
+    }
+}
+
+pub use command::run_cli;
+
+mod command {
+    use std::io::{IsTerminal, Write};
+
+    use super::{pairs, probe_all, progress_printer, render_json, render_prometheus, render_table};
+    use crate::cli::{parse_duration, ColorWhen, StatusArgs};
+    use crate::config::load;
+    use crate::rewrite::command::{generate_options, resolve_format};
+
+    /// Exit codes: 0 every pair up, 1 any down, 2 the config or arguments are wrong.
+    pub fn run_cli(args: StatusArgs) -> i32 {
+        let setup = (|| {
+            let format =
+                resolve_format(&args.config, args.generate.format).map_err(|e| e.to_string())?;
+            let opts = generate_options(&args.generate, None).map_err(|e| e.to_string())?;
+            let timeout = parse_duration(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
+            let loaded =
+                load(&args.config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
+            Ok::<_, String>((loaded, opts, timeout))
+        })();
+        let (loaded, opts, timeout) = match setup {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        };
+        let pairs = pairs(&loaded.services, &opts.fwmark_vips);
+        let prober = super::ProcessProbe {
+            program: opts.probe_path.clone(),
+            timeout,
+        };
+        let on_terminal = std::io::stderr().is_terminal() && !args.json && !args.prometheus;
+        let outcomes = probe_all(
+            &pairs,
+            &prober,
+            args.parallel,
+            &progress_printer(on_terminal),
+        );
+        let text = if args.json {
+            render_json(&pairs, &outcomes)
+        } else if args.prometheus {
+            render_prometheus(&pairs, &outcomes)
+        } else {
+            let color = match args.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => std::io::stdout().is_terminal(),
+            };
+            render_table(&pairs, &outcomes, color)
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        i32::from(outcomes.iter().any(|o| !o.up))
+    }
+}
+
+/// Probes a pair by running `vipcheck probe --json` (the same command the generated
+/// checks run, so `status` shows exactly what the daemon will see).
+pub struct ProcessProbe {
+    pub program: std::path::PathBuf,
+    pub timeout: Duration,
+}
+
+impl PairProbe for ProcessProbe {
+    fn probe(&self, pair: &Pair) -> Outcome {
+        let cmd = crate::generate::ProbeCommand {
+            program: self.program.clone(),
+            vips: vec![pair.vip],
+            rip: pair.rip,
+            port: pair.port,
+            protocol: pair.proto,
+            method: pair.method,
+            timeout: self.timeout,
+        };
+        let start = Instant::now();
+        let out = std::process::Command::new(&cmd.program)
+            .args(cmd.args())
+            .arg("--json")
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                return Outcome {
+                    up: false,
+                    reason: format!("cannot run {}: {e}", self.program.display()),
+                    latency: None,
+                }
+            }
+        };
+        let up = out.status.success();
+        let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+        let reason = json
+            .as_ref()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
+        let latency = json
+            .as_ref()
+            .and_then(|v| v["checks"].as_array().cloned())
+            .and_then(|checks| {
+                checks
+                    .iter()
+                    .filter_map(|c| c["latency_ms"].as_f64())
+                    .reduce(f64::max)
+            })
+            .map(|ms| Duration::from_secs_f64(ms / 1e3))
+            .or_else(|| up.then(|| start.elapsed()));
+        Outcome {
+            up,
+            reason,
+            latency,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the integration tests: fixture paths, machine-independent text,
+//! and the rule for tests that need something this machine may lack.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    crate_dir().join("fixtures").join(rel)
+}
+
+/// `../shared/corpus`, when this checkout has it beside it.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = crate_dir().join("../shared/corpus");
+    dir.is_dir().then_some(dir)
+}
+
+/// Replaces absolute paths of this checkout (and of temp dirs) so snapshots do not depend
+/// on where the tests run.
+pub fn relative_paths(text: &str, temp: Option<&Path>) -> String {
+    let krate = crate_dir().display().to_string();
+    // Diff headers put `a`/`b` right before an absolute path.
+    let mut out = text
+        .replace(&format!("--- a{krate}/"), "--- a/")
+        .replace(&format!("+++ b{krate}/"), "+++ b/");
+    out = out.replace(&format!("{krate}/"), "");
+    if let Some(t) = temp {
+        out = out.replace(&t.display().to_string(), "$TMP");
+    }
+    out
+}
+
+/// True when the requirement is met. Otherwise prints that the test was skipped and why,
+/// and panics instead when `VIPCHECK_REQUIRE_PRIVILEGED=1` (CI), so CI never passes by
+/// skipping.
+pub fn require(ok: bool, test: &str, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and VIPCHECK_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("skipped: {test}: {why}");
+    false
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
