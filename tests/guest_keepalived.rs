@@ -13,7 +13,7 @@ fn keepalived_with_vipcheck_keeps_exactly_the_good_real_servers_in_ipvs() {
     if !harness::guest_available() {
         return;
     }
-    let run = harness::run_scenario("scenarios/keepalived-ipvs.sh", &[], &[], 110);
+    let run = harness::run_scenario("scenarios/keepalived-ipvs.sh", &[], &[], 150);
     run.assert_passed(&[
         "baseline: keepalived programs every real server",
         "baseline: the management-address checks keep the misconfigured real servers",

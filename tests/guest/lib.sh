@@ -5,7 +5,7 @@ fails=0
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-note() { echo "---- $* [$(uptime_s)s]"; }
+note() { echo "---- $* [$(uptime_s)s, guest load $(cut -d" " -f1-3 /proc/loadavg)]"; }
 
 # seconds_since START: elapsed guest seconds (one decimal) since START (an uptime_s value).
 seconds_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
