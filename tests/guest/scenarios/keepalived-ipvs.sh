@@ -141,13 +141,16 @@ explain() {
     tail -n 25 "$ka_log" | sed 's/^/    | /'
 }
 
-# wait_state NAME EXPECTED SECONDS: the table becomes EXPECTED within SECONDS.
+# wait_state NAME EXPECTED SECONDS: the table becomes EXPECTED within SECONDS (then kept in
+# settled_state for the summary).
+settled_state=
 wait_state() {
     t0=$(uptime_s)
     deadline=$(awk -v a="$t0" -v b="$3" 'BEGIN { print a + b }')
     while :; do
         got=$(ipvs_state)
         if [ "$got" = "$2" ]; then
+            settled_state=$got
             pass "$1 (after $(seconds_since "$t0")s)"
             return 0
         fi
@@ -234,8 +237,9 @@ if [ $rewritten -eq 1 ]; then
     # written; a second round and 3 s of process start-up under TCG are slack.
     bound=$((2 * 3 + 2 * ${misc_timeout:-3} + 3))
     ka_start "$out_conf" vipcheck
+    settled_state=
     wait_state "vipcheck: exactly the good real servers are in IPVS" "$good_state" 40
-    vipcheck_state=$(ipvs_state)
+    vipcheck_state=${settled_state:-$(ipvs_state)}
     note "client traffic through the rewritten config"
     EXPECT="good1 good2" traffic "vipcheck: $S1 answered only by good1, good2" "http://$VIP/" 12
     EXPECT="tungood" traffic "vipcheck: $S2 answered only by tungood" "http://$VIP2/" 4
