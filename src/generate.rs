@@ -20,6 +20,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "keepalived/global_defs.conf.j2",
         include_str!("../templates/keepalived/global_defs.conf.j2"),
     ),
+    (
+        "ldirectord/directives.cf.j2",
+        include_str!("../templates/ldirectord/directives.cf.j2"),
+    ),
+    (
+        "ldirectord/check_wrapper.sh.j2",
+        include_str!("../templates/ldirectord/check_wrapper.sh.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -152,6 +152,14 @@ fn good_real_server_is_up_in_ldirectord_convention() {
         &g.dir,
         &["--method", "dr", VIP4, "80", "192.0.2.11", "80"],
     ));
+    // A UDP service is checked with ICMP only, and the verdict says so.
+    let r = probe(&g.dir, &["--proto", "udp", VIP4, "53", "192.0.2.11", "53"]);
+    assert_up(&r);
+    assert!(
+        r.stdout.trim_end().ends_with("(udp service: ICMP only)"),
+        "{}",
+        r.stdout
+    );
     assert_up(&probe(
         &g.dir,
         &["[2001:db8::20]", "80", "[2001:db8::b]", "80"],
@@ -166,11 +174,13 @@ fn real_server_without_the_vip_is_down() {
     let lan = Lan::new();
     let dir = director(&lan);
     let _rs = attach_real_server(&lan, RS_MAC);
-    let r = probe(&dir, &V4_ARGS);
+    let r = probe(&dir, &[&V4_ARGS[..], &["--timeout", "800ms"]].concat());
     assert_down(
         &r,
         "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
     );
+    // Never past the budget (plus process start and netns entry).
+    assert!(r.elapsed < Duration::from_millis(1800), "{:?}", r.elapsed);
 }
 
 #[test]
@@ -450,4 +460,159 @@ fn without_cap_net_raw_the_error_says_how_to_grant_it() {
         "cannot open a packet socket: Operation not permitted (run as root or grant it: \
          setcap cap_net_raw+ep ",
     );
+}
+
+#[test]
+fn tunnel_to_a_real_server_that_cannot_decapsulate_is_down_saying_so() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // This host's kernel has no ipip / ip6_tunnel: the real server's stack answers
+    // IPIP with ICMP protocol unreachable (IPv6: parameter problem, next header), exactly
+    // what a real server without a tunnel device does. Tunnels that work are tested in
+    // the qemu guest, whose kernel has the modules.
+    let lan = Lan::new();
+    let dir = director(&lan);
+    let rs = attach_real_server(&lan, RS_MAC);
+    add_vips(&rs);
+    let r = probe(
+        &dir,
+        &[
+            "--method",
+            "tun",
+            "--vip",
+            VIP4,
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+        ],
+    );
+    assert_down(&r, "real server 192.0.2.11 does not decapsulate IPIP");
+    let r = probe(
+        &dir,
+        &[
+            "--method",
+            "tun",
+            "--vip",
+            VIP6,
+            "--rip",
+            "2001:db8::b",
+            "--port",
+            "80",
+        ],
+    );
+    assert_down(&r, "real server 2001:db8::b does not decapsulate");
+}
+
+#[test]
+fn the_kernel_neighbour_table_is_used_before_arp() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let g = good();
+    // A permanent entry with a MAC nobody has: the probe must go there (and fail), which
+    // shows it took the MAC from the kernel's table rather than asking by ARP.
+    g.dir
+        .ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:0d dev eth0 nud permanent");
+    let r = probe(&g.dir, &[&V4_ARGS[..], &["--timeout", "500ms"]].concat());
+    assert_down(
+        &r,
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0d (VIP not configured?)",
+    );
+    // With the right MAC in the table, and the egress interface named explicitly.
+    g.dir
+        .ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:0b dev eth0 nud permanent");
+    assert_up(&probe(
+        &g.dir,
+        &[&V4_ARGS[..], &["--iface", "eth0"]].concat(),
+    ));
+}
+
+#[test]
+fn lost_first_syn_is_up_on_retry() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let relay_ns = Netns::new("relay");
+    let dir = Netns::new("dir");
+    let rs = Netns::new("rs");
+    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
+    address(&dir, "eth0", 2);
+    real_server(&rs, "eth0");
+    add_vips(&rs);
+    let _listener = listen(&rs, VIP4);
+    let mut dropped = 0;
+    let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
+        // The first TCP SYN to the VIP is lost.
+        let syn_to_vip = f.len() > 47
+            && f[12..14] == [0x08, 0x00]
+            && f[23] == 6
+            && f[30..34] == [192, 0, 2, 20]
+            && f[47] == 0x02;
+        if syn_to_vip && dropped == 0 {
+            dropped += 1;
+            return true;
+        }
+        false
+    });
+    let r = probe(
+        &dir,
+        &[
+            "--vip",
+            VIP4,
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "tcp",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["checks"][0]["check"], "tcp");
+    assert_eq!(v["checks"][0]["attempts"], 2, "{v}");
+}
+
+#[test]
+fn a_vip_as_the_routes_preferred_source_is_never_used() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The VIP is eth0's primary address, so the kernel's route to the real server
+    // prefers it as the source; the probe must use the director's other address.
+    let lan = Lan::new();
+    let dir = Netns::new("dir");
+    lan.attach(&dir, "eth0", DIR_MAC);
+    dir.ip(&format!("addr add {VIP4}/24 dev eth0"));
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    let route = dir.ip("route get 192.0.2.11");
+    assert!(route.contains(&format!("src {VIP4}")), "{route}");
+    let rs = attach_real_server(&lan, RS_MAC);
+    add_vips(&rs);
+    let _listener = listen(&rs, VIP4);
+    assert_up(&probe(&dir, &V4_ARGS));
+}
+
+#[test]
+fn usage_errors_exit_1_not_clap_s_2() {
+    // No root needed: these fail before any socket is opened.
+    for args in [
+        &["--bogus"][..],
+        &["--vip", "not-an-ip", "--rip", "192.0.2.11"],
+        &["--vip", VIP4, "--rip", "192.0.2.11", "--proto", "sctp"],
+        &["--vip", VIP4, "--rip", "192.0.2.11", "--retries", "-1"],
+        &[VIP4, "80", "192.0.2.11"],
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+        cmd.arg("probe").args(args);
+        let r = run(cmd);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.is_empty(), "{args:?} printed no reason");
+    }
+    let mut help = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+    help.args(["probe", "--help"]);
+    assert_eq!(run(help).code, 0);
 }

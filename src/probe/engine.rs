@@ -294,10 +294,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         dst_port,
                         seq,
                     } => {
+                        // Both a SYN-ACK and the RST a closed port sends (RST+ACK, RFC 9293
+                        // 3.10.7.1) acknowledge our ISN: 32 random bits to match.
                         segment.src_port == *dst_port
                             && segment.dst_port == *src_port
-                            && (segment.flags & flags::ACK == 0
-                                || segment.ack == seq.wrapping_add(1))
+                            && segment.flags & flags::ACK != 0
+                            && segment.ack == seq.wrapping_add(1)
                     }
                     _ => false,
                 })?;

@@ -2,8 +2,30 @@
 //!
 //! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
 //! server from the kernel's tables ([`netlink`]), opens a [`socket::PacketSocket`] and
-//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line or one JSON
-//! object. Every failure is a "down" verdict with exit status 1.
+//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
+//! up, stderr when down) or one JSON object (stdout). Every failure, including bad
+//! arguments and a missing capability, is a "down" verdict with exit status 1.
+//!
+//! Decisions worth knowing:
+//! - Source address: the kernel's preferred source for the route to the RIP, unless it
+//!   is one of the VIPs; then another address of the egress interface; never a VIP (the
+//!   real server would answer the VIP itself). A VIP of the other family than the RIP is
+//!   probed from an address of that family on the same interface.
+//! - DR needs the real server on-link (no gateway on the route): the frame goes to its
+//!   MAC. TUN sends to the next hop's MAC (the gateway, if any).
+//! - MAC: the kernel's neighbour entry when it is REACHABLE, STALE, DELAY, PROBE or
+//!   PERMANENT; otherwise our own ARP request / neighbour solicitation.
+//! - DR accepts a reply only from the real server's MAC. TUN replies come back through
+//!   whatever route the real server uses, so any MAC is accepted there; TTL 1 on the
+//!   inner packet still keeps anyone but the decapsulating real server from answering.
+//! - The reply must arrive on the egress interface (the socket listens there only).
+//! - UDP services get the ICMP check only (a UDP probe proves nothing without knowing
+//!   the protocol); the verdict says so.
+//! - ldirectord's positional `VIP VPORT RIP RPORT`: a fwmark number in the VIP place
+//!   needs the VIPs from `--vip`; the TCP port is `--port`, else VPORT, else RPORT.
+//! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
+//!   check get an even share of what is left, and every attempt within a check an even
+//!   share of the check's.
 
 pub mod engine;
 pub mod netlink;
@@ -121,10 +143,13 @@ impl Verdict {
 pub fn run_cli(args: ProbeArgs) -> i32 {
     let start = Instant::now();
     let json = args.json;
-    let verdict = match Request::from_args(&args) {
-        Ok(req) => probe(&req, start),
+    // A panic would exit 101, which keepalived's misc_dynamic reads as "up": turn any
+    // bug into a "down" instead.
+    let verdict = std::panic::catch_unwind(|| match Request::from_args(&args) {
+        Ok(req) => probe_with(&req, start, true),
         Err(e) => Verdict::failed(format!("bad arguments: {e}")),
-    };
+    })
+    .unwrap_or_else(|_| Verdict::failed("internal error in vipcheck (a bug: please report it)"));
     let mut out = io::stdout().lock();
     let printed = if json {
         serde_json::to_string(&verdict)
@@ -190,6 +215,12 @@ fn family_name(ip: IpAddr) -> &'static str {
 /// Resolves the path and runs every check within the request's timeout, counted from
 /// `start`.
 pub fn probe(req: &Request, start: Instant) -> Verdict {
+    probe_with(req, start, false)
+}
+
+/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
+/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
+fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
     let deadline = start + req.timeout;
     let oif = match &req.iface {
         Some(name) => match netlink::index_of(name) {
@@ -274,7 +305,9 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
             checks.push(Check { kind, vip, src });
         }
     }
-    let mut sock = match PacketSocket::open(link.index, our_mac) {
+    let mut sources = vec![outer_src];
+    sources.extend(checks.iter().map(|c| c.src));
+    let mut sock = match PacketSocket::open(link.index, our_mac, &sources) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             let exe = std::env::current_exe()
@@ -289,7 +322,7 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),
     };
     let mut entropy = OsEntropy;
-    run_path(
+    let verdict = run_path(
         req,
         &mut sock,
         &mut entropy,
@@ -300,7 +333,11 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         checks,
         deadline,
         route.oif,
-    )
+    );
+    if exiting {
+        sock.release_in_background();
+    }
+    verdict
 }
 
 /// The part after the kernel lookups: neighbour resolution and the checks, over any

@@ -434,6 +434,18 @@ fn rst_means_closed() {
 }
 
 #[test]
+fn rst_without_ack_is_foreign() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![tcp_answer(f, RS_MAC, flags::RST)]);
+    let r = run(&mut mock, Method::Dr, tcp_check(), 1);
+    assert!(!r.up);
+    assert!(
+        r.reason.contains("did not answer on TCP 80"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
 fn syn_ack_with_a_wrong_ack_number_is_foreign() {
     let mut mock = Mock::new(|_, f: &[u8]| {
         let mut a = tcp_answer(f, RS_MAC, flags::SYN | flags::ACK);

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod keepalived;
+pub mod ldirectord;
 pub mod markers;
 mod output;
 
@@ -111,8 +112,8 @@ pub fn plan(config: &Path, format: Format, opts: &GenerateOptions) -> Result<Pla
     match format {
         Format::Keepalived => keepalived::plan(config, &generator, opts),
         Format::Ldirectord => {
-            let _ = &generator;
-            Err(Diagnostic::error("the ldirectord rewrite is not available yet").into())
+            let doc = crate::config::ldirectord::parse_file(config)?;
+            ldirectord::plan(&doc, &generator, opts)
         }
     }
 }

@@ -8,6 +8,7 @@ use super::arp::{ArpOperation, ArpRepr};
 use super::ethernet::{self, ethertype, EthernetRepr};
 use super::icmpv4::{self, Icmpv4Repr};
 use super::icmpv6::{self, Icmpv6Repr};
+use super::ipip;
 use super::ipv4::{self, protocol, Ipv4Repr};
 use super::ipv6::{self, Ipv6Repr};
 use super::tcp::{self, TcpRepr};
@@ -15,8 +16,7 @@ use super::{MacAddr, Result, WireError};
 
 /// The payload of every echo request: lets an operator spot vipcheck in a capture.
 pub const ECHO_DATA: &[u8; 8] = b"vipcheck";
-/// TTL / hop limit of the outer header of an encapsulated probe.
-pub const OUTER_HOP_LIMIT: u8 = 64;
+pub use super::ipip::OUTER_HOP_LIMIT;
 /// The MSS the SYN announces.
 pub const SYN_MSS: u16 = 1460;
 /// The window the SYN announces.
@@ -58,6 +58,12 @@ pub struct Probe {
     pub kind: ProbeKind,
 }
 
+/// A buffer for one header to be emitted into. Pre-filled with 0xa5, not zero: every
+/// byte must be written by an `emit`, and the byte-exact tests then catch one that is not.
+fn buffer(len: usize) -> Vec<u8> {
+    vec![0xa5; len]
+}
+
 fn family_mismatch() -> WireError {
     WireError::Unsupported
 }
@@ -72,7 +78,7 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
                     seq,
                     data: ECHO_DATA,
                 };
-                let mut b = vec![0; r.buffer_len()];
+                let mut b = buffer(r.buffer_len());
                 r.emit(&mut b);
                 Ok((protocol::ICMP, b))
             }
@@ -82,7 +88,7 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
                     seq,
                     data: ECHO_DATA,
                 };
-                let mut b = vec![0; r.buffer_len()];
+                let mut b = buffer(r.buffer_len());
                 r.emit(s, d, &mut b);
                 Ok((protocol::ICMPV6, b))
             }
@@ -115,7 +121,7 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
                 window: if syn { SYN_WINDOW } else { 0 },
                 mss: syn.then_some(SYN_MSS),
             };
-            let mut b = vec![0; r.buffer_len()];
+            let mut b = buffer(r.buffer_len());
             r.emit(p.src, p.dst, &mut b);
             Ok((protocol::TCP, b))
         }
@@ -141,7 +147,7 @@ fn ip_packet(
                 ident,
                 payload_len: payload.len(),
             };
-            let mut b = vec![0; ipv4::HEADER_LEN + payload.len()];
+            let mut b = buffer(ipv4::HEADER_LEN + payload.len());
             r.emit(&mut b);
             b[ipv4::HEADER_LEN..].copy_from_slice(payload);
             Ok((ethertype::IPV4, b))
@@ -154,7 +160,7 @@ fn ip_packet(
                 hop_limit,
                 payload_len: payload.len(),
             };
-            let mut b = vec![0; ipv6::HEADER_LEN + payload.len()];
+            let mut b = buffer(ipv6::HEADER_LEN + payload.len());
             r.emit(&mut b);
             b[ipv6::HEADER_LEN..].copy_from_slice(payload);
             Ok((ethertype::IPV6, b))
@@ -164,7 +170,7 @@ fn ip_packet(
 }
 
 fn ethernet_frame(src: MacAddr, dst: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0; ethernet::HEADER_LEN + payload.len()];
+    let mut b = buffer(ethernet::HEADER_LEN + payload.len());
     EthernetRepr {
         dst,
         src,
@@ -188,19 +194,8 @@ impl Probe {
             &segment,
         )?;
         if let Some((outer_src, outer_dst)) = self.tunnel {
-            let inner_proto = if self.dst.is_ipv4() {
-                protocol::IPIP
-            } else {
-                protocol::IPV6
-            };
-            (etype, packet) = ip_packet(
-                outer_src,
-                outer_dst,
-                inner_proto,
-                OUTER_HOP_LIMIT,
-                self.ip_ident,
-                &packet,
-            )?;
+            (etype, packet) =
+                ipip::encapsulate(outer_src, outer_dst, self.ip_ident, self.dst, &packet)?;
         }
         Ok(ethernet_frame(self.src_mac, self.dst_mac, etype, &packet))
     }
@@ -215,7 +210,7 @@ pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<
         target_mac: MacAddr::ZERO,
         target_ip: target,
     };
-    let mut b = vec![0; r.buffer_len()];
+    let mut b = buffer(r.buffer_len());
     r.emit(&mut b);
     ethernet_frame(src_mac, MacAddr::BROADCAST, ethertype::ARP, &b)
 }
@@ -235,7 +230,7 @@ pub fn neighbor_solicitation(src_mac: MacAddr, src_ip: Ipv6Addr, target: Ipv6Add
         target,
         source_lladdr: Some(src_mac),
     };
-    let mut icmp = vec![0; r.buffer_len()];
+    let mut icmp = buffer(r.buffer_len());
     r.emit(src_ip, dst, &mut icmp);
     let ip = Ipv6Repr {
         src: src_ip,
@@ -244,7 +239,7 @@ pub fn neighbor_solicitation(src_mac: MacAddr, src_ip: Ipv6Addr, target: Ipv6Add
         hop_limit: 255,
         payload_len: icmp.len(),
     };
-    let mut packet = vec![0; ipv6::HEADER_LEN + icmp.len()];
+    let mut packet = buffer(ipv6::HEADER_LEN + icmp.len());
     ip.emit(&mut packet);
     packet[ipv6::HEADER_LEN..].copy_from_slice(&icmp);
     ethernet_frame(

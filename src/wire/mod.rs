@@ -12,6 +12,7 @@ pub mod ethernet;
 pub mod frame;
 pub mod icmpv4;
 pub mod icmpv6;
+pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;

@@ -1,0 +1,481 @@
+//! ldirectord.cf -> edits: every virtual with direct-routing or tunnelled reals gets
+//! `checktype=external` and a `checkcommand` naming a wrapper script written beside the
+//! config. ldirectord execs the command without a shell and appends
+//! `VIP VPORT RIP RPORT`, so the command must be a bare path; the wrapper runs
+//! `vipcheck probe` and then the virtual's original check against the real server.
+//!
+//! The generated lines go at the end of the block, between `# vipcheck:begin` and
+//! `# vipcheck:end`. ldirectord keeps the last value of a setting, so they override the
+//! block's own `checktype`/`checkcommand`/`checktimeout`, which stay where they are: the
+//! next run reads the original check from them and replaces only the marked lines.
+
+// `Diagnostic` is the crate's located error type; boxing it is a crate-wide choice.
+#![allow(clippy::result_large_err)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Edit, GenerateOptions, NewFile, Plan, RewriteError};
+use crate::config::ldirectord::{
+    service_to_port, CheckType, Document, Family, Real, Virtual, VirtualProtocol, VirtualTarget,
+};
+use crate::config::{Diagnostic, Severity, Span, VirtualService};
+use crate::generate::{format_duration, Generator};
+
+const DIRECTIVES: &str = "ldirectord/directives.cf.j2";
+const WRAPPER: &str = "ldirectord/check_wrapper.sh.j2";
+
+/// Plans the edits and wrapper files for every virtual of `doc`.
+pub fn plan(doc: &Document, gen: &Generator, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
+    let mut plan = Plan {
+        sources: doc.sources.clone(),
+        ..Plan::default()
+    };
+    let dir = wrapper_dir(doc, opts)?;
+    for (v, service) in doc.virtuals.iter().zip(&doc.services) {
+        plan_virtual(doc, v, service, gen, opts, &dir, &mut plan)?;
+    }
+    Ok(plan)
+}
+
+/// Where the wrappers go, as an absolute path.
+fn wrapper_dir(doc: &Document, opts: &GenerateOptions) -> Result<PathBuf, RewriteError> {
+    let dir = match &opts.output_dir {
+        Some(d) => d.clone(),
+        None => match doc.path().parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+    };
+    std::path::absolute(&dir).map_err(|source| RewriteError::Io {
+        op: "resolve the directory",
+        path: dir,
+        source,
+    })
+}
+
+fn note(severity: Severity, doc: &Document, span: Span, message: String, hint: &str) -> Diagnostic {
+    let mut d = Diagnostic::error(message)
+        .at(&doc.sources, span)
+        .with_hint(hint);
+    d.severity = severity;
+    d
+}
+
+fn plan_virtual(
+    doc: &Document,
+    v: &Virtual,
+    service: &VirtualService,
+    gen: &Generator,
+    opts: &GenerateOptions,
+    dir: &Path,
+    plan: &mut Plan,
+) -> Result<(), RewriteError> {
+    let label = service.label();
+    if let Some(g) = &v.generated {
+        if !g.terminated {
+            return Err(Diagnostic::error(format!(
+                "the vipcheck lines of virtual {label} have no '# vipcheck:end'"
+            ))
+            .at(&doc.sources, {
+                let region = doc.sources.slice(g.span);
+                let lead = region.len() - region.trim_start().len();
+                let width = region.trim_start().lines().next().map_or(0, str::len);
+                Span::new(
+                    g.span.file,
+                    g.span.start + lead,
+                    g.span.start + lead + width,
+                )
+            })
+            .with_hint("delete the generated lines (from '# vipcheck:begin') and run again")
+            .into());
+        }
+    }
+    let remove_generated = |plan: &mut Plan| {
+        if let Some(g) = &v.generated {
+            // A virtual line left last in the file would be read twice by ldirectord (a
+            // "duplicate virtual server"): leave a blank line after it instead.
+            let header_only = g.span.start == v.header.end + 1 && g.span.end == doc.text().len();
+            plan.edits.push(Edit {
+                span: g.span,
+                text: if header_only { "\n" } else { "" }.to_string(),
+            });
+        }
+    };
+
+    if v.check.checktype == CheckType::Off {
+        plan.skipped.push(note(
+            Severity::Warning,
+            doc,
+            v.header,
+            format!("virtual {label} has checktype=off; left alone"),
+            "ldirectord never adds its real servers, so there is nothing to check",
+        ));
+        remove_generated(plan);
+        return Ok(());
+    }
+    if !v.reals.iter().any(|r| r.method.needs_vip_on_real_server()) {
+        plan.skipped.push(note(
+            Severity::Warning,
+            doc,
+            v.header,
+            format!(
+                "virtual {label} has no gate (DR) or ipip (TUN) real server; left alone"
+            ),
+            "with masq (NAT) the director rewrites the destination, so the VIP need not be on the real server",
+        ));
+        remove_generated(plan);
+        return Ok(());
+    }
+    let fwmark_vips = match v.target {
+        VirtualTarget::Address { .. } => None,
+        VirtualTarget::Fwmark(mark) => {
+            let vips: Vec<IpAddr> = opts
+                .fwmark_vips
+                .get(&mark)
+                .map(|vips| {
+                    vips.iter()
+                        .copied()
+                        .filter(|ip| match v.family {
+                            Family::V4 => ip.is_ipv4(),
+                            Family::V6 => ip.is_ipv6(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if vips.is_empty() {
+                plan.skipped.push(note(
+                    Severity::Warning,
+                    doc,
+                    v.header,
+                    format!("virtual fwmark {mark} has no VIP to probe; left alone"),
+                    &format!(
+                        "name its VIPs with --fwmark-vip {mark}=IP ({} for virtual{})",
+                        match v.family {
+                            Family::V4 => "IPv4",
+                            Family::V6 => "IPv6",
+                        },
+                        match v.family {
+                            Family::V4 => "",
+                            Family::V6 => "6",
+                        }
+                    ),
+                ));
+                return Ok(());
+            }
+            Some(vips)
+        }
+    };
+
+    let wrapper = dir.join(wrapper_name(v));
+    let wrapper_text = checked_path(&wrapper)?;
+    let check = original_check(doc, v, service, plan);
+    let probe_secs =
+        opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0);
+    let checktimeout = probe_secs + check.budget + 1;
+
+    let ctx = WrapperCtx {
+        label: label.clone(),
+        probe: opts.probe_path.display().to_string(),
+        timeout: format_duration(opts.probe_timeout),
+        proto: match v.protocol {
+            VirtualProtocol::Udp => "udp",
+            VirtualProtocol::Tcp | VirtualProtocol::Fwm => "tcp",
+        },
+        fwmark_vips: fwmark_vips.map(|vips| vips.iter().map(|ip| ip.to_string()).collect()),
+        v6: v.family == Family::V6,
+        fallback: fallback_ctx(v),
+        reals: v.reals.iter().map(|r| real_ctx(v, r)).collect(),
+        check: check.ctx,
+    };
+    let contents = gen.render(WRAPPER, &ctx)?;
+    plan.new_files.push(NewFile {
+        path: wrapper,
+        contents,
+        executable: true,
+    });
+
+    let original = match v.check.checktype {
+        CheckType::Negotiate | CheckType::Combined(_) => {
+            format!("{} service={}", v.check.checktype.as_str(), v.check.service)
+        }
+        t => t.as_str().to_string(),
+    };
+    let text = gen.render(
+        DIRECTIVES,
+        DirectivesCtx {
+            indent: v.insert.indent.clone(),
+            lead: if v.insert.mid_line { "\n" } else { "" },
+            wrapper: wrapper_text,
+            checktimeout,
+            original,
+        },
+    )?;
+    match &v.generated {
+        Some(g) if !g.followed_by_directives => {
+            if doc.sources.slice(g.span) != text {
+                plan.edits.push(Edit { span: g.span, text });
+            }
+        }
+        Some(g) => {
+            plan.edits.push(Edit {
+                span: g.span,
+                text: String::new(),
+            });
+            plan.edits.push(Edit {
+                span: v.insert.at,
+                text,
+            });
+        }
+        None => plan.edits.push(Edit {
+            span: v.insert.at,
+            text,
+        }),
+    }
+    Ok(())
+}
+
+/// `vipcheck-check-192.0.2.20-80-tcp.sh`, `vipcheck-check-2001-db8--20-443-tcp.sh`,
+/// `vipcheck-check-fwmark-5.sh`, `vipcheck-check-fwmark6-5.sh`.
+pub fn wrapper_name(v: &Virtual) -> String {
+    match v.target {
+        VirtualTarget::Address { addr, port } => format!(
+            "vipcheck-check-{}-{port}-{}.sh",
+            addr.to_string().replace(':', "-"),
+            v.protocol.as_str()
+        ),
+        VirtualTarget::Fwmark(m) => format!(
+            "vipcheck-check-fwmark{}-{m}.sh",
+            if v.family == Family::V6 { "6" } else { "" }
+        ),
+    }
+}
+
+/// The wrapper's path as text ldirectord reads back unchanged: `checkcommand=` takes the
+/// rest of the line, after cutting a `#` comment.
+fn checked_path(path: &Path) -> Result<String, RewriteError> {
+    let bad = |why: &str| -> RewriteError {
+        Diagnostic::error(format!(
+            "the check wrapper path {} cannot be written in ldirectord.cf: {why}",
+            path.display()
+        ))
+        .with_hint("choose an output directory whose path has no '#', quotes or control characters")
+        .into()
+    };
+    let text = path.to_str().ok_or_else(|| bad("it is not UTF-8"))?;
+    if text.contains('#') {
+        return Err(bad("ldirectord cuts a line at '#'"));
+    }
+    if text.contains('"') || text.chars().any(char::is_control) {
+        return Err(bad("it holds a quote or a control character"));
+    }
+    Ok(text.to_string())
+}
+
+#[derive(Serialize)]
+struct DirectivesCtx {
+    indent: String,
+    lead: &'static str,
+    wrapper: String,
+    checktimeout: u64,
+    original: String,
+}
+
+#[derive(Serialize)]
+struct WrapperCtx {
+    label: String,
+    probe: String,
+    timeout: String,
+    proto: &'static str,
+    fwmark_vips: Option<Vec<String>>,
+    /// Real servers are IPv6 (URLs need brackets).
+    v6: bool,
+    fallback: FallbackCtx,
+    reals: Vec<RealCtx>,
+    check: CheckCtx,
+}
+
+#[derive(Serialize)]
+struct RealCtx {
+    /// `RIP:RPORT` as the wrapper sees them (brackets stripped).
+    key: String,
+    method: &'static str,
+    url: String,
+    proxy: String,
+    receive: String,
+    /// The port the original check talks to (ldirectord's `ld_checkport`), or empty.
+    port: String,
+}
+
+/// The settings for a real server the table does not list (the config changed since the
+/// wrapper was written): built at run time from its address and port, as ldirectord would.
+#[derive(Serialize)]
+struct FallbackCtx {
+    method: &'static str,
+    receive: String,
+    /// `checkport=`, or empty.
+    checkport: String,
+    /// The service's well-known port, or empty.
+    service_port: String,
+    scheme: String,
+    /// The request without its leading `/`.
+    uri: String,
+    http_proxy: bool,
+}
+
+#[derive(Serialize)]
+struct CheckCtx {
+    /// http, connect, ping, external, external-perl or none.
+    kind: &'static str,
+    describe: String,
+    timeout: u64,
+    count: u64,
+    head: bool,
+    virtualhost: Option<String>,
+    command: String,
+}
+
+struct OriginalCheck {
+    ctx: CheckCtx,
+    /// Seconds the original check may take.
+    budget: u64,
+}
+
+/// How the wrapper reproduces the virtual's own check; a note in `plan.skipped` when it
+/// can only approximate it.
+fn original_check(
+    doc: &Document,
+    v: &Virtual,
+    service: &VirtualService,
+    plan: &mut Plan,
+) -> OriginalCheck {
+    let c = &v.check;
+    let timeout = c.effective_timeout(&doc.globals);
+    let udp = v.protocol == VirtualProtocol::Udp;
+    let ctx = |kind: &'static str, describe: String| CheckCtx {
+        kind,
+        describe,
+        timeout,
+        count: c.checkcount.unwrap_or(doc.globals.checkcount).max(1),
+        head: c.httpmethod == "HEAD",
+        virtualhost: c.virtualhost.clone(),
+        command: c.checkcommand.clone(),
+    };
+    let check = match c.checktype {
+        CheckType::Negotiate | CheckType::Combined(_) => {
+            let name = c.checktype.as_str();
+            match c.service.as_str() {
+                "http" | "https" | "http_proxy" => {
+                    ctx("http", format!("{name} {} via curl", c.service))
+                }
+                "none" => ctx("none", format!("{name} with service none: always up")),
+                other => {
+                    let (kind, instead) = if udp {
+                        ("none", "nothing beyond the VIP probe")
+                    } else {
+                        ("connect", "a TCP connect")
+                    };
+                    plan.skipped.push(note(
+                        Severity::Warning,
+                        doc,
+                        c.checktype_span.unwrap_or(v.header),
+                        format!(
+                            "virtual {}: the {name} check of service {other} is reduced to {instead} in the wrapper",
+                            service.label()
+                        ),
+                        "the wrapper re-runs http, https and http_proxy checks exactly; other services get a plainer check",
+                    ));
+                    ctx(kind, format!("{name} {other}, reduced to {instead}"))
+                }
+            }
+        }
+        CheckType::Connect if udp => ctx("ping", "connect on UDP: ping, as ldirectord does".into()),
+        CheckType::Connect => ctx("connect", "connect: a TCP connect".into()),
+        CheckType::Ping => ctx("ping", "ping".into()),
+        CheckType::External => ctx("external", "external: the original checkcommand".into()),
+        CheckType::ExternalPerl => ctx(
+            "external-perl",
+            "external-perl: the original checkcommand run by perl".into(),
+        ),
+        CheckType::On | CheckType::Off => ctx("none", "on: always up".into()),
+    };
+    let budget = if check.kind == "none" { 0 } else { timeout };
+    OriginalCheck { ctx: check, budget }
+}
+
+fn fallback_ctx(v: &Virtual) -> FallbackCtx {
+    let c = &v.check;
+    FallbackCtx {
+        method: v.common_method().probe_arg(),
+        receive: c.receive.clone(),
+        checkport: c.checkport.map_or(String::new(), |p| p.to_string()),
+        service_port: service_to_port(&c.service).map_or(String::new(), |p| p.to_string()),
+        scheme: scheme(&c.service).to_string(),
+        uri: c
+            .request
+            .strip_prefix('/')
+            .unwrap_or(&c.request)
+            .to_string(),
+        http_proxy: c.service == "http_proxy",
+    }
+}
+
+fn scheme(service: &str) -> &str {
+    if service == "http_proxy" {
+        "http"
+    } else {
+        service
+    }
+}
+
+/// One row of the wrapper's table: what ldirectord's `ld_setup` builds for the real (its
+/// URL, receive string and check port).
+fn real_ctx(v: &Virtual, real: &Real) -> RealCtx {
+    let c = &v.check;
+    let check_port = c
+        .checkport
+        .or((real.port > 0).then_some(real.port))
+        .or_else(|| service_to_port(&c.service));
+    let server = match real.addr {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    let schema = scheme(&c.service);
+    let port_text = check_port.map_or(String::new(), |p| p.to_string());
+    let base = |uri: &str| format!("{schema}://{server}:{port_text}/{uri}");
+    let (url, receive) = match real.request.as_ref().zip(real.receive.as_ref()) {
+        Some((request, receive)) => {
+            let uri = request.strip_prefix('/').unwrap_or(request);
+            let url = if request.contains(&format!("{schema}://")) {
+                uri.to_string()
+            } else {
+                base(uri)
+            };
+            (url, receive.clone())
+        }
+        None => {
+            let uri = c.request.strip_prefix('/').unwrap_or(&c.request);
+            let url = if c.service == "http_proxy" {
+                uri.to_string()
+            } else {
+                base(uri)
+            };
+            (url, c.receive.clone())
+        }
+    };
+    let proxy = if c.service == "http_proxy" {
+        format!("http://{server}:{port_text}/")
+    } else {
+        String::new()
+    };
+    RealCtx {
+        key: format!("{}:{}", real.addr, real.port),
+        method: real.method.probe_arg(),
+        url,
+        proxy,
+        receive,
+        port: port_text,
+    }
+}

@@ -1,0 +1,159 @@
+//! The real [`Regenerate`]: plan the rewrite of the watched config and write the files
+//! whose text changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::{Prior, Regenerate, Regenerated, Written};
+use crate::cli::WatchArgs;
+use crate::config::Format;
+use crate::rewrite::command::generate_options;
+use crate::rewrite::{self, GenerateOptions, OutputFile, Plan, RewriteError};
+
+/// Where a pass writes.
+#[derive(Debug, Clone)]
+enum Target {
+    InPlace,
+    /// A file, or a directory for a config with includes.
+    Out(PathBuf),
+}
+
+/// Regenerates through [`rewrite::plan`].
+pub struct RewriteRegenerator {
+    config: PathBuf,
+    format: Format,
+    opts: GenerateOptions,
+    target: Target,
+    /// Every file the last pass placed in the output (`-o`), to remove those a later
+    /// pass no longer produces.
+    produced: BTreeSet<PathBuf>,
+}
+
+impl RewriteRegenerator {
+    /// Builds it from the command line (`config` already absolute).
+    pub fn from_args(
+        args: &WatchArgs,
+        format: Format,
+        config: &Path,
+    ) -> Result<Self, RewriteError> {
+        let target = match (&args.output, args.in_place) {
+            (Some(out), false) => Target::Out(super::paths::absolute(out)),
+            _ => Target::InPlace,
+        };
+        // As `vipcheck rewrite -o` decides: a directory (existing, or a new name without
+        // an extension) receives the tree, otherwise the file's directory.
+        let output_dir = match &target {
+            Target::Out(out) if out.is_dir() || (!out.exists() && out.extension().is_none()) => {
+                Some(out.clone())
+            }
+            Target::Out(out) => out.parent().map(Path::to_path_buf),
+            Target::InPlace => None,
+        };
+        let opts = generate_options(&args.generate, output_dir)?;
+        Ok(RewriteRegenerator {
+            config: config.to_path_buf(),
+            format,
+            opts,
+            target,
+            produced: BTreeSet::new(),
+        })
+    }
+
+    /// The file the daemon reads (once a pass has written).
+    pub fn main_output(&self) -> PathBuf {
+        match &self.target {
+            Target::InPlace => self.config.clone(),
+            // After a write, a directory means the tree was written there.
+            Target::Out(out) if out.is_dir() => {
+                out.join(self.config.file_name().unwrap_or_default())
+            }
+            Target::Out(out) => out.clone(),
+        }
+    }
+
+    /// Where each output of `plan` lands, as [`Plan::write_to`] / [`Plan::write_in_place`]
+    /// place them.
+    fn destinations(&self, plan: &Plan, outputs: &[OutputFile]) -> Vec<PathBuf> {
+        let out = match &self.target {
+            Target::InPlace => return outputs.iter().map(|f| f.path.clone()).collect(),
+            Target::Out(out) => out,
+        };
+        let single = plan.sources.len() == 1 && plan.new_files.is_empty() && !out.is_dir();
+        if single {
+            return vec![out.clone()];
+        }
+        let root = plan
+            .read_paths()
+            .first()
+            .and_then(|m| m.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        outputs
+            .iter()
+            .filter_map(|f| {
+                if f.old.is_none() || f.path.starts_with(out) {
+                    Some(f.path.clone())
+                } else {
+                    f.path.strip_prefix(&root).ok().map(|rel| out.join(rel))
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a file holds now.
+fn prior(path: &Path) -> Prior {
+    match std::fs::read(path) {
+        Ok(bytes) => Prior::Held(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Prior::Absent,
+        Err(_) => Prior::Unknown,
+    }
+}
+
+impl Regenerate for RewriteRegenerator {
+    fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
+        let plan = rewrite::plan(&self.config, self.format, &self.opts)?;
+        let outputs = plan.outputs();
+        let dests = self.destinations(&plan, &outputs);
+        let mut before: BTreeMap<PathBuf, Prior> =
+            dests.iter().map(|p| (p.clone(), prior(p))).collect();
+        let paths = match &self.target {
+            Target::InPlace => plan.write_in_place(false)?,
+            Target::Out(out) => plan.write_to(out)?,
+        };
+        let mut written: Vec<Written> = paths
+            .into_iter()
+            .map(|path| Written {
+                before: before.remove(&path).unwrap_or(Prior::Unknown),
+                path,
+            })
+            .collect();
+        // A file this process wrote into an output tree that the config no longer includes
+        // would still be read by the daemon's include glob there: remove it.
+        if matches!(self.target, Target::Out(_)) {
+            let now: BTreeSet<PathBuf> = dests.into_iter().collect();
+            for gone in self.produced.difference(&now) {
+                let was = prior(gone);
+                if was == Prior::Absent {
+                    continue;
+                }
+                std::fs::remove_file(gone).map_err(|source| RewriteError::Io {
+                    op: "remove",
+                    path: gone.clone(),
+                    source,
+                })?;
+                written.push(Written {
+                    path: gone.clone(),
+                    before: was,
+                });
+            }
+            self.produced = now;
+        }
+        Ok(Regenerated {
+            written,
+            main_output: self.main_output(),
+            read_paths: plan.read_paths(),
+            include_patterns: plan.include_patterns.clone(),
+            watch_dirs: plan.watch_dirs(),
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! `vipcheck watch` as a process: journald-friendly stderr lines, a clean exit 0 on
+//! SIGTERM and SIGINT, usage errors with a hint.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const EXPECT: Duration = Duration::from_secs(10);
+
+/// The watcher process; killed on drop if a test fails before it exits.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn start(dir: &Path, journal: bool) -> Proc {
+        let config = dir.join("keepalived.conf");
+        std::fs::write(&config, "global_defs {\n}\n").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+        cmd.arg("watch")
+            .arg(&config)
+            .arg("-o")
+            .arg(dir.join("out.conf"))
+            .arg("--reload")
+            .arg("none")
+            .arg("--pidfile")
+            .arg(dir.join("none.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd.env_remove("JOURNAL_STREAM");
+        if journal {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        }
+        Proc::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn expect_line(&mut self, part: &str) -> String {
+        let deadline = Instant::now() + EXPECT;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(wait) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(part) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line with {part:?}; lines: {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + EXPECT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "watch did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn exits_cleanly_on(sig: libc::c_int) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Proc::start(dir.path(), false);
+    let watching = p.expect_line("watching");
+    assert!(watching.starts_with("vipcheck: watching "), "{watching}");
+    p.signal(sig);
+    p.expect_line("stopping");
+    assert_eq!(p.wait_exit(), 0);
+    for l in &p.seen {
+        assert!(l.starts_with("vipcheck: "), "not a plain log line: {l:?}");
+        assert!(!l.contains('\u{1b}'), "colour in a log line: {l:?}");
+    }
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    exits_cleanly_on(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_exits_zero() {
+    exits_cleanly_on(libc::SIGINT);
+}
+
+#[test]
+fn journal_stream_lines_carry_syslog_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Proc::start(dir.path(), true);
+    let watching = p.expect_line("watching");
+    assert!(watching.starts_with("<6>vipcheck: watching "), "{watching}");
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(), 0);
+}
+
+#[test]
+fn bad_debounce_is_a_usage_error_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("watch")
+        .arg(dir.path().join("keepalived.conf"))
+        .arg("--in-place")
+        .arg("--debounce")
+        .arg("soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--debounce") && err.contains("hint"), "{err}");
+}
+
+#[test]
+fn open_file_limit_at_start_is_an_error_with_a_hint() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keepalived.conf");
+    std::fs::write(&config, "global_defs {\n}\n").unwrap();
+    // How many descriptors a start takes before it creates the inotify instance depends
+    // on the build: try low limits until that creation fails.
+    let mut firsts = Vec::new();
+    for limit in 4..=12u64 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+        cmd.arg("watch")
+            .arg(&config)
+            .arg("--in-place")
+            .arg("--reload")
+            .arg("none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: the closure only calls setrlimit, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut p = Proc::spawn(cmd);
+        let first = p.lines.recv_timeout(EXPECT).unwrap_or_default();
+        firsts.push(format!("{limit}: {first}"));
+        if first.contains("cannot start watching") {
+            assert!(first.contains("open-file limit"), "{first}");
+            assert!(first.contains("hint: "), "{first}");
+            assert_eq!(p.wait_exit(), 1);
+            return;
+        }
+        // Started (or failed earlier than inotify): stop it and try the next limit.
+        p.signal(libc::SIGTERM);
+        let _ = p.wait_exit();
+    }
+    panic!("no limit made the inotify start fail: {firsts:#?}");
+}
+
+fn once(dir: &Path, config_text: &str) -> (Option<i32>, String) {
+    let config = dir.join("keepalived.conf");
+    std::fs::write(&config, config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("watch")
+        .arg(&config)
+        .arg("-o")
+        .arg(dir.join("out.conf"))
+        .arg("--reload")
+        .arg("none")
+        .arg("--once")
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn once_regenerates_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = once(
+        dir.path(),
+        "virtual_server 192.0.2.20 80 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
+         real_server 192.0.2.11 80 {\n    weight 1\n  }\n}\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("vipcheck: regenerated 1 file"), "{err}");
+    let out = std::fs::read_to_string(dir.path().join("out.conf")).unwrap();
+    assert!(out.contains("--rip 192.0.2.11"), "{out}");
+}
+
+#[test]
+fn once_with_a_bad_config_exits_one_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = once(
+        dir.path(),
+        "virtual_server 192.0.2.20 80 {\n  lb_kind FOO\n}\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!("{}:2:", dir.path().join("keepalived.conf").display());
+    assert!(
+        err.contains("vipcheck: config error: ") && err.contains(&want),
+        "{err}"
+    );
+    assert!(!dir.path().join("out.conf").exists());
+}
+
+#[test]
+fn sighup_runs_a_pass_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Proc::start(dir.path(), false);
+    p.expect_line("watching");
+    let out = dir.path().join("out.conf");
+    assert!(out.is_file());
+    // The output is not watched: removing it changes nothing until a pass is asked for.
+    std::fs::remove_file(&out).unwrap();
+    p.signal(libc::SIGHUP);
+    p.expect_line("pass requested (SIGHUP)");
+    p.expect_line("regenerated 1 file");
+    assert!(out.is_file());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(), 0);
+}

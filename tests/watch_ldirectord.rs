@@ -1,0 +1,234 @@
+//! The watcher next to the real ldirectord (Debian package), in debug mode with an
+//! `./ipvsadm` stand-in in its working directory that records its calls (this kernel has
+//! no IPVS): a real server added to the source config reaches ldirectord through the
+//! regenerated file and `autoreload = yes`. And without autoreload, the watcher runs
+//! `ldirectord OUTPUT reload`.
+
+mod watch_support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use vipcheck::watch::{find_program, Regenerate, Reload, Reloaded, Report, Validation};
+use watch_support::*;
+
+const IPVSADM: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/ipvsadm.calls"
+case "$*" in
+  *-L*)
+    echo "IP Virtual Server version 1.2.1 (size=4096)"
+    echo "Prot LocalAddress:Port Scheduler Flags"
+    echo "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
+    ;;
+esac
+exit 0
+"#;
+
+fn ldirectord_cf(dir: &Path, reals: &[&str]) -> String {
+    let mut s = format!(
+        "checktimeout=3\ncheckinterval=1\nautoreload=yes\nquiescent=no\nlogfile=\"{}\"\n\
+         virtual=192.0.2.20:80\n",
+        dir.join("ldirectord.log").display()
+    );
+    for r in reals {
+        s.push_str(&format!("\treal={r}:80 gate\n"));
+    }
+    s.push_str("\tservice=http\n\tchecktype=on\n\tscheduler=rr\n\tprotocol=tcp\n");
+    s
+}
+
+/// ldirectord in the foreground; stopped with SIGTERM (it then removes what it added),
+/// killed if it does not stop.
+struct Ldirectord(Child);
+
+impl Drop for Ldirectord {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn calls(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("ipvsadm.calls")).unwrap_or_default()
+}
+
+fn wait_for_call(dir: &Path, part: &str) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if calls(dir).contains(part) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn ldirectord_or_skip() -> Option<std::path::PathBuf> {
+    let found = find_program("ldirectord");
+    if found.is_none() {
+        assert!(
+            std::env::var_os("VIPCHECK_REQUIRE_PRIVILEGED").is_none(),
+            "ldirectord is not installed and VIPCHECK_REQUIRE_PRIVILEGED is set"
+        );
+        println!("skipped: needs ldirectord installed (apt-get install ldirectord)");
+    }
+    found
+}
+
+#[test]
+fn real_server_added_to_source_reaches_ldirectord_through_autoreload() {
+    let Some(program) = ldirectord_or_skip() else {
+        return;
+    };
+    let (_tmp, dir) = tempdir();
+    let ipvsadm = dir.join("ipvsadm");
+    std::fs::write(&ipvsadm, IPVSADM).unwrap();
+    std::fs::set_permissions(
+        &ipvsadm,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = dir.join("ldirectord.src.cf");
+    // ldirectord names its pidfile after the config: keep it unique per test process.
+    let out = dir.join(format!("vipcheck-watch-{}.cf", std::process::id()));
+    std::fs::write(&src, ldirectord_cf(&dir, &["192.0.2.11"])).unwrap();
+    let mut regen = CopyRegen::new(src.clone(), Target::File(out.clone()));
+    regen.regenerate().unwrap();
+    regen.calls.store(0, Ordering::SeqCst);
+
+    let child = Command::new(&program)
+        .arg("-d")
+        .arg(&out)
+        .arg("start")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ld = Ldirectord(child);
+    assert!(
+        wait_for_call(&dir, "-r 192.0.2.11:80 -g"),
+        "ldirectord did not add the first real server; ipvsadm calls:\n{}",
+        calls(&dir)
+    );
+    assert!(!calls(&dir).contains("192.0.2.12"));
+
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Ldirectord { program },
+        false,
+    );
+    // ldirectord's autoreload compares the file's mtime in whole seconds before looking at
+    // its checksum: a change in the same second as the file it last checked goes unseen.
+    // Let a second boundary pass, as an operator's edit would.
+    std::thread::sleep(Duration::from_millis(1100));
+    save_by_rename(&src, &ldirectord_cf(&dir, &["192.0.2.11", "192.0.2.12"]));
+    assert_eq!(
+        h.expect(is_reloaded),
+        Report::Reloaded(Reloaded::Autoreload)
+    );
+    assert!(
+        wait_for_call(&dir, "-a -t 192.0.2.20:80 -x 0 -y 0 -r 192.0.2.12:80 -g"),
+        "ldirectord did not add the new real server; ipvsadm calls:\n{}",
+        calls(&dir)
+    );
+}
+
+#[test]
+fn without_autoreload_the_watcher_runs_ldirectord_reload() {
+    let (_tmp, dir) = tempdir();
+    // A stand-in ldirectord that records its arguments.
+    let program = dir.join("ldirectord");
+    let record = dir.join("ldirectord.args");
+    std::fs::write(
+        &program,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = dir.join("ldirectord.src.cf");
+    let out = dir.join("ldirectord.cf");
+    let text = ldirectord_cf(&dir, &["192.0.2.11"]).replace("autoreload=yes\n", "");
+    std::fs::write(&src, &text).unwrap();
+    let mut regen = CopyRegen::new(src.clone(), Target::File(out.clone()));
+    regen.regenerate().unwrap();
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Ldirectord { program },
+        false,
+    );
+    save_by_rename(&src, &format!("{text}\treal=192.0.2.12:80 gate\n"));
+    match h.expect(is_reloaded) {
+        Report::Reloaded(Reloaded::Ran { command }) => {
+            assert!(
+                command.ends_with(&format!("{} reload", out.display())),
+                "{command}"
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    h.quiet();
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        format!("{} reload\n", out.display())
+    );
+}
+
+#[test]
+fn two_writes_within_a_second_give_autoreload_two_mtimes() {
+    let (_tmp, dir) = tempdir();
+    let src = dir.join("ldirectord.src.cf");
+    let out = dir.join("ldirectord.cf");
+    std::fs::write(&src, ldirectord_cf(&dir, &["192.0.2.11"])).unwrap();
+    let regen = CopyRegen::new(src.clone(), Target::File(out.clone()));
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Ldirectord {
+            program: dir.join("never-run"),
+        },
+        false,
+    );
+    let mtime = || {
+        std::fs::metadata(&out)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut last = mtime();
+    for reals in [
+        &["192.0.2.11", "192.0.2.12"][..],
+        &["192.0.2.11", "192.0.2.12", "192.0.2.13"][..],
+        &["192.0.2.13"][..],
+    ] {
+        save_by_rename(&src, &ldirectord_cf(&dir, reals));
+        assert_eq!(
+            h.expect(is_reloaded),
+            Report::Reloaded(Reloaded::Autoreload)
+        );
+        let now = mtime();
+        assert!(now > last, "mtime stayed at {now}");
+        last = now;
+    }
+}
