@@ -643,12 +643,15 @@ fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
     let original = write_config(&topo, "operator", OPERATOR_CF);
     let baseline = settle(&topo, &original, &baseline_table());
 
-    let rewritten = topo.dir.path().join(format!("{}-vipcheck.cf", topo.tag));
+    // Into a directory: the rewrite writes the config there under its own name (the
+    // check wrappers it creates go beside the original).
+    let out_dir = topo.dir.path().join("rewritten");
+    fs::create_dir_all(&out_dir).expect("create output dir");
     let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
         .arg("rewrite")
         .arg(&original)
         .arg("-o")
-        .arg(&rewritten)
+        .arg(&out_dir)
         .args(["--format", "ldirectord", "--probe-timeout", "1s"])
         .arg("--probe-path")
         .arg(env!("CARGO_BIN_EXE_vipcheck"))
@@ -661,6 +664,7 @@ fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let rewritten = out_dir.join(original.file_name().expect("config file name"));
     println!(
         "rewritten config:\n{}",
         fs::read_to_string(&rewritten).unwrap_or_default()
