@@ -200,8 +200,9 @@ traffic() {
 cp "$here/../fixtures/keepalived.conf" "$ka/keepalived.conf"
 ka_start "$ka/keepalived.conf" baseline
 wait_state "baseline: keepalived programs every real server" "$all_state" 30
-# Give the health checks two rounds (delay_loop 3, retry 1) to drop anyone they would drop.
-sleep 7
+# Give the health checks a round (delay_loop 6) and a retry (1 s later) to drop anyone they
+# would drop.
+sleep 9
 baseline_state=$(ipvs_state)
 if [ "$baseline_state" = "$all_state" ]; then
     pass "baseline: the management-address checks keep the misconfigured real servers"
@@ -232,10 +233,11 @@ fi
 if [ $rewritten -eq 1 ]; then
     expect_status "keepalived -t accepts the rewritten config" 0 '' keepalived -t -f "$out_conf"
     misc_timeout=$(sed -n 's/^ *misc_timeout \([0-9]*\).*/\1/p' "$out_conf" | head -n 1)
-    # A failing check is noticed at the next round (delay_loop 3 s) after the probe's own
+    # A failing check is noticed at the next round (delay_loop 6 s) after the probe's own
     # timeout (below misc_timeout); keepalived's MISC_CHECK has no retry unless one is
-    # written; a second round and 3 s of process start-up under TCG are slack.
-    bound=$((2 * 3 + 2 * ${misc_timeout:-3} + 3))
+    # written; a second attempt and 3 s of process start-up under TCG are slack.
+    # (delay_loop 6, not less: each probe costs the TCG guest about 0.5 s of CPU.)
+    bound=$((6 + 2 * ${misc_timeout:-3} + 3))
     ka_start "$out_conf" vipcheck
     settled_state=
     wait_state "vipcheck: exactly the good real servers are in IPVS" "$good_state" 40
