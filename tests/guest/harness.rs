@@ -41,8 +41,14 @@ pub fn missing_prerequisite() -> Option<String> {
     if !Path::new("/usr/lib/qemu/virtiofsd").is_file() {
         return Some("/usr/lib/qemu/virtiofsd not found (apt-get install qemu-system-x86)".into());
     }
-    if !in_path("apt-get") && !guest_dir().join("work/kernel/vmlinuz").is_file() {
+    let built = guest_dir().join("work/initramfs.gz").is_file();
+    if !in_path("apt-get") && !built {
         return Some("no apt-get to fetch the guest kernel".into());
+    }
+    if !built && !Path::new("/bin/busybox").is_file() {
+        return Some(
+            "no busybox for the guest's initramfs (apt-get install busybox-static)".into(),
+        );
     }
     None
 }
