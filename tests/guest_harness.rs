@@ -38,3 +38,17 @@ fn guest_runner_returns_the_scenario_exit_status() {
     );
     assert!(run.console.contains("exit-status: leaving with 7"));
 }
+
+#[test]
+fn guest_runner_ends_a_scenario_that_outlives_its_timeout() {
+    if !harness::guest_available() {
+        return;
+    }
+    let run = harness::run_scenario("scenarios/hang.sh", &[], &[], 12);
+    // 124 comes only from the runner's timeout: the scenario itself would sleep 600 s.
+    assert_eq!(run.status, Some(124), "run.sh reports a timeout as 124");
+    assert!(
+        run.console.contains("hang: sleeping"),
+        "the scenario did start"
+    );
+}
