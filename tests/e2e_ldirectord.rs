@@ -564,8 +564,9 @@ fn write_config(topo: &Topology, label: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Runs ldirectord on `config` until the table equals `want` (or panics), then stops it.
-fn settle(topo: &Topology, config: &Path, want: &Table) -> Table {
+/// Starts ldirectord on `config` and waits until the table equals `want` and holds for a
+/// few check rounds (or panics).
+fn settle_running(topo: &Topology, config: &Path, want: &Table) -> (Ldirectord, Table) {
     let _ = fs::remove_file(topo.dir.path().join("ipvsadm.state"));
     let mut daemon = Ldirectord::start(topo, config);
     let took = daemon.wait_for(topo.dir.path(), want, Duration::from_secs(30));
@@ -579,7 +580,12 @@ fn settle(topo: &Topology, config: &Path, want: &Table) -> Table {
         daemon.log_tail()
     );
     println!("table reached after {took:.1?} and held for 3 s: {held:?}");
-    held
+    (daemon, held)
+}
+
+/// The same, then stops ldirectord.
+fn settle(topo: &Topology, config: &Path, want: &Table) -> Table {
+    settle_running(topo, config, want).1
 }
 
 fn print_side_by_side(baseline: &Table, vipcheck: Option<&Table>) {
@@ -673,6 +679,18 @@ fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
     // Only the good servers: no VIP, no listener on the VIP and forwarding are caught by
     // vipcheck's probe; badbody stays out because the original HTTP check still applies.
     let want = table(&[(SVC4, &["192.0.2.11:80"]), (SVC6, &["[2001:db8::21]:80"])]);
-    let got = settle(&topo, &rewritten, &want);
+    let (mut daemon, got) = settle_running(&topo, &rewritten, &want);
     print_side_by_side(&baseline, Some(&got));
+
+    // Break the good IPv4 server (take its VIP away): it must leave; give it back: it must
+    // return. checkinterval 1 s, the probe's timeout 1 s, checktimeout 4 s.
+    let good = topo.ns("good");
+    let vip_on_lo = format!("{VIP}/32");
+    run(Command::new("ip").args(["-n", &good, "addr", "del", &vip_on_lo, "dev", "lo"]));
+    let broken = table(&[(SVC4, &[]), (SVC6, &["[2001:db8::21]:80"])]);
+    let took = daemon.wait_for(topo.dir.path(), &broken, Duration::from_secs(20));
+    println!("good server without its VIP removed after {took:.1?}");
+    run(Command::new("ip").args(["-n", &good, "addr", "add", &vip_on_lo, "dev", "lo"]));
+    let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(20));
+    println!("good server with its VIP again back after {took:.1?}");
 }
