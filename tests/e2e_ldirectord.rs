@@ -1,0 +1,696 @@
+//! Issue 5, ldirectord half: the real ldirectord (Debian package, debug mode) runs an
+//! operator's ldirectord.cf, first as written (the baseline keeps misconfigured real
+//! servers), then as rewritten by `vipcheck rewrite` (only the good ones). ldirectord
+//! drives a stand-in `./ipvsadm` in its working directory that keeps the table in a file
+//! and prints it for `-L -n` like ipvsadm, so no IPVS is needed; the real servers are in
+//! network namespaces on a bridge, with real web servers (busybox httpd).
+//! Needs root, ldirectord, busybox, iproute2; skips (saying so) otherwise unless
+//! VIPCHECK_REQUIRE_PRIVILEGED=1.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REQUIRE_ENV: &str = "VIPCHECK_REQUIRE_PRIVILEGED";
+const VIP: &str = "192.0.2.100";
+const VIP6: &str = "2001:db8::100";
+const SVC4: &str = "TCP 192.0.2.100:80";
+const SVC6: &str = "TCP [2001:db8::100]:80";
+
+/// The operator's config: an HTTP check against each real server's own address (it
+/// cannot see whether the real server holds the VIP), a connect check for IPv6.
+const OPERATOR_CF: &str = "\
+# ldirectord.cf as an operator writes it (vipcheck end-to-end test)
+checktimeout=2
+checkinterval=1
+autoreload=no
+quiescent=no
+
+virtual=192.0.2.100:80
+\treal=192.0.2.11:80 gate
+\treal=192.0.2.12:80 gate
+\treal=192.0.2.13:80 gate
+\treal=192.0.2.14:80 gate
+\treal=192.0.2.15:80 gate
+\tservice=http
+\tscheduler=rr
+\tprotocol=tcp
+\tchecktype=negotiate
+\trequest=\"index.html\"
+\treceive=\"ready\"
+
+virtual6=[2001:db8::100]:80
+\treal6=[2001:db8::21]:80 gate
+\treal6=[2001:db8::22]:80 gate
+\tscheduler=rr
+\tprotocol=tcp
+\tchecktype=connect
+";
+
+/// (namespace suffix, IPv4, IPv6, role, VIP on lo, web server listens on, page).
+struct RealServer {
+    name: &'static str,
+    ip4: &'static str,
+    ip6: Option<&'static str>,
+    role: &'static str,
+    vip_on_lo: bool,
+    listen_mgmt_only: bool,
+    forwarder: bool,
+    page: &'static str,
+}
+
+const SERVERS: &[RealServer] = &[
+    RealServer {
+        name: "good",
+        ip4: "192.0.2.11",
+        ip6: None,
+        role: "good",
+        vip_on_lo: true,
+        listen_mgmt_only: false,
+        forwarder: false,
+        page: "ready: good",
+    },
+    RealServer {
+        name: "novip",
+        ip4: "192.0.2.12",
+        ip6: None,
+        role: "no VIP",
+        vip_on_lo: false,
+        listen_mgmt_only: false,
+        forwarder: false,
+        page: "ready: novip",
+    },
+    RealServer {
+        name: "nolisten",
+        ip4: "192.0.2.13",
+        ip6: None,
+        role: "VIP, no listener on it",
+        vip_on_lo: true,
+        listen_mgmt_only: true,
+        forwarder: false,
+        page: "ready: nolisten",
+    },
+    RealServer {
+        name: "fwd",
+        ip4: "192.0.2.14",
+        ip6: None,
+        role: "forwarder, no VIP",
+        vip_on_lo: false,
+        listen_mgmt_only: false,
+        forwarder: true,
+        page: "ready: fwd",
+    },
+    RealServer {
+        name: "badbody",
+        ip4: "192.0.2.15",
+        ip6: None,
+        role: "good, page lacks 'ready'",
+        vip_on_lo: true,
+        listen_mgmt_only: false,
+        forwarder: false,
+        page: "maintenance: badbody",
+    },
+    RealServer {
+        name: "good6",
+        ip4: "192.0.2.21",
+        ip6: Some("2001:db8::21"),
+        role: "good",
+        vip_on_lo: true,
+        listen_mgmt_only: false,
+        forwarder: false,
+        page: "ready: good6",
+    },
+    RealServer {
+        name: "novip6",
+        ip4: "192.0.2.22",
+        ip6: Some("2001:db8::22"),
+        role: "no VIP",
+        vip_on_lo: false,
+        listen_mgmt_only: false,
+        forwarder: false,
+        page: "ready: novip6",
+    },
+];
+
+/// Stand-in for ipvsadm: the subset ldirectord uses (-A -E -D -a -e -d, -L -n
+/// [--thresholds]), with the table kept in ./ipvsadm.state and each call logged.
+const IPVSADM_STANDIN: &str = r#"#!/usr/bin/perl
+# Stand-in for ipvsadm used by the vipcheck ldirectord end-to-end test.
+use strict;
+use warnings;
+
+my $state = "./ipvsadm.state";
+if (open(my $log, '>>', './ipvsadm.log')) { print $log "ipvsadm @ARGV\n"; close($log); }
+
+my (@services, %reals);    # services: [proto, addr, sched]; reals{"proto addr"}: [[rip, fwd, w]]
+if (open(my $in, '<', $state)) {
+    while (my $line = <$in>) {
+        chomp $line;
+        my @f = split /\t/, $line;
+        if ($f[0] eq 'S') { push @services, [@f[1 .. 3]]; }
+        elsif ($f[0] eq 'R') { push @{ $reals{"$f[1] $f[2]"} }, [@f[3 .. 5]]; }
+    }
+    close($in);
+}
+
+my ($op, $proto, $addr, $sched, $rip, $fwd, $weight, $thresholds) =
+    ('', '', '', 'wlc', '', 'Route', 1, 0);
+while (@ARGV) {
+    my $a = shift @ARGV;
+    if ($a =~ /^-([AEDaedLlC])$/) { $op = $1; $op = 'L' if $op eq 'l'; }
+    elsif ($a eq '-t') { $proto = 'TCP'; $addr = shift @ARGV; }
+    elsif ($a eq '-u') { $proto = 'UDP'; $addr = shift @ARGV; }
+    elsif ($a eq '-f') { $proto = 'FWM'; $addr = shift @ARGV; }
+    elsif ($a eq '-s') { $sched = shift @ARGV; }
+    elsif ($a eq '-r') { $rip = shift @ARGV; }
+    elsif ($a eq '-g') { $fwd = 'Route'; }
+    elsif ($a eq '-i') { $fwd = 'Tunnel'; }
+    elsif ($a eq '-m') { $fwd = 'Masq'; }
+    elsif ($a eq '-w') { $weight = shift @ARGV; }
+    elsif ($a eq '--thresholds') { $thresholds = 1; }
+    elsif ($a =~ /^-[pMxy]$/) { shift @ARGV if @ARGV && $ARGV[0] !~ /^-/; }
+    # -n, -6 and anything else: no effect on the table
+}
+my $key = "$proto $addr";
+my ($svc) = grep { "$_->[0] $_->[1]" eq $key } @services;
+
+sub save {
+    open(my $out, '>', "$state.tmp") or die "ipvsadm stand-in: cannot write $state.tmp: $!\n";
+    for my $s (@services) {
+        print $out join("\t", 'S', @$s), "\n";
+        for my $r (@{ $reals{"$s->[0] $s->[1]"} || [] }) { print $out join("\t", 'R', @$s[0, 1], @$r), "\n"; }
+    }
+    close($out);
+    rename("$state.tmp", $state) or die "ipvsadm stand-in: cannot rename: $!\n";
+}
+sub fail { print STDERR "$_[0]\n"; exit 1; }
+
+if ($op eq 'L') {
+    print "IP Virtual Server version 1.2.1 (size=4096)\n";
+    print "Prot LocalAddress:Port Scheduler Flags\n";
+    print $thresholds
+        ? "  -> RemoteAddress:Port           Uthreshold Lthreshold ActiveConn InActConn\n"
+        : "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+    for my $s (@services) {
+        printf "%-4s %s %s\n", $s->[0], $s->[1], $s->[2];
+        for my $r (@{ $reals{"$s->[0] $s->[1]"} || [] }) {
+            if ($thresholds) { printf "  -> %-28s %-10s %-10s %-10s %s\n", $r->[0], 0, 0, 0, 0; }
+            else { printf "  -> %-28s %-7s %-6s %-10s %s\n", $r->[0], $r->[1], $r->[2], 0, 0; }
+        }
+    }
+    exit 0;
+} elsif ($op eq 'A') {
+    fail("Service already exists") if $svc;
+    push @services, [$proto, $addr, $sched];
+} elsif ($op eq 'E') {
+    fail("No such service") unless $svc;
+    $svc->[2] = $sched;
+} elsif ($op eq 'D') {
+    fail("No such service") unless $svc;
+    @services = grep { "$_->[0] $_->[1]" ne $key } @services;
+    delete $reals{$key};
+} elsif ($op eq 'C') {
+    @services = (); %reals = ();
+} elsif ($op =~ /^[aed]$/) {
+    fail("No such service") unless $svc;
+    my $list = $reals{$key} ||= [];
+    my ($r) = grep { $_->[0] eq $rip } @$list;
+    if ($op eq 'a') { fail("Destination already exists") if $r; push @$list, [$rip, $fwd, $weight]; }
+    elsif ($op eq 'e') { fail("No such destination") unless $r; @$r[1, 2] = ($fwd, $weight); }
+    else { fail("No such destination") unless $r; @$list = grep { $_->[0] ne $rip } @$list; }
+} else {
+    fail("ipvsadm stand-in: unsupported arguments");
+}
+save();
+exit 0;
+"#;
+
+fn in_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// True when the test should go on; prints why and returns false when it must skip.
+fn prerequisites() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let missing = if unsafe { libc::geteuid() } != 0 {
+        Some("needs root (network namespaces, ldirectord)")
+    } else if !in_path("ldirectord") {
+        Some("ldirectord not found (apt-get install ldirectord)")
+    } else if !in_path("busybox") {
+        Some("busybox not found (apt-get install busybox-static)")
+    } else if !in_path("ip") {
+        Some("ip not found (apt-get install iproute2)")
+    } else {
+        None
+    };
+    match missing {
+        None => true,
+        Some(reason) => {
+            if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+                panic!("{REQUIRE_ENV}=1 but this test cannot run: {reason}");
+            }
+            println!("skipped: {reason}");
+            false
+        }
+    }
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip_batch(ns: Option<&str>, lines: &[String]) {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = ns {
+        cmd.args(["-n", ns]);
+    }
+    let mut child = cmd
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(lines.join("\n").as_bytes())
+            .expect("write ip batch");
+    }
+    let out = child.wait_with_output().expect("wait for ip");
+    assert!(
+        out.status.success(),
+        "ip -batch in {ns:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lines.join("\n")
+    );
+}
+
+/// Network namespaces, web servers and the daemon of one test; all torn down on drop,
+/// also when the test fails.
+struct Topology {
+    tag: String,
+    dir: tempfile::TempDir,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Topology {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.tag)
+    }
+
+    fn build(test: &str) -> Topology {
+        let tag = format!("vce2e{}{test}", std::process::id());
+        let mut t = Topology {
+            tag,
+            dir: tempfile::tempdir().expect("temp dir"),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        };
+        // The bridge lives in a namespace of its own: nothing is added to the host's.
+        let sw = t.ns("sw");
+        t.add_ns(&sw);
+        ip_batch(
+            Some(&sw),
+            &["link add br0 type bridge".into(), "link set br0 up".into()],
+        );
+        let lb = t.ns("lb");
+        t.plug(
+            1,
+            &lb,
+            &[
+                "addr add 192.0.2.1/24 dev eth0".into(),
+                "addr add 2001:db8::1/64 dev eth0 nodad".into(),
+                format!("addr add {VIP}/32 dev eth0"),
+                // Deprecated, so the director never picks the VIP as its source address.
+                format!("addr add {VIP6}/128 dev eth0 nodad preferred_lft 0"),
+            ],
+        );
+        let www = t.dir.path().join("www");
+        for (i, rs) in SERVERS.iter().enumerate() {
+            let ns = t.ns(rs.name);
+            let mut lines = vec![format!("addr add {}/24 dev eth0", rs.ip4)];
+            if let Some(ip6) = rs.ip6 {
+                lines.push(format!("addr add {ip6}/64 dev eth0 nodad"));
+            }
+            if rs.vip_on_lo {
+                lines.push(format!("addr add {VIP}/32 dev lo"));
+                lines.push(format!("addr add {VIP6}/128 dev lo nodad"));
+            }
+            if rs.forwarder {
+                lines.push(format!("route add {VIP}/32 via 192.0.2.1"));
+            }
+            t.plug(i + 2, &ns, &lines);
+            let mut sysctls = vec![
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+            ];
+            if rs.forwarder {
+                sysctls.push("net.ipv4.ip_forward=1");
+            }
+            run(Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw"])
+                .args(&sysctls));
+            let root = www.join(rs.name);
+            fs::create_dir_all(&root).expect("create web root");
+            fs::write(root.join("index.html"), rs.page).expect("write page");
+            let listen = if rs.listen_mgmt_only {
+                format!("{}:80", rs.ip4)
+            } else {
+                "[::]:80".into()
+            };
+            let child = Command::new("ip")
+                .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
+                .arg(&listen)
+                .arg("-h")
+                .arg(&root)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start busybox httpd: {e}"));
+            t.children.push(child);
+        }
+        fs::write(t.dir.path().join("ipvsadm"), IPVSADM_STANDIN).expect("write ipvsadm");
+        make_executable(&t.dir.path().join("ipvsadm"));
+        t
+    }
+
+    fn add_ns(&mut self, ns: &str) {
+        run(Command::new("ip").args(["netns", "add", ns]));
+        self.namespaces.push(ns.to_string());
+    }
+
+    /// A namespace with eth0 on the bridge (port `port`), lo and eth0 up, then `lines`.
+    fn plug(&mut self, port: usize, ns: &str, lines: &[String]) {
+        self.add_ns(ns);
+        let sw = self.ns("sw");
+        ip_batch(
+            Some(&sw),
+            &[
+                format!("link add p{port} type veth peer name eth0 netns {ns}"),
+                format!("link set p{port} master br0 up"),
+            ],
+        );
+        let mut all = vec!["link set lo up".to_string(), "link set eth0 up".to_string()];
+        all.extend_from_slice(lines);
+        ip_batch(Some(ns), &all);
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            // Anything still running in it (a check a daemon started) goes first.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        // SAFETY: kill has no memory-safety preconditions.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// service -> real servers, as the stand-in holds them.
+type Table = BTreeMap<String, BTreeSet<String>>;
+
+fn read_table(dir: &Path) -> Table {
+    let mut table = Table::new();
+    let text = fs::read_to_string(dir.join("ipvsadm.state")).unwrap_or_default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["S", proto, addr, _] => {
+                table.entry(format!("{proto} {addr}")).or_default();
+            }
+            ["R", proto, addr, rip, _, _] => {
+                table
+                    .entry(format!("{proto} {addr}"))
+                    .or_default()
+                    .insert(rip.to_string());
+            }
+            _ => {}
+        }
+    }
+    table
+}
+
+fn table(entries: &[(&str, &[&str])]) -> Table {
+    entries
+        .iter()
+        .map(|(svc, rips)| {
+            (
+                svc.to_string(),
+                rips.iter().map(|r| r.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// One ldirectord run in the director namespace, stopped on drop.
+struct Ldirectord {
+    child: Child,
+    log: PathBuf,
+    pidfile: PathBuf,
+}
+
+impl Ldirectord {
+    fn start(topo: &Topology, config: &Path) -> Ldirectord {
+        let log = config.with_extension("log");
+        let out = fs::File::create(&log).expect("create ldirectord log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &topo.ns("lb"), "ldirectord", "-d"])
+            .arg(config)
+            .arg("start")
+            .current_dir(topo.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ldirectord: {e}"));
+        let name = config.file_name().expect("config file name");
+        let pidfile = PathBuf::from(format!(
+            "/var/run/ldirectord.{}.pid",
+            name.to_string_lossy()
+        ));
+        Ldirectord {
+            child,
+            log,
+            pidfile,
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits (bounded) until the table equals `want`; on timeout panics with the table,
+    /// the stand-in's call log and ldirectord's log tail.
+    fn wait_for(&mut self, dir: &Path, want: &Table, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let got = read_table(dir);
+            if &got == want {
+                return start.elapsed();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "ldirectord exited ({status}) before the table was {want:?}; log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if start.elapsed() > within {
+                let calls = fs::read_to_string(dir.join("ipvsadm.log")).unwrap_or_default();
+                let calls: Vec<&str> = calls.lines().collect();
+                panic!(
+                    "after {within:?} the table is\n{got:#?}\nwanted\n{want:#?}\n\
+                     ipvsadm calls (tail):\n{}\nldirectord log (tail):\n{}",
+                    calls[calls.len().saturating_sub(20)..].join("\n"),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Ldirectord {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.pidfile);
+    }
+}
+
+fn write_config(topo: &Topology, label: &str, text: &str) -> PathBuf {
+    let path = topo.dir.path().join(format!("{}-{label}.cf", topo.tag));
+    fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Starts ldirectord on `config` and waits until the table equals `want` and holds for a
+/// few check rounds (or panics).
+fn settle_running(topo: &Topology, config: &Path, want: &Table) -> (Ldirectord, Table) {
+    let _ = fs::remove_file(topo.dir.path().join("ipvsadm.state"));
+    let mut daemon = Ldirectord::start(topo, config);
+    let took = daemon.wait_for(topo.dir.path(), want, Duration::from_secs(30));
+    // Hold for a few check rounds: the table must stay as it is.
+    std::thread::sleep(Duration::from_secs(3));
+    let held = read_table(topo.dir.path());
+    assert_eq!(
+        &held,
+        want,
+        "the table changed after settling; log:\n{}",
+        daemon.log_tail()
+    );
+    println!("table reached after {took:.1?} and held for 3 s: {held:?}");
+    (daemon, held)
+}
+
+/// The same, then stops ldirectord.
+fn settle(topo: &Topology, config: &Path, want: &Table) -> Table {
+    settle_running(topo, config, want).1
+}
+
+fn print_side_by_side(baseline: &Table, vipcheck: Option<&Table>) {
+    println!(
+        "{:<24} {:<20} {:<26} {:<9} VIPCHECK",
+        "SERVICE", "REAL SERVER", "ROLE", "BASELINE"
+    );
+    for rs in SERVERS {
+        let (svc, rip) = match rs.ip6 {
+            Some(ip6) => (SVC6, format!("[{ip6}]:80")),
+            None => (SVC4, format!("{}:80", rs.ip4)),
+        };
+        let mark = |t: Option<&Table>| match t {
+            None => "-",
+            Some(t) if t.get(svc).is_some_and(|s| s.contains(&rip)) => "IN",
+            Some(_) => "out",
+        };
+        println!(
+            "{svc:<24} {rip:<20} {:<26} {:<9} {}",
+            rs.role,
+            mark(Some(baseline)),
+            mark(vipcheck)
+        );
+    }
+}
+
+fn baseline_table() -> Table {
+    // The HTTP check on the management address passes for every server whose page says
+    // "ready", VIP or not; only badbody's page fails it.
+    table(&[
+        (
+            SVC4,
+            &[
+                "192.0.2.11:80",
+                "192.0.2.12:80",
+                "192.0.2.13:80",
+                "192.0.2.14:80",
+            ],
+        ),
+        (SVC6, &["[2001:db8::21]:80", "[2001:db8::22]:80"]),
+    ])
+}
+
+#[test]
+fn ldirectord_baseline_keeps_real_servers_without_the_vip() {
+    if !prerequisites() {
+        return;
+    }
+    let topo = Topology::build("b");
+    let config = write_config(&topo, "operator", OPERATOR_CF);
+    let got = settle(&topo, &config, &baseline_table());
+    print_side_by_side(&got, None);
+}
+
+#[test]
+fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
+    if !prerequisites() {
+        return;
+    }
+    let topo = Topology::build("v");
+    let original = write_config(&topo, "operator", OPERATOR_CF);
+    let baseline = settle(&topo, &original, &baseline_table());
+
+    // Into a directory: the rewrite writes the config there under its own name (the
+    // check wrappers it creates go beside the original).
+    let out_dir = topo.dir.path().join("rewritten");
+    fs::create_dir_all(&out_dir).expect("create output dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("rewrite")
+        .arg(&original)
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--format", "ldirectord", "--probe-timeout", "1s"])
+        .arg("--probe-path")
+        .arg(env!("CARGO_BIN_EXE_vipcheck"))
+        .output()
+        .expect("run vipcheck rewrite");
+    assert!(
+        out.status.success(),
+        "vipcheck rewrite failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rewritten = out_dir.join(original.file_name().expect("config file name"));
+    println!(
+        "rewritten config:\n{}",
+        fs::read_to_string(&rewritten).unwrap_or_default()
+    );
+
+    // Only the good servers: no VIP, no listener on the VIP and forwarding are caught by
+    // vipcheck's probe; badbody stays out because the original HTTP check still applies.
+    let want = table(&[(SVC4, &["192.0.2.11:80"]), (SVC6, &["[2001:db8::21]:80"])]);
+    let (mut daemon, got) = settle_running(&topo, &rewritten, &want);
+    print_side_by_side(&baseline, Some(&got));
+
+    // Break the good IPv4 server (take its VIP away): it must leave; give it back: it must
+    // return. checkinterval 1 s, the probe's timeout 1 s, checktimeout 4 s.
+    let good = topo.ns("good");
+    let vip_on_lo = format!("{VIP}/32");
+    run(Command::new("ip").args(["-n", &good, "addr", "del", &vip_on_lo, "dev", "lo"]));
+    let broken = table(&[(SVC4, &[]), (SVC6, &["[2001:db8::21]:80"])]);
+    let took = daemon.wait_for(topo.dir.path(), &broken, Duration::from_secs(20));
+    println!("good server without its VIP removed after {took:.1?}");
+    run(Command::new("ip").args(["-n", &good, "addr", "add", &vip_on_lo, "dev", "lo"]));
+    let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(20));
+    println!("good server with its VIP again back after {took:.1?}");
+}

@@ -1,0 +1,89 @@
+# Shell helpers sourced by the guest scenarios (POSIX sh: the guest runs the host's dash).
+# Every check prints one "PASS: name" or "FAIL: name" line; the Rust side reads them.
+
+fails=0
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+note() { echo "---- $* [$(uptime_s)s, guest load $(cut -d" " -f1-3 /proc/loadavg)]"; }
+
+# seconds_since START: elapsed guest seconds (one decimal) since START (an uptime_s value).
+seconds_since() { awk -v a="$1" -v b="$(uptime_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# finish: last line of every scenario.
+finish() {
+    note "end: $fails failure(s)"
+    [ "$fails" -eq 0 ]
+}
+
+# Building the topology: every `ip` run costs about 0.15 s under TCG, so commands are
+# collected in batch files and applied with one `ip -batch` per namespace.
+#   plan_ns NAME ADDR/LEN [ADDR6/LEN]  a namespace whose eth0 (veth, peer NAME-h on br0)
+#                                      is up and addressed (IPv6 without duplicate detection)
+#   in_ns NAME IP-COMMAND...           one more `ip` command for NAME's batch
+#   apply_plan                         creates what was planned so far
+# IPv4 sysctls under conf/all and conf/default are copied from the guest's root namespace
+# into each new namespace, so set those once before apply_plan.
+plan_dir=/tmp/vipcheck-topology
+pending=
+plan_ns() {
+    mkdir -p "$plan_dir"
+    {
+        echo "netns add $1"
+        echo "link add $1-h type veth peer name eth0 netns $1"
+        echo "link set $1-h master br0 up"
+    } >>"$plan_dir/root.batch"
+    {
+        echo "link set lo up"
+        echo "link set eth0 up"
+        echo "addr add $2 dev eth0"
+        [ -z "${3:-}" ] || echo "addr add $3 dev eth0 nodad"
+    } >"$plan_dir/ns.$1"
+    pending="$pending $1"
+}
+in_ns() {
+    ns=$1
+    shift
+    echo "$*" >>"$plan_dir/ns.$ns"
+}
+apply_plan() {
+    ip -batch "$plan_dir/root.batch" || fail "topology: ip -batch (root namespace)"
+    rm -f "$plan_dir/root.batch"
+    for ns in $pending; do
+        ip -n "$ns" -batch "$plan_dir/ns.$ns" || fail "topology: ip -batch in $ns"
+    done
+    pending=
+}
+
+# bridge_up: the shared segment every namespace plugs into.
+bridge_up() {
+    ip link add br0 type bridge
+    ip link set br0 up
+    # IPv6 on the bridge itself would only add noise (router solicitations).
+    sysctl -qw net.ipv6.conf.br0.disable_ipv6=1
+}
+
+# nsysctl NS KEY=VALUE...: sysctl inside a namespace, quietly.
+nsysctl() {
+    ns=$1
+    shift
+    ip netns exec "$ns" sysctl -qw "$@"
+}
+
+# expect_status NAME WANT_STATUS PATTERN COMMAND...: runs COMMAND, prints its output,
+# passes when it exits WANT_STATUS and its output matches the extended regex PATTERN
+# (case-insensitive; empty = anything).
+expect_status() {
+    name=$1 want=$2 pattern=$3
+    shift 3
+    out=$("$@" 2>&1)
+    got=$?
+    printf '%s\n' "$out" | sed 's/^/    | /'
+    if [ "$got" -ne "$want" ]; then
+        fail "$name (exit $got, wanted $want)"
+    elif [ -n "$pattern" ] && ! printf '%s\n' "$out" | grep -qiE -- "$pattern"; then
+        fail "$name (output does not match /$pattern/)"
+    else
+        pass "$name"
+    fi
+}

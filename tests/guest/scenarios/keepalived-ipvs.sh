@@ -1,0 +1,276 @@
+#!/bin/sh
+# Issue 5: the real keepalived programs the real IPVS from an operator's keepalived.conf,
+# first as written (baseline), then as rewritten by `vipcheck rewrite`. Runs in the guest.
+#
+# Namespaces on one bridge: director "lb" (holds the VIPs, runs keepalived and IPVS),
+# client "cl" 192.0.2.50 / 2001:db8::50, and real servers:
+#   192.0.2.100:80 DR    good1 .11, good2 .12 (VIP on lo) | novip .13 | nolisten .14 (VIP,
+#                        web server on the management address only) | fwd .15 (no VIP,
+#                        ip_forward=1, route to the VIP via the director)
+#   192.0.2.101:80 TUN   tungood .21 (tunl0 up, VIP on lo) | tundr .22 (VIP on lo, no tunnel)
+#   [2001:db8::100]:80 DR good6 ::31 (VIP on lo) | novip6 ::32
+# Every web server's page is "server=NAME", so the client sees who answered.
+# Needs VIPCHECK_BIN (absolute path of the vipcheck binary).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
+
+bin=${VIPCHECK_BIN:?VIPCHECK_BIN must name the vipcheck binary}
+VIP=192.0.2.100
+VIP2=192.0.2.101
+VIP6=2001:db8::100
+S1=$VIP:80
+S2=$VIP2:80
+S6="[$VIP6]:80"
+ka=/tmp/ka
+mkdir -p "$ka" /run/www
+start=$(uptime_s)
+
+# name address role: every real server of the config, in the order the tables print them.
+servers="$S1 192.0.2.11 good1 good
+$S1 192.0.2.12 good2 good
+$S1 192.0.2.13 novip no-VIP
+$S1 192.0.2.14 nolisten VIP,no-listener
+$S1 192.0.2.15 fwd forwarder,no-VIP
+$S2 192.0.2.21 tungood good(TUN)
+$S2 192.0.2.22 tundr DR-only,no-tunnel
+$S6 2001:db8::31 good6 good
+$S6 2001:db8::32 novip6 no-VIP"
+all_state="$S1=192.0.2.11,192.0.2.12,192.0.2.13,192.0.2.14,192.0.2.15 $S2=192.0.2.21,192.0.2.22 $S6=2001:db8::31,2001:db8::32"
+good_state="$S1=192.0.2.11,192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
+without_good1="$S1=192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
+
+note "topology"
+bridge_up
+sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+plan_ns lb 192.0.2.1/24 2001:db8::1/64
+in_ns lb addr add $VIP/32 dev eth0
+in_ns lb addr add $VIP2/32 dev eth0
+# preferred_lft 0: the VIP must never be picked as a source address (a /128 would win the
+# longest-prefix rule against the director's own /64 address).
+in_ns lb addr add $VIP6/128 dev eth0 nodad preferred_lft 0
+plan_ns cl 192.0.2.50/24 2001:db8::50/64
+plan_ns good1 192.0.2.11/24
+in_ns good1 addr add $VIP/32 dev lo
+plan_ns good2 192.0.2.12/24
+in_ns good2 addr add $VIP/32 dev lo
+plan_ns novip 192.0.2.13/24
+plan_ns nolisten 192.0.2.14/24
+in_ns nolisten addr add $VIP/32 dev lo
+plan_ns fwd 192.0.2.15/24
+in_ns fwd route add $VIP/32 via 192.0.2.1
+plan_ns tungood 192.0.2.21/24
+in_ns tungood link set tunl0 up
+in_ns tungood addr add $VIP2/32 dev lo
+plan_ns tundr 192.0.2.22/24
+in_ns tundr addr add $VIP2/32 dev lo
+plan_ns good6 192.0.2.31/24 2001:db8::31/64
+in_ns good6 addr add $VIP6/128 dev lo nodad
+plan_ns novip6 192.0.2.32/24 2001:db8::32/64
+apply_plan
+nsysctl fwd net.ipv4.ip_forward=1
+echo "$servers" | while read -r _svc _rip ns _role; do
+    mkdir -p "/run/www/$ns"
+    printf 'server=%s' "$ns" >"/run/www/$ns/index.html"
+    listen="[::]:80"
+    [ "$ns" != nolisten ] || listen=192.0.2.14:80
+    ip netns exec "$ns" busybox httpd -p "$listen" -h "/run/www/$ns"
+done
+note "topology ready in $(seconds_since "$start")s"
+
+# The IPVS table of the director as one line: "SERVICE=RIP,RIP ..." sorted.
+ipvs_state() {
+    ip netns exec lb ipvsadm -Ln | awk '
+        $1 == "TCP" || $1 == "UDP" { svc = $2; svcs[svc] = 1; next }
+        $1 == "->" && $2 != "RemoteAddress:Port" {
+            rip = $2; sub(/:[0-9]+$/, "", rip); gsub(/[][]/, "", rip)
+            n[svc]++; m[svc, n[svc]] = rip
+        }
+        function sortlist(k, i, j, t, s) {
+            for (i = 2; i <= n[k]; i++)
+                for (j = i; j > 1 && m[k, j - 1] > m[k, j]; j--) {
+                    t = m[k, j]; m[k, j] = m[k, j - 1]; m[k, j - 1] = t
+                }
+            s = ""
+            for (i = 1; i <= n[k]; i++) s = s (i > 1 ? "," : "") m[k, i]
+            return s
+        }
+        END {
+            c = 0
+            for (k in svcs) keys[++c] = k
+            for (i = 2; i <= c; i++)
+                for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) {
+                    t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t
+                }
+            for (i = 1; i <= c; i++) printf "%s%s=%s", (i > 1 ? " " : ""), keys[i], sortlist(keys[i])
+            print ""
+        }'
+}
+
+ka_pid=
+ka_log=
+ka_start() { # ka_start CONFIG TAG
+    ka_log=$ka/$2.log
+    ip netns exec lb keepalived -n -l -G -D -C -f "$1" -p "$ka/$2.pid" \
+        -c "$ka/$2.checkers.pid" >"$ka_log" 2>&1 &
+    ka_pid=$!
+    note "keepalived ($2) started, pid $ka_pid"
+}
+ka_stop() {
+    [ -n "$ka_pid" ] || return 0
+    kill "$ka_pid" 2>/dev/null
+    i=0
+    while kill -0 "$ka_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$ka_pid" 2>/dev/null
+    wait "$ka_pid" 2>/dev/null
+    ka_pid=
+    if [ -z "$(ip netns exec lb ipvsadm -Ln | awk '$1 == "TCP"')" ]; then
+        pass "keepalived stopped and removed its virtual servers"
+    else
+        fail "keepalived stopped and removed its virtual servers"
+        ip netns exec lb ipvsadm -Ln
+        ip netns exec lb ipvsadm -C
+    fi
+}
+trap 'ka_stop >/dev/null 2>&1' EXIT
+explain() {
+    echo "    IPVS table:"
+    ip netns exec lb ipvsadm -Ln | sed 's/^/    | /'
+    echo "    keepalived log (tail):"
+    tail -n 25 "$ka_log" | sed 's/^/    | /'
+}
+
+# wait_state NAME EXPECTED SECONDS: the table becomes EXPECTED within SECONDS (then kept in
+# settled_state for the summary).
+settled_state=
+wait_state() {
+    t0=$(uptime_s)
+    deadline=$(awk -v a="$t0" -v b="$3" 'BEGIN { print a + b }')
+    while :; do
+        got=$(ipvs_state)
+        if [ "$got" = "$2" ]; then
+            settled_state=$got
+            pass "$1 (after $(seconds_since "$t0")s)"
+            return 0
+        fi
+        if awk -v now="$(uptime_s)" -v d="$deadline" 'BEGIN { exit !(now > d) }'; then
+            fail "$1: table is [$got] after $3s, wanted [$2]"
+            explain
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# traffic NAME URL COUNT: COUNT new connections from the client; prints "answered/COUNT by
+# name=n ...". With EXPECT (names) set: passes when every one is answered, and only by
+# (and by each of) those; each connection may then take 3 s (a slow TCG guest is no
+# failure). Without EXPECT (the baseline, which has dead servers in the pool) 1 s.
+traffic() {
+    name=$1 url=$2 count=$3
+    urls=
+    i=0
+    while [ $i -lt "$count" ]; do urls="$urls $url"; i=$((i + 1)); done
+    limits="--connect-timeout 0.5 -m 1"
+    [ -z "${EXPECT:-}" ] || limits="--connect-timeout 2 -m 3"
+    # shellcheck disable=SC2086
+    out=$(ip netns exec cl curl -sg $limits -H 'Connection: close' -w '\n' $urls)
+    summary=$(printf '%s\n' "$out" | awk -v n="$count" '
+        /^server=/ { sub(/^server=/, ""); c[$0]++; a++ }
+        END {
+            s = ""
+            for (k in c) s = s " " k "=" c[k]
+            printf "%d/%d%s", a, n, s
+        }')
+    echo "    $name: $summary answered"
+    [ -n "${EXPECT:-}" ] || return 0
+    ok=1
+    case $summary in "$count/$count"*) ;; *) ok=0 ;; esac
+    for who in $(printf '%s\n' "$out" | sed -n 's/^server=//p' | sort -u); do
+        case " $EXPECT " in *" $who "*) ;; *) ok=0 ;; esac
+    done
+    for who in $EXPECT; do
+        printf '%s\n' "$out" | grep -qx "server=$who" || ok=0
+    done
+    if [ $ok -eq 1 ]; then pass "$name"; else fail "$name: $summary, wanted all by [$EXPECT]"; explain; fi
+}
+
+# -------- baseline: the config as the operator wrote it --------
+cp "$here/../fixtures/keepalived.conf" "$ka/keepalived.conf"
+ka_start "$ka/keepalived.conf" baseline
+wait_state "baseline: keepalived programs every real server" "$all_state" 30
+# Give the health checks a round (delay_loop 6) and a retry (1 s later) to drop anyone they
+# would drop.
+sleep 9
+baseline_state=$(ipvs_state)
+if [ "$baseline_state" = "$all_state" ]; then
+    pass "baseline: the management-address checks keep the misconfigured real servers"
+else
+    fail "baseline: the management-address checks keep the misconfigured real servers: [$baseline_state]"
+fi
+note "baseline traffic (recorded, not asserted)"
+traffic "baseline $S1" "http://$VIP/" 10
+traffic "baseline $S2" "http://$VIP2/" 4
+traffic "baseline $S6" "http://[$VIP6]/" 4
+ka_stop
+
+# -------- the same config after `vipcheck rewrite` --------
+note "vipcheck rewrite"
+out_conf=$ka/keepalived.vipcheck.conf
+if expect_status "vipcheck rewrite writes the config" 0 '' \
+    "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" &&
+    [ -s "$out_conf" ]; then
+    rewritten=1
+    n=$(grep -c 'MISC_CHECK' "$out_conf")
+    if [ "$n" -eq 9 ]; then pass "rewrite added a MISC_CHECK to each of the 9 real servers"; else fail "rewrite added $n MISC_CHECKs, wanted 9"; fi
+    diff -u "$ka/keepalived.conf" "$out_conf" | head -n 60 | sed 's/^/    | /'
+else
+    rewritten=0
+    fail "vipcheck rewrite: no rewritten config; the rewritten half is not run"
+fi
+
+if [ $rewritten -eq 1 ]; then
+    expect_status "keepalived -t accepts the rewritten config" 0 '' keepalived -t -f "$out_conf"
+    misc_timeout=$(sed -n 's/^ *misc_timeout \([0-9]*\).*/\1/p' "$out_conf" | head -n 1)
+    # A failing check is noticed at the next round (delay_loop 6 s) after the probe's own
+    # timeout (below misc_timeout); keepalived's MISC_CHECK has no retry unless one is
+    # written; a second attempt and 3 s of process start-up under TCG are slack.
+    # (delay_loop 6, not less: each probe costs the TCG guest about 0.5 s of CPU.)
+    bound=$((6 + 2 * ${misc_timeout:-3} + 3))
+    ka_start "$out_conf" vipcheck
+    settled_state=
+    wait_state "vipcheck: exactly the good real servers are in IPVS" "$good_state" 40
+    vipcheck_state=${settled_state:-$(ipvs_state)}
+    note "client traffic through the rewritten config"
+    EXPECT="good1 good2" traffic "vipcheck: $S1 answered only by good1, good2" "http://$VIP/" 12
+    EXPECT="tungood" traffic "vipcheck: $S2 answered only by tungood" "http://$VIP2/" 4
+    EXPECT="good6" traffic "vipcheck: $S6 answered only by good6" "http://[$VIP6]/" 4
+
+    note "break good1 (remove its VIP); bound ${bound}s"
+    ip -n good1 addr del $VIP/32 dev lo
+    wait_state "vipcheck: good1 without its VIP is removed" "$without_good1" "$bound"
+    EXPECT="good2" traffic "vipcheck: $S1 answered only by good2 while good1 is broken" "http://$VIP/" 6
+    ip -n good1 addr add $VIP/32 dev lo
+    wait_state "vipcheck: good1 with its VIP again is back" "$good_state" "$bound"
+    EXPECT="good1 good2" traffic "vipcheck: $S1 answered by good1 and good2 again" "http://$VIP/" 6
+    ka_stop
+else
+    vipcheck_state="(not run)"
+fi
+
+note "real servers in IPVS: baseline (operator's config) vs after vipcheck rewrite"
+echo "$servers" | awk -v base=" $baseline_state " -v vip=" $vipcheck_state " '
+    function member(state, svc, rip, i, parts, n, list) {
+        i = index(state, " " svc "=")
+        if (i == 0) return "out"
+        list = substr(state, i + length(svc) + 2)
+        sub(/ .*/, "", list)
+        n = split(list, parts, ",")
+        for (i = 1; i <= n; i++) if (parts[i] == rip) return "IN"
+        return "out"
+    }
+    BEGIN { printf "    %-20s %-14s %-20s %-9s %s\n", "SERVICE", "REAL-SERVER", "ROLE", "BASELINE", "VIPCHECK" }
+    { printf "    %-20s %-14s %-20s %-9s %s\n", $1, $2, $4, member(base, $1, $2), member(vip, $1, $2) }'
+note "scenario took $(seconds_since "$start")s"
+finish
