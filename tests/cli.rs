@@ -195,3 +195,40 @@ fn an_unknown_file_name_asks_for_format() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn ldirectord_output_to_a_file_puts_the_wrappers_beside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture("ldirectord/web-dr-negotiate.cf");
+    let out = vipcheck(
+        &[
+            "rewrite",
+            src.to_str().unwrap(),
+            "-o",
+            "out.cf",
+            "--probe-path",
+            "/usr/sbin/vipcheck",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(tmp.path().join("out.cf").is_file(), "out.cf must be a file");
+    let written = fs::read_to_string(tmp.path().join("out.cf")).unwrap();
+    let wrappers: Vec<String> = dir_listing(tmp.path())
+        .into_iter()
+        .filter(|n| n.starts_with("vipcheck-check-"))
+        .collect();
+    assert!(!wrappers.is_empty(), "{:?}", dir_listing(tmp.path()));
+    for w in &wrappers {
+        let abs = tmp.path().canonicalize().unwrap().join(w);
+        assert!(
+            written.contains(&format!("checkcommand={}", abs.display())),
+            "{written}"
+        );
+    }
+    assert!(
+        !text(&out.stderr).contains(" 0 generated check"),
+        "{}",
+        text(&out.stderr)
+    );
+}

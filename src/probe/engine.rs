@@ -350,6 +350,13 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                  header from {from})",
                 self.path.rip
             ),
+            // With the tunnel module loaded but no tunnel device up, Linux answers an
+            // IPIP/IPv6-in-IPv6 packet with port unreachable, not protocol unreachable.
+            IcmpError::PortUnreachable if tunnel && from == self.path.rip => format!(
+                "real server {} does not decapsulate the tunnel (no tunnel device up: ICMP port \
+                 unreachable from {from})",
+                self.path.rip
+            ),
             IcmpError::PortUnreachable => {
                 format!("{from} answered the probe for VIP {vip} with ICMP port unreachable")
             }

@@ -502,6 +502,26 @@ fn tunnel_probe_is_ipip_to_the_rip_and_accepts_a_reply_from_any_mac() {
 }
 
 #[test]
+fn port_unreachable_from_the_rip_means_no_tunnel_device() {
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        vec![icmp_error(
+            f,
+            ip("192.0.2.11"),
+            icmpv4::kind::DST_UNREACHABLE,
+            icmpv4::unreachable::PORT,
+        )]
+    });
+    let r = run(&mut mock, Method::Tun, icmp_check(), 3);
+    assert!(!r.up);
+    assert!(
+        r.reason
+            .starts_with("real server 192.0.2.11 does not decapsulate the tunnel"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
 fn protocol_unreachable_from_the_rip_means_no_decapsulation() {
     let mut mock = Mock::new(|_, f: &[u8]| {
         vec![icmp_error(

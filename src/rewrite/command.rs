@@ -23,9 +23,7 @@ pub fn run_cli(args: RewriteArgs) -> i32 {
 fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
     let format = resolve_format(&args.config, args.generate.format)?;
     let output_dir = match &args.output {
-        Some(out) if out.is_dir() || (!out.exists() && out.extension().is_none()) => {
-            Some(out.clone())
-        }
+        Some(out) if super::output_is_directory(out) => Some(out.clone()),
         Some(out) => out.parent().map(Path::to_path_buf),
         None => None,
     };

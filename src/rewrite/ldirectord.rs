@@ -196,6 +196,12 @@ fn plan_virtual(
         contents,
         executable: true,
     });
+    // Every DR/TUN real server of the virtual is checked through the wrapper.
+    plan.checks += v
+        .reals
+        .iter()
+        .filter(|r| r.method.needs_vip_on_real_server())
+        .count();
 
     let original = match v.check.checktype {
         CheckType::Negotiate | CheckType::Combined(_) => {

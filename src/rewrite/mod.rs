@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::config::{Diagnostic, Format, SourceMap, Span};
 use crate::generate::Generator;
 
-pub use output::OutputFile;
+pub use output::{output_is_directory, OutputFile};
 
 /// Replace the bytes of `span` with `text` (an empty span inserts).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -198,15 +198,21 @@ impl Plan {
     /// from what `out` already holds are written. Returns the paths written.
     pub fn write_to(&self, out: &Path) -> Result<Vec<PathBuf>, RewriteError> {
         let outputs = self.outputs();
-        let single = self.sources.len() == 1 && self.new_files.is_empty();
         let mut writes = Vec::new();
-        if single && !out.is_dir() {
-            let f = &outputs[0];
-            writes.push(Staged::plan(
-                out.to_path_buf(),
-                f.new.clone(),
-                mode_of(&f.path, false),
-            ));
+        if !output_is_directory(out) && self.sources.len() == 1 {
+            // The main file goes to `out`; new files were planned beside it already.
+            for (i, f) in outputs.iter().enumerate() {
+                let dest = if i == 0 {
+                    out.to_path_buf()
+                } else {
+                    f.path.clone()
+                };
+                writes.push(Staged::plan(
+                    dest,
+                    f.new.clone(),
+                    mode_of(&f.path, f.executable),
+                ));
+            }
         } else {
             let main = self
                 .sources
@@ -254,6 +260,15 @@ impl Plan {
         writes.retain(|w| fs::read_to_string(&w.dest).ok().as_deref() != Some(w.contents.as_str()));
         commit_all(writes)
     }
+}
+
+/// Whether `-o OUT` names a directory: an existing one, one written with a trailing `/`,
+/// or a path that does not exist yet and has no extension (`-o out/`, `-o generated`).
+/// Anything else (`-o keepalived.out.conf`) is a file.
+pub fn output_is_directory(out: &Path) -> bool {
+    out.is_dir()
+        || out.as_os_str().to_string_lossy().ends_with('/')
+        || (!out.exists() && out.extension().is_none())
 }
 
 fn display_abs(p: &Path) -> String {
