@@ -1,7 +1,9 @@
 //! The watcher next to the real ldirectord (Debian package), in debug mode with an
 //! `./ipvsadm` stand-in in its working directory that records its calls (this kernel has
 //! no IPVS): a real server added to the source config reaches ldirectord through the
-//! regenerated file and `autoreload = yes`. And without autoreload, the watcher runs
+//! regenerated file and `autoreload = yes`, both through a copying regenerator and through
+//! the real ldirectord rewrite (whose generated check, with a stub probe, takes out the real
+//! server without the VIP). And without autoreload, the watcher runs
 //! `ldirectord OUTPUT reload`.
 
 mod watch_support;
