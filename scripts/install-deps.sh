@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     keepalived ldirectord ipvsadm
     iproute2 nftables kmod procps
-    curl nmap
+    curl nmap openssl python3 jq perl iputils-ping
     qemu-system-x86 busybox-static
     hyperfine
 )

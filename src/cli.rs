@@ -23,6 +23,7 @@ pub struct Cli {
 pub enum Command {
     Rewrite(RewriteArgs),
     Probe(ProbeArgs),
+    Appcheck(crate::probe::session::command::AppCheckCommand),
     Watch(WatchArgs),
     Status(StatusArgs),
     /// Print shell completions for SHELL to standard output.
@@ -139,8 +140,10 @@ pub struct ProbeArgs {
     /// The service port (for the TCP check).
     #[arg(long)]
     pub port: Option<u16>,
+    /// The service's protocol: a UDP service gets the ICMP check only.
     #[arg(long, value_enum, default_value = "tcp")]
     pub proto: ProtoArg,
+    /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
     /// Which checks: icmp, tcp, or all (icmp, and tcp for a TCP service with a port).
@@ -158,7 +161,9 @@ pub struct ProbeArgs {
     /// Print the verdict as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// ldirectord's convention: VIP VPORT RIP RPORT appended to the command.
+    /// ldirectord's convention: VIP VPORT RIP RPORT appended to the command (IPv6 may be in
+    /// brackets). A fwmark number as VIP needs the VIPs from --vip; the TCP port is
+    /// --port, else VPORT, else RPORT.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
 }

@@ -5,7 +5,18 @@ use clap::{CommandFactory, Parser};
 use vipcheck::cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // `vipcheck probe` must never exit 2..255 (keepalived's misc_dynamic reads those as
+        // "up"): its usage errors exit 1 like every other "down".
+        let probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
+        let code = if probe && e.use_stderr() {
+            1
+        } else {
+            e.exit_code()
+        };
+        let _ = e.print();
+        std::process::exit(code);
+    });
     let code = match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -27,6 +38,7 @@ fn main() {
             }
         }
         Command::Probe(args) => vipcheck::probe::run_cli(args),
+        Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd),
         Command::Watch(args) => vipcheck::watch::run_cli(args),
         Command::Status(args) => vipcheck::status::run_cli(args),
         Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args),

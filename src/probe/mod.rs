@@ -1,11 +1,436 @@
 //! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.
+//!
+//! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
+//! server from the kernel's tables ([`netlink`]), opens a [`socket::PacketSocket`] and
+//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
+//! up, stderr when down) or one JSON object (stdout). Every failure, including bad
+//! arguments and a missing capability, is a "down" verdict with exit status 1.
+//!
+//! Decisions worth knowing:
+//! - Source address: the kernel's preferred source for the route to the RIP, unless it
+//!   is one of the VIPs; then another address of the egress interface; never a VIP (the
+//!   real server would answer the VIP itself). A VIP of the other family than the RIP is
+//!   probed from an address of that family on the same interface.
+//! - DR needs the real server on-link (no gateway on the route): the frame goes to its
+//!   MAC. TUN sends to the next hop's MAC (the gateway, if any).
+//! - MAC: the kernel's neighbour entry when it is REACHABLE, STALE, DELAY, PROBE or
+//!   PERMANENT; otherwise our own ARP request / neighbour solicitation.
+//! - DR accepts a reply only from the real server's MAC. TUN replies come back through
+//!   whatever route the real server uses, so any MAC is accepted there; TTL 1 on the
+//!   inner packet still keeps anyone but the decapsulating real server from answering.
+//! - The reply must arrive on the egress interface (the socket listens there only).
+//! - UDP services get the ICMP check only (a UDP probe proves nothing without knowing
+//!   the protocol); the verdict says so.
+//! - ldirectord's positional `VIP VPORT RIP RPORT`: a fwmark number in the VIP place
+//!   needs the VIPs from `--vip`; the TCP port is `--port`, else VPORT, else RPORT.
+//! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
+//!   check get an even share of what is left, and every attempt within a check an even
+//!   share of the check's.
+
+pub mod engine;
+pub mod netlink;
+pub mod request;
+pub mod socket;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub mod session;
 
 use crate::cli::ProbeArgs;
+use crate::wire::MacAddr;
+use engine::{share, Check, CheckResult, Entropy, Method, OsEntropy, Path, Prober};
+use request::Request;
+use socket::{FrameIo, PacketSocket};
+
+/// The answer to "does this real server answer on the VIP?".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub up: bool,
+    /// Empty when up; otherwise the first failure, in words.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    pub checks: Vec<CheckResult>,
+    /// Set for a UDP service, whose port is not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Verdict {
+    /// A down verdict for a failure before any check ran.
+    pub fn failed(reason: impl Into<String>) -> Verdict {
+        Verdict {
+            up: false,
+            reason: reason.into(),
+            rip: None,
+            method: None,
+            iface: None,
+            checks: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// From the results of every check: up only when all are up.
+    pub fn from_checks(req: &Request, path: &Path, checks: Vec<CheckResult>) -> Verdict {
+        let several = req.vips.len() > 1;
+        let first_down = checks.iter().find(|c| !c.up);
+        let reason = match first_down {
+            Some(c) if several && !c.reason.contains(&c.vip.to_string()) => {
+                format!("{}: {}", c.vip, c.reason)
+            }
+            Some(c) => c.reason.clone(),
+            None if checks.is_empty() => "no check was run".to_string(),
+            None => String::new(),
+        };
+        Verdict {
+            up: first_down.is_none() && !checks.is_empty(),
+            reason,
+            rip: Some(req.rip),
+            method: Some(req.method),
+            iface: Some(path.iface.clone()),
+            checks,
+            note: req
+                .icmp_only_udp
+                .then(|| "udp service: ICMP only".to_string()),
+        }
+    }
+
+    /// The one line an operator reads: `up: icmp 0.21 ms, tcp 0.34 ms` or `down: why`.
+    pub fn line(&self) -> String {
+        if !self.up {
+            return format!("down: {}", self.reason);
+        }
+        let vips: Vec<IpAddr> = self.checks.iter().fold(Vec::new(), |mut v, c| {
+            if !v.contains(&c.vip) {
+                v.push(c.vip);
+            }
+            v
+        });
+        let per_vip = |vip: IpAddr| {
+            self.checks
+                .iter()
+                .filter(|c| c.vip == vip)
+                .map(|c| format!("{} {:.2} ms", c.check, c.latency_ms.unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut line = if vips.len() == 1 {
+            format!("up: {}", per_vip(vips[0]))
+        } else {
+            let parts: Vec<String> = vips
+                .iter()
+                .map(|&v| format!("{v} {}", per_vip(v)))
+                .collect();
+            format!("up: {}", parts.join("; "))
+        };
+        if let Some(note) = &self.note {
+            line.push_str(&format!(" ({note})"));
+        }
+        line
+    }
+}
 
 /// Runs `vipcheck probe`; returns the process exit code (0 = up, 1 = down). Never 2..255:
 /// keepalived's `misc_dynamic` reads those as "up, weight = code - 2".
 pub fn run_cli(args: ProbeArgs) -> i32 {
-    let _ = args;
-    eprintln!("down: the prober is not written yet");
-    1
+    let start = Instant::now();
+    let json = args.json;
+    // A panic would exit 101, which keepalived's misc_dynamic reads as "up": turn any
+    // bug into a "down" instead.
+    let verdict = std::panic::catch_unwind(|| match Request::from_args(&args) {
+        Ok(req) => probe_with(&req, start, true),
+        Err(e) => Verdict::failed(format!("bad arguments: {e}")),
+    })
+    .unwrap_or_else(|_| Verdict::failed("internal error in vipcheck (a bug: please report it)"));
+    let mut out = io::stdout().lock();
+    let printed = if json {
+        serde_json::to_string(&verdict)
+            .map_err(io::Error::other)
+            .and_then(|s| writeln!(out, "{s}"))
+    } else if verdict.up {
+        writeln!(out, "{}", verdict.line())
+    } else {
+        writeln!(io::stderr().lock(), "{}", verdict.line())
+    };
+    // A closed stdout (the daemon does not read it) changes nothing about the verdict.
+    let _ = printed;
+    if verdict.up {
+        0
+    } else {
+        1
+    }
+}
+
+/// The system's words for an error, without Rust's " (os error N)" suffix.
+fn os_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or(text.clone(), str::to_string),
+        None => text,
+    }
+}
+
+/// Why the path to the real server cannot be used.
+fn setup_error(what: &str, e: &io::Error) -> String {
+    format!("{what}: {}", os_message(e))
+}
+
+/// An address of the interface in the family of `like` that is not a VIP: the route's
+/// preferred source when it qualifies, else a global address, else a link-local one.
+fn pick_source(
+    prefsrc: Option<IpAddr>,
+    addrs: &[netlink::IfAddr],
+    like: IpAddr,
+    vips: &[IpAddr],
+) -> Option<IpAddr> {
+    let ok = |a: &IpAddr| a.is_ipv4() == like.is_ipv4() && !vips.contains(a);
+    prefsrc.filter(ok).or_else(|| {
+        let mut candidates: Vec<&netlink::IfAddr> = addrs
+            .iter()
+            .filter(|a| ok(&a.addr) && a.scope != 254)
+            .collect();
+        candidates.sort_by_key(|a| a.scope);
+        candidates.first().map(|a| a.addr)
+    })
+}
+
+fn family_name(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// Resolves the path and runs every check within the request's timeout, counted from
+/// `start`.
+pub fn probe(req: &Request, start: Instant) -> Verdict {
+    probe_with(req, start, false)
+}
+
+/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
+/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
+fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
+    let deadline = start + req.timeout;
+    let oif = match &req.iface {
+        Some(name) => match netlink::index_of(name) {
+            Some(i) => Some(i),
+            None => {
+                return Verdict::failed(format!(
+                    "unknown interface {name} (see `ip link` for the names on this host)"
+                ))
+            }
+        },
+        None => None,
+    };
+    let route = match netlink::route_get(req.rip, oif) {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict::failed(setup_error(
+                &format!("no route to the real server {}", req.rip),
+                &e,
+            ))
+        }
+    };
+    if route.kind == netlink::RTN_LOCAL {
+        return Verdict::failed(format!(
+            "{} is an address of this host, not a real server (check --rip)",
+            req.rip
+        ));
+    }
+    if route.kind != netlink::RTN_UNICAST {
+        return Verdict::failed(format!(
+            "no usable route to the real server {} (route type {})",
+            req.rip, route.kind
+        ));
+    }
+    let link = match netlink::link(route.oif) {
+        Ok(l) => l,
+        Err(e) => return Verdict::failed(setup_error("cannot read the egress interface", &e)),
+    };
+    let Some(our_mac) = link.mac.filter(|m| *m != MacAddr::ZERO) else {
+        return Verdict::failed(format!(
+            "interface {} has no Ethernet address; DR and TUN probes need an Ethernet link",
+            link.name
+        ));
+    };
+    if req.method == Method::Dr {
+        if let Some(gw) = route.gateway {
+            return Verdict::failed(format!(
+                "real server {} is not on-link from {} (routed via {gw}); direct routing needs \
+                 the real server on the director's own network",
+                req.rip, link.name
+            ));
+        }
+    }
+    let addrs = match netlink::addresses(route.oif) {
+        Ok(a) => a,
+        Err(e) => return Verdict::failed(setup_error("cannot read interface addresses", &e)),
+    };
+    let Some(outer_src) = pick_source(route.prefsrc, &addrs, req.rip, &req.vips) else {
+        return Verdict::failed(format!(
+            "{} has no {} address other than a VIP to send from (a probe from the VIP would \
+             be answered to the real server itself); add one",
+            link.name,
+            family_name(req.rip)
+        ));
+    };
+    let mut checks = Vec::new();
+    for &vip in &req.vips {
+        let src = if vip.is_ipv4() == req.rip.is_ipv4() {
+            outer_src
+        } else {
+            match pick_source(None, &addrs, vip, &req.vips) {
+                Some(s) => s,
+                None => {
+                    return Verdict::failed(format!(
+                        "{} has no {} address to probe VIP {vip} from; add one",
+                        link.name,
+                        family_name(vip)
+                    ))
+                }
+            }
+        };
+        for &kind in &req.checks {
+            checks.push(Check { kind, vip, src });
+        }
+    }
+    let mut sources = vec![outer_src];
+    sources.extend(checks.iter().map(|c| c.src));
+    let mut sock = match PacketSocket::open(link.index, our_mac, &sources) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
+            return Verdict::failed(format!(
+                "cannot open a packet socket: {} (run as root or grant it: setcap \
+                 cap_net_raw+ep {exe})",
+                os_message(&e)
+            ));
+        }
+        Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),
+    };
+    let mut entropy = OsEntropy;
+    let verdict = run_path(
+        req,
+        &mut sock,
+        &mut entropy,
+        &link.name,
+        our_mac,
+        route.gateway,
+        outer_src,
+        checks,
+        deadline,
+        route.oif,
+    );
+    if exiting {
+        sock.release_in_background();
+    }
+    verdict
+}
+
+/// The part after the kernel lookups: neighbour resolution and the checks, over any
+/// [`FrameIo`].
+#[allow(clippy::too_many_arguments)]
+fn run_path(
+    req: &Request,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    iface: &str,
+    our_mac: MacAddr,
+    gateway: Option<IpAddr>,
+    outer_src: IpAddr,
+    checks: Vec<Check>,
+    deadline: Instant,
+    oif: u32,
+) -> Verdict {
+    let next_hop = gateway.unwrap_or(req.rip);
+    let attempts = req.retries.saturating_add(1);
+    let steps = checks.len() as u32 + 1;
+    let peer_mac = match netlink::neighbor(oif, next_hop) {
+        Ok(Some(mac)) => mac,
+        _ => {
+            let until = share(Instant::now(), deadline, steps);
+            match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, until, attempts) {
+                Ok(Some(mac)) => mac,
+                Ok(None) => {
+                    let what = if next_hop.is_ipv4() {
+                        "ARP reply"
+                    } else {
+                        "neighbour advertisement"
+                    };
+                    return Verdict::failed(format!("no {what} from {next_hop} on {iface}"));
+                }
+                Err(e) => {
+                    return Verdict::failed(setup_error("cannot send on the packet socket", &e))
+                }
+            }
+        }
+    };
+    let path = Path {
+        iface: iface.to_string(),
+        our_mac,
+        method: req.method,
+        rip: req.rip,
+        outer_src,
+        peer_mac,
+    };
+    run_checks(req, &path, io, entropy, &checks, deadline)
+}
+
+/// Runs `checks` one after another, each with an even share of the time left.
+pub fn run_checks(
+    req: &Request,
+    path: &Path,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    checks: &[Check],
+    deadline: Instant,
+) -> Verdict {
+    let attempts = req.retries.saturating_add(1);
+    let mut prober = Prober { io, entropy, path };
+    let mut results = Vec::new();
+    for (i, check) in checks.iter().enumerate() {
+        let until = share(Instant::now(), deadline, (checks.len() - i) as u32);
+        match prober.run(check, until, attempts) {
+            Ok(r) => {
+                let up = r.up;
+                results.push(r);
+                if !up {
+                    // The verdict is down already; the rest would only cost time.
+                    break;
+                }
+            }
+            Err(e) => {
+                let mut v = Verdict::from_checks(req, path, results);
+                v.up = false;
+                v.reason = setup_error("cannot use the packet socket", &e);
+                return v;
+            }
+        }
+    }
+    // Checks not run after a failure still get an entry, so the JSON has one per check.
+    for check in &checks[results.len()..] {
+        results.push(CheckResult::new(
+            check,
+            false,
+            "not run: an earlier check failed".to_string(),
+            None,
+            0,
+        ));
+    }
+    Verdict::from_checks(req, path, results)
 }

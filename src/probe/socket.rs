@@ -1,0 +1,394 @@
+//! The AF_PACKET socket the prober sends and receives whole frames on, behind the
+//! [`FrameIo`] trait so the probe logic can be tested with recorded frames.
+//!
+//! Frames are captured below the IP layer on purpose: on a director that holds the VIP
+//! its own IP stack drops the replies (their source is one of its addresses) as martians.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Instant;
+
+use crate::wire::MacAddr;
+
+/// A received frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub bytes: Vec<u8>,
+    /// The kernel vouches for the transport checksum: it has verified it, or the frame
+    /// was generated on this host (over a veth) and its checksum is not filled in yet.
+    /// Either way the checksum bytes must not be checked.
+    pub checksum_trusted: bool,
+}
+
+impl Frame {
+    /// A frame whose checksums are to be verified (what a wire delivers).
+    pub fn wire(bytes: Vec<u8>) -> Frame {
+        Frame {
+            bytes,
+            checksum_trusted: false,
+        }
+    }
+}
+
+/// Sends and receives whole Ethernet frames on one interface.
+pub trait FrameIo {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+    /// The next frame received before `deadline`, or `None` once it has passed.
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>>;
+}
+
+/// A packet socket bound to one interface that only wakes for frames addressed to
+/// `our_mac` of type ARP, IPv4 or IPv6, and never for frames we sent.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+const ETH_P_ALL: u16 = 0x0003;
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_AUXDATA: libc::c_int = 8;
+const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
+const PACKET_OUTGOING: u32 = 4;
+/// SKF_AD_OFF + SKF_AD_PKTTYPE: where classic BPF reads the packet type.
+const AD_PKTTYPE: u32 = 0xffff_f000 + 4;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// The classic BPF filter: an incoming frame to `mac` that is ARP, or IPv4 to `v4`, or
+/// IPv6 to `v6` (the director's own source addresses). Client traffic to the VIPs, which
+/// also reaches a director's MAC, never wakes the prober.
+fn filter(mac: MacAddr, v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = 0x20;
+    const LD_H_ABS: u16 = 0x28;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const ACCEPT: usize = 20;
+    const DROP: usize = 21;
+    // A conditional jump at `at` to `t` if equal, else to `f` (offsets are relative).
+    let jeq = |at: usize, k: u32, t: usize, f: usize| {
+        insn(JEQ_K, (t - at - 1) as u8, (f - at - 1) as u8, k)
+    };
+    let m = mac.0;
+    let low = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
+    let high = u32::from(u16::from_be_bytes([m[0], m[1]]));
+    // No address of a family: compare with the unspecified address, which no reply has.
+    let v4 = u32::from(v4.unwrap_or(Ipv4Addr::UNSPECIFIED));
+    let w = v6.unwrap_or(Ipv6Addr::UNSPECIFIED).octets();
+    let word = |i: usize| u32::from_be_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]);
+    vec![
+        insn(LD_W_ABS, 0, 0, AD_PKTTYPE), // 0
+        jeq(1, PACKET_OUTGOING, DROP, 2), // 1: our own frames
+        insn(LD_W_ABS, 0, 0, 2),          // 2: destination MAC, low 4 bytes
+        jeq(3, low, 4, DROP),             // 3
+        insn(LD_H_ABS, 0, 0, 0),          // 4: destination MAC, high 2 bytes
+        jeq(5, high, 6, DROP),            // 5
+        insn(LD_H_ABS, 0, 0, 12),         // 6: EtherType
+        jeq(7, 0x0806, ACCEPT, 8),        // 7: ARP
+        jeq(8, 0x0800, 10, 9),            // 8: IPv4
+        jeq(9, 0x86dd, 12, DROP),         // 9: IPv6
+        insn(LD_W_ABS, 0, 0, 14 + 16),    // 10: IPv4 destination
+        jeq(11, v4, ACCEPT, DROP),        // 11
+        insn(LD_W_ABS, 0, 0, 14 + 24),    // 12: IPv6 destination, 4 words
+        jeq(13, word(0), 14, DROP),       // 13
+        insn(LD_W_ABS, 0, 0, 14 + 28),    // 14
+        jeq(15, word(4), 16, DROP),       // 15
+        insn(LD_W_ABS, 0, 0, 14 + 32),    // 16
+        jeq(17, word(8), 18, DROP),       // 17
+        insn(LD_W_ABS, 0, 0, 14 + 36),    // 18
+        jeq(19, word(12), ACCEPT, DROP),  // 19
+        insn(RET_K, 0, 0, 0x0004_0000),   // 20: accept (up to 256 KiB)
+        insn(RET_K, 0, 0, 0),             // 21: drop
+    ]
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl PacketSocket {
+    /// Opens the socket on interface `ifindex` whose own address is `our_mac`, for
+    /// replies to the director's source addresses `sources` (at most one per family is
+    /// used). Fails with `PermissionDenied` without CAP_NET_RAW.
+    pub fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<PacketSocket> {
+        let v4 = sources.iter().find_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        });
+        let v6 = sources.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        });
+        // Protocol 0: nothing is queued until bind, so no frame slips past the filter.
+        // SAFETY: plain socket(2) call; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        check(fd)?;
+        // SAFETY: fd is fresh and owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut prog = filter(our_mac, v4, v6);
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: fprog points at prog, which outlives the call; the kernel copies it.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        })?;
+        let one: libc::c_int = 1;
+        // SAFETY: one is a valid c_int for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_AUXDATA,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: sll is a valid sockaddr_ll of the size passed.
+        check(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(PacketSocket {
+            fd,
+            buf: vec![0; 65536],
+        })
+    }
+}
+
+impl PacketSocket {
+    /// Closes the socket without making this process wait for it.
+    ///
+    /// Releasing a packet socket waits for an RCU grace period in the kernel
+    /// (`synchronize_net` in `packet_release`): about 10 ms of idle waiting, several times
+    /// the whole probe. A forked child keeps the socket until this process has exited
+    /// (it sees the end of a pipe) and then drops the last reference, so the daemon that
+    /// runs the check gets its exit status without that wait. The child has no standard
+    /// streams and exits right after. If fork fails, the socket is closed here.
+    /// Only for a process about to exit: the helper lives as long as this process.
+    pub fn release_in_background(self) {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: fds is valid for two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return;
+        }
+        let [read_end, write_end] = fds;
+        // SAFETY: the child only calls async-signal-safe functions (close, read, _exit),
+        // which is sound after fork even in a threaded process.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain descriptor calls on descriptors this process owns.
+            unsafe {
+                libc::close(write_end);
+                for fd in 0..3 {
+                    libc::close(fd);
+                }
+                let mut b = 0u8;
+                // Returns 0 (end of file) once the parent has exited; a bounded loop on
+                // EINTR only.
+                for _ in 0..100 {
+                    let n = libc::read(read_end, (&mut b as *mut u8).cast(), 1);
+                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                        break;
+                    }
+                }
+                libc::close(self.fd.as_raw_fd());
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closing our copy of the read end, which we own.
+        unsafe { libc::close(read_end) };
+        if pid > 0 {
+            // Keep our references (socket and pipe write end) until exit: the child
+            // closes the socket after us.
+            std::mem::forget(self);
+        }
+        // On fork failure `self` drops here and closes the socket the slow way; the
+        // write end is left to the exit.
+    }
+}
+
+impl FrameIo for PacketSocket {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
+        // interface and protocol come from the binding.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let left = deadline - now;
+            let ts = libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: pfd and ts are valid for the call; no signal mask is changed.
+            let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                continue;
+            }
+            let mut iov = libc::iovec {
+                iov_base: self.buf.as_mut_ptr().cast(),
+                iov_len: self.buf.len(),
+            };
+            // u64 elements keep the control buffer aligned for cmsghdr.
+            let mut control = [0u64; 16];
+            // SAFETY: msghdr is plain data; all-zero is a valid value.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control);
+            // SAFETY: msg points at iov (into self.buf) and control, both live and of the
+            // sizes given.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+            let mut status = 0u32;
+            // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
+            // within msg.msg_controllen; the auxdata payload starts with a u32 status.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                        status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+            let len = (n as usize).min(self.buf.len());
+            return Ok(Some(Frame {
+                bytes: self.buf[..len].to_vec(),
+                checksum_trusted: status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a classic BPF program the way the kernel would for the few instructions the
+    /// filter uses; `pkttype` is what the ancillary load returns.
+    fn run(prog: &[libc::sock_filter], frame: &[u8], pkttype: u32) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0;
+        for _ in 0..prog.len() {
+            let i = prog[pc];
+            let k = i.k as usize;
+            match i.code {
+                0x20 if i.k == AD_PKTTYPE => a = pkttype,
+                0x20 => match frame.get(k..k + 4) {
+                    Some(b) => a = u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                    None => return 0,
+                },
+                0x28 => match frame.get(k..k + 2) {
+                    Some(b) => a = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return 0,
+                },
+                0x15 => {
+                    pc += 1 + usize::from(if a == i.k { i.jt } else { i.jf });
+                    continue;
+                }
+                0x06 => return i.k,
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+            pc += 1;
+        }
+        panic!("the program ran off its end");
+    }
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+    fn frame(dst_mac: [u8; 6], ethertype: u16, dst_ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 80];
+        f[..6].copy_from_slice(&dst_mac);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        match ethertype {
+            0x0800 => f[30..34].copy_from_slice(dst_ip),
+            0x86dd => f[38..54].copy_from_slice(dst_ip),
+            _ => {}
+        }
+        f
+    }
+
+    #[test]
+    fn filter_passes_replies_to_our_sources_and_nothing_else() {
+        let v4: Ipv4Addr = "192.0.2.2".parse().unwrap();
+        let v6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let prog = filter(MAC, Some(v4), Some(v6));
+        let ours = MAC.0;
+        let accept = 0x0004_0000;
+        assert_eq!(run(&prog, &frame(ours, 0x0800, &v4.octets()), 0), accept);
+        assert_eq!(run(&prog, &frame(ours, 0x86dd, &v6.octets()), 0), accept);
+        assert_eq!(run(&prog, &frame(ours, 0x0806, &[]), 0), accept);
+        // Client traffic to a VIP, another host's frames, our own frames, other types.
+        assert_eq!(run(&prog, &frame(ours, 0x0800, &[192, 0, 2, 20]), 0), 0);
+        let other6: Ipv6Addr = "2001:db8::20".parse().unwrap();
+        assert_eq!(run(&prog, &frame(ours, 0x86dd, &other6.octets()), 0), 0);
+        assert_eq!(
+            run(&prog, &frame([2, 0, 0, 0, 0, 3], 0x0800, &v4.octets()), 3),
+            0
+        );
+        assert_eq!(
+            run(&prog, &frame(ours, 0x0800, &v4.octets()), PACKET_OUTGOING),
+            0
+        );
+        assert_eq!(run(&prog, &frame(ours, 0x8100, &[]), 0), 0);
+        // Short frames are dropped, never read past their end.
+        assert_eq!(run(&prog, &frame(ours, 0x0800, &v4.octets())[..20], 0), 0);
+    }
+
+    #[test]
+    fn filter_without_an_ipv6_source_drops_ipv6() {
+        let v4: Ipv4Addr = "192.0.2.2".parse().unwrap();
+        let prog = filter(MAC, Some(v4), None);
+        let any6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        assert_eq!(run(&prog, &frame(MAC.0, 0x86dd, &any6.octets()), 0), 0);
+        assert_eq!(
+            run(&prog, &frame(MAC.0, 0x0800, &v4.octets()), 0),
+            0x0004_0000
+        );
+    }
+}

@@ -1,0 +1,705 @@
+//! The probe logic against a mocked [`FrameIo`]: the exact frames sent, and the verdict
+//! for right, foreign, wrong-MAC, duplicate, late and missing replies. No root needed.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use super::engine::{self, Check, CheckKind, Entropy, Method, Path, Prober};
+use super::request::Request;
+use super::socket::{Frame, FrameIo};
+use super::{run_checks, Verdict};
+use crate::wire::ethernet::{ethertype, EthernetRepr};
+use crate::wire::frame::{self, Probe, ProbeKind};
+use crate::wire::icmpv4::{self, Icmpv4Repr};
+use crate::wire::ipv4::{protocol, Ipv4Repr};
+use crate::wire::tcp::{flags, TcpRepr};
+use crate::wire::MacAddr;
+
+const DIR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+const OTHER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0d]);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A mocked wire: every sent frame is recorded and shown to `respond`, whose frames are
+/// then received in order; an empty queue means silence until the deadline.
+struct Mock<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>> {
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Vec<u8>>,
+    deadlines: Vec<Instant>,
+    respond: F,
+}
+
+impl<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>> Mock<F> {
+    fn new(respond: F) -> Self {
+        Mock {
+            sent: Vec::new(),
+            queue: VecDeque::new(),
+            deadlines: Vec::new(),
+            respond,
+        }
+    }
+}
+
+impl<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>> FrameIo for Mock<F> {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let n = self.sent.len();
+        self.sent.push(frame.to_vec());
+        let replies = (self.respond)(n, frame);
+        self.queue.extend(replies);
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        self.deadlines.push(deadline);
+        Ok(self.queue.pop_front().map(Frame::wire))
+    }
+}
+
+/// Returns 0xbeef0001, 0x00001234, 0xcafe0002, 0x00005678, ... : known identifiers.
+struct Counter(u32);
+
+impl Entropy for Counter {
+    fn next_u32(&mut self) -> u32 {
+        self.0 += 1;
+        match self.0 {
+            1 => 0xbeef_0001,
+            2 => 0x0000_1234,
+            3 => 0xcafe_0002,
+            4 => 0x0000_5678,
+            n => n.wrapping_mul(0x9e37_79b9),
+        }
+    }
+}
+
+fn path(method: Method) -> Path {
+    Path {
+        iface: "eth1".into(),
+        our_mac: DIR_MAC,
+        method,
+        rip: ip("192.0.2.11"),
+        outer_src: ip("192.0.2.2"),
+        peer_mac: RS_MAC,
+    }
+}
+
+fn icmp_check() -> Check {
+    Check {
+        kind: CheckKind::Icmp,
+        vip: ip("192.0.2.20"),
+        src: ip("192.0.2.2"),
+    }
+}
+
+fn tcp_check() -> Check {
+    Check {
+        kind: CheckKind::Tcp { port: 80 },
+        vip: ip("192.0.2.20"),
+        src: ip("192.0.2.2"),
+    }
+}
+
+/// The inner IPv4 packet of a frame we sent (unwrapping one IPIP header).
+fn inner(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
+    let (eth, payload) = EthernetRepr::parse(frame).unwrap();
+    assert_eq!(eth.ethertype, ethertype::IPV4);
+    let (ip, body) = Ipv4Repr::parse(payload).unwrap();
+    if ip.protocol == protocol::IPIP {
+        let (ip, body) = Ipv4Repr::parse(body).unwrap();
+        return (ip, body.to_vec());
+    }
+    (ip, body.to_vec())
+}
+
+fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => panic!("IPv4 expected"),
+    }
+}
+
+fn ipv4_frame(src_mac: MacAddr, src: IpAddr, dst: IpAddr, proto: u8, body: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + body.len()];
+    EthernetRepr {
+        dst: DIR_MAC,
+        src: src_mac,
+        ethertype: ethertype::IPV4,
+    }
+    .emit(&mut f);
+    Ipv4Repr {
+        src: v4(src),
+        dst: v4(dst),
+        protocol: proto,
+        ttl: 64,
+        ident: 7,
+        payload_len: body.len(),
+    }
+    .emit(&mut f[14..]);
+    f[34..].copy_from_slice(body);
+    f
+}
+
+/// An echo reply to the echo request in `sent`, from `mac`, with the ident changed by
+/// `ident_delta` (non-zero: a foreign reply).
+fn echo_reply(sent: &[u8], mac: MacAddr, ident_delta: u16) -> Vec<u8> {
+    let (ip, body) = inner(sent);
+    let Icmpv4Repr::EchoRequest { ident, seq, data } = Icmpv4Repr::parse(&body).unwrap() else {
+        panic!("not an echo request");
+    };
+    let r = Icmpv4Repr::EchoReply {
+        ident: ident.wrapping_add(ident_delta),
+        seq,
+        data,
+    };
+    let mut b = vec![0; r.buffer_len()];
+    r.emit(&mut b);
+    ipv4_frame(
+        mac,
+        IpAddr::V4(ip.dst),
+        IpAddr::V4(ip.src),
+        protocol::ICMP,
+        &b,
+    )
+}
+
+/// A TCP answer with `fl` flags to the SYN in `sent`.
+fn tcp_answer(sent: &[u8], mac: MacAddr, fl: u8) -> Vec<u8> {
+    let (ip, body) = inner(sent);
+    let (src, dst) = (IpAddr::V4(ip.dst), IpAddr::V4(ip.src));
+    let syn = TcpRepr::parse(dst, src, &body).unwrap();
+    let r = TcpRepr {
+        src_port: syn.dst_port,
+        dst_port: syn.src_port,
+        seq: 0xa0b0_c0d0,
+        ack: syn.seq.wrapping_add(1),
+        flags: fl,
+        window: 0,
+        mss: None,
+    };
+    let mut b = vec![0; r.buffer_len()];
+    r.emit(src, dst, &mut b);
+    ipv4_frame(mac, src, dst, protocol::TCP, &b)
+}
+
+/// An ICMP error from `from` quoting the whole IP packet of `sent`.
+fn icmp_error(sent: &[u8], from: IpAddr, kind: u8, code: u8) -> Vec<u8> {
+    let quoted = &sent[14..];
+    let r = match kind {
+        icmpv4::kind::TIME_EXCEEDED => Icmpv4Repr::TimeExceeded {
+            code,
+            invoking: quoted,
+        },
+        _ => Icmpv4Repr::DstUnreachable {
+            code,
+            invoking: quoted,
+        },
+    };
+    let mut b = vec![0; r.buffer_len()];
+    r.emit(&mut b);
+    ipv4_frame(RS_MAC, from, ip("192.0.2.2"), protocol::ICMP, &b)
+}
+
+fn run<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>>(
+    mock: &mut Mock<F>,
+    method: Method,
+    check: Check,
+    attempts: u32,
+) -> engine::CheckResult {
+    let p = path(method);
+    let mut entropy = Counter(0);
+    let mut prober = Prober {
+        io: mock,
+        entropy: &mut entropy,
+        path: &p,
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    prober.run(&check, deadline, attempts).unwrap()
+}
+
+#[test]
+fn echo_probe_is_sent_byte_exactly_and_its_reply_accepted() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, RS_MAC, 0)]);
+    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    assert!(r.up, "{r:?}");
+    assert_eq!(r.attempts, 1);
+    assert!(r.latency_ms.is_some());
+    // ident 0xbeef, seq 1, IP id 0x1234: the frame in tests/wire_frames.rs ECHO_V4_DR.
+    let expected: [u8; 50] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x0b, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x45,
+        0x00, 0x00, 0x24, 0x12, 0x34, 0x40, 0x00, 0x01, 0x01, 0xe3, 0x8e, 0xc0, 0x00, 0x02, 0x02,
+        0xc0, 0x00, 0x02, 0x14, 0x08, 0x00, 0x86, 0x71, 0xbe, 0xef, 0x00, 0x01, 0x76, 0x69, 0x70,
+        0x63, 0x68, 0x65, 0x63, 0x6b,
+    ];
+    assert_eq!(mock.sent, vec![expected.to_vec()]);
+}
+
+#[test]
+fn reply_from_another_mac_is_down_naming_both_macs() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
+    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    assert!(!r.up);
+    assert_eq!(
+        r.reason,
+        "reply came from 02:00:00:00:00:0d, not the real server 02:00:00:00:00:0b"
+    );
+}
+
+#[test]
+fn wrong_mac_then_right_mac_in_the_same_attempt_is_up() {
+    let mut mock =
+        Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0), echo_reply(f, RS_MAC, 0)]);
+    assert!(run(&mut mock, Method::Dr, icmp_check(), 1).up);
+}
+
+#[test]
+fn foreign_identifier_is_ignored() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, RS_MAC, 1)]);
+    let r = run(&mut mock, Method::Dr, icmp_check(), 2);
+    assert!(!r.up);
+    assert_eq!(r.attempts, 2);
+    assert_eq!(
+        r.reason,
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)"
+    );
+}
+
+#[test]
+fn duplicate_and_garbage_frames_do_not_confuse_the_verdict() {
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let good = echo_reply(f, RS_MAC, 0);
+        let mut corrupt = good.clone();
+        corrupt[40] ^= 0xff;
+        vec![vec![0u8; 5], corrupt, good.clone(), good]
+    });
+    let r = run(&mut mock, Method::Dr, icmp_check(), 1);
+    assert!(r.up, "{r:?}");
+    assert_eq!(mock.sent.len(), 1);
+}
+
+#[test]
+fn loss_then_reply_on_retry_is_up_with_a_fresh_identifier() {
+    let mut mock = Mock::new(|n, f: &[u8]| {
+        if n == 0 {
+            Vec::new()
+        } else {
+            vec![echo_reply(f, RS_MAC, 0)]
+        }
+    });
+    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    assert!(r.up, "{r:?}");
+    assert_eq!(r.attempts, 2);
+    assert_eq!(mock.sent.len(), 2);
+    let ident = |f: &[u8]| u16::from_be_bytes([f[38], f[39]]);
+    assert_eq!(ident(&mock.sent[0]), 0xbeef);
+    assert_eq!(ident(&mock.sent[1]), 0xcafe);
+}
+
+#[test]
+fn late_reply_to_an_earlier_attempt_counts() {
+    let mut first = None;
+    let mut mock = Mock::new(move |n, f: &[u8]| {
+        if n == 0 {
+            first = Some(echo_reply(f, RS_MAC, 0));
+            Vec::new()
+        } else {
+            first.take().into_iter().collect()
+        }
+    });
+    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    assert!(r.up);
+    assert_eq!(r.attempts, 2);
+}
+
+#[test]
+fn every_wait_ends_by_the_deadline_and_attempts_are_bounded() {
+    let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
+    let p = path(Method::Dr);
+    let mut entropy = Counter(0);
+    let mut prober = Prober {
+        io: &mut mock,
+        entropy: &mut entropy,
+        path: &p,
+    };
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let r = prober.run(&icmp_check(), deadline, 4).unwrap();
+    assert!(!r.up);
+    assert_eq!(mock.sent.len(), 4);
+    assert!(!mock.deadlines.is_empty());
+    assert!(mock.deadlines.iter().all(|d| *d <= deadline));
+    // Attempt windows grow toward the end: each is a share of what is left.
+    assert!(mock.deadlines.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn syn_ack_is_up_and_answered_with_an_exact_rst() {
+    let mut mock = Mock::new(|n, f: &[u8]| {
+        if n == 0 {
+            vec![tcp_answer(f, RS_MAC, flags::SYN | flags::ACK)]
+        } else {
+            Vec::new()
+        }
+    });
+    let r = run(&mut mock, Method::Dr, tcp_check(), 3);
+    assert!(r.up, "{r:?}");
+    assert_eq!(mock.sent.len(), 2, "SYN then RST");
+    let (hdr, syn) = inner(&mock.sent[0]);
+    assert_eq!(hdr.ttl, 1);
+    let syn = TcpRepr::parse(ip("192.0.2.2"), ip("192.0.2.20"), &syn).unwrap();
+    assert_eq!(syn.flags, flags::SYN);
+    assert!((32768..61000).contains(&syn.src_port));
+    // The RST: same ports, seq = the SYN-ACK's ack (our ISN + 1), frame to the real server.
+    let expected = Probe {
+        src_mac: DIR_MAC,
+        dst_mac: RS_MAC,
+        tunnel: None,
+        src: ip("192.0.2.2"),
+        dst: ip("192.0.2.20"),
+        hop_limit: 1,
+        ip_ident: u16::from_be_bytes([mock.sent[1][18], mock.sent[1][19]]),
+        kind: ProbeKind::Rst {
+            src_port: syn.src_port,
+            dst_port: 80,
+            seq: syn.seq.wrapping_add(1),
+        },
+    }
+    .build()
+    .unwrap();
+    assert_eq!(mock.sent[1], expected);
+    assert_eq!(mock.sent[1][47], flags::RST);
+}
+
+/// A mock whose frames carry a zeroed TCP checksum, flagged trusted or not, the way a
+/// packet socket sees a SYN-ACK generated on the other end of a veth.
+struct PartialChecksum {
+    trusted: bool,
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Vec<u8>>,
+}
+
+impl FrameIo for PartialChecksum {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame[47] == flags::SYN {
+            let mut a = tcp_answer(frame, RS_MAC, flags::SYN | flags::ACK);
+            a[50..52].fill(0);
+            self.queue.push_back(a);
+        }
+        self.sent.push(frame.to_vec());
+        Ok(())
+    }
+
+    fn recv(&mut self, _deadline: Instant) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(|bytes| Frame {
+            bytes,
+            checksum_trusted: self.trusted,
+        }))
+    }
+}
+
+#[test]
+fn unfilled_checksum_counts_only_when_the_kernel_vouches_for_it() {
+    for trusted in [true, false] {
+        let mut io = PartialChecksum {
+            trusted,
+            sent: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        let p = path(Method::Dr);
+        let mut prober = Prober {
+            io: &mut io,
+            entropy: &mut Counter(0),
+            path: &p,
+        };
+        let r = prober
+            .run(&tcp_check(), Instant::now() + Duration::from_secs(1), 1)
+            .unwrap();
+        assert_eq!(r.up, trusted, "{r:?}");
+    }
+}
+
+#[test]
+fn rst_means_closed() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![tcp_answer(f, RS_MAC, flags::RST | flags::ACK)]);
+    let r = run(&mut mock, Method::Dr, tcp_check(), 3);
+    assert!(!r.up);
+    assert_eq!(r.reason, "VIP answers but TCP 80 is closed (RST)");
+    assert_eq!(
+        mock.sent.len(),
+        1,
+        "no retry and no RST of our own after a RST"
+    );
+}
+
+#[test]
+fn rst_without_ack_is_foreign() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![tcp_answer(f, RS_MAC, flags::RST)]);
+    let r = run(&mut mock, Method::Dr, tcp_check(), 1);
+    assert!(!r.up);
+    assert!(
+        r.reason.contains("did not answer on TCP 80"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn syn_ack_with_a_wrong_ack_number_is_foreign() {
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let mut a = tcp_answer(f, RS_MAC, flags::SYN | flags::ACK);
+        // Rebuild with ack + 1: parse, change, emit.
+        let (ip, body) = Ipv4Repr::parse(&a[14..])
+            .map(|(i, b)| (i, b.to_vec()))
+            .unwrap();
+        let (s, d) = (IpAddr::V4(ip.src), IpAddr::V4(ip.dst));
+        let mut t = TcpRepr::parse(s, d, &body).unwrap();
+        t.ack = t.ack.wrapping_add(1);
+        t.emit(s, d, &mut a[34..]);
+        vec![a]
+    });
+    let r = run(&mut mock, Method::Dr, tcp_check(), 1);
+    assert!(!r.up);
+    assert!(
+        r.reason.contains("did not answer on TCP 80"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn time_exceeded_from_the_real_server_means_it_forwarded() {
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        vec![icmp_error(
+            f,
+            ip("192.0.2.11"),
+            icmpv4::kind::TIME_EXCEEDED,
+            0,
+        )]
+    });
+    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    assert!(!r.up);
+    assert!(
+        r.reason
+            .starts_with("192.0.2.11 forwarded the probe for VIP 192.0.2.20"),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn tunnel_probe_is_ipip_to_the_rip_and_accepts_a_reply_from_any_mac() {
+    let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
+    let r = run(&mut mock, Method::Tun, icmp_check(), 1);
+    assert!(r.up, "{r:?}");
+    let (eth, payload) = EthernetRepr::parse(&mock.sent[0]).unwrap();
+    assert_eq!(eth.dst, RS_MAC);
+    let (outer, _) = Ipv4Repr::parse(payload).unwrap();
+    assert_eq!(outer.protocol, protocol::IPIP);
+    assert_eq!(outer.dst, Ipv4Addr::new(192, 0, 2, 11));
+    assert_eq!(outer.ttl, frame::OUTER_HOP_LIMIT);
+}
+
+#[test]
+fn protocol_unreachable_from_the_rip_means_no_decapsulation() {
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        vec![icmp_error(
+            f,
+            ip("192.0.2.11"),
+            icmpv4::kind::DST_UNREACHABLE,
+            icmpv4::unreachable::PROTOCOL,
+        )]
+    });
+    let r = run(&mut mock, Method::Tun, icmp_check(), 3);
+    assert!(!r.up);
+    assert!(
+        r.reason
+            .starts_with("real server 192.0.2.11 does not decapsulate IPIP"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(mock.sent.len(), 1);
+}
+
+#[test]
+fn arp_resolution_takes_only_the_target_s_reply() {
+    let reply = |sender: [u8; 4], mac: MacAddr| {
+        let r = crate::wire::arp::ArpRepr {
+            operation: crate::wire::arp::ArpOperation::Reply,
+            sender_mac: mac,
+            sender_ip: Ipv4Addr::from(sender),
+            target_mac: DIR_MAC,
+            target_ip: Ipv4Addr::new(192, 0, 2, 2),
+        };
+        let mut f = vec![0u8; 42];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: mac,
+            ethertype: ethertype::ARP,
+        }
+        .emit(&mut f);
+        r.emit(&mut f[14..]);
+        f
+    };
+    let mut mock = Mock::new(move |_, _: &[u8]| {
+        vec![
+            reply([192, 0, 2, 12], OTHER_MAC),
+            reply([192, 0, 2, 11], RS_MAC),
+        ]
+    });
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mac = engine::resolve_neighbor(
+        &mut mock,
+        DIR_MAC,
+        ip("192.0.2.2"),
+        ip("192.0.2.11"),
+        deadline,
+        3,
+    )
+    .unwrap();
+    assert_eq!(mac, Some(RS_MAC));
+    assert_eq!(
+        mock.sent[0],
+        frame::arp_request(
+            DIR_MAC,
+            Ipv4Addr::new(192, 0, 2, 2),
+            Ipv4Addr::new(192, 0, 2, 11)
+        )
+    );
+
+    let mut silent = Mock::new(|_, _: &[u8]| Vec::new());
+    let mac = engine::resolve_neighbor(
+        &mut silent,
+        DIR_MAC,
+        ip("192.0.2.2"),
+        ip("192.0.2.11"),
+        deadline,
+        3,
+    )
+    .unwrap();
+    assert_eq!(mac, None);
+    assert_eq!(silent.sent.len(), 3);
+}
+
+fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
+    Request {
+        vips: vips.iter().map(|v| ip(v)).collect(),
+        rip: ip("192.0.2.11"),
+        method: Method::Dr,
+        checks,
+        icmp_only_udp: false,
+        timeout: Duration::from_secs(1),
+        retries: 1,
+        iface: None,
+        json: false,
+    }
+}
+
+#[test]
+fn all_checks_up_gives_the_up_line_with_latencies() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let (ip, _) = inner(f);
+        if ip.protocol == protocol::ICMP {
+            vec![echo_reply(f, RS_MAC, 0)]
+        } else if f[47] == flags::SYN {
+            vec![tcp_answer(f, RS_MAC, flags::SYN | flags::ACK)]
+        } else {
+            Vec::new()
+        }
+    });
+    let checks = [icmp_check(), tcp_check()];
+    let v = run_checks(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &checks,
+        Instant::now() + Duration::from_secs(1),
+    );
+    assert!(v.up, "{v:?}");
+    let line = v.line();
+    assert!(line.starts_with("up: icmp "), "{line}");
+    assert!(line.contains(" ms, tcp "), "{line}");
+    assert!(line.ends_with(" ms"), "{line}");
+    let json: serde_json::Value = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["up"], true);
+    assert_eq!(json["checks"][1]["check"], "tcp");
+    assert!(json["checks"][0]["latency_ms"].is_number());
+}
+
+#[test]
+fn first_failure_is_the_reason_and_later_checks_are_listed_as_not_run() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
+    let checks = [icmp_check(), tcp_check()];
+    let v = run_checks(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &checks,
+        Instant::now() + Duration::from_millis(50),
+    );
+    assert!(!v.up);
+    assert_eq!(
+        v.line(),
+        "down: VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)"
+    );
+    assert_eq!(v.checks.len(), 2);
+    assert_eq!(v.checks[1].reason, "not run: an earlier check failed");
+}
+
+#[test]
+fn a_failure_on_the_second_vip_is_named() {
+    let req = request(
+        vec![CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20", "192.0.2.21"],
+    );
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let (ip, _) = inner(f);
+        let fl = if ip.dst == Ipv4Addr::new(192, 0, 2, 20) {
+            flags::SYN | flags::ACK
+        } else {
+            flags::RST | flags::ACK
+        };
+        if f[47] == flags::SYN {
+            vec![tcp_answer(f, RS_MAC, fl)]
+        } else {
+            Vec::new()
+        }
+    });
+    let second = Check {
+        vip: ip("192.0.2.21"),
+        ..tcp_check()
+    };
+    let v = run_checks(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[tcp_check(), second],
+        Instant::now() + Duration::from_secs(1),
+    );
+    assert!(!v.up);
+    assert_eq!(
+        v.line(),
+        "down: 192.0.2.21: VIP answers but TCP 80 is closed (RST)"
+    );
+}
+
+#[test]
+fn failed_setup_is_down_with_no_checks() {
+    let v = Verdict::failed("no ARP reply from 192.0.2.11 on eth1");
+    assert_eq!(v.line(), "down: no ARP reply from 192.0.2.11 on eth1");
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["up"], false);
+    assert_eq!(json["checks"], serde_json::json!([]));
+}

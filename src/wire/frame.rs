@@ -1,0 +1,524 @@
+//! Whole Ethernet frames: the probes the prober sends (ARP request, neighbour
+//! solicitation, ICMP/ICMPv6 echo, TCP SYN/RST, each optionally IP-in-IP encapsulated)
+//! and a classifier for every frame it may receive.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::arp::{ArpOperation, ArpRepr};
+use super::ethernet::{self, ethertype, EthernetRepr};
+use super::icmpv4::{self, Icmpv4Repr};
+use super::icmpv6::{self, Icmpv6Repr};
+use super::ipip;
+use super::ipv4::{self, protocol, Ipv4Repr};
+use super::ipv6::{self, Ipv6Repr};
+use super::tcp::{self, TcpRepr};
+use super::{MacAddr, Result, WireError};
+
+/// The payload of every echo request: lets an operator spot vipcheck in a capture.
+pub const ECHO_DATA: &[u8; 8] = b"vipcheck";
+pub use super::ipip::OUTER_HOP_LIMIT;
+/// The MSS the SYN announces.
+pub const SYN_MSS: u16 = 1460;
+/// The window the SYN announces.
+pub const SYN_WINDOW: u16 = 64240;
+
+/// What the innermost packet of a probe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// ICMP echo request (ICMPv6 for IPv6).
+    Echo { ident: u16, seq: u16 },
+    /// TCP SYN from `src_port` with initial sequence number `seq`.
+    Syn {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+    },
+    /// TCP RST that closes what a SYN-ACK opened; `seq` is the SYN-ACK's ack number.
+    Rst {
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+    },
+}
+
+/// One probe: an IP packet from `src` to `dst` (the VIP), in a frame from `src_mac` to
+/// `dst_mac`, optionally encapsulated in an outer IP header `tunnel = (outer_src,
+/// outer_dst)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
+    pub tunnel: Option<(IpAddr, IpAddr)>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL / hop limit of the inner packet: 1, so nothing forwards it.
+    pub hop_limit: u8,
+    /// IPv4 identification (inner and outer header).
+    pub ip_ident: u16,
+    pub kind: ProbeKind,
+}
+
+/// A buffer for one header to be emitted into. Pre-filled with 0xa5, not zero: every
+/// byte must be written by an `emit`, and the byte-exact tests then catch one that is not.
+fn buffer(len: usize) -> Vec<u8> {
+    vec![0xa5; len]
+}
+
+fn family_mismatch() -> WireError {
+    WireError::Unsupported
+}
+
+/// The transport part of a probe: (protocol number, bytes).
+fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
+    match p.kind {
+        ProbeKind::Echo { ident, seq } => match (p.src, p.dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => {
+                let r = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq,
+                    data: ECHO_DATA,
+                };
+                let mut b = buffer(r.buffer_len());
+                r.emit(&mut b);
+                Ok((protocol::ICMP, b))
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let r = Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq,
+                    data: ECHO_DATA,
+                };
+                let mut b = buffer(r.buffer_len());
+                r.emit(s, d, &mut b);
+                Ok((protocol::ICMPV6, b))
+            }
+            _ => Err(family_mismatch()),
+        },
+        ProbeKind::Syn {
+            src_port,
+            dst_port,
+            seq,
+        }
+        | ProbeKind::Rst {
+            src_port,
+            dst_port,
+            seq,
+        } => {
+            if p.src.is_ipv4() != p.dst.is_ipv4() {
+                return Err(family_mismatch());
+            }
+            let syn = matches!(p.kind, ProbeKind::Syn { .. });
+            let r = TcpRepr {
+                src_port,
+                dst_port,
+                seq,
+                ack: 0,
+                flags: if syn {
+                    tcp::flags::SYN
+                } else {
+                    tcp::flags::RST
+                },
+                window: if syn { SYN_WINDOW } else { 0 },
+                mss: syn.then_some(SYN_MSS),
+            };
+            let mut b = buffer(r.buffer_len());
+            r.emit(p.src, p.dst, &mut b);
+            Ok((protocol::TCP, b))
+        }
+    }
+}
+
+/// Wraps `payload` of protocol `proto` in an IP header `src` -> `dst`.
+fn ip_packet(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    hop_limit: u8,
+    ident: u16,
+    payload: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let r = Ipv4Repr {
+                src,
+                dst,
+                protocol: proto,
+                ttl: hop_limit,
+                ident,
+                payload_len: payload.len(),
+            };
+            let mut b = buffer(ipv4::HEADER_LEN + payload.len());
+            r.emit(&mut b);
+            b[ipv4::HEADER_LEN..].copy_from_slice(payload);
+            Ok((ethertype::IPV4, b))
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let r = Ipv6Repr {
+                src,
+                dst,
+                next_header: proto,
+                hop_limit,
+                payload_len: payload.len(),
+            };
+            let mut b = buffer(ipv6::HEADER_LEN + payload.len());
+            r.emit(&mut b);
+            b[ipv6::HEADER_LEN..].copy_from_slice(payload);
+            Ok((ethertype::IPV6, b))
+        }
+        _ => Err(family_mismatch()),
+    }
+}
+
+fn ethernet_frame(src: MacAddr, dst: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut b = buffer(ethernet::HEADER_LEN + payload.len());
+    EthernetRepr {
+        dst,
+        src,
+        ethertype,
+    }
+    .emit(&mut b);
+    b[ethernet::HEADER_LEN..].copy_from_slice(payload);
+    b
+}
+
+impl Probe {
+    /// The whole frame. Fails only when addresses of one header mix IPv4 and IPv6.
+    pub fn build(&self) -> Result<Vec<u8>> {
+        let (proto, segment) = transport(self)?;
+        let (mut etype, mut packet) = ip_packet(
+            self.src,
+            self.dst,
+            proto,
+            self.hop_limit,
+            self.ip_ident,
+            &segment,
+        )?;
+        if let Some((outer_src, outer_dst)) = self.tunnel {
+            (etype, packet) =
+                ipip::encapsulate(outer_src, outer_dst, self.ip_ident, self.dst, &packet)?;
+        }
+        Ok(ethernet_frame(self.src_mac, self.dst_mac, etype, &packet))
+    }
+}
+
+/// A broadcast ARP request for `target` from `src_mac` / `src_ip`.
+pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let r = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_mac: src_mac,
+        sender_ip: src_ip,
+        target_mac: MacAddr::ZERO,
+        target_ip: target,
+    };
+    let mut b = buffer(r.buffer_len());
+    r.emit(&mut b);
+    ethernet_frame(src_mac, MacAddr::BROADCAST, ethertype::ARP, &b)
+}
+
+/// The solicited-node multicast address of `target` (RFC 4291 2.7.1).
+pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
+    let o = target.octets();
+    Ipv6Addr::from([
+        0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+    ])
+}
+
+/// A neighbour solicitation for `target` to its solicited-node address, hop limit 255.
+pub fn neighbor_solicitation(src_mac: MacAddr, src_ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let dst = solicited_node(target);
+    let r = Icmpv6Repr::NeighborSolicit {
+        target,
+        source_lladdr: Some(src_mac),
+    };
+    let mut icmp = buffer(r.buffer_len());
+    r.emit(src_ip, dst, &mut icmp);
+    let ip = Ipv6Repr {
+        src: src_ip,
+        dst,
+        next_header: protocol::ICMPV6,
+        hop_limit: 255,
+        payload_len: icmp.len(),
+    };
+    let mut packet = buffer(ipv6::HEADER_LEN + icmp.len());
+    ip.emit(&mut packet);
+    packet[ipv6::HEADER_LEN..].copy_from_slice(&icmp);
+    ethernet_frame(
+        src_mac,
+        MacAddr::ipv6_multicast(dst),
+        ethertype::IPV6,
+        &packet,
+    )
+}
+
+/// An ICMP error, told apart the way the verdict needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// TTL / hop limit reached zero: a router forwarded the probe.
+    TimeExceeded,
+    /// IPv4 protocol unreachable (type 3 code 2): the receiver does not handle the
+    /// quoted protocol (for IPIP: does not decapsulate).
+    ProtocolUnreachable,
+    /// IPv6 parameter problem, unrecognised next header: the IPv6 counterpart.
+    NextHeaderUnrecognized,
+    PortUnreachable,
+    /// Any other destination unreachable (the code is the family's own).
+    Unreachable(u8),
+    /// Any other parameter problem.
+    ParamProblem(u8),
+}
+
+/// What an ICMP error quotes of the packet that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quoted {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub probe: QuotedProbe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotedProbe {
+    Echo {
+        ident: u16,
+        seq: u16,
+    },
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+    },
+    /// An encapsulated packet, when enough of it is quoted to read its header.
+    Tunnelled(Box<Quoted>),
+    /// Not enough bytes quoted, or a protocol the prober never sends.
+    Unknown,
+}
+
+/// A received frame, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    ArpReply {
+        sender_mac: MacAddr,
+        sender_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+    },
+    NeighborAdvert {
+        target: Ipv6Addr,
+        lladdr: Option<MacAddr>,
+    },
+    EchoReply {
+        src: IpAddr,
+        dst: IpAddr,
+        ident: u16,
+        seq: u16,
+    },
+    Tcp {
+        src: IpAddr,
+        dst: IpAddr,
+        segment: TcpRepr,
+    },
+    IcmpError {
+        /// Who sent the error.
+        from: IpAddr,
+        to: IpAddr,
+        error: IcmpError,
+        quoted: Quoted,
+    },
+    /// Anything else (other protocols, requests, tunnelled traffic).
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub eth_src: MacAddr,
+    pub eth_dst: MacAddr,
+    pub inbound: Inbound,
+}
+
+/// Classifies a received frame. Errors are for frames that claim to be a kind the prober
+/// reads but are cut short or corrupt; callers drop those like foreign frames.
+pub fn parse(frame: &[u8]) -> Result<Received> {
+    parse_with(frame, true)
+}
+
+/// As [`parse`]; `verify = false` skips the TCP/ICMP checksums (the IPv4 header checksum
+/// is always checked). For frames the kernel flags as not yet checksummed: traffic
+/// generated on this host's side of a veth carries a partial checksum the hardware
+/// would have filled in.
+pub fn parse_with(frame: &[u8], verify: bool) -> Result<Received> {
+    let (eth, payload) = EthernetRepr::parse(frame)?;
+    let inbound = match eth.ethertype {
+        ethertype::ARP => parse_arp(payload)?,
+        ethertype::IPV4 => parse_ipv4(payload, verify)?,
+        ethertype::IPV6 => parse_ipv6(payload, verify)?,
+        _ => Inbound::Other,
+    };
+    Ok(Received {
+        eth_src: eth.src,
+        eth_dst: eth.dst,
+        inbound,
+    })
+}
+
+fn parse_arp(payload: &[u8]) -> Result<Inbound> {
+    let arp = ArpRepr::parse(payload)?;
+    Ok(match arp.operation {
+        ArpOperation::Reply => Inbound::ArpReply {
+            sender_mac: arp.sender_mac,
+            sender_ip: arp.sender_ip,
+            target_ip: arp.target_ip,
+        },
+        ArpOperation::Request => Inbound::Other,
+    })
+}
+
+fn parse_ipv4(payload: &[u8], verify: bool) -> Result<Inbound> {
+    let (ip, body) = Ipv4Repr::parse(payload)?;
+    let (src, dst) = (IpAddr::V4(ip.src), IpAddr::V4(ip.dst));
+    Ok(match ip.protocol {
+        protocol::ICMP => match Icmpv4Repr::parse_with(body, verify)? {
+            Icmpv4Repr::EchoReply { ident, seq, .. } => Inbound::EchoReply {
+                src,
+                dst,
+                ident,
+                seq,
+            },
+            Icmpv4Repr::TimeExceeded { invoking, .. } => {
+                icmp_error(src, dst, IcmpError::TimeExceeded, quoted_v4(invoking)?)
+            }
+            Icmpv4Repr::DstUnreachable { code, invoking } => {
+                let error = match code {
+                    icmpv4::unreachable::PROTOCOL => IcmpError::ProtocolUnreachable,
+                    icmpv4::unreachable::PORT => IcmpError::PortUnreachable,
+                    c => IcmpError::Unreachable(c),
+                };
+                icmp_error(src, dst, error, quoted_v4(invoking)?)
+            }
+            _ => Inbound::Other,
+        },
+        protocol::TCP => Inbound::Tcp {
+            src,
+            dst,
+            segment: TcpRepr::parse_with(src, dst, body, verify)?,
+        },
+        _ => Inbound::Other,
+    })
+}
+
+fn parse_ipv6(payload: &[u8], verify: bool) -> Result<Inbound> {
+    let (ip, body) = Ipv6Repr::parse(payload)?;
+    let (src, dst) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+    Ok(match ip.next_header {
+        protocol::ICMPV6 => match Icmpv6Repr::parse_with(ip.src, ip.dst, body, verify)? {
+            Icmpv6Repr::EchoReply { ident, seq, .. } => Inbound::EchoReply {
+                src,
+                dst,
+                ident,
+                seq,
+            },
+            Icmpv6Repr::NeighborAdvert {
+                target,
+                target_lladdr,
+                ..
+            } => Inbound::NeighborAdvert {
+                target,
+                lladdr: target_lladdr,
+            },
+            Icmpv6Repr::TimeExceeded { invoking, .. } => {
+                icmp_error(src, dst, IcmpError::TimeExceeded, quoted_v6(invoking)?)
+            }
+            Icmpv6Repr::DstUnreachable { code, invoking } => {
+                let error = match code {
+                    4 => IcmpError::PortUnreachable,
+                    c => IcmpError::Unreachable(c),
+                };
+                icmp_error(src, dst, error, quoted_v6(invoking)?)
+            }
+            Icmpv6Repr::ParamProblem { code, invoking, .. } => {
+                let error = match code {
+                    icmpv6::param_problem::UNRECOGNIZED_NEXT_HEADER => {
+                        IcmpError::NextHeaderUnrecognized
+                    }
+                    c => IcmpError::ParamProblem(c),
+                };
+                icmp_error(src, dst, error, quoted_v6(invoking)?)
+            }
+            _ => Inbound::Other,
+        },
+        protocol::TCP => Inbound::Tcp {
+            src,
+            dst,
+            segment: TcpRepr::parse_with(src, dst, body, verify)?,
+        },
+        _ => Inbound::Other,
+    })
+}
+
+fn icmp_error(from: IpAddr, to: IpAddr, error: IcmpError, quoted: Quoted) -> Inbound {
+    Inbound::IcmpError {
+        from,
+        to,
+        error,
+        quoted,
+    }
+}
+
+fn quoted_v4(invoking: &[u8]) -> Result<Quoted> {
+    let (ip, rest) = Ipv4Repr::parse_quoted(invoking)?;
+    Ok(quoted(
+        IpAddr::V4(ip.src),
+        IpAddr::V4(ip.dst),
+        ip.protocol,
+        rest,
+    ))
+}
+
+fn quoted_v6(invoking: &[u8]) -> Result<Quoted> {
+    let (ip, rest) = Ipv6Repr::parse_quoted(invoking)?;
+    Ok(quoted(
+        IpAddr::V6(ip.src),
+        IpAddr::V6(ip.dst),
+        ip.next_header,
+        rest,
+    ))
+}
+
+/// Reads what can be read of a quoted transport header; never fails (an error quotes
+/// as little as 8 bytes of it).
+fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
+    let probe = match proto {
+        protocol::ICMP | protocol::ICMPV6 if rest.len() >= 8 => {
+            let request = if proto == protocol::ICMP {
+                icmpv4::kind::ECHO_REQUEST
+            } else {
+                icmpv6::kind::ECHO_REQUEST
+            };
+            if rest[0] == request {
+                QuotedProbe::Echo {
+                    ident: super::be16(rest, 4),
+                    seq: super::be16(rest, 6),
+                }
+            } else {
+                QuotedProbe::Unknown
+            }
+        }
+        protocol::TCP => match TcpRepr::parse_ports(rest) {
+            Ok(t) => QuotedProbe::Tcp {
+                src_port: t.src_port,
+                dst_port: t.dst_port,
+            },
+            Err(_) => QuotedProbe::Unknown,
+        },
+        protocol::IPIP => quoted_v4(rest)
+            .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
+            .unwrap_or(QuotedProbe::Unknown),
+        protocol::IPV6 => quoted_v6(rest)
+            .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
+            .unwrap_or(QuotedProbe::Unknown),
+        _ => QuotedProbe::Unknown,
+    };
+    Quoted {
+        src,
+        dst,
+        protocol: proto,
+        probe,
+    }
+}

@@ -1,0 +1,131 @@
+//! IP-in-IP encapsulation as IPVS's tunnelling method sends it: an outer IPv4 or IPv6
+//! header to the real server around the whole inner packet. IPv4 in IPv4 is protocol 4
+//! (RFC 2003); IPv6 inside is protocol / next header 41 and IPv4 inside an IPv6 header is
+//! next header 4 (RFC 2473).
+
+use std::net::IpAddr;
+
+use super::ipv4::{self, protocol, Ipv4Repr};
+use super::ipv6::{self, Ipv6Repr};
+use super::{ethernet::ethertype, Result, WireError};
+
+/// TTL / hop limit of the outer header.
+pub const OUTER_HOP_LIMIT: u8 = 64;
+
+/// The protocol number that announces an inner packet whose destination is `inner_dst`.
+pub fn inner_protocol(inner_dst: IpAddr) -> u8 {
+    if inner_dst.is_ipv4() {
+        protocol::IPIP
+    } else {
+        protocol::IPV6
+    }
+}
+
+/// Wraps the IP packet `inner` (to `inner_dst`) in an outer header `outer_src` ->
+/// `outer_dst`; returns the EtherType of the result and its bytes.
+pub fn encapsulate(
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    ident: u16,
+    inner_dst: IpAddr,
+    inner: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    let proto = inner_protocol(inner_dst);
+    match (outer_src, outer_dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let mut b = vec![0xa5; ipv4::HEADER_LEN + inner.len()];
+            Ipv4Repr {
+                src,
+                dst,
+                protocol: proto,
+                ttl: OUTER_HOP_LIMIT,
+                ident,
+                payload_len: inner.len(),
+            }
+            .emit(&mut b);
+            b[ipv4::HEADER_LEN..].copy_from_slice(inner);
+            Ok((ethertype::IPV4, b))
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let mut b = vec![0xa5; ipv6::HEADER_LEN + inner.len()];
+            Ipv6Repr {
+                src,
+                dst,
+                next_header: proto,
+                hop_limit: OUTER_HOP_LIMIT,
+                payload_len: inner.len(),
+            }
+            .emit(&mut b);
+            b[ipv6::HEADER_LEN..].copy_from_slice(inner);
+            Ok((ethertype::IPV6, b))
+        }
+        _ => Err(WireError::Unsupported),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_outer_header_announces_protocol_4_or_41() {
+        let (etype, b) = encapsulate(
+            ip("192.0.2.2"),
+            ip("192.0.2.11"),
+            7,
+            ip("192.0.2.20"),
+            &[1, 2],
+        )
+        .unwrap();
+        assert_eq!(etype, ethertype::IPV4);
+        let expected_header: [u8; 20] = [
+            0x45, 0, 0, 22, 0, 7, 0x40, 0, 64, 4, 0xb6, 0xcf, 192, 0, 2, 2, 192, 0, 2, 11,
+        ];
+        assert_eq!(b[..20], expected_header);
+        assert_eq!(&b[20..], &[1, 2]);
+        let (_, b) = encapsulate(
+            ip("192.0.2.2"),
+            ip("192.0.2.11"),
+            7,
+            ip("2001:db8::20"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(b[9], 41);
+    }
+
+    #[test]
+    fn ipv6_outer_header_announces_next_header_41_or_4() {
+        let (etype, b) = encapsulate(
+            ip("2001:db8::2"),
+            ip("2001:db8::b"),
+            7,
+            ip("192.0.2.20"),
+            &[9],
+        )
+        .unwrap();
+        assert_eq!(etype, ethertype::IPV6);
+        assert_eq!(&b[..8], &[0x60, 0, 0, 0, 0, 1, 4, 64]);
+        let (_, b) = encapsulate(
+            ip("2001:db8::2"),
+            ip("2001:db8::b"),
+            7,
+            ip("2001:db8::20"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(b[6], 41);
+    }
+
+    #[test]
+    fn mixed_outer_families_are_refused() {
+        assert_eq!(
+            encapsulate(ip("192.0.2.2"), ip("2001:db8::b"), 0, ip("192.0.2.20"), &[]),
+            Err(WireError::Unsupported)
+        );
+    }
+}
