@@ -102,6 +102,42 @@ fn corpus_names(corpus: &Path, path: &Path) -> Vec<String> {
     }
 }
 
+/// Every insertion point is right before a real server's `}`: at the start of the brace's
+/// line (after an `@id` prefix, if any, and blanks) or, mid-line, just before it.
+fn assert_insertion_points_sit_before_closing_braces(
+    doc: &vipcheck::config::keepalived::Document,
+) -> usize {
+    let mut checked = 0;
+    let points = doc
+        .services
+        .iter()
+        .flat_map(|s| &s.real_servers)
+        .filter_map(|r| r.insert.as_ref())
+        .chain(doc.global_defs.insert.as_ref());
+    for ins in points {
+        let text = &doc.sources.file(ins.at.file).text;
+        let rest = &text[ins.at.start..];
+        let rest = if ins.mid_line {
+            rest
+        } else {
+            let rest = match rest.strip_prefix('@') {
+                Some(r) => r.trim_start_matches(|c: char| !c.is_whitespace()),
+                None => rest,
+            };
+            rest.trim_start_matches([' ', '\t'])
+        };
+        assert!(
+            rest.starts_with('}'),
+            "{}: insertion point at byte {} is not before a '}}'",
+            doc.sources.file(ins.at.file).path.display(),
+            ins.at.start
+        );
+        assert!(ins.indent.ends_with([' ', '\t']), "indent {:?}", ins.indent);
+        checked += 1;
+    }
+    checked
+}
+
 #[test]
 fn debian_samples_round_trip_and_parse() {
     let files = sample_files();
@@ -115,7 +151,10 @@ fn debian_samples_round_trip_and_parse() {
     for f in &files {
         assert_round_trip(f);
         match parse_file(f, &opts) {
-            Ok(_) => parsed += 1,
+            Ok(doc) => {
+                parsed += 1;
+                assert_insertion_points_sit_before_closing_braces(&doc);
+            }
             Err(e) => {
                 assert!(e.location.is_some(), "{}: unlocated error {e}", f.display());
                 rejected.push(format!("{}: {}", f.display(), e.message));
@@ -145,6 +184,7 @@ fn corpus_round_trips_and_accepted_files_parse() {
     files.extend(files_under(&corpus.join("keepalived_trees")));
     let opts = ParseOptions::default();
     let (mut parsed, mut rejected, mut round_tripped) = (0, 0, 0);
+    let mut insertion_points = 0;
     let mut must_parse_failures = Vec::new();
     let mut accepted_seen = std::collections::BTreeSet::new();
     for f in &files {
@@ -160,6 +200,7 @@ fn corpus_round_trips_and_accepted_files_parse() {
         match parse_file(f, &opts) {
             Ok(doc) => {
                 parsed += 1;
+                insertion_points += assert_insertion_points_sit_before_closing_braces(&doc);
                 // Every file read through includes round-trips too.
                 for (_, src) in doc.sources.files() {
                     assert_eq!(
@@ -186,7 +227,7 @@ fn corpus_round_trips_and_accepted_files_parse() {
     }
     let accepted_total = results.values().filter(|&&rc| rc == 0).count();
     println!(
-        "corpus: {round_tripped} files round-tripped; parsed {parsed} / rejected-with-location {rejected} / total {}; keepalived-accepted files found {} of {accepted_total}",
+        "corpus: {round_tripped} files round-tripped; parsed {parsed} / rejected-with-location {rejected} / total {}; keepalived-accepted files found {} of {accepted_total}; {insertion_points} insertion points checked",
         files.len(),
         accepted_seen.len()
     );

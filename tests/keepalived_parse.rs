@@ -241,7 +241,7 @@ fn macros_seq_and_lst_expand_and_say_so() {
             Origin::Expanded { span, via } => {
                 assert_eq!(via, "~SEQ(N, 51, 53)");
                 assert_eq!(doc.sources.slice(*span), "~SEQ(N, 51, 53) $RS");
-                assert_eq!(doc.sources.line_col(span.file, span.start).line, 19);
+                assert_eq!(doc.sources.line_col(span.file, span.start).line, 20);
             }
             o => panic!("expanded origin expected, got {o:?}"),
         }
@@ -262,7 +262,7 @@ fn macros_seq_and_lst_expand_and_say_so() {
 #[test]
 fn groups_fwmarks_and_ranges() {
     let doc = parse("fixtures/keepalived/groups.conf", "lb1");
-    let web = &doc.services[0];
+    let web = &doc.services[1];
     assert_eq!(web.key, ServiceKey::Group("web".into()));
     assert_eq!(
         ips(&web.vips),
@@ -275,17 +275,26 @@ fn groups_fwmarks_and_ranges() {
             "2001:db8::c"
         ]
     );
-    assert_eq!(web.fwmarks, vec![7]);
+    assert!(web.fwmarks.is_empty());
     assert_eq!(web.port, Some(80));
     assert_eq!(web.real_servers[0].port, Some(80));
 
-    let fw = &doc.services[1];
+    let marked = &doc.services[0];
+    assert_eq!(marked.key, ServiceKey::Group("marked".into()));
+    assert_eq!(marked.fwmarks, vec![7]);
+    assert_eq!(marked.method, ForwardingMethod::Nat);
+    assert_eq!(
+        marked.real_servers[0].port, None,
+        "keepalived clears real server ports under fwmark services"
+    );
+
+    let fw = &doc.services[2];
     assert_eq!(fw.key, ServiceKey::Fwmark(9));
     assert!(fw.vips.is_empty());
     assert_eq!((fw.port, fw.method), (None, ForwardingMethod::Tunnel));
     assert_eq!(fw.real_servers[0].port, None);
 
-    let marks = &doc.services[2];
+    let marks = &doc.services[3];
     assert!(marks.vips.is_empty());
     assert_eq!(marks.fwmarks, vec![10, 11]);
 }
@@ -358,4 +367,116 @@ fn bad_configs_give_located_errors() {
         assert!(err.location.is_some(), "{err}");
         insta::assert_snapshot!(err.to_string().replace(&prefix, ""));
     });
+}
+
+/// A small deterministic stand-in for the fuzz target: every fixture with syntax-heavy
+/// text inserted, cut short, or missing a character never makes the parser panic, always
+/// lexes back to itself, and when it parses, parses the same again.
+#[test]
+fn mutated_fixtures_never_panic_and_round_trip() {
+    use vipcheck::config::keepalived::parse_str;
+
+    let inserts = [
+        "{",
+        "}",
+        "}}",
+        "\"",
+        "$",
+        "${",
+        "$X=",
+        "\\",
+        "\n",
+        "#",
+        "!",
+        "@lb1 ",
+        "@^lb1 ",
+        "~SEQ(",
+        "~SEQ(i,1,3) ",
+        "~LST(",
+        "include ",
+        "real_server ",
+        "virtual_server ",
+        "-",
+        ":",
+        "é",
+        "\r\n",
+        "\t",
+    ];
+    let opts = ParseOptions {
+        config_id: Some("lb1".into()),
+    };
+    let mut runs = 0;
+    for f in files_under(&root().join("fixtures/keepalived")) {
+        // Those two expand to tens of thousands of addresses or lines on every run.
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        if matches!(
+            name.as_deref(),
+            Some("group_too_big.conf" | "seq_too_long.conf")
+        ) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let boundaries: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        let step = (boundaries.len() / 25).max(1);
+        for &pos in boundaries.iter().step_by(step) {
+            let mut variants: Vec<String> = inserts
+                .iter()
+                .map(|ins| format!("{}{ins}{}", &text[..pos], &text[pos..]))
+                .collect();
+            variants.push(text[..pos].to_string());
+            if let Some(c) = text[pos..].chars().next() {
+                variants.push(format!("{}{}", &text[..pos], &text[pos + c.len_utf8()..]));
+            }
+            for v in variants {
+                runs += 1;
+                assert_eq!(lexer::print(&v, &lexer::lex(&v)), v);
+                if let Ok(doc) = parse_str(&f, &v, &opts) {
+                    let again = parse_str(&f, &v, &opts).expect("parses twice");
+                    assert_eq!(doc.services, again.services);
+                }
+            }
+        }
+    }
+    assert!(runs > 1000, "only {runs} variants");
+}
+
+/// The fixtures this parser accepts are real keepalived syntax: keepalived's own config
+/// test accepts them (exit 0) for the same config id.
+#[test]
+fn real_keepalived_accepts_the_valid_fixtures() {
+    if std::process::Command::new("keepalived")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: keepalived not installed (Debian package keepalived)");
+        return;
+    }
+    for rel in [
+        "fixtures/keepalived/conditional.conf",
+        "fixtures/keepalived/macros.conf",
+        "fixtures/keepalived/groups.conf",
+        "fixtures/keepalived/tabs.conf",
+    ] {
+        for id in ["lb1", "lb2"] {
+            let path = root().join(rel);
+            let out = std::process::Command::new("keepalived")
+                .args(["--config-test", "--log-console", "-i", id, "-f"])
+                .arg(&path)
+                .output()
+                .expect("run keepalived -t");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "keepalived -t -i {id} {rel}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // And so does vipcheck, for the same id.
+            parse(rel, id);
+        }
+    }
 }

@@ -114,8 +114,18 @@ fn brace(input: &str) -> IResult<&str, &str> {
 }
 
 /// A backslash with nothing after it on the line.
+/// (keepalived drops the line's `\r` first, so `\` before `\r\n` continues too.)
 fn continuation(input: &str) -> IResult<&str, &str> {
-    recognize(nom::sequence::pair(tag("\\"), eof))(input)
+    recognize(nom::sequence::tuple((
+        tag("\\"),
+        nom::bytes::complete::take_while(|c| c == '\r'),
+        eof,
+    )))(input)
+}
+
+/// True when only carriage returns follow byte `i` to the end of the line.
+fn at_line_end(bytes: &[u8], i: usize) -> bool {
+    bytes[i + 1..].iter().all(|&b| b == b'\r')
 }
 
 /// A comment: from `#`/`!` to the end of the line, stopping before a final unpaired
@@ -126,7 +136,7 @@ fn comment(input: &str) -> IResult<&str, &str> {
     let mut i = 1;
     while i < bytes.len() {
         if bytes[i] == b'\\' {
-            if i + 1 < bytes.len() {
+            if !at_line_end(bytes, i) {
                 i += 2;
                 continue;
             }
@@ -148,7 +158,7 @@ fn word(input: &str) -> IResult<&str, &str> {
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'\\' {
-            if i + 1 < bytes.len() {
+            if !at_line_end(bytes, i) {
                 // keepalived 2.2 does not let a backslash hide a comment character.
                 if !quoted && matches!(bytes[i + 1], b'#' | b'!') {
                     i += 1;
@@ -333,6 +343,11 @@ mod tests {
         );
         let scan = scan_line(r"    # quorum_down x \");
         assert!(scan.continues());
+        assert!(
+            scan_line("$A=x \\\r").continues(),
+            "CRLF line ends continue too"
+        );
+        assert!(scan_line("# c \\\r").continues());
         assert!(!scan_line(r"a \\").continues());
     }
 

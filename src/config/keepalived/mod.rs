@@ -3,6 +3,14 @@
 //! [`lexer`] turns a file into tokens that cover every byte (the file prints back
 //! unchanged); [`preprocess`] does what keepalived's `read_line()` does to each line;
 //! [`parser`] builds the [`VirtualService`] model from the resulting lines.
+//!
+//! Behaviour follows keepalived 2.2.7 (checked with its `--config-test`), except where
+//! reading on would only guess: unbalanced braces, a `real_server` outside a
+//! `virtual_server`, an unknown `lb_kind`/`lvs_method` (keepalived accepts only `NAT`,
+//! `DR`, `TUN`), a bad address or port and an unreadable include are errors here, where
+//! keepalived logs them and runs on. An unknown keyword followed by `{` is skipped as a
+//! block (keepalived ignores the `{` and reads the contents at the current level).
+//! `${_RANDOM}` stands for its lower bound, so parses are repeatable.
 
 // A config error ends the parse, so the large error type is built at most once; boxing it
 // on every internal return would buy nothing.

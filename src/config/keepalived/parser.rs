@@ -26,6 +26,10 @@ use crate::config::{
 /// The most addresses a `virtual_server_group` may expand to.
 pub const MAX_GROUP_ADDRESSES: usize = 65_536;
 
+/// The most VIPs all services together may have (groups are copied into each service
+/// that names them).
+pub const MAX_TOTAL_VIPS: usize = 1_000_000;
+
 /// keepalived's checker keywords inside a `real_server`.
 pub const CHECKERS: &[&str] = &[
     "HTTP_GET",
@@ -451,7 +455,20 @@ impl Parser {
             return Err(d);
         }
         let mut services = Vec::with_capacity(self.services.len());
+        let mut total_vips = 0usize;
         for vs in std::mem::take(&mut self.services) {
+            if let ServiceKey::Group(name) = &vs.key {
+                total_vips += self.groups.get(name).map_or(0, |(g, _)| g.vips.len());
+            } else {
+                total_vips += 1;
+            }
+            if total_vips > MAX_TOTAL_VIPS {
+                return Err(Diagnostic::error(format!(
+                    "the virtual servers have more than {MAX_TOTAL_VIPS} addresses in total"
+                ))
+                .at(sources, vs.header)
+                .with_hint("use fewer or smaller virtual_server_group ranges"));
+            }
             let (vips, fwmarks, port) = match &vs.key {
                 ServiceKey::Address(ip) => (vec![*ip], Vec::new(), vs.port),
                 ServiceKey::Fwmark(m) => (Vec::new(), vec![*m], None),
@@ -498,12 +515,15 @@ impl Parser {
                     Protocol::Udp
                 }
             };
+            // keepalived clears a real server's port under a fwmark-only service, and
+            // resets it to the virtual's for DR and TUN.
+            let fwmark_only = vips.is_empty() && !fwmarks.is_empty();
             let real_servers = vs
                 .real_servers
                 .into_iter()
                 .map(|rs| {
                     let method = rs.method.unwrap_or(vs.method);
-                    let port = if method.needs_vip_on_real_server() {
+                    let port = if fwmark_only || method.needs_vip_on_real_server() {
                         port
                     } else {
                         rs.port.or(port)
@@ -823,6 +843,14 @@ mod tests {
     }
 
     #[test]
+    fn fwmark_services_clear_real_server_ports() {
+        let text =
+            "virtual_server fwmark 4 {\n lb_kind NAT\n real_server 192.0.2.2 8080 {\n }\n}\n";
+        let (vs, _, _) = parse(text).expect("parses");
+        assert_eq!(vs[0].real_servers[0].port, None);
+    }
+
+    #[test]
     fn protocol_defaults_like_keepalived() {
         let text = "virtual_server 192.0.2.1 53 {\n}\nvirtual_server 192.0.2.1 53 {\nprotocol tcp\n}\nvirtual_server fwmark 3 {\n}\nvirtual_server 192.0.2.1 5 {\nprotocol SCTP\n}\n";
         let (vs, _, warnings) = parse(text).expect("parses");
@@ -916,6 +944,16 @@ mod tests {
             3,
             "the address past the cap"
         );
+    }
+
+    #[test]
+    fn total_vips_are_capped() {
+        let mut text = String::from("virtual_server_group g {\n  2001:db8::0-ffff 80\n}\n");
+        for _ in 0..16 {
+            text.push_str("virtual_server group g {\n}\n");
+        }
+        let err = parse(&text).expect_err("over the cap");
+        assert_eq!(err.location.expect("located").line, 4 + 2 * 15);
     }
 
     #[test]

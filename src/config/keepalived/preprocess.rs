@@ -21,7 +21,7 @@ const MAX_EXPANSION_DEPTH: usize = 64;
 /// How many lines one `~SEQ`/`~LST` may produce.
 pub const MAX_SEQ_LINES: i64 = 65_536;
 /// How many lines all expansions together may produce.
-const MAX_EXPANDED_LINES: usize = 4_000_000;
+const MAX_EXPANDED_LINES: usize = 1_000_000;
 /// The longest line substitution may build (keepalived's own buffer is far smaller).
 const MAX_LINE_LEN: usize = 64 * 1024;
 /// Substitutions on one line before we call it recursive.
@@ -55,11 +55,15 @@ struct Line {
     site: Span,
     /// The file whose reading produced this line (for `${_PWD}` and relative includes).
     file: FileId,
+    /// The tokens of `text` when it is still exactly as the file's lexer saw it (saves
+    /// lexing the common, untouched line twice).
+    tokens: Option<Vec<(TokenKind, usize, usize)>>,
 }
 
 impl Line {
     /// The logical line without its first `n` bytes.
     fn drop_front(&mut self, n: usize) {
+        self.tokens = None;
         self.text.drain(..n);
         match &mut self.prov {
             Provenance::Exact { base, .. } => *base += n,
@@ -67,6 +71,20 @@ impl Line {
                 map.drain(..n);
             }
             Provenance::Synthetic { .. } => {}
+        }
+    }
+
+    /// Cuts a comment (from `#` or `!` outside double quotes) and the blanks before it.
+    fn strip_comment(&mut self) {
+        let scan = scan_line(&self.text);
+        let Some(&(_, at, _)) = scan.tokens.iter().find(|t| t.0 == TokenKind::Comment) else {
+            return;
+        };
+        let end = self.text[..at].trim_end_matches([' ', '\t']).len();
+        self.text.truncate(end);
+        self.tokens = None;
+        if let Provenance::Mapped { map, .. } = &mut self.prov {
+            map.truncate(end);
         }
     }
 
@@ -216,7 +234,13 @@ impl Preprocessor {
             }
             _ => (0, 0),
         };
-        let site_end = if continues { body.len() } else { end };
+        // A word may end in an escaped blank (`\ `); keepalived trims that blank too.
+        let end = start + body[start..end].trim_end_matches([' ', '\t']).len();
+        let site_end = if continues {
+            body.trim_end_matches('\r').len()
+        } else {
+            end
+        };
         let site = if start < site_end {
             Span::new(file, offset + start, offset + site_end)
         } else {
@@ -230,7 +254,12 @@ impl Preprocessor {
         if continues && !text.ends_with('\\') {
             let mut map: Vec<usize> = (offset + start..offset + end).collect();
             text.push('\\');
-            map.push(offset + body.len() - 1);
+            let at = scan
+                .tokens
+                .iter()
+                .find(|t| t.0 == TokenKind::Continuation)
+                .map_or(body.len().saturating_sub(1), |t| t.1);
+            map.push(offset + at);
             prov = Provenance::Mapped {
                 file,
                 map,
@@ -240,11 +269,21 @@ impl Preprocessor {
         if text.is_empty() && self.open_definition.is_none() {
             return None;
         }
+        // A backslash left at the end (before a comment) lexes differently on its own.
+        let reusable = matches!(prov, Provenance::Exact { .. }) && !text.ends_with('\\');
+        let tokens = reusable.then(|| {
+            scan.tokens
+                .iter()
+                .filter(|t| !t.0.is_trivia() && t.1 >= start && t.2 <= end)
+                .map(|&(k, s, e)| (k, s - start, e - start))
+                .collect()
+        });
         Some(Line {
             text,
             prov,
             site,
             file,
+            tokens,
         })
     }
 
@@ -268,7 +307,13 @@ impl Preprocessor {
         }
         let mut tails: Vec<(Rc<str>, Vec<String>)> = Vec::new();
         let mut rounds = 0;
-        loop {
+        // What the (possibly substituted) line turns out to be.
+        enum Action {
+            Emit,
+            Drop,
+            Repeat,
+        }
+        let action = loop {
             rounds += 1;
             if rounds > MAX_SUBSTITUTIONS {
                 return Err(self
@@ -276,38 +321,48 @@ impl Preprocessor {
                     .with_hint("a definition probably refers to itself"));
             }
             if line.text.starts_with('@') && !self.conditional(&mut line) {
-                return Ok(());
+                break Action::Drop;
             }
             if line.text.starts_with('$') && self.define(&line) {
-                return Ok(());
+                break Action::Drop;
             }
             if line.text.starts_with("~SEQ") || line.text.starts_with("~LST") {
-                return self.repeat(line, depth, sink);
+                break Action::Repeat;
             }
-            if line.text.starts_with('~') {
-                break;
-            }
-            if !line.text.contains('$') {
-                break;
+            if line.text.starts_with('~') || !line.text.contains('$') {
+                break Action::Emit;
             }
             match self.substitute(&line)? {
-                None => break,
+                None => break Action::Emit,
                 Some((next, mut more)) => {
                     line = next;
                     tails.append(&mut more);
+                    // keepalived 2.2.7 decomments after each substitution pass, so a
+                    // `${_HASH}` comments out the rest, but multi-line definitions
+                    // already met in the pass keep their later lines.
+                    line.strip_comment();
+                    if line.text.is_empty() {
+                        break Action::Drop;
+                    }
                 }
             }
+        };
+        let (site, file) = (line.site, line.file);
+        match action {
+            Action::Emit => self.emit(&line, sink)?,
+            Action::Repeat => self.repeat(line, depth, sink)?,
+            Action::Drop => {}
         }
-        self.emit(&line, sink)?;
         // The later lines of multi-line definitions, innermost first (keepalived's stack).
         while let Some((via, lines)) = tails.pop() {
             for text in lines {
-                self.count_expanded(line.site)?;
+                self.count_expanded(site)?;
                 let l = Line {
                     text,
                     prov: Provenance::Synthetic { via: via.clone() },
-                    site: line.site,
-                    file: line.file,
+                    site,
+                    file,
+                    tokens: None,
                 };
                 self.process(l, depth + 1, sink)?;
             }
@@ -466,6 +521,7 @@ impl Preprocessor {
             prov,
             site: line.site,
             file: line.file,
+            tokens: None,
         };
         Ok(Some((next, tails)))
     }
@@ -609,6 +665,7 @@ impl Preprocessor {
                 prov: Provenance::Synthetic { via: via.clone() },
                 site: line.site,
                 file: line.file,
+                tokens: None,
             };
             self.process(l, depth + 1, sink)?;
         }
@@ -638,9 +695,16 @@ impl Preprocessor {
     fn emit(&mut self, line: &Line, sink: &mut dyn LineSink) -> Result<(), Diagnostic> {
         // Substitution can bring in comment characters (`${_HASH}`, `${_BANG}`);
         // keepalived 2.2.7 treats them as comments, so decomment again.
-        let scan = scan_line(&line.text);
-        let mut tokens = Vec::with_capacity(scan.tokens.len());
-        for (kind, start, end) in scan.tokens {
+        let scanned;
+        let raw_tokens = match &line.tokens {
+            Some(t) => t.as_slice(),
+            None => {
+                scanned = scan_line(&line.text);
+                scanned.tokens.as_slice()
+            }
+        };
+        let mut tokens = Vec::with_capacity(raw_tokens.len());
+        for &(kind, start, end) in raw_tokens {
             if kind.is_trivia() {
                 continue;
             }
@@ -689,17 +753,24 @@ impl Preprocessor {
             self.collected.include_patterns.push(full.clone());
         }
         let pattern_text = full.to_string_lossy().into_owned();
-        let mut matches: Vec<PathBuf> = match glob::glob(&pattern_text) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                self.warn_at(
-                    line.site,
-                    format!("include pattern '{pattern}' is not a valid glob ({e}); skipped"),
-                );
-                return Ok(());
+        // keepalived globs with GLOB_BRACE: each alternative's matches, sorted, in turn.
+        let mut matches: Vec<PathBuf> = Vec::new();
+        for alternative in expand_braces(&pattern_text) {
+            match glob::glob(&alternative) {
+                Ok(paths) => {
+                    let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                    found.sort();
+                    matches.extend(found);
+                }
+                Err(e) => {
+                    self.warn_at(
+                        line.site,
+                        format!("include pattern '{pattern}' is not a valid glob ({e}); skipped"),
+                    );
+                    return Ok(());
+                }
             }
-        };
-        matches.sort();
+        }
         let mut read = 0;
         for path in matches {
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -784,6 +855,58 @@ struct Reference {
     len: usize,
     value: String,
     multiline: bool,
+}
+
+/// The most patterns one brace expression may expand to.
+const MAX_BRACE_ALTERNATIVES: usize = 1024;
+
+/// csh-style brace expansion as glob(3) does with GLOB_BRACE: `a{b,c{d,e}}f` ->
+/// `abf`, `acdf`, `acef`. Unbalanced braces are left as they are.
+pub fn expand_braces(pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    expand_braces_into(pattern, &mut out);
+    out
+}
+
+fn expand_braces_into(pattern: &str, out: &mut Vec<String>) {
+    if out.len() >= MAX_BRACE_ALTERNATIVES {
+        return;
+    }
+    let bytes = pattern.as_bytes();
+    let mut depth = 0usize;
+    let mut open = 0usize;
+    let mut commas = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' => {
+                if depth == 0 {
+                    open = i;
+                    commas.clear();
+                }
+                depth += 1;
+            }
+            b',' if depth == 1 => commas.push(i),
+            b'}' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    let (pre, post) = (&pattern[..open], &pattern[i + 1..]);
+                    let mut start = open + 1;
+                    let mut parts = Vec::new();
+                    for &c in &commas {
+                        parts.push(&pattern[start..c]);
+                        start = c + 1;
+                    }
+                    parts.push(&pattern[start..i]);
+                    for part in parts {
+                        expand_braces_into(&format!("{pre}{part}{post}"), out);
+                    }
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push(pattern.to_string());
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -1064,6 +1187,17 @@ mod tests {
     }
 
     #[test]
+    fn backslash_then_blank_still_continues() {
+        assert_eq!(run("$M=a \\ \nb\n$M\n"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn crlf_files_continue_definitions() {
+        let text = "$RS=rs 1 { \\\r\n  weight 1 \\\r\n}\r\n$RS\r\n";
+        assert_eq!(run(text), vec!["rs 1 {", "weight 1", "}"]);
+    }
+
+    #[test]
     fn blank_line_ends_a_multiline_definition() {
         let text = "$M=a \\\nb \\\n\nc\n$M\n";
         assert_eq!(run(text), vec!["c", "a", "b"]);
@@ -1088,6 +1222,12 @@ mod tests {
             run(text),
             vec!["rs 192.0.2.1 {", "}", "rs 192.0.2.2 {", "}"]
         );
+    }
+
+    #[test]
+    fn multiline_definition_starting_with_seq_keeps_its_other_lines() {
+        let text = "$M=~SEQ(i,1,2) v $i \\\nafter\n$M\n";
+        assert_eq!(run(text), vec!["v 1", "v 2", "after"]);
     }
 
     #[test]
@@ -1133,9 +1273,30 @@ mod tests {
     }
 
     #[test]
+    fn hash_comment_keeps_multiline_tails_met_before_it() {
+        // As keepalived 2.2.7 does (and the corpus relies on): the first line of $M is
+        // commented out, its later lines are not.
+        let text = "$OFF=${_HASH}\n$M=a \\\nb\n$ONE=x\n$OFF $M\n$OFF $ONE\n";
+        assert_eq!(run(text), vec!["b"]);
+    }
+
+    #[test]
     fn standard_definitions() {
         let (lines, _) = run_with("a ${_INSTANCE} ${_RANDOM 3 9}\nb ${_PWD}\n", Some("lb1"));
         assert_eq!(lines, vec!["a lb1 3", "b /nonexistent"]);
+    }
+
+    #[test]
+    fn brace_expansion_like_glob_brace() {
+        assert_eq!(expand_braces("a{b,c{d,e}}f"), vec!["abf", "acdf", "acef"]);
+        assert_eq!(
+            expand_braces("/etc/{,x/}k.conf"),
+            vec!["/etc/k.conf", "/etc/x/k.conf"]
+        );
+        assert_eq!(expand_braces("plain*.conf"), vec!["plain*.conf"]);
+        assert_eq!(expand_braces("open{a,b"), vec!["open{a,b"]);
+        let many = "{a,b}".repeat(20);
+        assert_eq!(expand_braces(&many).len(), MAX_BRACE_ALTERNATIVES);
     }
 
     #[test]
