@@ -1,14 +1,17 @@
 //! The watcher next to the real ldirectord (Debian package), in debug mode with an
 //! `./ipvsadm` stand-in in its working directory that records its calls (this kernel has
 //! no IPVS): a real server added to the source config reaches ldirectord through the
-//! regenerated file and `autoreload = yes`. And without autoreload, the watcher runs
+//! regenerated file and `autoreload = yes`, both through a copying regenerator and through
+//! the real ldirectord rewrite (whose generated check, with a stub probe, takes out the real
+//! server without the VIP). And without autoreload, the watcher runs
 //! `ldirectord OUTPUT reload`.
 
 mod watch_support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vipcheck::watch::{find_program, Regenerate, Reload, Reloaded, Report, Validation};
@@ -231,4 +234,130 @@ fn two_writes_within_a_second_give_autoreload_two_mtimes() {
         assert!(now > last, "mtime stayed at {now}");
         last = now;
     }
+}
+
+/// A stand-in for `vipcheck probe`: records its arguments, and says a real server is up
+/// unless its address is listed in `down` (one per line) next to it.
+const STUB_PROBE: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+echo "$*" >> "$here/probe.calls"
+# ... VIP VPORT RIP RPORT: the real server is the last but one argument.
+n=$(($# - 1))
+eval "rip=\${$n}"
+while read -r down; do
+    [ "$down" = "$rip" ] && exit 1
+done < "$here/down"
+exit 0
+"#;
+
+fn executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn real_rewrite_end_to_end_new_server_gated_by_the_probe() {
+    use clap::Parser;
+    use vipcheck::cli::{Cli, Command as Sub};
+    use vipcheck::config::Format;
+    use vipcheck::watch::RewriteRegenerator;
+
+    let Some(program) = ldirectord_or_skip() else {
+        return;
+    };
+    let (_tmp, dir) = tempdir();
+    executable(&dir.join("ipvsadm"), IPVSADM);
+    let probe = dir.join("probe");
+    executable(&probe, STUB_PROBE);
+    // 192.0.2.13 does not hold the VIP: its probe fails.
+    std::fs::write(dir.join("down"), "192.0.2.13\n").unwrap();
+    let src = dir.join(format!("vipcheck-e2e-{}.cf", std::process::id()));
+    std::fs::write(&src, ldirectord_cf(&dir, &["192.0.2.11"])).unwrap();
+    let out_dir = dir.join("out");
+    let argv = [
+        "vipcheck",
+        "watch",
+        src.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--probe-path",
+        probe.to_str().unwrap(),
+    ];
+    let Sub::Watch(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let mut regen = RewriteRegenerator::from_args(&args, Format::Ldirectord, &src).unwrap();
+    regen.regenerate().unwrap();
+    let out = regen.main_output();
+    assert_eq!(out, out_dir.join(src.file_name().unwrap()));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("checktype=external"), "{text}");
+
+    // In debug mode ldirectord logs to stderr: keep it to read its verdicts.
+    let log = dir.join("ldirectord.err");
+    let child = Command::new(&program)
+        .arg("-d")
+        .arg(&out)
+        .arg("start")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _ld = Ldirectord(child);
+    assert!(
+        wait_for_call(&dir, "-r 192.0.2.11:80 -g"),
+        "ldirectord did not add the first real server; ipvsadm calls:\n{}",
+        calls(&dir)
+    );
+
+    let calls_count = Arc::new(AtomicUsize::new(0));
+    let mut h = Harness::start_with(
+        regen,
+        src.clone(),
+        calls_count,
+        Validation::None,
+        Reload::Ldirectord { program },
+        false,
+    );
+    // A second boundary, for ldirectord's whole-second mtime check (see above).
+    std::thread::sleep(Duration::from_millis(1100));
+    save_by_rename(
+        &src,
+        &ldirectord_cf(&dir, &["192.0.2.11", "192.0.2.12", "192.0.2.13"]),
+    );
+    assert_eq!(
+        h.expect(is_reloaded),
+        Report::Reloaded(Reloaded::Autoreload)
+    );
+    assert!(
+        wait_for_call(&dir, "-r 192.0.2.12:80 -g"),
+        "ldirectord did not add the new real server; ipvsadm calls:\n{}",
+        calls(&dir)
+    );
+    // ldirectord enables every real server it reads, then runs the generated check: the
+    // probe fails for .13 (no VIP there), so ldirectord takes it out; .12 stays.
+    let log_text =
+        || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let start = Instant::now();
+    while !log_text().contains("Deactivated service 192.0.2.13:80")
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = log_text();
+    assert!(
+        text.contains("Deactivated service 192.0.2.13:80"),
+        "the generated check did not take 192.0.2.13 out:\n{text}"
+    );
+    assert!(
+        !text.contains("Deactivated service 192.0.2.12:80"),
+        "192.0.2.12 was taken out:\n{text}"
+    );
+    let probes = std::fs::read_to_string(dir.join("probe.calls")).unwrap_or_default();
+    assert!(
+        probes.contains("192.0.2.20 80 192.0.2.13 80"),
+        "the probe never ran for 192.0.2.13:\n{probes}"
+    );
 }
