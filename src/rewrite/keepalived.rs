@@ -17,8 +17,9 @@ use crate::generate::{Generator, ProbeCommand};
 const NO_ID: &str = "\u{1}vipcheck-no-config-id";
 
 pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
-    let docs = parse_every_branch(config, opts)?;
-    let mut sources = docs[0].sources.clone();
+    let mut docs = parse_every_branch(config, opts)?;
+    // The first parse's files are the plan's; spans of other parses are mapped onto them.
+    let mut sources = std::mem::take(&mut docs[0].sources);
     let mut plan = Plan {
         include_patterns: docs
             .iter()
@@ -47,9 +48,9 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
     let mut seen = BTreeSet::new();
     let misc_timeout =
         opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0) + 1;
-    for doc in &docs {
+    for (di, doc) in docs.iter().enumerate() {
         for vs in &doc.services {
-            let vs_span = remap(&mut sources, &doc.sources, vs.span);
+            let vs_span = remap(&mut sources, di, &doc.sources, vs.span);
             let nat_reals = vs
                 .real_servers
                 .iter()
@@ -93,12 +94,12 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                 .iter()
                 .filter(|r| r.method.needs_vip_on_real_server())
             {
-                let rs_span = remap(&mut sources, &doc.sources, rs.span);
+                let rs_span = remap(&mut sources, di, &doc.sources, rs.span);
                 if !seen.insert((rs_span.file, rs_span.start, rs_span.end)) {
                     continue; // the same text, reached again through another @id branch
                 }
                 let Some(ins) = &rs.insert else {
-                    let origin = remap(&mut sources, &doc.sources, rs.origin.span());
+                    let origin = remap(&mut sources, di, &doc.sources, rs.origin.span());
                     let via = match &rs.origin {
                         crate::config::Origin::Expanded { via, .. } => via.clone(),
                         crate::config::Origin::Written(_) => "an expansion".to_string(),
@@ -114,7 +115,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     );
                     continue;
                 };
-                let at = remap(&mut sources, &doc.sources, ins.at);
+                let at = remap(&mut sources, di, &doc.sources, ins.at);
                 let command = ProbeCommand {
                     program: opts.probe_path.clone(),
                     vips: vips.clone(),
@@ -141,7 +142,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
         return Err(RewriteError::Many(errors));
     }
     if plan.checks > 0 {
-        if let Some(edit) = global_defs_edit(&docs[0], &sources, &blocks, gen)? {
+        if let Some(edit) = global_defs_edit(&docs[0], &blocks, gen)? {
             plan.edits.push(edit);
         }
     }
@@ -226,37 +227,24 @@ struct GlobalDefsCtx<'a> {
 
 /// keepalived runs no MISC_CHECK without `enable_script_security` and a `script_user`
 /// (`--config-test` exits 6). Adds what is missing, into the first `global_defs` block the
-/// user wrote, or a block of its own at the top of the main file.
+/// user wrote, or a block of its own at the top of the main file. `doc` is the first
+/// parse, whose spans point into the plan's files as they are.
 fn global_defs_edit(
     doc: &Document,
-    sources: &SourceMap,
     blocks: &HashMap<FileId, Vec<std::ops::Range<usize>>>,
     gen: &Generator,
 ) -> Result<Option<Edit>, RewriteError> {
-    let users_own = |spans: &[Span]| {
-        spans
-            .iter()
-            .any(|s| match sources.find(&doc.sources.file(s.file).path) {
-                Some(id) => !within(
-                    blocks.get(&id).map_or(&[][..], Vec::as_slice),
-                    s.start..s.end,
-                ),
-                None => true,
-            })
-    };
+    let ours = |id: FileId| blocks.get(&id).map_or(&[][..], Vec::as_slice);
+    let users_own = |spans: &[Span]| spans.iter().any(|s| !within(ours(s.file), s.start..s.end));
     let need_security = !users_own(&doc.global_defs.enable_script_security);
     let need_user = !users_own(&doc.global_defs.script_user);
     if !need_security && !need_user {
         return Ok(None);
     }
     let insert = doc.global_defs.insert.as_ref().and_then(|ins| {
-        let id = sources.find(&doc.sources.file(ins.at.file).path)?;
-        let inside_ours = within(
-            blocks.get(&id).map_or(&[][..], Vec::as_slice),
-            ins.at.start..ins.at.end,
-        ) && !blocks
-            .get(&id)
-            .is_some_and(|b| b.iter().any(|r| r.end == ins.at.start));
+        let id = ins.at.file;
+        let inside_ours = within(ours(id), ins.at.start..ins.at.end)
+            && !ours(id).iter().any(|r| r.end == ins.at.start);
         (!inside_ours).then(|| (Span::point(id, ins.at.start), ins))
     });
     let (span, indent, new_block, mid_line) = match insert {
@@ -354,7 +342,10 @@ fn parse_every_branch(
 
 /// A span from another parse of the same files, made to point into `base` (adding the file
 /// when that parse read one the base parse did not).
-fn remap(base: &mut SourceMap, from: &SourceMap, span: Span) -> Span {
+fn remap(base: &mut SourceMap, parse: usize, from: &SourceMap, span: Span) -> Span {
+    if parse == 0 {
+        return span; // the first parse's own files
+    }
     let file = from.file(span.file);
     let id = match base.find(&file.path) {
         Some(id) => id,

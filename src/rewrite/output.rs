@@ -1,6 +1,7 @@
 //! Applying a plan: new texts, the unified diff, and writes that are all-or-nothing
 //! (temp file in the same directory, fsync, rename).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
@@ -12,27 +13,35 @@ use similar::TextDiff;
 use super::{Plan, RewriteError};
 use crate::config::FileId;
 
-/// One file of the result: a source file (changed or not) or a new file.
+/// One file of the result: a source file (changed or not) or a new file. Texts are
+/// borrowed from the plan where they can be (a large config is not copied again).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
+pub struct OutputFile<'a> {
     pub path: PathBuf,
     /// The text before the rewrite; `None` for a file the rewrite creates.
-    pub old: Option<String>,
-    pub new: String,
+    pub old: Option<Cow<'a, str>>,
+    pub new: Cow<'a, str>,
     pub executable: bool,
 }
 
-impl OutputFile {
+impl OutputFile<'_> {
     pub fn changed(&self) -> bool {
-        self.old.as_deref() != Some(self.new.as_str())
+        self.old.as_deref() != Some(&*self.new)
     }
 }
 
 impl Plan {
     /// The new text of one source file: its bytes with this plan's edits applied.
     pub fn new_text(&self, file: FileId) -> String {
+        self.new_text_cow(file).into_owned()
+    }
+
+    fn new_text_cow(&self, file: FileId) -> Cow<'_, str> {
         let text = &self.sources.file(file).text;
         let mut edits: Vec<_> = self.edits.iter().filter(|e| e.span.file == file).collect();
+        if edits.is_empty() {
+            return Cow::Borrowed(text);
+        }
         // At one offset, insertions go before a deletion that starts there; a deletion that
         // ends where an insertion starts comes first by its start. Otherwise planned order.
         edits.sort_by_key(|e| (e.span.start, !e.span.is_empty()));
@@ -51,31 +60,94 @@ impl Plan {
             pos = e.span.end;
         }
         out.push_str(&text[pos..]);
-        out
+        Cow::Owned(out)
     }
 
     /// Every file of the result, source files first in the order read.
-    pub fn outputs(&self) -> Vec<OutputFile> {
+    pub fn outputs(&self) -> Vec<OutputFile<'_>> {
         let mut files: Vec<OutputFile> = self
             .sources
             .files()
             .map(|(id, f)| OutputFile {
                 path: f.path.clone(),
-                old: Some(f.text.clone()),
-                new: self.new_text(id),
+                old: Some(Cow::Borrowed(f.text.as_str())),
+                new: self.new_text_cow(id),
                 executable: false,
             })
             .collect();
         for nf in &self.new_files {
-            let old = fs::read_to_string(&nf.path).ok();
+            let old = fs::read_to_string(&nf.path).ok().map(Cow::Owned);
             files.push(OutputFile {
                 path: nf.path.clone(),
                 old,
-                new: nf.contents.clone(),
+                new: Cow::Borrowed(nf.contents.as_str()),
                 executable: nf.executable,
             });
         }
         files
+    }
+
+    /// Every output file with the path it is written to: in place (`out` = `None`), or
+    /// under `-o out`: a file when the config is a single file, otherwise a directory that
+    /// receives the whole tree (the main config and every file it includes, laid out
+    /// relative to the main config's directory, so relative includes keep working). New
+    /// files were planned for their final place already.
+    pub fn placed_outputs(
+        &self,
+        out: Option<&Path>,
+    ) -> Result<Vec<(PathBuf, OutputFile<'_>)>, RewriteError> {
+        let outputs = self.outputs();
+        let Some(out) = out else {
+            return Ok(outputs.into_iter().map(|f| (f.path.clone(), f)).collect());
+        };
+        if !output_is_directory(out) {
+            if self.sources.len() > 1 {
+                let main = self.read_paths().into_iter().next().unwrap_or_default();
+                return Err(RewriteError::Output(format!(
+                    "{} includes other files: give -o a directory (e.g. {}/) so the includes \
+                     keep their relative places",
+                    main.display(),
+                    out.display()
+                )));
+            }
+            return Ok(outputs
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    (
+                        if i == 0 {
+                            out.to_path_buf()
+                        } else {
+                            f.path.clone()
+                        },
+                        f,
+                    )
+                })
+                .collect());
+        }
+        let main = absolute(&self.read_paths().into_iter().next().unwrap_or_default());
+        let root = main.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut placed = Vec::with_capacity(outputs.len());
+        for f in outputs {
+            let dest = if f.old.is_none() || f.path.starts_with(out) {
+                f.path.clone()
+            } else {
+                match relative_inside(&absolute(&f.path), &root) {
+                    Some(rel) => out.join(rel),
+                    None => {
+                        return Err(RewriteError::Output(format!(
+                            "{} is included from outside {}: vipcheck cannot place it under \
+                             {}; rewrite with --in-place instead",
+                            f.path.display(),
+                            root.display(),
+                            out.display()
+                        )))
+                    }
+                }
+            };
+            placed.push((dest, f));
+        }
+        Ok(placed)
     }
 
     pub fn has_changes(&self) -> bool {
@@ -174,90 +246,41 @@ impl Plan {
     pub fn write_in_place(&self, backup: bool) -> Result<Vec<PathBuf>, RewriteError> {
         let mut writes = Vec::new();
         for f in self.outputs().into_iter().filter(OutputFile::changed) {
+            let mode = mode_of(&f.path, f.executable);
             if backup {
                 if let Some(old) = &f.old {
                     let mut bak = f.path.clone().into_os_string();
                     bak.push(".bak");
-                    writes.push(Staged::plan(
-                        PathBuf::from(bak),
-                        old.clone(),
-                        mode_of(&f.path, false),
-                    ));
+                    writes.push(Staged {
+                        dest: PathBuf::from(bak),
+                        contents: old.clone(),
+                        mode: mode_of(&f.path, false),
+                    });
                 }
             }
-            let mode = mode_of(&f.path, f.executable);
-            writes.push(Staged::plan(f.path, f.new, mode));
+            writes.push(Staged {
+                dest: f.path,
+                contents: f.new,
+                mode,
+            });
         }
         commit_all(writes)
     }
 
-    /// Writes the result to `out`: a file when the config is a single file and creates
-    /// nothing beside it; otherwise a directory that receives the whole tree (the main
-    /// config and every file it includes, laid out relative to the main config's directory,
-    /// plus new files), so its relative includes keep working. Only files whose text differs
-    /// from what `out` already holds are written. Returns the paths written.
+    /// Writes the result under `out` (see [`Plan::placed_outputs`]). Only files whose text
+    /// differs from what `out` already holds are written. Returns the paths written.
     pub fn write_to(&self, out: &Path) -> Result<Vec<PathBuf>, RewriteError> {
-        let outputs = self.outputs();
         let mut writes = Vec::new();
-        if !output_is_directory(out) && self.sources.len() == 1 {
-            // The main file goes to `out`; new files were planned beside it already.
-            for (i, f) in outputs.iter().enumerate() {
-                let dest = if i == 0 {
-                    out.to_path_buf()
-                } else {
-                    f.path.clone()
-                };
-                writes.push(Staged::plan(
+        for (dest, f) in self.placed_outputs(Some(out))? {
+            let mode = mode_of(&f.path, f.executable);
+            if fs::read(&dest).ok().as_deref() != Some(f.new.as_bytes()) {
+                writes.push(Staged {
                     dest,
-                    f.new.clone(),
-                    mode_of(&f.path, f.executable),
-                ));
-            }
-        } else {
-            let main = self
-                .sources
-                .files()
-                .next()
-                .map(|(_, f)| f.path.clone())
-                .unwrap_or_default();
-            let main = absolute(&main);
-            let root = main.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let out_dir = if out.is_dir() || !out.exists() {
-                out.to_path_buf()
-            } else {
-                return Err(RewriteError::Output(format!(
-                    "{} is a file, but {} includes other files: give a directory to -o so the \
-                     includes keep their relative places",
-                    out.display(),
-                    main.display()
-                )));
-            };
-            for f in &outputs {
-                // New files were planned for their final place already (output_dir).
-                let dest = if f.old.is_none() || f.path.starts_with(&out_dir) {
-                    f.path.clone()
-                } else {
-                    match relative_inside(&absolute(&f.path), &root) {
-                        Some(rel) => out_dir.join(rel),
-                        None => {
-                            return Err(RewriteError::Output(format!(
-                                "{} is included from outside {}: vipcheck cannot place it under \
-                                 {}; rewrite with --in-place instead",
-                                f.path.display(),
-                                root.display(),
-                                out_dir.display()
-                            )))
-                        }
-                    }
-                };
-                writes.push(Staged::plan(
-                    dest,
-                    f.new.clone(),
-                    mode_of(&f.path, f.executable),
-                ));
+                    contents: f.new,
+                    mode,
+                });
             }
         }
-        writes.retain(|w| fs::read_to_string(&w.dest).ok().as_deref() != Some(w.contents.as_str()));
         commit_all(writes)
     }
 }
@@ -311,26 +334,16 @@ fn mode_of(path: &Path, executable: bool) -> u32 {
     }
 }
 
-struct Staged {
+struct Staged<'a> {
     dest: PathBuf,
-    contents: String,
+    contents: Cow<'a, str>,
     mode: u32,
-}
-
-impl Staged {
-    fn plan(dest: PathBuf, contents: String, mode: u32) -> Self {
-        Staged {
-            dest,
-            contents,
-            mode,
-        }
-    }
 }
 
 /// Writes every file to a temp file beside its destination and syncs it; only when all of
 /// them are written are they renamed into place. On an error before the renames, the temp
 /// files are removed and no destination has changed.
-fn commit_all(writes: Vec<Staged>) -> Result<Vec<PathBuf>, RewriteError> {
+fn commit_all(writes: Vec<Staged<'_>>) -> Result<Vec<PathBuf>, RewriteError> {
     let io = |op, path: &Path| {
         let path = path.to_path_buf();
         move |source| RewriteError::Io { op, path, source }

@@ -8,7 +8,7 @@ use super::{Prior, Regenerate, Regenerated, Written};
 use crate::cli::WatchArgs;
 use crate::config::Format;
 use crate::rewrite::command::generate_options;
-use crate::rewrite::{self, GenerateOptions, OutputFile, Plan, RewriteError};
+use crate::rewrite::{self, GenerateOptions, Plan, RewriteError};
 
 /// Where a pass writes.
 #[derive(Debug, Clone)]
@@ -73,30 +73,17 @@ impl RewriteRegenerator {
 
     /// Where each output of `plan` lands, as [`Plan::write_to`] / [`Plan::write_in_place`]
     /// place them.
-    fn destinations(&self, plan: &Plan, outputs: &[OutputFile]) -> Vec<PathBuf> {
+    /// Where this pass writes each output file (the same placement the rewrite uses).
+    fn destinations(&self, plan: &Plan) -> Result<Vec<PathBuf>, RewriteError> {
         let out = match &self.target {
-            Target::InPlace => return outputs.iter().map(|f| f.path.clone()).collect(),
-            Target::Out(out) => out,
+            Target::InPlace => None,
+            Target::Out(out) => Some(out.as_path()),
         };
-        let single = plan.sources.len() == 1 && plan.new_files.is_empty() && !out.is_dir();
-        if single {
-            return vec![out.clone()];
-        }
-        let root = plan
-            .read_paths()
-            .first()
-            .and_then(|m| m.parent().map(Path::to_path_buf))
-            .unwrap_or_default();
-        outputs
-            .iter()
-            .filter_map(|f| {
-                if f.old.is_none() || f.path.starts_with(out) {
-                    Some(f.path.clone())
-                } else {
-                    f.path.strip_prefix(&root).ok().map(|rel| out.join(rel))
-                }
-            })
-            .collect()
+        Ok(plan
+            .placed_outputs(out)?
+            .into_iter()
+            .map(|(dest, _)| dest)
+            .collect())
     }
 }
 
@@ -112,8 +99,7 @@ fn prior(path: &Path) -> Prior {
 impl Regenerate for RewriteRegenerator {
     fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
         let plan = rewrite::plan(&self.config, self.format, &self.opts)?;
-        let outputs = plan.outputs();
-        let dests = self.destinations(&plan, &outputs);
+        let dests = self.destinations(&plan)?;
         let mut before: BTreeMap<PathBuf, Prior> =
             dests.iter().map(|p| (p.clone(), prior(p))).collect();
         let paths = match &self.target {
