@@ -26,9 +26,23 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$vipcheck" rewrite "$config" -o "$out/"
 main="$out/$(basename "$config")"
-if command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ]; then
-    echo "== keepalived --config-test on the rewritten config"
-    PATH=$PATH:/usr/sbin keepalived --config-test -f "$main" && echo "keepalived accepts it"
-fi
+export PATH=$PATH:/usr/sbin
+case $config in
+    *.cf)
+        if command -v ldirectord >/dev/null 2>&1; then
+            echo "== ldirectord reads the rewritten config (ldirectord -d FILE status)"
+            set +e
+            ldirectord -d "$main" status >/dev/null 2>&1
+            lrc=$?
+            set -e
+            # ldirectord's `status` exits 3 ("not running") once the config parsed.
+            if [ "$lrc" -eq 3 ]; then echo "ldirectord accepts it"; else echo "ldirectord rejects it ($lrc)"; exit 1; fi
+        fi ;;
+    *)
+        if command -v keepalived >/dev/null 2>&1; then
+            echo "== keepalived --config-test on the rewritten config"
+            keepalived --config-test -f "$main" && echo "keepalived accepts it"
+        fi ;;
+esac
 echo "== rewriting the result again changes nothing"
 "$vipcheck" rewrite --dry-run "$main" && echo "idempotent: no changes"
