@@ -374,7 +374,9 @@ fn json_verdict_has_up_reason_and_one_entry_per_check() {
     assert_eq!(v["up"], true);
     assert_eq!(v["reason"], "");
     let checks = v["checks"].as_array().expect("checks array");
-    assert_eq!(checks.len(), 2);
+    assert_eq!(checks.len(), 3);
+    assert_eq!(checks[2]["check"], "arp");
+    assert_eq!(checks[2]["up"], true);
     for (c, name) in checks.iter().zip(["icmp", "tcp"]) {
         assert_eq!(c["check"], name);
         assert_eq!(c["vip"], VIP4);

@@ -42,7 +42,9 @@ use serde::Serialize;
 
 use crate::cli::ProbeArgs;
 use crate::wire::MacAddr;
-use engine::{share, Check, CheckResult, Entropy, Method, OsEntropy, Path, Prober};
+use engine::{
+    share, ArpWatch, Check, CheckKind, CheckResult, Entropy, Method, OsEntropy, Path, Prober,
+};
 use request::Request;
 use socket::{FrameIo, PacketSocket};
 
@@ -62,6 +64,9 @@ pub struct Verdict {
     /// Set for a UDP service, whose port is not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Problems that do not make the verdict down (an allowed ARP answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Verdict {
@@ -75,6 +80,7 @@ impl Verdict {
             iface: None,
             checks: Vec::new(),
             note: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -90,8 +96,14 @@ impl Verdict {
             None if checks.is_empty() => "no check was run".to_string(),
             None => String::new(),
         };
+        let warnings = checks
+            .iter()
+            .filter(|c| c.up && !c.reason.is_empty())
+            .map(|c| c.reason.clone())
+            .collect();
         Verdict {
             up: first_down.is_none() && !checks.is_empty(),
+            warnings,
             reason,
             rip: Some(req.rip),
             method: Some(req.method),
@@ -118,7 +130,11 @@ impl Verdict {
             self.checks
                 .iter()
                 .filter(|c| c.vip == vip)
-                .map(|c| format!("{} {:.2} ms", c.check, c.latency_ms.unwrap_or(0.0)))
+                .map(|c| match c.latency_ms {
+                    Some(ms) => format!("{} {ms:.2} ms", c.check),
+                    // The ARP check passes by silence: nothing was timed.
+                    None => format!("{} ok", c.check),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -133,6 +149,9 @@ impl Verdict {
         };
         if let Some(note) = &self.note {
             line.push_str(&format!(" ({note})"));
+        }
+        for w in &self.warnings {
+            line.push_str(&format!(" (warning: {w})"));
         }
         line
     }
@@ -302,6 +321,10 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
             }
         };
         for &kind in &req.checks {
+            // Through a router the real server's own link is out of reach: nothing to ask.
+            if kind == CheckKind::Arp && route.gateway.is_some() {
+                continue;
+            }
             checks.push(Check { kind, vip, src });
         }
     }
@@ -389,7 +412,22 @@ fn run_path(
     run_checks(req, &path, io, entropy, &checks, deadline)
 }
 
-/// Runs `checks` one after another, each with an even share of the time left.
+/// Why an answer to the ARP check is a problem, and what to do.
+fn arp_answer_reason(vip: IpAddr) -> String {
+    match vip {
+        IpAddr::V4(_) => format!(
+            "answers ARP for VIP {vip}: it can take VIP traffic away from the director (set \
+             arp_ignore=1, arp_announce=2 or put the VIP on lo)"
+        ),
+        IpAddr::V6(_) => format!(
+            "answers neighbour solicitations for VIP {vip}: it can take VIP traffic away from \
+             the director (put the VIP on lo, not on the real server's network interface)"
+        ),
+    }
+}
+
+/// Runs `checks`: the ARP checks' requests go out first, then the other checks one after
+/// another, each with an even share of the time left; the ARP answers are judged last.
 pub fn run_checks(
     req: &Request,
     path: &Path,
@@ -399,29 +437,47 @@ pub fn run_checks(
     deadline: Instant,
 ) -> Verdict {
     let attempts = req.retries.saturating_add(1);
-    let mut prober = Prober { io, entropy, path };
+    let (arp_checks, probe_checks): (Vec<Check>, Vec<Check>) =
+        checks.iter().partition(|c| c.kind == CheckKind::Arp);
+    let asks: Vec<(IpAddr, IpAddr)> = arp_checks.iter().map(|c| (c.vip, c.src)).collect();
+    let failed = |results: Vec<CheckResult>, e: &io::Error| {
+        let mut v = Verdict::from_checks(req, path, results);
+        v.up = false;
+        v.reason = setup_error("cannot use the packet socket", e);
+        v
+    };
+    let mut watch = if asks.is_empty() {
+        ArpWatch::idle(io)
+    } else {
+        match ArpWatch::ask(io, path.our_mac, path.peer_mac, &asks) {
+            Ok(w) => w,
+            Err(e) => return failed(Vec::new(), &e),
+        }
+    };
     let mut results = Vec::new();
-    for (i, check) in checks.iter().enumerate() {
-        let until = share(Instant::now(), deadline, (checks.len() - i) as u32);
-        match prober.run(check, until, attempts) {
-            Ok(r) => {
-                let up = r.up;
-                results.push(r);
-                if !up {
-                    // The verdict is down already; the rest would only cost time.
-                    break;
+    {
+        let mut prober = Prober {
+            io: &mut watch,
+            entropy,
+            path,
+        };
+        for (i, check) in probe_checks.iter().enumerate() {
+            let until = share(Instant::now(), deadline, (probe_checks.len() - i) as u32);
+            match prober.run(check, until, attempts) {
+                Ok(r) => {
+                    let up = r.up;
+                    results.push(r);
+                    if !up {
+                        // The verdict is down already; the rest would only cost time.
+                        break;
+                    }
                 }
-            }
-            Err(e) => {
-                let mut v = Verdict::from_checks(req, path, results);
-                v.up = false;
-                v.reason = setup_error("cannot use the packet socket", &e);
-                return v;
+                Err(e) => return failed(results, &e),
             }
         }
     }
     // Checks not run after a failure still get an entry, so the JSON has one per check.
-    for check in &checks[results.len()..] {
+    for check in &probe_checks[results.len()..] {
         results.push(CheckResult::new(
             check,
             false,
@@ -430,5 +486,27 @@ pub fn run_checks(
             0,
         ));
     }
+    let rtt = results
+        .iter()
+        .filter_map(|r| r.latency_ms)
+        .reduce(f64::max)
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1e3));
+    let answered = match watch.finish(rtt) {
+        Ok(a) => a,
+        Err(e) => return failed(results, &e),
+    };
+    // The ARP results come last, so the line reads as before: `up: icmp .., tcp .., arp ok`.
+    results.extend(arp_checks.iter().map(|c| {
+        if answered.contains(&c.vip) {
+            let reason = arp_answer_reason(c.vip);
+            if req.allow_arp_answer {
+                CheckResult::new(c, true, format!("allowed: {reason}"), None, 1)
+            } else {
+                CheckResult::new(c, false, reason, None, 1)
+            }
+        } else {
+            CheckResult::new(c, true, String::new(), None, 1)
+        }
+    }));
     Verdict::from_checks(req, path, results)
 }
