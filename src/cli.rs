@@ -199,6 +199,9 @@ pub struct StatusArgs {
     /// Colour the table: auto (on a terminal), always, never.
     #[arg(long, default_value = "auto", value_name = "WHEN")]
     pub color: ColorWhen,
+    /// A real server that answers ARP for the VIP is a warning, not down.
+    #[arg(long)]
+    pub allow_arp_answer: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
 }

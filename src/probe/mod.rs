@@ -28,6 +28,7 @@
 //!   share of the check's.
 
 pub mod engine;
+pub mod fleet;
 pub mod netlink;
 pub mod request;
 pub mod socket;
@@ -237,67 +238,76 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
     probe_with(req, start, false)
 }
 
-/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
-/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
-fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
-    let deadline = start + req.timeout;
-    let oif = match &req.iface {
+/// What the kernel's tables say about the way to one real server: the route, the egress
+/// interface and its addresses. Looked up once per real server.
+#[derive(Debug, Clone)]
+pub struct Way {
+    pub route: netlink::Route,
+    pub link: netlink::Link,
+    pub our_mac: MacAddr,
+    pub addrs: Vec<netlink::IfAddr>,
+}
+
+/// Looks up the way to `rip` (through interface `iface` when given); the error is the
+/// down verdict's reason.
+pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
+    let oif = match iface {
         Some(name) => match netlink::index_of(name) {
             Some(i) => Some(i),
             None => {
-                return Verdict::failed(format!(
+                return Err(format!(
                     "unknown interface {name} (see `ip link` for the names on this host)"
                 ))
             }
         },
         None => None,
     };
-    let route = match netlink::route_get(req.rip, oif) {
-        Ok(r) => r,
-        Err(e) => {
-            return Verdict::failed(setup_error(
-                &format!("no route to the real server {}", req.rip),
-                &e,
-            ))
-        }
-    };
+    let route = netlink::route_get(rip, oif)
+        .map_err(|e| setup_error(&format!("no route to the real server {rip}"), &e))?;
     if route.kind == netlink::RTN_LOCAL {
-        return Verdict::failed(format!(
-            "{} is an address of this host, not a real server (check --rip)",
-            req.rip
+        return Err(format!(
+            "{rip} is an address of this host, not a real server (check --rip)"
         ));
     }
     if route.kind != netlink::RTN_UNICAST {
-        return Verdict::failed(format!(
-            "no usable route to the real server {} (route type {})",
-            req.rip, route.kind
+        return Err(format!(
+            "no usable route to the real server {rip} (route type {})",
+            route.kind
         ));
     }
-    let link = match netlink::link(route.oif) {
-        Ok(l) => l,
-        Err(e) => return Verdict::failed(setup_error("cannot read the egress interface", &e)),
-    };
+    let link = netlink::link(route.oif)
+        .map_err(|e| setup_error("cannot read the egress interface", &e))?;
     let Some(our_mac) = link.mac.filter(|m| *m != MacAddr::ZERO) else {
-        return Verdict::failed(format!(
+        return Err(format!(
             "interface {} has no Ethernet address; DR and TUN probes need an Ethernet link",
             link.name
         ));
     };
+    let addrs = netlink::addresses(route.oif)
+        .map_err(|e| setup_error("cannot read interface addresses", &e))?;
+    Ok(Way {
+        route,
+        link,
+        our_mac,
+        addrs,
+    })
+}
+
+/// The director's outer source address and every check with its source, for `req` over
+/// `way`; the error is the down verdict's reason.
+pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), String> {
+    let (route, link) = (&way.route, &way.link);
     if req.method == Method::Dr {
         if let Some(gw) = route.gateway {
-            return Verdict::failed(format!(
+            return Err(format!(
                 "real server {} is not on-link from {} (routed via {gw}); direct routing needs \
                  the real server on the director's own network",
                 req.rip, link.name
             ));
         }
     }
-    let addrs = match netlink::addresses(route.oif) {
-        Ok(a) => a,
-        Err(e) => return Verdict::failed(setup_error("cannot read interface addresses", &e)),
-    };
-    let Some(outer_src) = pick_source(route.prefsrc, &addrs, req.rip, &req.vips) else {
-        return Verdict::failed(format!(
+    let Some(outer_src) = pick_source(route.prefsrc, &way.addrs, req.rip, &req.vips) else {
+        return Err(format!(
             "{} has no {} address other than a VIP to send from (a probe from the VIP would \
              be answered to the real server itself); add one",
             link.name,
@@ -309,16 +319,13 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
         let src = if vip.is_ipv4() == req.rip.is_ipv4() {
             outer_src
         } else {
-            match pick_source(None, &addrs, vip, &req.vips) {
-                Some(s) => s,
-                None => {
-                    return Verdict::failed(format!(
-                        "{} has no {} address to probe VIP {vip} from; add one",
-                        link.name,
-                        family_name(vip)
-                    ))
-                }
-            }
+            pick_source(None, &way.addrs, vip, &req.vips).ok_or_else(|| {
+                format!(
+                    "{} has no {} address to probe VIP {vip} from; add one",
+                    link.name,
+                    family_name(vip)
+                )
+            })?
         };
         for &kind in &req.checks {
             // Through a router the real server's own link is out of reach: nothing to ask.
@@ -328,34 +335,54 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
             checks.push(Check { kind, vip, src });
         }
     }
+    Ok((outer_src, checks))
+}
+
+/// Why a packet socket cannot be opened, with the hint for a missing capability.
+pub fn socket_error(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
+        return format!(
+            "cannot open a packet socket: {} (run as root or grant it: setcap \
+             cap_net_raw+ep {exe})",
+            os_message(e)
+        );
+    }
+    setup_error("cannot open a packet socket", e)
+}
+
+/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
+/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
+fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
+    let deadline = start + req.timeout;
+    let way = match find_way(req.rip, req.iface.as_deref()) {
+        Ok(w) => w,
+        Err(reason) => return Verdict::failed(reason),
+    };
+    let (outer_src, checks) = match plan_checks(req, &way) {
+        Ok(p) => p,
+        Err(reason) => return Verdict::failed(reason),
+    };
     let mut sources = vec![outer_src];
     sources.extend(checks.iter().map(|c| c.src));
-    let mut sock = match PacketSocket::open(link.index, our_mac, &sources) {
+    let mut sock = match PacketSocket::open(way.link.index, way.our_mac, &sources) {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
-            return Verdict::failed(format!(
-                "cannot open a packet socket: {} (run as root or grant it: setcap \
-                 cap_net_raw+ep {exe})",
-                os_message(&e)
-            ));
-        }
-        Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),
+        Err(e) => return Verdict::failed(socket_error(&e)),
     };
     let mut entropy = OsEntropy;
     let verdict = run_path(
         req,
         &mut sock,
         &mut entropy,
-        &link.name,
-        our_mac,
-        route.gateway,
+        &way.link.name,
+        way.our_mac,
+        way.route.gateway,
         outer_src,
         checks,
         deadline,
-        route.oif,
+        way.route.oif,
     );
     if exiting {
         sock.release_in_background();

@@ -292,6 +292,15 @@ impl PacketSocket {
         Ok(())
     }
 
+    /// Another handle on the same socket (a duplicated descriptor), with its own buffer:
+    /// one thread receives on it while others send on the original.
+    pub fn try_clone(&self) -> io::Result<PacketSocket> {
+        Ok(PacketSocket {
+            fd: self.fd.try_clone()?,
+            buf: vec![0; 65536],
+        })
+    }
+
     /// Asks for a receive queue of `bytes` (beyond the system limit when privileged), so
     /// a burst of replies to many probes in flight is not dropped.
     pub fn set_recv_buffer(&self, bytes: usize) {
