@@ -34,7 +34,7 @@ enum Scenario {
 }
 
 struct RealServer {
-    ns: Netns,
+    _ns: Netns,
     _listeners: Vec<TcpListener>,
 }
 
@@ -78,7 +78,7 @@ fn real_server(lan: &Lan, host: u8, scenario: Scenario) -> RealServer {
         }
     }
     RealServer {
-        ns,
+        _ns: ns,
         _listeners: listeners,
     }
 }
