@@ -16,7 +16,7 @@ use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
 use crate::wire::MacAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Direct routing: the probe goes in a frame to the real server's MAC.

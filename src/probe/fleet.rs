@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use super::engine::{self, share, token_port, Entropy, OsEntropy, Path};
 use super::request::Request;
 use super::socket::{Frame, FrameIo, PacketSocket};
-use super::{find_way, netlink, plan_checks, run_checks, socket_error, Verdict, Way};
+use super::{
+    find_way, netlink, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict, Way,
+};
 use crate::wire::frame::{self, Inbound, QuotedProbe};
 use crate::wire::MacAddr;
 
@@ -262,6 +264,7 @@ pub struct Fleet {
     taps: OnceMap<SocketKey, Arc<Tap>>,
     tokens: AtomicU32,
     ids: AtomicU64,
+    icmp: IcmpMemo,
 }
 
 /// The once-cell for `key` in `map`, made on first use; `None` if the lock is poisoned.
@@ -289,6 +292,7 @@ impl Fleet {
             // Start somewhere random so two runs back to back do not reuse ports.
             tokens: AtomicU32::new(OsEntropy.next_u32() % TOKENS),
             ids: AtomicU64::new(0),
+            icmp: IcmpMemo::default(),
         }
     }
 
@@ -398,13 +402,14 @@ impl Fleet {
             lease: &lease,
             counter: &self.tokens,
         };
-        run_checks(
+        run_checks_with(
             req,
             &path,
             &mut SharedLease(&lease),
             &mut entropy,
             &checks,
             deadline,
+            Some(&self.icmp),
         )
     }
 }

@@ -463,6 +463,33 @@ pub fn run_checks(
     checks: &[Check],
     deadline: Instant,
 ) -> Verdict {
+    run_checks_with(req, path, io, entropy, checks, deadline, None)
+}
+
+/// ICMP results shared by the probes of one run, per (VIP, real server, method, source).
+///
+/// The ICMP check does not depend on the service port, and a real server that forwards
+/// (or cannot decapsulate) answers with ICMP errors it rate-limits per destination
+/// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
+/// most of those errors suppressed and report silence instead of the cause.
+pub type IcmpMemo = std::sync::Mutex<
+    std::collections::HashMap<
+        (IpAddr, IpAddr, Method, IpAddr),
+        std::sync::Arc<std::sync::OnceLock<Result<CheckResult, String>>>,
+    >,
+>;
+
+/// As [`run_checks`]; with `memo`, an ICMP check already run for the same VIP and real
+/// server in this run is not sent again: its result is reused.
+pub fn run_checks_with(
+    req: &Request,
+    path: &Path,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    checks: &[Check],
+    deadline: Instant,
+    memo: Option<&IcmpMemo>,
+) -> Verdict {
     let attempts = req.retries.saturating_add(1);
     let (arp_checks, probe_checks): (Vec<Check>, Vec<Check>) =
         checks.iter().partition(|c| c.kind == CheckKind::Arp);
@@ -490,7 +517,26 @@ pub fn run_checks(
         };
         for (i, check) in probe_checks.iter().enumerate() {
             let until = share(Instant::now(), deadline, (probe_checks.len() - i) as u32);
-            match prober.run(check, until, attempts) {
+            let cell = memo
+                .filter(|_| check.kind == CheckKind::Icmp)
+                .and_then(|m| m.lock().ok())
+                .map(|mut m| {
+                    m.entry((check.vip, path.rip, path.method, check.src))
+                        .or_default()
+                        .clone()
+                });
+            let result = match cell {
+                Some(cell) => cell
+                    .get_or_init(|| {
+                        prober
+                            .run(check, until, attempts)
+                            .map_err(|e| setup_error("cannot use the packet socket", &e))
+                    })
+                    .clone()
+                    .map_err(io::Error::other),
+                None => prober.run(check, until, attempts),
+            };
+            match result {
                 Ok(r) => {
                     let up = r.up;
                     results.push(r);
