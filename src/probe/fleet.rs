@@ -426,3 +426,119 @@ impl Drop for Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::arp::{ArpOperation, ArpRepr};
+    use crate::wire::ethernet::{ethertype, EthernetRepr};
+    use crate::wire::frame::{Probe, ProbeKind};
+    use crate::wire::icmpv4::Icmpv4Repr;
+    use crate::wire::ipv4::{protocol, Ipv4Repr};
+
+    const DIR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+
+    fn syn(src_port: u16) -> Vec<u8> {
+        Probe {
+            src_mac: DIR_MAC,
+            dst_mac: RS_MAC,
+            tunnel: None,
+            src: "192.0.2.2".parse().unwrap(),
+            dst: "192.0.2.20".parse().unwrap(),
+            hop_limit: 1,
+            ip_ident: 1,
+            kind: ProbeKind::Syn {
+                src_port,
+                dst_port: 80,
+                seq: 7,
+            },
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn ipv4_frame(proto: u8, src: [u8; 4], dst: [u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 34 + body.len()];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: RS_MAC,
+            ethertype: ethertype::IPV4,
+        }
+        .emit(&mut f);
+        Ipv4Repr {
+            src: src.into(),
+            dst: dst.into(),
+            protocol: proto,
+            ttl: 64,
+            ident: 9,
+            payload_len: body.len(),
+        }
+        .emit(&mut f[14..]);
+        f[34..].copy_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn replies_route_by_our_port_ident_or_claimed_address() {
+        // A segment to the director routes by its destination port: our source port.
+        let mut seg = syn(80);
+        // Swap the ports of our own SYN to make it look like the answer to port 41000.
+        seg[34..36].copy_from_slice(&80u16.to_be_bytes());
+        seg[36..38].copy_from_slice(&41000u16.to_be_bytes());
+        assert_eq!(
+            route_key(&Frame {
+                bytes: seg,
+                checksum_trusted: true
+            }),
+            Some(Key::Port(41000))
+        );
+
+        let arp = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_mac: RS_MAC,
+            sender_ip: [192, 0, 2, 20].into(),
+            target_mac: DIR_MAC,
+            target_ip: [192, 0, 2, 2].into(),
+        };
+        let mut f = vec![0u8; 42];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: RS_MAC,
+            ethertype: ethertype::ARP,
+        }
+        .emit(&mut f);
+        arp.emit(&mut f[14..]);
+        assert_eq!(
+            route_key(&Frame::wire(f)),
+            Some(Key::Claim("192.0.2.20".parse().unwrap()))
+        );
+
+        // An ICMP error routes by the port of the probe it quotes.
+        let quoted = syn(41001);
+        let err = Icmpv4Repr::TimeExceeded {
+            code: 0,
+            invoking: &quoted[14..],
+        };
+        let mut body = vec![0u8; err.buffer_len()];
+        err.emit(&mut body);
+        let f = ipv4_frame(protocol::ICMP, [192, 0, 2, 11], [192, 0, 2, 2], &body);
+        assert_eq!(route_key(&Frame::wire(f)), Some(Key::Port(41001)));
+
+        // Requests and anything else route nowhere.
+        let req = frame::arp_request(DIR_MAC, [192, 0, 2, 11].into(), [192, 0, 2, 2].into());
+        assert_eq!(route_key(&Frame::wire(req)), None);
+        assert_eq!(route_key(&Frame::wire(vec![0u8; 10])), None);
+    }
+
+    #[test]
+    fn every_token_has_its_own_port() {
+        let mut seen = vec![false; 65536];
+        for t in 0..TOKENS as u16 {
+            let p = usize::from(token_port(t));
+            assert!((32768..61000).contains(&p), "{p}");
+            assert!(!seen[p], "port {p} given twice");
+            seen[p] = true;
+        }
+    }
+}

@@ -26,6 +26,20 @@
 //! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
 //!   check get an even share of what is left, and every attempt within a check an even
 //!   share of the check's.
+//! - The ARP-problem check (`arp`, part of `all`): an ARP request (IPv4) or neighbour
+//!   solicitation (IPv6, to the VIP's solicited-node group) for the VIP, from the
+//!   director's own address, in a frame to the real server's MAC only. An answer means a
+//!   router asking for the VIP could be answered by the real server and send VIP
+//!   traffic past the director: down (a warning with `--allow-arp-answer`). It goes out
+//!   before the other checks and is judged after them, within twice the slowest round
+//!   trip they measured, so a silent (correct) server costs no extra wait.
+//!   Linux answers ARP for the VIP on lo unless arp_ignore >= 1, and for the VIP on the
+//!   interface always. It answers a neighbour solicitation only for an address of the
+//!   interface it arrived on (whatever the sysctls), so an IPv6 VIP on lo is never
+//!   answered for and an IPv6 VIP on eth0 always is. Not asked through a router (TUN
+//!   to a real server that is not on-link): its link is out of reach.
+//! - [`fleet`] runs many probes in one process (`vipcheck status`) over shared sockets,
+//!   with the same checks and verdicts.
 
 pub mod engine;
 pub mod fleet;

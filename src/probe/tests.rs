@@ -923,3 +923,38 @@ fn ipv6_neighbour_advertisement_for_the_vip_is_down() {
         v.reason
     );
 }
+
+#[test]
+fn a_shared_icmp_result_is_reused_not_sent_again() {
+    let memo = super::IcmpMemo::default();
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let run = |mock: &mut Mock<_>| {
+        super::run_checks_with(
+            &req,
+            &path(Method::Dr),
+            mock,
+            &mut Counter(0),
+            &[icmp_check(), tcp_check()],
+            Instant::now() + Duration::from_secs(1),
+            Some(&memo),
+        )
+    };
+    let mut first = Mock::new(server(None));
+    assert!(run(&mut first).up);
+    assert!(first
+        .sent
+        .iter()
+        .any(|f| inner(f).0.protocol == protocol::ICMP));
+    // The second pair (another port of the same real server) sends its SYN only.
+    let mut second = Mock::new(server(None));
+    let v = run(&mut second);
+    assert!(v.up, "{v:?}");
+    assert!(second
+        .sent
+        .iter()
+        .all(|f| inner(f).0.protocol == protocol::TCP));
+    assert_eq!(v.checks[0].check, "icmp");
+}
