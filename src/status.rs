@@ -1,6 +1,11 @@
 //! `vipcheck status`: probe every DR/TUN pair of a config at once and show, per virtual
 //! service, which real servers really serve the VIP — as a table, JSON, or Prometheus
 //! textfile metrics.
+//!
+//! Probing happens in this process ([`FleetProbe`] over [`Fleet`]): each pair gets the
+//! request the generated check would pass to `vipcheck probe`, and the probes share one
+//! packet socket per interface, one route and neighbour lookup per real server, and one
+//! ICMP result per VIP and real server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
