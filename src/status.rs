@@ -371,6 +371,45 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_is_probed_with_the_generated_check_s_request() {
+        use crate::probe::engine::{CheckKind, Method};
+        let fp = FleetProbe::new(Duration::from_millis(700), false);
+        let r = fp.request(&pair("192.0.2.11", 80)).unwrap();
+        assert_eq!(r.vips, vec!["192.0.2.20".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r.rip, "192.0.2.11".parse::<IpAddr>().unwrap());
+        assert_eq!(r.method, Method::Dr);
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
+        assert_eq!(r.timeout, Duration::from_millis(700));
+        assert!(!r.allow_arp_answer);
+        let mut udp = pair("192.0.2.11", 53);
+        udp.proto = Protocol::Udp;
+        udp.method = ForwardingMethod::Tunnel;
+        let fp = FleetProbe::new(Duration::from_secs(1), true);
+        let r = fp.request(&udp).unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert_eq!(r.method, Method::Tun);
+        assert!(r.allow_arp_answer);
+    }
+
+    #[test]
+    fn an_up_verdict_with_a_warning_shows_the_warning_as_reason() {
+        let mut v = Verdict::failed("VIP 192.0.2.20 did not answer");
+        let o = outcome(&v);
+        assert!(!o.up);
+        assert_eq!(o.reason, "VIP 192.0.2.20 did not answer");
+        v.up = true;
+        v.reason.clear();
+        v.warnings = vec!["allowed: answers ARP for VIP 192.0.2.20".into()];
+        let o = outcome(&v);
+        assert!(o.up);
+        assert_eq!(o.reason, "allowed: answers ARP for VIP 192.0.2.20");
+        assert_eq!(o.latency, None);
+    }
+
+    #[test]
     fn table_groups_by_service_and_counts() {
         let pairs = vec![
             pair("192.0.2.11", 80),
