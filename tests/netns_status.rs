@@ -38,8 +38,13 @@ struct RealServer {
     _listeners: Vec<TcpListener>,
 }
 
-/// Host number `host` (192.0.2.host, 2001:db8::host) in `scenario`.
+/// Host number `host` (192.0.2.host, 2001:db8::host) in `scenario`, listening on 80 and
+/// 443 when it has the VIP and a listener.
 fn real_server(lan: &Lan, host: u8, scenario: Scenario) -> RealServer {
+    real_server_on(lan, host, scenario, &[80, 443])
+}
+
+fn real_server_on(lan: &Lan, host: u8, scenario: Scenario, ports: &[u16]) -> RealServer {
     let ns = Netns::new("srs");
     lan.attach(&ns, "eth0", &format!("02:00:00:00:01:{host:02x}"));
     let ignore = if scenario == Scenario::ArpAnswering {
@@ -72,7 +77,7 @@ fn real_server(lan: &Lan, host: u8, scenario: Scenario) -> RealServer {
     if vip_dev.is_some() && scenario != Scenario::NoListener {
         for vip in [VIP4, VIP6] {
             let ip: IpAddr = vip.parse().unwrap();
-            for port in [80, 443] {
+            for &port in ports {
                 listeners.push(ns.in_ns(|| TcpListener::bind((ip, port)).expect("listen")));
             }
         }
@@ -409,4 +414,76 @@ fn all_up_exits_0_and_a_bad_config_exits_2() {
     let (code, _, stderr) = status(&s, &bad, &["--format", "keepalived"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("bad.conf:"), "{stderr}");
+}
+
+#[test]
+fn two_hundred_pairs_at_once_get_their_own_replies() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // 20 real servers x 10 ports, every scenario, all probed with 64 in flight over one
+    // shared socket: each row must still carry its own server's verdict.
+    let lan = Lan::new();
+    let dir = Netns::new("sdir");
+    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    let ports: Vec<u16> = (8000..8010).collect();
+    let cycle = [
+        Scenario::Good,
+        Scenario::NoListener,
+        Scenario::Good,
+        Scenario::Forwarder,
+        Scenario::Good,
+        Scenario::ArpAnswering,
+        Scenario::Good,
+        Scenario::VipOnEth0,
+        Scenario::Good,
+        Scenario::NoVip,
+    ];
+    let hosts: Vec<(u8, Scenario)> = (0..20u8)
+        .map(|i| (40 + i, cycle[usize::from(i) % 10]))
+        .collect();
+    let _servers: Vec<RealServer> = hosts
+        .iter()
+        .map(|&(h, sc)| real_server_on(&lan, h, sc, &ports))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("keepalived.conf");
+    let mut text = String::new();
+    for p in &ports {
+        text.push_str(&format!(
+            "virtual_server {VIP4} {p} {{\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for (h, _) in &hosts {
+            text.push_str(&format!("    real_server 192.0.2.{h} {p} {{\n    }}\n"));
+        }
+        text.push_str("}\n");
+    }
+    std::fs::write(&conf, text).unwrap();
+    let mut c = dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(&conf)
+        .args(["--json", "--timeout", "500ms", "--parallel", "64"]);
+    let out = run_bounded(&mut c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 200);
+    for (n, row) in rows.iter().enumerate() {
+        let (host, scenario) = hosts[n % hosts.len()];
+        let port = ports[n / hosts.len()];
+        assert_eq!(row["rip"], format!("192.0.2.{host}"), "{row}");
+        assert_eq!(row["port"], port, "{row}");
+        let (up, reason) = expect(scenario, VIP4, port);
+        assert_eq!(row["up"], up, "{row}");
+        let got = row["reason"].as_str().unwrap();
+        assert!(
+            if reason.is_empty() {
+                got.is_empty()
+            } else {
+                got.contains(&reason)
+            },
+            "expected {reason:?} in {row}"
+        );
+    }
 }
