@@ -120,6 +120,8 @@ pub enum MethodArg {
 pub enum CheckArg {
     Icmp,
     Tcp,
+    /// Only whether the real server answers ARP / neighbour solicitation for the VIP.
+    Arp,
     All,
 }
 
@@ -146,9 +148,14 @@ pub struct ProbeArgs {
     /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
-    /// Which checks: icmp, tcp, or all (icmp, and tcp for a TCP service with a port).
+    /// Which checks: icmp, tcp, arp, or all (icmp; tcp for a TCP service with a port;
+    /// arp: the real server must not answer ARP / neighbour solicitation for the VIP).
     #[arg(long, value_enum, default_value = "all")]
     pub check: CheckArg,
+    /// A real server that answers ARP for the VIP is a warning, not down (for setups
+    /// that route VIP traffic to the real servers on purpose).
+    #[arg(long)]
+    pub allow_arp_answer: bool,
     /// The whole probe's time budget, retries included (e.g. 500ms, 2s).
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub timeout: String,
@@ -193,6 +200,9 @@ pub struct StatusArgs {
     /// Colour the table: auto (on a terminal), always, never.
     #[arg(long, default_value = "auto", value_name = "WHEN")]
     pub color: ColorWhen,
+    /// A real server that answers ARP for the VIP is a warning, not down.
+    #[arg(long)]
+    pub allow_arp_answer: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
 }

@@ -1,6 +1,11 @@
 //! `vipcheck status`: probe every DR/TUN pair of a config at once and show, per virtual
 //! service, which real servers really serve the VIP — as a table, JSON, or Prometheus
 //! textfile metrics.
+//!
+//! Probing happens in this process ([`FleetProbe`] over [`Fleet`]): each pair gets the
+//! request the generated check would pass to `vipcheck probe`, and the probes share one
+//! packet socket per interface, one route and neighbour lookup per real server, and one
+//! ICMP result per VIP and real server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,7 +16,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
 use crate::config::{ForwardingMethod, Protocol, VirtualService};
+use crate::probe::fleet::Fleet;
+use crate::probe::request::Request;
+use crate::probe::Verdict;
 
 /// One real server behind one VIP:port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -360,6 +371,45 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_is_probed_with_the_generated_check_s_request() {
+        use crate::probe::engine::{CheckKind, Method};
+        let fp = FleetProbe::new(Duration::from_millis(700), false);
+        let r = fp.request(&pair("192.0.2.11", 80)).unwrap();
+        assert_eq!(r.vips, vec!["192.0.2.20".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r.rip, "192.0.2.11".parse::<IpAddr>().unwrap());
+        assert_eq!(r.method, Method::Dr);
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
+        assert_eq!(r.timeout, Duration::from_millis(700));
+        assert!(!r.allow_arp_answer);
+        let mut udp = pair("192.0.2.11", 53);
+        udp.proto = Protocol::Udp;
+        udp.method = ForwardingMethod::Tunnel;
+        let fp = FleetProbe::new(Duration::from_secs(1), true);
+        let r = fp.request(&udp).unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert_eq!(r.method, Method::Tun);
+        assert!(r.allow_arp_answer);
+    }
+
+    #[test]
+    fn an_up_verdict_with_a_warning_shows_the_warning_as_reason() {
+        let mut v = Verdict::failed("VIP 192.0.2.20 did not answer");
+        let o = outcome(&v);
+        assert!(!o.up);
+        assert_eq!(o.reason, "VIP 192.0.2.20 did not answer");
+        v.up = true;
+        v.reason.clear();
+        v.warnings = vec!["allowed: answers ARP for VIP 192.0.2.20".into()];
+        let o = outcome(&v);
+        assert!(o.up);
+        assert_eq!(o.reason, "allowed: answers ARP for VIP 192.0.2.20");
+        assert_eq!(o.latency, None);
+    }
+
+    #[test]
     fn table_groups_by_service_and_counts() {
         let pairs = vec![
             pair("192.0.2.11", 80),
@@ -405,10 +455,7 @@ mod command {
             }
         };
         let pairs = pairs(&loaded.services, &opts.fwmark_vips);
-        let prober = super::ProcessProbe {
-            program: opts.probe_path.clone(),
-            timeout,
-        };
+        let prober = super::FleetProbe::new(timeout, args.allow_arp_answer);
         let on_terminal = std::io::stderr().is_terminal() && !args.json && !args.prometheus;
         let outcomes = probe_all(
             &pairs,
@@ -434,17 +481,28 @@ mod command {
     }
 }
 
-/// Probes a pair by running `vipcheck probe --json` (the same command the generated
-/// checks run, so `status` shows exactly what the daemon will see).
-pub struct ProcessProbe {
-    pub program: std::path::PathBuf,
+/// Probes pairs in this process over shared packet sockets ([`Fleet`]), each with the
+/// arguments the generated check would pass to `vipcheck probe`, so `status` shows what
+/// the daemon will see.
+pub struct FleetProbe {
+    pub fleet: Fleet,
     pub timeout: Duration,
+    pub allow_arp_answer: bool,
 }
 
-impl PairProbe for ProcessProbe {
-    fn probe(&self, pair: &Pair) -> Outcome {
+impl FleetProbe {
+    pub fn new(timeout: Duration, allow_arp_answer: bool) -> FleetProbe {
+        FleetProbe {
+            fleet: Fleet::new(),
+            timeout,
+            allow_arp_answer,
+        }
+    }
+
+    /// The probe request for a pair: the generated check's command line, read back.
+    pub fn request(&self, pair: &Pair) -> Result<Request, String> {
         let cmd = crate::generate::ProbeCommand {
-            program: self.program.clone(),
+            program: "vipcheck".into(),
             vips: vec![pair.vip],
             rip: pair.rip,
             port: pair.port,
@@ -452,42 +510,50 @@ impl PairProbe for ProcessProbe {
             method: pair.method,
             timeout: self.timeout,
         };
-        let start = Instant::now();
-        let out = std::process::Command::new(&cmd.program)
-            .args(cmd.args())
-            .arg("--json")
-            .output();
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                return Outcome {
-                    up: false,
-                    reason: format!("cannot run {}: {e}", self.program.display()),
-                    latency: None,
-                }
-            }
-        };
-        let up = out.status.success();
-        let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
-        let reason = json
-            .as_ref()
-            .and_then(|v| v["reason"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
-        let latency = json
-            .as_ref()
-            .and_then(|v| v["checks"].as_array().cloned())
-            .and_then(|checks| {
-                checks
-                    .iter()
-                    .filter_map(|c| c["latency_ms"].as_f64())
-                    .reduce(f64::max)
-            })
-            .map(|ms| Duration::from_secs_f64(ms / 1e3))
-            .or_else(|| up.then(|| start.elapsed()));
-        Outcome {
-            up,
-            reason,
-            latency,
+        let mut argv = vec!["vipcheck".to_string()];
+        argv.extend(cmd.args());
+        if self.allow_arp_answer {
+            argv.push("--allow-arp-answer".into());
         }
+        let cli = Cli::try_parse_from(&argv).map_err(|e| e.to_string())?;
+        let Command::Probe(args) = cli.command else {
+            return Err("the generated check is not a probe command".into());
+        };
+        Request::from_args(&args).map_err(|e| e.to_string())
+    }
+}
+
+/// The status row's view of a probe verdict.
+pub fn outcome(v: &Verdict) -> Outcome {
+    let reason = if v.up {
+        v.warnings.join("; ")
+    } else {
+        v.reason.clone()
+    };
+    Outcome {
+        up: v.up,
+        reason,
+        latency: v
+            .checks
+            .iter()
+            .filter_map(|c| c.latency_ms)
+            .reduce(f64::max)
+            .map(|ms| Duration::from_secs_f64(ms / 1e3)),
+    }
+}
+
+impl PairProbe for FleetProbe {
+    fn probe(&self, pair: &Pair) -> Outcome {
+        let start = Instant::now();
+        let verdict = match self.request(pair) {
+            Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.fleet.probe(&req, start)
+            }))
+            .unwrap_or_else(|_| {
+                Verdict::failed("internal error in vipcheck (a bug: please report it)")
+            }),
+            Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
+        };
+        outcome(&verdict)
     }
 }

@@ -374,7 +374,9 @@ fn json_verdict_has_up_reason_and_one_entry_per_check() {
     assert_eq!(v["up"], true);
     assert_eq!(v["reason"], "");
     let checks = v["checks"].as_array().expect("checks array");
-    assert_eq!(checks.len(), 2);
+    assert_eq!(checks.len(), 3);
+    assert_eq!(checks[2]["check"], "arp");
+    assert_eq!(checks[2]["up"], true);
     for (c, name) in checks.iter().zip(["icmp", "tcp"]) {
         assert_eq!(c["check"], name);
         assert_eq!(c["vip"], VIP4);
@@ -615,4 +617,147 @@ fn usage_errors_exit_1_not_clap_s_2() {
     let mut help = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
     help.args(["probe", "--help"]);
     assert_eq!(run(help).code, 0);
+}
+
+/// The reason an IPv4 ARP answer gives, as the issue words it.
+const ARP_REASON: &str = "answers ARP for VIP 192.0.2.20: it can take VIP traffic away from \
+    the director (set arp_ignore=1, arp_announce=2 or put the VIP on lo)";
+
+fn assert_arp_ok(r: &Run) {
+    assert_up(r);
+    assert!(r.stdout.trim_end().ends_with(", arp ok"), "{}", r.stdout);
+}
+
+#[test]
+fn correct_dr_real_server_passes_the_arp_check() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // VIP on lo, arp_ignore=1, arp_announce=2: silent for the VIP on eth0.
+    let g = good();
+    assert_arp_ok(&probe(&g.dir, &V4_ARGS));
+    // IPv6: the VIP on lo (nodad) is never answered for on eth0.
+    assert_arp_ok(&probe(&g.dir, &V6_ARGS));
+    let r = probe(
+        &g.dir,
+        &["--vip", VIP4, "--rip", "192.0.2.11", "--check", "arp"],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.trim_end(), "up: arp ok");
+}
+
+#[test]
+fn vip_on_lo_without_arp_ignore_answers_arp_and_is_down() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let g = good();
+    for scope in ["all", "eth0"] {
+        g.rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "0");
+        g.rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "0");
+    }
+    let r = probe(&g.dir, &V4_ARGS);
+    assert_down(&r, ARP_REASON);
+    assert!(
+        r.stderr.trim_end().ends_with("put the VIP on lo)"),
+        "{}",
+        r.stderr
+    );
+    // The answer is judged, not waited for: well inside the default 2 s budget.
+    assert!(r.elapsed < Duration::from_millis(1000), "{:?}", r.elapsed);
+    // JSON: icmp and tcp up, the arp check down with the reason.
+    let r = probe(&g.dir, &[&V4_ARGS[..], &["--json"]].concat());
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("JSON");
+    assert_eq!(v["reason"], ARP_REASON);
+    assert_eq!(v["checks"][0]["up"], true);
+    assert_eq!(v["checks"][1]["up"], true);
+    assert_eq!(v["checks"][2]["check"], "arp");
+    assert_eq!(v["checks"][2]["up"], false);
+    // --allow-arp-answer: up, with the warning on the line.
+    let r = probe(&g.dir, &[&V4_ARGS[..], &["--allow-arp-answer"]].concat());
+    assert_up(&r);
+    assert!(
+        r.stdout
+            .trim_end()
+            .ends_with(&format!("(warning: allowed: {ARP_REASON})")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // arp_ignore=1 still answers for an address on the receiving interface.
+    let lan = Lan::new();
+    let dir = director(&lan);
+    let rs = attach_real_server(&lan, RS_MAC);
+    rs.ip(&format!("addr add {VIP4}/32 dev eth0"));
+    rs.ip(&format!("addr add {VIP6}/128 dev eth0 nodad"));
+    let _l = [listen(&rs, VIP4), listen(&rs, VIP6)];
+    assert_down(&probe(&dir, &V4_ARGS), ARP_REASON);
+    assert_down(
+        &probe(&dir, &V6_ARGS),
+        "answers neighbour solicitations for VIP 2001:db8::20: it can take VIP traffic away \
+         from the director (put the VIP on lo, not on the real server's network interface)",
+    );
+    // Both VIPs at once: the reason names the one answered for.
+    let r = probe(
+        &dir,
+        &[
+            "--vip",
+            VIP4,
+            "--vip",
+            VIP6,
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+        ],
+    );
+    assert_down(&r, ARP_REASON);
+}
+
+#[test]
+fn ipv6_vip_on_lo_is_not_answered_for_whatever_the_sysctls() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // Linux answers a neighbour solicitation only for an address of the interface it
+    // arrived on: arp_ignore has no IPv6 counterpart because none is needed.
+    let g = good();
+    for scope in ["all", "eth0"] {
+        g.rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "0");
+    }
+    assert_arp_ok(&probe(&g.dir, &V6_ARGS));
+}
+
+#[test]
+fn generated_keepalived_check_command_passes_for_a_correct_server() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let g = good();
+    for (vip, rip) in [(VIP4, "192.0.2.11"), (VIP6, "2001:db8::b")] {
+        let cmd = vipcheck::generate::ProbeCommand {
+            program: env!("CARGO_BIN_EXE_vipcheck").into(),
+            vips: vec![vip.parse().unwrap()],
+            rip: rip.parse().unwrap(),
+            port: Some(80),
+            protocol: vipcheck::config::Protocol::Tcp,
+            method: vipcheck::config::ForwardingMethod::DirectRouting,
+            timeout: Duration::from_secs(2),
+        };
+        let args = cmd.args();
+        assert_eq!(args[0], "probe");
+        let r = run({
+            let mut c = g.dir.command(&cmd.program);
+            c.args(&args);
+            c
+        });
+        assert_arp_ok(&r);
+    }
 }

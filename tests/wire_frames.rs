@@ -656,3 +656,26 @@ mod frames {
     ];
 
 }
+
+#[test]
+fn unicast_arp_request_differs_from_the_broadcast_one_only_in_the_destination() {
+    let rs = RS_MAC;
+    let (src, vip) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 20));
+    let f = frame::arp_request_to(rs, DIR_MAC, src, vip);
+    let b = arp_request(DIR_MAC, src, vip);
+    assert_eq!(&f[..6], &rs.0);
+    assert_eq!(&f[6..], &b[6..]);
+}
+
+#[test]
+fn unicast_neighbor_solicitation_keeps_the_solicited_node_destination() {
+    let rs = RS_MAC;
+    let (src, vip) = (
+        "2001:db8::2".parse().unwrap(),
+        "2001:db8::20".parse().unwrap(),
+    );
+    let f = frame::neighbor_solicitation_to(rs, DIR_MAC, src, vip);
+    let b = neighbor_solicitation(DIR_MAC, src, vip);
+    assert_eq!(&f[..6], &rs.0);
+    assert_eq!(&f[6..], &b[6..]);
+}

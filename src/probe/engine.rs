@@ -16,7 +16,7 @@ use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
 use crate::wire::MacAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Direct routing: the probe goes in a frame to the real server's MAC.
@@ -28,7 +28,12 @@ pub enum Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckKind {
     Icmp,
-    Tcp { port: u16 },
+    Tcp {
+        port: u16,
+    },
+    /// Does the real server answer ARP / neighbour solicitation for the VIP? Run by
+    /// [`ArpWatch`] alongside the others, not by [`Prober::run`].
+    Arp,
 }
 
 /// How to reach the real server, as resolved from the kernel's tables.
@@ -80,10 +85,11 @@ impl CheckResult {
             check: match check.kind {
                 CheckKind::Icmp => "icmp",
                 CheckKind::Tcp { .. } => "tcp",
+                CheckKind::Arp => "arp",
             },
             vip: check.vip,
             port: match check.kind {
-                CheckKind::Icmp => None,
+                CheckKind::Icmp | CheckKind::Arp => None,
                 CheckKind::Tcp { port } => Some(port),
             },
             up,
@@ -97,6 +103,18 @@ impl CheckResult {
 /// Where identifiers, sequence numbers and ports come from.
 pub trait Entropy {
     fn next_u32(&mut self) -> u32;
+
+    /// A token that is unique among the probes in flight, used as the echo identifier
+    /// or (mapped into the ephemeral range) the TCP source port, when several probes
+    /// share one socket and replies are routed by it. `None`: take random bits.
+    fn token(&mut self) -> Option<u16> {
+        None
+    }
+}
+
+/// The ephemeral source port for a token: the Linux default range, 32768..60999.
+pub fn token_port(token: u16) -> u16 {
+    32768 + token % 28232
 }
 
 /// The kernel's random source.
@@ -194,15 +212,16 @@ pub struct Prober<'a, I: FrameIo, E: Entropy> {
 
 impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     fn fresh(&mut self, check: &Check) -> ProbeKind {
+        let token = self.entropy.token();
         let r = self.entropy.next_u32();
         match check.kind {
-            CheckKind::Icmp => ProbeKind::Echo {
-                ident: (r >> 16) as u16,
+            // `run` answers the ARP check without sending a probe.
+            CheckKind::Icmp | CheckKind::Arp => ProbeKind::Echo {
+                ident: token.unwrap_or((r >> 16) as u16),
                 seq: r as u16,
             },
             CheckKind::Tcp { port } => ProbeKind::Syn {
-                // The Linux default ephemeral range, 32768..60999.
-                src_port: 32768 + (r % 28232) as u16,
+                src_port: token_port(token.unwrap_or((r % 28232) as u16)),
                 dst_port: port,
                 seq: self.entropy.next_u32(),
             },
@@ -379,7 +398,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     fn silence_reason(&self, check: &Check) -> String {
         let vip = check.vip;
         let what = match check.kind {
-            CheckKind::Icmp => String::new(),
+            CheckKind::Icmp | CheckKind::Arp => String::new(),
             CheckKind::Tcp { port } => format!(" on TCP {port}"),
         };
         match self.path.method {
@@ -403,6 +422,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         deadline: Instant,
         attempts: u32,
     ) -> io::Result<CheckResult> {
+        if check.kind == CheckKind::Arp {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the ARP check runs alongside the others, through ArpWatch",
+            ));
+        }
         let attempts = attempts.max(1);
         let mut sent: Vec<(ProbeKind, Instant)> = Vec::new();
         let mut wrong_mac: Option<MacAddr> = None;
@@ -464,7 +489,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         if rst {
                             let port = match check.kind {
                                 CheckKind::Tcp { port } => port,
-                                CheckKind::Icmp => 0,
+                                CheckKind::Icmp | CheckKind::Arp => 0,
                             };
                             let reason = format!("VIP answers but TCP {port} is closed (RST)");
                             return Ok(CheckResult::new(check, false, reason, Some(latency), n));
@@ -501,5 +526,141 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             None,
             sent.len() as u32,
         ))
+    }
+}
+
+/// The ARP-problem check: asks the real server alone (a frame to its MAC) who has each
+/// VIP, then watches every frame the other checks receive for its answer.
+///
+/// A DR real server must not claim the VIP on the wire: if it answers, a router that
+/// asks may send VIP traffic straight to it, past the director. Silence is the good
+/// outcome, so no time is spent waiting for it: the requests go out before the other
+/// checks, answers are picked up while those run, and afterwards only a grace of twice
+/// the slowest round trip measured (counted from the request) is allowed.
+pub struct ArpWatch<'a, I: FrameIo> {
+    io: &'a mut I,
+    peer_mac: MacAddr,
+    vips: Vec<IpAddr>,
+    answered: Vec<IpAddr>,
+    sent_at: Option<Instant>,
+}
+
+impl<'a, I: FrameIo> ArpWatch<'a, I> {
+    /// A watch that asks nothing and passes every frame through.
+    pub fn idle(io: &'a mut I) -> Self {
+        ArpWatch {
+            io,
+            peer_mac: MacAddr::ZERO,
+            vips: Vec::new(),
+            answered: Vec::new(),
+            sent_at: None,
+        }
+    }
+
+    /// Sends, for each `(vip, src)`, an ARP request (IPv4) or neighbour solicitation
+    /// (IPv6) for the VIP from the director's `src` in a frame to `peer_mac`.
+    pub fn ask(
+        io: &'a mut I,
+        our_mac: MacAddr,
+        peer_mac: MacAddr,
+        vips: &[(IpAddr, IpAddr)],
+    ) -> io::Result<Self> {
+        let mut w = ArpWatch::idle(io);
+        w.peer_mac = peer_mac;
+        for &(vip, src) in vips {
+            let request = match (src, vip) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => frame::arp_request_to(peer_mac, our_mac, s, t),
+                (IpAddr::V6(s), IpAddr::V6(t)) => {
+                    frame::neighbor_solicitation_to(peer_mac, our_mac, s, t)
+                }
+                _ => continue,
+            };
+            if w.sent_at.is_none() {
+                w.sent_at = Some(Instant::now());
+            }
+            w.io.send(&request)?;
+            w.vips.push(vip);
+        }
+        Ok(w)
+    }
+
+    fn look(&mut self, f: &Frame) {
+        if self.vips.is_empty() {
+            return;
+        }
+        let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
+            return;
+        };
+        let claimed = match rx.inbound {
+            Inbound::ArpReply {
+                sender_mac,
+                sender_ip,
+                ..
+            } if sender_mac == self.peer_mac || rx.eth_src == self.peer_mac => {
+                IpAddr::V4(sender_ip)
+            }
+            Inbound::NeighborAdvert { target, lladdr }
+                if rx.eth_src == self.peer_mac || lladdr == Some(self.peer_mac) =>
+            {
+                IpAddr::V6(target)
+            }
+            _ => return,
+        };
+        if self.vips.contains(&claimed) && !self.answered.contains(&claimed) {
+            self.answered.push(claimed);
+        }
+    }
+
+    /// Waits out the grace (until `2 * rtt` after the requests), takes what is already
+    /// queued, and returns the VIPs the real server answered for, in the order asked.
+    pub fn finish(mut self, rtt: Option<Duration>) -> io::Result<Vec<IpAddr>> {
+        let Some(sent_at) = self.sent_at else {
+            return Ok(Vec::new());
+        };
+        if self.answered.len() < self.vips.len() {
+            if let Some(rtt) = rtt {
+                let grace = sent_at + rtt * 2;
+                while self.recv(grace)?.is_some() {}
+            }
+            // Bounded: a flood of frames must not hold the verdict back.
+            for _ in 0..64 {
+                if self.answered.len() == self.vips.len() {
+                    break;
+                }
+                match self.io.recv_ready()? {
+                    Some(f) => self.look(&f),
+                    None => break,
+                }
+            }
+        }
+        let answered = &self.answered;
+        Ok(self
+            .vips
+            .iter()
+            .copied()
+            .filter(|v| answered.contains(v))
+            .collect())
+    }
+}
+
+impl<I: FrameIo> FrameIo for ArpWatch<'_, I> {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.io.send(frame)
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        let f = self.io.recv(deadline)?;
+        if let Some(f) = &f {
+            self.look(f);
+        }
+        Ok(f)
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        let f = self.io.recv_ready()?;
+        if let Some(f) = &f {
+            self.look(f);
+        }
+        Ok(f)
     }
 }

@@ -26,8 +26,23 @@
 //! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
 //!   check get an even share of what is left, and every attempt within a check an even
 //!   share of the check's.
+//! - The ARP-problem check (`arp`, part of `all`): an ARP request (IPv4) or neighbour
+//!   solicitation (IPv6, to the VIP's solicited-node group) for the VIP, from the
+//!   director's own address, in a frame to the real server's MAC only. An answer means a
+//!   router asking for the VIP could be answered by the real server and send VIP
+//!   traffic past the director: down (a warning with `--allow-arp-answer`). It goes out
+//!   before the other checks and is judged after them, within twice the slowest round
+//!   trip they measured, so a silent (correct) server costs no extra wait.
+//!   Linux answers ARP for the VIP on lo unless arp_ignore >= 1, and for the VIP on the
+//!   interface always. It answers a neighbour solicitation only for an address of the
+//!   interface it arrived on (whatever the sysctls), so an IPv6 VIP on lo is never
+//!   answered for and an IPv6 VIP on eth0 always is. Not asked through a router (TUN
+//!   to a real server that is not on-link): its link is out of reach.
+//! - [`fleet`] runs many probes in one process (`vipcheck status`) over shared sockets,
+//!   with the same checks and verdicts.
 
 pub mod engine;
+pub mod fleet;
 pub mod netlink;
 pub mod request;
 pub mod socket;
@@ -44,7 +59,9 @@ pub mod session;
 
 use crate::cli::ProbeArgs;
 use crate::wire::MacAddr;
-use engine::{share, Check, CheckResult, Entropy, Method, OsEntropy, Path, Prober};
+use engine::{
+    share, ArpWatch, Check, CheckKind, CheckResult, Entropy, Method, OsEntropy, Path, Prober,
+};
 use request::Request;
 use socket::{FrameIo, PacketSocket};
 
@@ -64,6 +81,9 @@ pub struct Verdict {
     /// Set for a UDP service, whose port is not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Problems that do not make the verdict down (an allowed ARP answer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Verdict {
@@ -77,6 +97,7 @@ impl Verdict {
             iface: None,
             checks: Vec::new(),
             note: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -92,8 +113,14 @@ impl Verdict {
             None if checks.is_empty() => "no check was run".to_string(),
             None => String::new(),
         };
+        let warnings = checks
+            .iter()
+            .filter(|c| c.up && !c.reason.is_empty())
+            .map(|c| c.reason.clone())
+            .collect();
         Verdict {
             up: first_down.is_none() && !checks.is_empty(),
+            warnings,
             reason,
             rip: Some(req.rip),
             method: Some(req.method),
@@ -120,7 +147,11 @@ impl Verdict {
             self.checks
                 .iter()
                 .filter(|c| c.vip == vip)
-                .map(|c| format!("{} {:.2} ms", c.check, c.latency_ms.unwrap_or(0.0)))
+                .map(|c| match c.latency_ms {
+                    Some(ms) => format!("{} {ms:.2} ms", c.check),
+                    // The ARP check passes by silence: nothing was timed.
+                    None => format!("{} ok", c.check),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -135,6 +166,9 @@ impl Verdict {
         };
         if let Some(note) = &self.note {
             line.push_str(&format!(" ({note})"));
+        }
+        for w in &self.warnings {
+            line.push_str(&format!(" (warning: {w})"));
         }
         line
     }
@@ -220,67 +254,76 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
     probe_with(req, start, false)
 }
 
-/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
-/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
-fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
-    let deadline = start + req.timeout;
-    let oif = match &req.iface {
+/// What the kernel's tables say about the way to one real server: the route, the egress
+/// interface and its addresses. Looked up once per real server.
+#[derive(Debug, Clone)]
+pub struct Way {
+    pub route: netlink::Route,
+    pub link: netlink::Link,
+    pub our_mac: MacAddr,
+    pub addrs: Vec<netlink::IfAddr>,
+}
+
+/// Looks up the way to `rip` (through interface `iface` when given); the error is the
+/// down verdict's reason.
+pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
+    let oif = match iface {
         Some(name) => match netlink::index_of(name) {
             Some(i) => Some(i),
             None => {
-                return Verdict::failed(format!(
+                return Err(format!(
                     "unknown interface {name} (see `ip link` for the names on this host)"
                 ))
             }
         },
         None => None,
     };
-    let route = match netlink::route_get(req.rip, oif) {
-        Ok(r) => r,
-        Err(e) => {
-            return Verdict::failed(setup_error(
-                &format!("no route to the real server {}", req.rip),
-                &e,
-            ))
-        }
-    };
+    let route = netlink::route_get(rip, oif)
+        .map_err(|e| setup_error(&format!("no route to the real server {rip}"), &e))?;
     if route.kind == netlink::RTN_LOCAL {
-        return Verdict::failed(format!(
-            "{} is an address of this host, not a real server (check --rip)",
-            req.rip
+        return Err(format!(
+            "{rip} is an address of this host, not a real server (check --rip)"
         ));
     }
     if route.kind != netlink::RTN_UNICAST {
-        return Verdict::failed(format!(
-            "no usable route to the real server {} (route type {})",
-            req.rip, route.kind
+        return Err(format!(
+            "no usable route to the real server {rip} (route type {})",
+            route.kind
         ));
     }
-    let link = match netlink::link(route.oif) {
-        Ok(l) => l,
-        Err(e) => return Verdict::failed(setup_error("cannot read the egress interface", &e)),
-    };
+    let link = netlink::link(route.oif)
+        .map_err(|e| setup_error("cannot read the egress interface", &e))?;
     let Some(our_mac) = link.mac.filter(|m| *m != MacAddr::ZERO) else {
-        return Verdict::failed(format!(
+        return Err(format!(
             "interface {} has no Ethernet address; DR and TUN probes need an Ethernet link",
             link.name
         ));
     };
+    let addrs = netlink::addresses(route.oif)
+        .map_err(|e| setup_error("cannot read interface addresses", &e))?;
+    Ok(Way {
+        route,
+        link,
+        our_mac,
+        addrs,
+    })
+}
+
+/// The director's outer source address and every check with its source, for `req` over
+/// `way`; the error is the down verdict's reason.
+pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), String> {
+    let (route, link) = (&way.route, &way.link);
     if req.method == Method::Dr {
         if let Some(gw) = route.gateway {
-            return Verdict::failed(format!(
+            return Err(format!(
                 "real server {} is not on-link from {} (routed via {gw}); direct routing needs \
                  the real server on the director's own network",
                 req.rip, link.name
             ));
         }
     }
-    let addrs = match netlink::addresses(route.oif) {
-        Ok(a) => a,
-        Err(e) => return Verdict::failed(setup_error("cannot read interface addresses", &e)),
-    };
-    let Some(outer_src) = pick_source(route.prefsrc, &addrs, req.rip, &req.vips) else {
-        return Verdict::failed(format!(
+    let Some(outer_src) = pick_source(route.prefsrc, &way.addrs, req.rip, &req.vips) else {
+        return Err(format!(
             "{} has no {} address other than a VIP to send from (a probe from the VIP would \
              be answered to the real server itself); add one",
             link.name,
@@ -292,49 +335,70 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
         let src = if vip.is_ipv4() == req.rip.is_ipv4() {
             outer_src
         } else {
-            match pick_source(None, &addrs, vip, &req.vips) {
-                Some(s) => s,
-                None => {
-                    return Verdict::failed(format!(
-                        "{} has no {} address to probe VIP {vip} from; add one",
-                        link.name,
-                        family_name(vip)
-                    ))
-                }
-            }
+            pick_source(None, &way.addrs, vip, &req.vips).ok_or_else(|| {
+                format!(
+                    "{} has no {} address to probe VIP {vip} from; add one",
+                    link.name,
+                    family_name(vip)
+                )
+            })?
         };
         for &kind in &req.checks {
+            // Through a router the real server's own link is out of reach: nothing to ask.
+            if kind == CheckKind::Arp && route.gateway.is_some() {
+                continue;
+            }
             checks.push(Check { kind, vip, src });
         }
     }
+    Ok((outer_src, checks))
+}
+
+/// Why a packet socket cannot be opened, with the hint for a missing capability.
+pub fn socket_error(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
+        return format!(
+            "cannot open a packet socket: {} (run as root or grant it: setcap \
+             cap_net_raw+ep {exe})",
+            os_message(e)
+        );
+    }
+    setup_error("cannot open a packet socket", e)
+}
+
+/// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
+/// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
+fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
+    let deadline = start + req.timeout;
+    let way = match find_way(req.rip, req.iface.as_deref()) {
+        Ok(w) => w,
+        Err(reason) => return Verdict::failed(reason),
+    };
+    let (outer_src, checks) = match plan_checks(req, &way) {
+        Ok(p) => p,
+        Err(reason) => return Verdict::failed(reason),
+    };
     let mut sources = vec![outer_src];
     sources.extend(checks.iter().map(|c| c.src));
-    let mut sock = match PacketSocket::open(link.index, our_mac, &sources) {
+    let mut sock = match PacketSocket::open(way.link.index, way.our_mac, &sources) {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "/path/to/vipcheck".to_string());
-            return Verdict::failed(format!(
-                "cannot open a packet socket: {} (run as root or grant it: setcap \
-                 cap_net_raw+ep {exe})",
-                os_message(&e)
-            ));
-        }
-        Err(e) => return Verdict::failed(setup_error("cannot open a packet socket", &e)),
+        Err(e) => return Verdict::failed(socket_error(&e)),
     };
     let mut entropy = OsEntropy;
     let verdict = run_path(
         req,
         &mut sock,
         &mut entropy,
-        &link.name,
-        our_mac,
-        route.gateway,
+        &way.link.name,
+        way.our_mac,
+        way.route.gateway,
         outer_src,
         checks,
         deadline,
-        route.oif,
+        way.route.oif,
     );
     if exiting {
         sock.release_in_background();
@@ -391,7 +455,22 @@ fn run_path(
     run_checks(req, &path, io, entropy, &checks, deadline)
 }
 
-/// Runs `checks` one after another, each with an even share of the time left.
+/// Why an answer to the ARP check is a problem, and what to do.
+fn arp_answer_reason(vip: IpAddr) -> String {
+    match vip {
+        IpAddr::V4(_) => format!(
+            "answers ARP for VIP {vip}: it can take VIP traffic away from the director (set \
+             arp_ignore=1, arp_announce=2 or put the VIP on lo)"
+        ),
+        IpAddr::V6(_) => format!(
+            "answers neighbour solicitations for VIP {vip}: it can take VIP traffic away from \
+             the director (put the VIP on lo, not on the real server's network interface)"
+        ),
+    }
+}
+
+/// Runs `checks`: the ARP checks' requests go out first, then the other checks one after
+/// another, each with an even share of the time left; the ARP answers are judged last.
 pub fn run_checks(
     req: &Request,
     path: &Path,
@@ -400,30 +479,94 @@ pub fn run_checks(
     checks: &[Check],
     deadline: Instant,
 ) -> Verdict {
+    run_checks_with(req, path, io, entropy, checks, deadline, None)
+}
+
+/// ICMP results shared by the probes of one run, per (VIP, real server, method, source).
+///
+/// The ICMP check does not depend on the service port, and a real server that forwards
+/// (or cannot decapsulate) answers with ICMP errors it rate-limits per destination
+/// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
+/// most of those errors suppressed and report silence instead of the cause.
+pub type IcmpMemo = std::sync::Mutex<
+    std::collections::HashMap<
+        (IpAddr, IpAddr, Method, IpAddr),
+        std::sync::Arc<std::sync::OnceLock<Result<CheckResult, String>>>,
+    >,
+>;
+
+/// As [`run_checks`]; with `memo`, an ICMP check already run for the same VIP and real
+/// server in this run is not sent again: its result is reused.
+pub fn run_checks_with(
+    req: &Request,
+    path: &Path,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    checks: &[Check],
+    deadline: Instant,
+    memo: Option<&IcmpMemo>,
+) -> Verdict {
     let attempts = req.retries.saturating_add(1);
-    let mut prober = Prober { io, entropy, path };
+    let (arp_checks, probe_checks): (Vec<Check>, Vec<Check>) =
+        checks.iter().partition(|c| c.kind == CheckKind::Arp);
+    let asks: Vec<(IpAddr, IpAddr)> = arp_checks.iter().map(|c| (c.vip, c.src)).collect();
+    let failed = |results: Vec<CheckResult>, e: &io::Error| {
+        let mut v = Verdict::from_checks(req, path, results);
+        v.up = false;
+        v.reason = setup_error("cannot use the packet socket", e);
+        v
+    };
+    let mut watch = if asks.is_empty() {
+        ArpWatch::idle(io)
+    } else {
+        match ArpWatch::ask(io, path.our_mac, path.peer_mac, &asks) {
+            Ok(w) => w,
+            Err(e) => return failed(Vec::new(), &e),
+        }
+    };
     let mut results = Vec::new();
-    for (i, check) in checks.iter().enumerate() {
-        let until = share(Instant::now(), deadline, (checks.len() - i) as u32);
-        match prober.run(check, until, attempts) {
-            Ok(r) => {
-                let up = r.up;
-                results.push(r);
-                if !up {
-                    // The verdict is down already; the rest would only cost time.
-                    break;
+    {
+        let mut prober = Prober {
+            io: &mut watch,
+            entropy,
+            path,
+        };
+        for (i, check) in probe_checks.iter().enumerate() {
+            let until = share(Instant::now(), deadline, (probe_checks.len() - i) as u32);
+            let cell = memo
+                .filter(|_| check.kind == CheckKind::Icmp)
+                .and_then(|m| m.lock().ok())
+                .map(|mut m| {
+                    m.entry((check.vip, path.rip, path.method, check.src))
+                        .or_default()
+                        .clone()
+                });
+            let result = match cell {
+                Some(cell) => cell
+                    .get_or_init(|| {
+                        prober
+                            .run(check, until, attempts)
+                            .map_err(|e| setup_error("cannot use the packet socket", &e))
+                    })
+                    .clone()
+                    .map_err(io::Error::other),
+                None => prober.run(check, until, attempts),
+            };
+            match result {
+                Ok(r) => {
+                    let up = r.up;
+                    results.push(r);
+                    if !up {
+                        // The verdict is down already; the rest would only cost time.
+                        break;
+                    }
                 }
-            }
-            Err(e) => {
-                let mut v = Verdict::from_checks(req, path, results);
-                v.up = false;
-                v.reason = setup_error("cannot use the packet socket", &e);
-                return v;
+                Err(e) => return failed(results, &e),
             }
         }
     }
     // Checks not run after a failure still get an entry, so the JSON has one per check.
-    for check in &checks[results.len()..] {
+    for check in &probe_checks[results.len()..] {
         results.push(CheckResult::new(
             check,
             false,
@@ -432,5 +575,27 @@ pub fn run_checks(
             0,
         ));
     }
+    let rtt = results
+        .iter()
+        .filter_map(|r| r.latency_ms)
+        .reduce(f64::max)
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1e3));
+    let answered = match watch.finish(rtt) {
+        Ok(a) => a,
+        Err(e) => return failed(results, &e),
+    };
+    // The ARP results come last, so the line reads as before: `up: icmp .., tcp .., arp ok`.
+    results.extend(arp_checks.iter().map(|c| {
+        if answered.contains(&c.vip) {
+            let reason = arp_answer_reason(c.vip);
+            if req.allow_arp_answer {
+                CheckResult::new(c, true, format!("allowed: {reason}"), None, 1)
+            } else {
+                CheckResult::new(c, false, reason, None, 1)
+            }
+        } else {
+            CheckResult::new(c, true, String::new(), None, 1)
+        }
+    }));
     Verdict::from_checks(req, path, results)
 }

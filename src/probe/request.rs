@@ -17,6 +17,8 @@ pub struct Request {
     pub checks: Vec<CheckKind>,
     /// True when the service is UDP and so only ICMP is checked.
     pub icmp_only_udp: bool,
+    /// An ARP answer is a warning instead of down.
+    pub allow_arp_answer: bool,
     pub timeout: Duration,
     pub retries: u32,
     pub iface: Option<String>,
@@ -175,6 +177,9 @@ impl Request {
                 checks.push(CheckKind::Tcp { port });
             }
         }
+        if matches!(args.check, CheckArg::Arp | CheckArg::All) {
+            checks.push(CheckKind::Arp);
+        }
         Ok(Request {
             vips,
             rip,
@@ -183,7 +188,8 @@ impl Request {
                 MethodArg::Tun => Method::Tun,
             },
             checks,
-            icmp_only_udp: !tcp_service && args.check != CheckArg::Icmp,
+            icmp_only_udp: !tcp_service && matches!(args.check, CheckArg::All),
+            allow_arp_answer: args.allow_arp_answer,
             timeout: parse_duration(&args.timeout)?,
             retries: args.retries.min(100),
             iface: args.iface.clone(),
@@ -231,7 +237,10 @@ mod tests {
         let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11", "--port", "80"]).unwrap();
         assert_eq!(r.vips, vec![ip("192.0.2.20")]);
         assert_eq!(r.rip, ip("192.0.2.11"));
-        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }]);
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
         assert_eq!(r.method, Method::Dr);
         assert_eq!(r.timeout, Duration::from_secs(2));
     }
@@ -251,7 +260,11 @@ mod tests {
         assert_eq!(r.rip, ip("2001:db8::11"));
         assert_eq!(
             r.checks,
-            vec![CheckKind::Icmp, CheckKind::Tcp { port: 443 }]
+            vec![
+                CheckKind::Icmp,
+                CheckKind::Tcp { port: 443 },
+                CheckKind::Arp
+            ]
         );
         assert_eq!(r.method, Method::Tun);
     }
@@ -263,7 +276,10 @@ mod tests {
         assert!(e.hint.contains("--vip"));
         let r = req(&["--vip", "192.0.2.20", "5", "0", "192.0.2.11", "80"]).unwrap();
         assert_eq!(r.vips, vec![ip("192.0.2.20")]);
-        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }]);
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
     }
 
     #[test]
@@ -296,7 +312,7 @@ mod tests {
             "udp",
         ])
         .unwrap();
-        assert_eq!(r.checks, vec![CheckKind::Icmp]);
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
         assert!(r.icmp_only_udp);
         assert!(req(&[
             "--vip",
@@ -330,7 +346,33 @@ mod tests {
     #[test]
     fn without_a_port_only_icmp_runs() {
         let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11"]).unwrap();
-        assert_eq!(r.checks, vec![CheckKind::Icmp]);
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
         assert!(!r.icmp_only_udp);
+    }
+
+    #[test]
+    fn check_arp_alone_and_the_allow_flag() {
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "arp",
+        ])
+        .unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Arp]);
+        assert!(!r.allow_arp_answer);
+        assert!(!r.icmp_only_udp);
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--allow-arp-answer",
+        ])
+        .unwrap();
+        assert!(r.allow_arp_answer);
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
     }
 }

@@ -36,6 +36,10 @@ pub trait FrameIo {
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// The next frame received before `deadline`, or `None` once it has passed.
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>>;
+    /// A frame already received, without waiting (`None` when there is none).
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(None)
+    }
 }
 
 /// A packet socket bound to one interface that only wakes for frames addressed to
@@ -232,13 +236,7 @@ impl PacketSocket {
 
 impl FrameIo for PacketSocket {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
-        // interface and protocol come from the binding.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.transmit(frame)
     }
 
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
@@ -269,6 +267,64 @@ impl FrameIo for PacketSocket {
             if r == 0 {
                 continue;
             }
+            match self.read_ready()? {
+                Some(f) => return Ok(Some(f)),
+                // Woken without a frame (another reader took it): wait on.
+                None => continue,
+            }
+        }
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        self.read_ready()
+    }
+}
+
+impl PacketSocket {
+    /// Sends one frame; usable from several threads at once (one `send(2)` per frame).
+    pub fn transmit(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
+        // interface and protocol come from the binding.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Another handle on the same socket (a duplicated descriptor), with its own buffer:
+    /// one thread receives on it while others send on the original.
+    pub fn try_clone(&self) -> io::Result<PacketSocket> {
+        Ok(PacketSocket {
+            fd: self.fd.try_clone()?,
+            buf: vec![0; 65536],
+        })
+    }
+
+    /// Asks for a receive queue of `bytes` (beyond the system limit when privileged), so
+    /// a burst of replies to many probes in flight is not dropped.
+    pub fn set_recv_buffer(&self, bytes: usize) {
+        let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: v is a valid c_int for the call.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
+    }
+
+    /// One queued frame, without waiting.
+    fn read_ready(&mut self) -> io::Result<Option<Frame>> {
+        loop {
             let mut iov = libc::iovec {
                 iov_base: self.buf.as_mut_ptr().cast(),
                 iov_len: self.buf.len(),
@@ -284,6 +340,14 @@ impl FrameIo for PacketSocket {
             // SAFETY: msg points at iov (into self.buf) and control, both live and of the
             // sizes given.
             let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => Ok(None),
+                    _ => Err(e),
+                };
+            }
             let mut status = 0u32;
             // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
             // within msg.msg_controllen; the auxdata payload starts with a u32 status.

@@ -58,6 +58,10 @@ impl<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>> FrameIo for Mock<F> {
         self.deadlines.push(deadline);
         Ok(self.queue.pop_front().map(Frame::wire))
     }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(Frame::wire))
+    }
 }
 
 /// Returns 0xbeef0001, 0x00001234, 0xcafe0002, 0x00005678, ... : known identifiers.
@@ -613,6 +617,7 @@ fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
         retries: 1,
         iface: None,
         json: false,
+        allow_arp_answer: false,
     }
 }
 
@@ -722,4 +727,254 @@ fn failed_setup_is_down_with_no_checks() {
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["up"], false);
     assert_eq!(json["checks"], serde_json::json!([]));
+}
+
+/// An ARP reply from `mac` claiming `sender` for the director.
+fn arp_reply(sender: [u8; 4], mac: MacAddr) -> Vec<u8> {
+    let r = crate::wire::arp::ArpRepr {
+        operation: crate::wire::arp::ArpOperation::Reply,
+        sender_mac: mac,
+        sender_ip: Ipv4Addr::from(sender),
+        target_mac: DIR_MAC,
+        target_ip: Ipv4Addr::new(192, 0, 2, 2),
+    };
+    let mut f = vec![0u8; 42];
+    EthernetRepr {
+        dst: DIR_MAC,
+        src: mac,
+        ethertype: ethertype::ARP,
+    }
+    .emit(&mut f);
+    r.emit(&mut f[14..]);
+    f
+}
+
+fn arp_check() -> Check {
+    Check {
+        kind: CheckKind::Arp,
+        ..icmp_check()
+    }
+}
+
+const ARP_ANSWER_REASON: &str = "answers ARP for VIP 192.0.2.20: it can take VIP traffic away \
+    from the director (set arp_ignore=1, arp_announce=2 or put the VIP on lo)";
+
+/// A real server that answers echo and SYN, and ARP for the VIP when `arp` says so (with
+/// the answer queued right away, or only once the last frame of the checks went out).
+fn server(arp: Option<(MacAddr, bool)>) -> impl FnMut(usize, &[u8]) -> Vec<Vec<u8>> {
+    move |_, f: &[u8]| {
+        let (eth, _) = EthernetRepr::parse(f).unwrap();
+        if eth.ethertype == ethertype::ARP {
+            return match arp {
+                Some((mac, false)) => vec![arp_reply([192, 0, 2, 20], mac)],
+                _ => Vec::new(),
+            };
+        }
+        let (ip, _) = inner(f);
+        if ip.protocol == protocol::ICMP {
+            vec![echo_reply(f, RS_MAC, 0)]
+        } else if f[47] == flags::SYN {
+            vec![tcp_answer(f, RS_MAC, flags::SYN | flags::ACK)]
+        } else if let Some((mac, true)) = arp {
+            // The RST that closes the handshake: the last frame the checks send.
+            vec![arp_reply([192, 0, 2, 20], mac)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn run_all(req: &Request, mock: &mut impl FrameIo) -> Verdict {
+    run_checks(
+        req,
+        &path(Method::Dr),
+        mock,
+        &mut Counter(0),
+        &[icmp_check(), tcp_check(), arp_check()],
+        Instant::now() + Duration::from_secs(1),
+    )
+}
+
+fn all_checks() -> Request {
+    request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp],
+        &["192.0.2.20"],
+    )
+}
+
+#[test]
+fn arp_request_goes_first_unicast_to_the_real_server() {
+    let mut mock = Mock::new(server(None));
+    let v = run_all(&all_checks(), &mut mock);
+    assert_eq!(
+        mock.sent[0],
+        frame::arp_request_to(
+            RS_MAC,
+            DIR_MAC,
+            Ipv4Addr::new(192, 0, 2, 2),
+            Ipv4Addr::new(192, 0, 2, 20)
+        )
+    );
+    assert!(v.up, "{v:?}");
+    let line = v.line();
+    assert!(line.starts_with("up: icmp "), "{line}");
+    assert!(line.ends_with(" ms, arp ok"), "{line}");
+    assert_eq!(v.checks[2].check, "arp");
+    assert!(v.warnings.is_empty());
+}
+
+#[test]
+fn real_server_answering_arp_for_the_vip_is_down_with_the_fix() {
+    let mut mock = Mock::new(server(Some((RS_MAC, false))));
+    let v = run_all(&all_checks(), &mut mock);
+    assert!(!v.up);
+    assert_eq!(v.reason, ARP_ANSWER_REASON);
+    // The other checks still ran and passed.
+    assert!(v.checks[0].up && v.checks[1].up, "{v:?}");
+}
+
+#[test]
+fn an_arp_answer_after_the_last_check_is_still_caught() {
+    let mut mock = Mock::new(server(Some((RS_MAC, true))));
+    let v = run_all(&all_checks(), &mut mock);
+    assert!(!v.up, "{v:?}");
+    assert_eq!(v.reason, ARP_ANSWER_REASON);
+}
+
+#[test]
+fn an_arp_answer_from_another_host_is_not_the_real_server_s() {
+    let mut mock = Mock::new(server(Some((OTHER_MAC, false))));
+    let v = run_all(&all_checks(), &mut mock);
+    assert!(v.up, "{v:?}");
+}
+
+#[test]
+fn allowed_arp_answer_is_a_warning() {
+    let mut req = all_checks();
+    req.allow_arp_answer = true;
+    let mut mock = Mock::new(server(Some((RS_MAC, false))));
+    let v = run_all(&req, &mut mock);
+    assert!(v.up, "{v:?}");
+    assert_eq!(v.warnings, vec![format!("allowed: {ARP_ANSWER_REASON}")]);
+    assert!(v
+        .line()
+        .ends_with(&format!("(warning: allowed: {ARP_ANSWER_REASON})")));
+}
+
+#[test]
+fn no_grace_wait_when_no_round_trip_was_measured() {
+    // The VIP is silent: the verdict is down already, and the ARP check adds no wait.
+    let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
+    let start = Instant::now();
+    let v = run_checks(
+        &all_checks(),
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check(), arp_check()],
+        start + Duration::from_millis(30),
+    );
+    assert!(!v.up);
+    assert!(
+        v.reason.starts_with("VIP 192.0.2.20 did not answer"),
+        "{}",
+        v.reason
+    );
+    // Every recv deadline is within the check's budget: none added for the ARP check.
+    assert!(mock
+        .deadlines
+        .iter()
+        .all(|d| *d <= start + Duration::from_millis(30)));
+}
+
+#[test]
+fn ipv6_neighbour_advertisement_for_the_vip_is_down() {
+    use crate::wire::icmpv6::Icmpv6Repr;
+    use crate::wire::ipv6::Ipv6Repr;
+    let vip: std::net::Ipv6Addr = "2001:db8::20".parse().unwrap();
+    let src: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
+    let mut mock = Mock::new(move |_, f: &[u8]| {
+        let (eth, _) = EthernetRepr::parse(f).unwrap();
+        assert_eq!(eth.dst, RS_MAC, "asked in a frame to the real server");
+        let na = Icmpv6Repr::NeighborAdvert {
+            flags: 0x6000_0000,
+            target: vip,
+            target_lladdr: Some(RS_MAC),
+        };
+        let mut icmp = vec![0; na.buffer_len()];
+        na.emit(vip, src, &mut icmp);
+        let ip = Ipv6Repr {
+            src: vip,
+            dst: src,
+            next_header: protocol::ICMPV6,
+            hop_limit: 255,
+            payload_len: icmp.len(),
+        };
+        let mut out = vec![0u8; 14 + 40 + icmp.len()];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: RS_MAC,
+            ethertype: ethertype::IPV6,
+        }
+        .emit(&mut out);
+        ip.emit(&mut out[14..]);
+        out[54..].copy_from_slice(&icmp);
+        vec![out]
+    });
+    let check = Check {
+        kind: CheckKind::Arp,
+        vip: IpAddr::V6(vip),
+        src: IpAddr::V6(src),
+    };
+    let req = request(vec![CheckKind::Arp], &["2001:db8::20"]);
+    let v = run_checks(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[check],
+        Instant::now() + Duration::from_millis(100),
+    );
+    assert!(!v.up, "{v:?}");
+    assert!(
+        v.reason
+            .starts_with("answers neighbour solicitations for VIP 2001:db8::20: it can take"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn a_shared_icmp_result_is_reused_not_sent_again() {
+    let memo = super::IcmpMemo::default();
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let run = |mock: &mut Mock<_>| {
+        super::run_checks_with(
+            &req,
+            &path(Method::Dr),
+            mock,
+            &mut Counter(0),
+            &[icmp_check(), tcp_check()],
+            Instant::now() + Duration::from_secs(1),
+            Some(&memo),
+        )
+    };
+    let mut first = Mock::new(server(None));
+    assert!(run(&mut first).up);
+    assert!(first
+        .sent
+        .iter()
+        .any(|f| inner(f).0.protocol == protocol::ICMP));
+    // The second pair (another port of the same real server) sends its SYN only.
+    let mut second = Mock::new(server(None));
+    let v = run(&mut second);
+    assert!(v.up, "{v:?}");
+    assert!(second
+        .sent
+        .iter()
+        .all(|f| inner(f).0.protocol == protocol::TCP));
+    assert_eq!(v.checks[0].check, "icmp");
 }

@@ -203,6 +203,17 @@ impl Probe {
 
 /// A broadcast ARP request for `target` from `src_mac` / `src_ip`.
 pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    arp_request_to(MacAddr::BROADCAST, src_mac, src_ip, target)
+}
+
+/// An ARP request for `target` in a frame to `dst_mac` (broadcast for address
+/// resolution; one host's MAC to ask that host alone whether it claims `target`).
+pub fn arp_request_to(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Vec<u8> {
     let r = ArpRepr {
         operation: ArpOperation::Request,
         sender_mac: src_mac,
@@ -212,7 +223,7 @@ pub fn arp_request(src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<
     };
     let mut b = buffer(r.buffer_len());
     r.emit(&mut b);
-    ethernet_frame(src_mac, MacAddr::BROADCAST, ethertype::ARP, &b)
+    ethernet_frame(src_mac, dst_mac, ethertype::ARP, &b)
 }
 
 /// The solicited-node multicast address of `target` (RFC 4291 2.7.1).
@@ -225,6 +236,18 @@ pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
 
 /// A neighbour solicitation for `target` to its solicited-node address, hop limit 255.
 pub fn neighbor_solicitation(src_mac: MacAddr, src_ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let dst = solicited_node(target);
+    neighbor_solicitation_to(MacAddr::ipv6_multicast(dst), src_mac, src_ip, target)
+}
+
+/// As [`neighbor_solicitation`] (IPv6 destination: the solicited-node group, as a router
+/// resolving `target` sends it) but in a frame to `dst_mac`: asks one host alone.
+pub fn neighbor_solicitation_to(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src_ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Vec<u8> {
     let dst = solicited_node(target);
     let r = Icmpv6Repr::NeighborSolicit {
         target,
@@ -242,12 +265,7 @@ pub fn neighbor_solicitation(src_mac: MacAddr, src_ip: Ipv6Addr, target: Ipv6Add
     let mut packet = buffer(ipv6::HEADER_LEN + icmp.len());
     ip.emit(&mut packet);
     packet[ipv6::HEADER_LEN..].copy_from_slice(&icmp);
-    ethernet_frame(
-        src_mac,
-        MacAddr::ipv6_multicast(dst),
-        ethertype::IPV6,
-        &packet,
-    )
+    ethernet_frame(src_mac, dst_mac, ethertype::IPV6, &packet)
 }
 
 /// An ICMP error, told apart the way the verdict needs.

@@ -1,0 +1,544 @@
+//! Many probes at once in one process (`vipcheck status`): one packet socket per
+//! interface and source shared by every probe, a dispatcher thread that hands each
+//! received frame to the probe it answers, and the kernel lookups and neighbour
+//! resolution done once per real server.
+//!
+//! Routing a reply needs no guess: every probe takes its echo identifiers and TCP source
+//! ports from one counter ([`Entropy::token`]), so they are unique among the probes in
+//! flight, and registers them before it sends. ARP replies and neighbour advertisements
+//! go to every probe that asked about that address (at most the probes in flight); each
+//! probe's own matching (the real server's MAC, the ISN, the echo sequence) then judges
+//! them exactly as a lone `vipcheck probe` does.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::engine::{self, share, token_port, Entropy, OsEntropy, Path};
+use super::request::Request;
+use super::socket::{Frame, FrameIo, PacketSocket};
+use super::{
+    find_way, netlink, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict, Way,
+};
+use crate::wire::frame::{self, Inbound, QuotedProbe};
+use crate::wire::MacAddr;
+
+/// What a received frame is addressed to, as far as routing it to a probe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    /// An echo reply's identifier, or the one an ICMP error quotes.
+    Ident(u16),
+    /// Our TCP port: a reply's destination port, or the source port an error quotes.
+    Port(u16),
+    /// The address an ARP reply or neighbour advertisement claims.
+    Claim(IpAddr),
+}
+
+/// The tokens a counter can hand out before one comes round again: the size of the
+/// ephemeral port range the TCP source port is taken from.
+const TOKENS: u32 = 28232;
+
+fn quoted_key(q: &frame::Quoted) -> Option<Key> {
+    match &q.probe {
+        QuotedProbe::Echo { ident, .. } => Some(Key::Ident(*ident)),
+        QuotedProbe::Tcp { src_port, .. } => Some(Key::Port(*src_port)),
+        QuotedProbe::Tunnelled(inner) => quoted_key(inner),
+        QuotedProbe::Unknown => None,
+    }
+}
+
+/// The key a frame is routed by, if it can answer any probe.
+fn route_key(f: &Frame) -> Option<Key> {
+    let rx = frame::parse_with(&f.bytes, !f.checksum_trusted).ok()?;
+    match rx.inbound {
+        Inbound::ArpReply { sender_ip, .. } => Some(Key::Claim(IpAddr::V4(sender_ip))),
+        Inbound::NeighborAdvert { target, .. } => Some(Key::Claim(IpAddr::V6(target))),
+        Inbound::EchoReply { ident, .. } => Some(Key::Ident(ident)),
+        Inbound::Tcp { segment, .. } => Some(Key::Port(segment.dst_port)),
+        Inbound::IcmpError { quoted, .. } => quoted_key(&quoted),
+        Inbound::Other => None,
+    }
+}
+
+type Routes = HashMap<Key, Vec<(u64, Sender<Frame>)>>;
+
+/// One shared packet socket and the thread that dispatches what it receives.
+struct Tap {
+    sock: PacketSocket,
+    routes: Arc<Mutex<Routes>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Frames received that no probe was waiting for (late replies, foreign traffic).
+    unrouted: Arc<AtomicU64>,
+}
+
+/// How long the dispatcher sleeps between looks at the stop flag.
+const DISPATCH_TICK: Duration = Duration::from_millis(20);
+
+impl Tap {
+    fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<Tap> {
+        let sock = PacketSocket::open(ifindex, our_mac, sources)?;
+        // Room for the replies to every probe in flight, even if the dispatcher is late.
+        sock.set_recv_buffer(8 << 20);
+        let mut reader = sock.try_clone()?;
+        let routes: Arc<Mutex<Routes>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let unrouted = Arc::new(AtomicU64::new(0));
+        let (r, st, un) = (routes.clone(), stop.clone(), unrouted.clone());
+        let thread = std::thread::Builder::new()
+            .name("vipcheck-dispatch".into())
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    let f = match reader.recv(Instant::now() + DISPATCH_TICK) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => continue,
+                        // A socket error ends dispatching; the probes then time out.
+                        Err(_) => break,
+                    };
+                    let Some(key) = route_key(&f) else {
+                        un.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let Ok(routes) = r.lock() else { break };
+                    match routes.get(&key).map(Vec::as_slice) {
+                        Some([(_, tx)]) => {
+                            let _ = tx.send(f);
+                        }
+                        Some(many) if !many.is_empty() => {
+                            for (_, tx) in many {
+                                let _ = tx.send(f.clone());
+                            }
+                        }
+                        _ => {
+                            un.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })?;
+        Ok(Tap {
+            sock,
+            routes,
+            stop,
+            thread: Mutex::new(Some(thread)),
+            unrouted,
+        })
+    }
+
+    fn register(&self, key: Key, id: u64, tx: &Sender<Frame>) {
+        if let Ok(mut r) = self.routes.lock() {
+            r.entry(key).or_default().push((id, tx.clone()));
+        }
+    }
+
+    fn unregister(&self, keys: &[Key], id: u64) {
+        if let Ok(mut r) = self.routes.lock() {
+            for key in keys {
+                if let Some(v) = r.get_mut(key) {
+                    v.retain(|(i, _)| *i != id);
+                    if v.is_empty() {
+                        r.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn shut(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One probe's view of a [`Tap`]: sends on the shared socket, receives what the
+/// dispatcher routes to it; its keys are dropped from the routes when it ends.
+struct Lease {
+    tap: Arc<Tap>,
+    id: u64,
+    tx: Sender<Frame>,
+    rx: Receiver<Frame>,
+    keys: Vec<Key>,
+}
+
+impl Lease {
+    fn new(tap: Arc<Tap>, id: u64) -> Lease {
+        let (tx, rx) = mpsc::channel();
+        Lease {
+            tap,
+            id,
+            tx,
+            rx,
+            keys: Vec::new(),
+        }
+    }
+
+    fn listen(&mut self, key: Key) {
+        self.tap.register(key, self.id, &self.tx);
+        self.keys.push(key);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.tap.unregister(&self.keys, self.id);
+    }
+}
+
+impl FrameIo for Lease {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.tap.sock.transmit(frame)
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(f) => Ok(Some(f)),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Ok(None),
+        }
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        match self.rx.try_recv() {
+            Ok(f) => Ok(Some(f)),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Ok(None),
+        }
+    }
+}
+
+/// Random bits from the kernel, and tokens from the fleet's counter, each registered
+/// with the lease before the probe that carries it is sent.
+struct LeaseEntropy<'a> {
+    lease: &'a RefCell<Lease>,
+    counter: &'a AtomicU32,
+}
+
+impl Entropy for LeaseEntropy<'_> {
+    fn next_u32(&mut self) -> u32 {
+        OsEntropy.next_u32()
+    }
+
+    fn token(&mut self) -> Option<u16> {
+        let t = (self.counter.fetch_add(1, Ordering::Relaxed) % TOKENS) as u16;
+        let mut lease = self.lease.borrow_mut();
+        lease.listen(Key::Ident(t));
+        lease.listen(Key::Port(token_port(t)));
+        Some(t)
+    }
+}
+
+/// The lease as the prober's `FrameIo`, shared with its [`LeaseEntropy`]: both are used
+/// by one thread, one call at a time.
+struct SharedLease<'a>(&'a RefCell<Lease>);
+
+impl FrameIo for SharedLease<'_> {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().send(frame)
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        self.0.borrow_mut().recv(deadline)
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        self.0.borrow_mut().recv_ready()
+    }
+}
+
+type SocketKey = (u32, Option<Ipv4Addr>, Option<Ipv6Addr>);
+
+/// A map whose values are computed once, by the first thread that needs them, while the
+/// others wait for that result.
+type OnceMap<K, V> = Mutex<HashMap<K, Arc<OnceLock<Result<V, String>>>>>;
+
+/// Probes many (VIP, real server) pairs concurrently over shared sockets.
+pub struct Fleet {
+    ways: OnceMap<(IpAddr, Option<String>), Way>,
+    macs: OnceMap<(u32, IpAddr), MacAddr>,
+    taps: OnceMap<SocketKey, Arc<Tap>>,
+    tokens: AtomicU32,
+    ids: AtomicU64,
+    icmp: IcmpMemo,
+}
+
+/// The once-cell for `key` in `map`, made on first use; `None` if the lock is poisoned.
+fn cell<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, Arc<OnceLock<V>>>>,
+    key: K,
+) -> Option<Arc<OnceLock<V>>> {
+    map.lock()
+        .ok()
+        .map(|mut m| m.entry(key).or_default().clone())
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet::new()
+    }
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        Fleet {
+            ways: Mutex::default(),
+            macs: Mutex::default(),
+            taps: Mutex::default(),
+            // Start somewhere random so two runs back to back do not reuse ports.
+            tokens: AtomicU32::new(OsEntropy.next_u32() % TOKENS),
+            ids: AtomicU64::new(0),
+            icmp: IcmpMemo::default(),
+        }
+    }
+
+    /// Frames received that no probe was waiting for, over every socket so far.
+    pub fn unrouted(&self) -> u64 {
+        self.taps.lock().map_or(0, |t| {
+            t.values()
+                .filter_map(|c| c.get().and_then(|r| r.as_ref().ok()))
+                .map(|tap| tap.unrouted.load(Ordering::Relaxed))
+                .sum()
+        })
+    }
+
+    fn tap(&self, way: &Way, sources: &[IpAddr]) -> Result<Arc<Tap>, String> {
+        let v4 = sources.iter().find_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        });
+        let v6 = sources.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        });
+        let c = cell(&self.taps, (way.link.index, v4, v6)).ok_or("internal lock poisoned")?;
+        c.get_or_init(|| {
+            Tap::open(way.link.index, way.our_mac, sources)
+                .map(Arc::new)
+                .map_err(|e| socket_error(&e))
+        })
+        .clone()
+    }
+
+    /// Runs every check of `req` within its timeout, counted from `start`; the same
+    /// checks and verdict as `vipcheck probe` with these arguments.
+    pub fn probe(&self, req: &Request, start: Instant) -> Verdict {
+        let deadline = start + req.timeout;
+        let Some(way_cell) = cell(&self.ways, (req.rip, req.iface.clone())) else {
+            return Verdict::failed("internal lock poisoned");
+        };
+        let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref())) {
+            Ok(w) => w,
+            Err(reason) => return Verdict::failed(reason.clone()),
+        };
+        let (outer_src, checks) = match plan_checks(req, way) {
+            Ok(p) => p,
+            Err(reason) => return Verdict::failed(reason),
+        };
+        let mut sources = vec![outer_src];
+        sources.extend(checks.iter().map(|c| c.src));
+        let tap = match self.tap(way, &sources) {
+            Ok(t) => t,
+            Err(reason) => return Verdict::failed(reason),
+        };
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let next_hop = way.route.gateway.unwrap_or(req.rip);
+        let attempts = req.retries.saturating_add(1);
+        let steps = checks.len() as u32 + 1;
+        let Some(mac_cell) = cell(&self.macs, (way.route.oif, next_hop)) else {
+            return Verdict::failed("internal lock poisoned");
+        };
+        let peer_mac = mac_cell.get_or_init(|| {
+            if let Ok(Some(mac)) = netlink::neighbor(way.route.oif, next_hop) {
+                return Ok(mac);
+            }
+            let mut lease = Lease::new(tap.clone(), id);
+            lease.listen(Key::Claim(next_hop));
+            let until = share(Instant::now(), deadline, steps);
+            match engine::resolve_neighbor(
+                &mut lease,
+                way.our_mac,
+                outer_src,
+                next_hop,
+                until,
+                attempts,
+            ) {
+                Ok(Some(mac)) => Ok(mac),
+                Ok(None) => {
+                    let what = if next_hop.is_ipv4() {
+                        "ARP reply"
+                    } else {
+                        "neighbour advertisement"
+                    };
+                    Err(format!("no {what} from {next_hop} on {}", way.link.name))
+                }
+                Err(e) => Err(format!("cannot send on the packet socket: {e}")),
+            }
+        });
+        let peer_mac = match peer_mac {
+            Ok(m) => *m,
+            Err(reason) => return Verdict::failed(reason.clone()),
+        };
+        let path = Path {
+            iface: way.link.name.clone(),
+            our_mac: way.our_mac,
+            method: req.method,
+            rip: req.rip,
+            outer_src,
+            peer_mac,
+        };
+        let mut lease = Lease::new(tap, id);
+        for c in &checks {
+            if c.kind == engine::CheckKind::Arp && !lease.keys.contains(&Key::Claim(c.vip)) {
+                lease.listen(Key::Claim(c.vip));
+            }
+        }
+        let lease = RefCell::new(lease);
+        let mut entropy = LeaseEntropy {
+            lease: &lease,
+            counter: &self.tokens,
+        };
+        run_checks_with(
+            req,
+            &path,
+            &mut SharedLease(&lease),
+            &mut entropy,
+            &checks,
+            deadline,
+            Some(&self.icmp),
+        )
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Ok(taps) = self.taps.lock() {
+            for tap in taps
+                .values()
+                .filter_map(|c| c.get().and_then(|r| r.as_ref().ok()))
+            {
+                tap.shut();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::arp::{ArpOperation, ArpRepr};
+    use crate::wire::ethernet::{ethertype, EthernetRepr};
+    use crate::wire::frame::{Probe, ProbeKind};
+    use crate::wire::icmpv4::Icmpv4Repr;
+    use crate::wire::ipv4::{protocol, Ipv4Repr};
+
+    const DIR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+
+    fn syn(src_port: u16) -> Vec<u8> {
+        Probe {
+            src_mac: DIR_MAC,
+            dst_mac: RS_MAC,
+            tunnel: None,
+            src: "192.0.2.2".parse().unwrap(),
+            dst: "192.0.2.20".parse().unwrap(),
+            hop_limit: 1,
+            ip_ident: 1,
+            kind: ProbeKind::Syn {
+                src_port,
+                dst_port: 80,
+                seq: 7,
+            },
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn ipv4_frame(proto: u8, src: [u8; 4], dst: [u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 34 + body.len()];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: RS_MAC,
+            ethertype: ethertype::IPV4,
+        }
+        .emit(&mut f);
+        Ipv4Repr {
+            src: src.into(),
+            dst: dst.into(),
+            protocol: proto,
+            ttl: 64,
+            ident: 9,
+            payload_len: body.len(),
+        }
+        .emit(&mut f[14..]);
+        f[34..].copy_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn replies_route_by_our_port_ident_or_claimed_address() {
+        // A segment to the director routes by its destination port: our source port.
+        let mut seg = syn(80);
+        // Swap the ports of our own SYN to make it look like the answer to port 41000.
+        seg[34..36].copy_from_slice(&80u16.to_be_bytes());
+        seg[36..38].copy_from_slice(&41000u16.to_be_bytes());
+        assert_eq!(
+            route_key(&Frame {
+                bytes: seg,
+                checksum_trusted: true
+            }),
+            Some(Key::Port(41000))
+        );
+
+        let arp = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_mac: RS_MAC,
+            sender_ip: [192, 0, 2, 20].into(),
+            target_mac: DIR_MAC,
+            target_ip: [192, 0, 2, 2].into(),
+        };
+        let mut f = vec![0u8; 42];
+        EthernetRepr {
+            dst: DIR_MAC,
+            src: RS_MAC,
+            ethertype: ethertype::ARP,
+        }
+        .emit(&mut f);
+        arp.emit(&mut f[14..]);
+        assert_eq!(
+            route_key(&Frame::wire(f)),
+            Some(Key::Claim("192.0.2.20".parse().unwrap()))
+        );
+
+        // An ICMP error routes by the port of the probe it quotes.
+        let quoted = syn(41001);
+        let err = Icmpv4Repr::TimeExceeded {
+            code: 0,
+            invoking: &quoted[14..],
+        };
+        let mut body = vec![0u8; err.buffer_len()];
+        err.emit(&mut body);
+        let f = ipv4_frame(protocol::ICMP, [192, 0, 2, 11], [192, 0, 2, 2], &body);
+        assert_eq!(route_key(&Frame::wire(f)), Some(Key::Port(41001)));
+
+        // Requests and anything else route nowhere.
+        let req = frame::arp_request(DIR_MAC, [192, 0, 2, 11].into(), [192, 0, 2, 2].into());
+        assert_eq!(route_key(&Frame::wire(req)), None);
+        assert_eq!(route_key(&Frame::wire(vec![0u8; 10])), None);
+    }
+
+    #[test]
+    fn every_token_has_its_own_port() {
+        let mut seen = vec![false; 65536];
+        for t in 0..TOKENS as u16 {
+            let p = usize::from(token_port(t));
+            assert!((32768..61000).contains(&p), "{p}");
+            assert!(!seen[p], "port {p} given twice");
+            seen[p] = true;
+        }
+    }
+}

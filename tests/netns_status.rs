@@ -1,0 +1,489 @@
+//! `vipcheck status` against real network stacks: a director and a dozen real servers in
+//! network namespaces on one bridge, in every scenario of the issue (good, no VIP, no
+//! listener, forwarder, ARP-answering, IPv6), read from a keepalived and an ldirectord
+//! config; every row of `--json` asserted. Needs root; prints "skipped: needs root
+//! (...)" otherwise, unless VIPCHECK_REQUIRE_PRIVILEGED=1.
+
+mod common;
+
+use std::net::{IpAddr, TcpListener};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::netns::{privileged, run_bounded, Lan, Netns};
+
+const VIP4: &str = "192.0.2.20";
+const VIP6: &str = "2001:db8::20";
+
+/// How a real server is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// VIPs on lo, arp_ignore=1, arp_announce=2, listeners on 80 and 443.
+    Good,
+    /// No VIP at all.
+    NoVip,
+    /// VIPs on lo but nothing listening.
+    NoListener,
+    /// No VIP; forwards the VIP back to the director (the original report's trap).
+    Forwarder,
+    /// VIP on lo with listeners, but arp_ignore=0: answers ARP for the VIP.
+    ArpAnswering,
+    /// VIPs on eth0 (with listeners): answers ARP and neighbour solicitation.
+    VipOnEth0,
+}
+
+struct RealServer {
+    _ns: Netns,
+    _listeners: Vec<TcpListener>,
+}
+
+/// Host number `host` (192.0.2.host, 2001:db8::host) in `scenario`, listening on 80 and
+/// 443 when it has the VIP and a listener.
+fn real_server(lan: &Lan, host: u8, scenario: Scenario) -> RealServer {
+    real_server_on(lan, host, scenario, &[80, 443])
+}
+
+fn real_server_on(lan: &Lan, host: u8, scenario: Scenario, ports: &[u16]) -> RealServer {
+    let ns = Netns::new("srs");
+    lan.attach(&ns, "eth0", &format!("02:00:00:00:01:{host:02x}"));
+    let ignore = if scenario == Scenario::ArpAnswering {
+        "0"
+    } else {
+        "1"
+    };
+    for scope in ["all", "eth0"] {
+        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), ignore);
+        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
+    }
+    ns.ip(&format!("addr add 192.0.2.{host}/24 dev eth0"));
+    ns.ip(&format!("addr add 2001:db8::{host:x}/64 dev eth0 nodad"));
+    let vip_dev = match scenario {
+        Scenario::NoVip | Scenario::Forwarder => None,
+        Scenario::VipOnEth0 => Some("eth0"),
+        _ => Some("lo"),
+    };
+    if let Some(dev) = vip_dev {
+        ns.ip(&format!("addr add {VIP4}/32 dev {dev}"));
+        ns.ip(&format!("addr add {VIP6}/128 dev {dev} nodad"));
+    }
+    if scenario == Scenario::Forwarder {
+        ns.sysctl("net.ipv4.ip_forward", "1");
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.ip(&format!("route add {VIP4}/32 via 192.0.2.2"));
+        ns.ip(&format!("route add {VIP6}/128 via 2001:db8::2"));
+    }
+    let mut listeners = Vec::new();
+    if vip_dev.is_some() && scenario != Scenario::NoListener {
+        for vip in [VIP4, VIP6] {
+            let ip: IpAddr = vip.parse().unwrap();
+            for &port in ports {
+                listeners.push(ns.in_ns(|| TcpListener::bind((ip, port)).expect("listen")));
+            }
+        }
+    }
+    RealServer {
+        _ns: ns,
+        _listeners: listeners,
+    }
+}
+
+struct Site {
+    dir: Netns,
+    _servers: Vec<RealServer>,
+    _lan: Lan,
+    dir_path: tempfile::TempDir,
+}
+
+const HOSTS: [(u8, Scenario); 12] = [
+    (11, Scenario::Good),
+    (12, Scenario::Good),
+    (13, Scenario::Good),
+    (14, Scenario::NoVip),
+    (15, Scenario::NoListener),
+    (16, Scenario::Forwarder),
+    (17, Scenario::ArpAnswering),
+    (18, Scenario::VipOnEth0),
+    (19, Scenario::Good),
+    (26, Scenario::Good),
+    (27, Scenario::Good),
+    (28, Scenario::VipOnEth0),
+];
+
+fn site() -> Site {
+    let lan = Lan::new();
+    let dir = Netns::new("sdir");
+    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    dir.ip("addr add 2001:db8::2/64 dev eth0 nodad");
+    let servers = HOSTS
+        .iter()
+        .map(|&(h, s)| real_server(&lan, h, s))
+        .collect();
+    Site {
+        dir,
+        _servers: servers,
+        _lan: lan,
+        dir_path: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+fn status(site: &Site, config: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut c: Command = site.dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(config)
+        .args(["--json", "--timeout", "500ms"]);
+    c.args(extra);
+    let out = run_bounded(&mut c, Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a row must say: up, and a piece of the reason ("" = empty reason).
+fn expect(scenario: Scenario, vip: &str, port: u16) -> (bool, String) {
+    let v6 = vip.contains(':');
+    match scenario {
+        Scenario::Good => (true, String::new()),
+        Scenario::NoVip => (false, format!("VIP {vip} did not answer through")),
+        Scenario::NoListener => (false, format!("VIP answers but TCP {port} is closed (RST)")),
+        Scenario::Forwarder => (
+            false,
+            format!("forwarded the probe for VIP {vip} instead of answering it"),
+        ),
+        // IPv6 has no arp_ignore: a VIP on lo is never answered for.
+        Scenario::ArpAnswering if v6 => (true, String::new()),
+        Scenario::ArpAnswering => (
+            false,
+            format!(
+                "answers ARP for VIP {vip}: it can take VIP traffic away from the director \
+                 (set arp_ignore=1, arp_announce=2 or put the VIP on lo)"
+            ),
+        ),
+        Scenario::VipOnEth0 if v6 => (
+            false,
+            format!("answers neighbour solicitations for VIP {vip}: it can take VIP traffic"),
+        ),
+        Scenario::VipOnEth0 => (false, format!("answers ARP for VIP {vip}")),
+    }
+}
+
+fn scenario_of(rip: &str) -> Scenario {
+    let ip: IpAddr = rip.parse().expect("rip");
+    let host = match ip {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    HOSTS
+        .iter()
+        .find(|(h, _)| *h == host)
+        .map(|(_, s)| *s)
+        .unwrap_or_else(|| panic!("no scenario for {rip}"))
+}
+
+/// Checks every row against its real server's scenario; returns how many rows.
+fn assert_rows(stdout: &str, expected: &[(&str, u16, &str, &str)]) -> usize {
+    let rows: serde_json::Value = serde_json::from_str(stdout).expect("a JSON array");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), expected.len(), "{stdout}");
+    for (row, (vip, port, rip, method)) in rows.iter().zip(expected) {
+        assert_eq!(row["vip"], *vip, "{row}");
+        assert_eq!(row["port"], *port, "{row}");
+        assert_eq!(row["proto"], "tcp", "{row}");
+        assert_eq!(row["rip"], *rip, "{row}");
+        assert_eq!(row["method"], *method, "{row}");
+        let (up, reason) = expect(scenario_of(rip), vip, *port);
+        assert_eq!(row["up"], up, "{row}");
+        let got = row["reason"].as_str().expect("reason");
+        if reason.is_empty() {
+            assert_eq!(got, "", "{row}");
+        } else {
+            assert!(got.contains(&reason), "expected {reason:?} in {row}");
+        }
+        if up {
+            assert!(row["latency_ms"].as_f64().is_some_and(|l| l > 0.0), "{row}");
+        }
+    }
+    rows.len()
+}
+
+const KEEPALIVED: &str = "\
+global_defs {
+    router_id test
+}
+
+virtual_server 192.0.2.20 80 {
+    lb_kind DR
+    protocol TCP
+    real_server 192.0.2.11 80 {
+        HTTP_GET {
+            url {
+                path /
+                status_code 200
+            }
+        }
+    }
+    real_server 192.0.2.12 80 {
+        TCP_CHECK {
+        }
+    }
+    real_server 192.0.2.13 80 {
+    }
+    real_server 192.0.2.14 80 {
+    }
+    real_server 192.0.2.15 80 {
+    }
+    real_server 192.0.2.16 80 {
+    }
+    real_server 192.0.2.17 80 {
+    }
+    real_server 192.0.2.18 80 {
+    }
+}
+
+virtual_server 192.0.2.20 443 {
+    lb_kind DR
+    protocol TCP
+    real_server 192.0.2.19 443 {
+    }
+    real_server 192.0.2.26 443 {
+    }
+    real_server 192.0.2.27 443 {
+    }
+}
+
+virtual_server 2001:db8::20 80 {
+    lb_kind DR
+    protocol TCP
+    real_server 2001:db8::1b 80 {
+    }
+    real_server 2001:db8::1c 80 {
+    }
+    real_server 2001:db8::11 80 {
+    }
+    real_server 2001:db8::12 80 {
+    }
+}
+
+virtual_server 192.0.2.21 80 {
+    lb_kind NAT
+    protocol TCP
+    real_server 192.0.2.11 80 {
+    }
+}
+";
+
+#[test]
+fn keepalived_config_every_row_matches_its_scenario() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let s = site();
+    let conf = s.dir_path.path().join("keepalived.conf");
+    std::fs::write(&conf, KEEPALIVED).expect("write config");
+    let (code, stdout, stderr) = status(&s, &conf, &[]);
+    assert_eq!(code, 1, "some pairs are down: {stderr}");
+    let expected = [
+        (VIP4, 80, "192.0.2.11", "dr"),
+        (VIP4, 80, "192.0.2.12", "dr"),
+        (VIP4, 80, "192.0.2.13", "dr"),
+        (VIP4, 80, "192.0.2.14", "dr"),
+        (VIP4, 80, "192.0.2.15", "dr"),
+        (VIP4, 80, "192.0.2.16", "dr"),
+        (VIP4, 80, "192.0.2.17", "dr"),
+        (VIP4, 80, "192.0.2.18", "dr"),
+        (VIP4, 443, "192.0.2.19", "dr"),
+        (VIP4, 443, "192.0.2.26", "dr"),
+        (VIP4, 443, "192.0.2.27", "dr"),
+        (VIP6, 80, "2001:db8::1b", "dr"),
+        (VIP6, 80, "2001:db8::1c", "dr"),
+        (VIP6, 80, "2001:db8::11", "dr"),
+        (VIP6, 80, "2001:db8::12", "dr"),
+    ];
+    assert_eq!(assert_rows(&stdout, &expected), 15);
+    // What the config already checks is shown next to the verdict.
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows[0]["config_checks"][0], "HTTP_GET");
+    assert_eq!(rows[1]["config_checks"][0], "TCP_CHECK");
+
+    // The table: grouped by service, no colour off a terminal.
+    let mut c = s.dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status").arg(&conf).args(["--timeout", "500ms"]);
+    let out = run_bounded(&mut c, Duration::from_secs(30));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(table.contains("192.0.2.20:80/tcp\n"), "{table}");
+    assert!(table.contains("192.0.2.20:443/tcp\n"), "{table}");
+    assert!(table.contains("8 of 15 pairs up"), "{table}");
+    assert!(!table.contains('\x1b'), "{table}");
+
+    // Prometheus: one gauge per pair.
+    let mut c = s.dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(&conf)
+        .args(["--prometheus", "--timeout", "500ms"]);
+    let out = run_bounded(&mut c, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("vipcheck_real_server_up{").count(),
+        15,
+        "{text}"
+    );
+    assert!(text.contains(
+        "vipcheck_real_server_up{vip=\"192.0.2.20\",port=\"80\",proto=\"tcp\",real=\"192.0.2.17\",method=\"dr\"} 0\n"
+    ));
+
+    // --allow-arp-answer: the ARP-answering server is up with the warning as reason.
+    let (_, stdout, _) = status(&s, &conf, &["--allow-arp-answer"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows[6]["rip"], "192.0.2.17");
+    assert_eq!(rows[6]["up"], true);
+    assert!(
+        rows[6]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("allowed: answers ARP for VIP 192.0.2.20"),
+        "{}",
+        rows[6]
+    );
+}
+
+#[test]
+fn ldirectord_config_every_row_matches_its_scenario() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let s = site();
+    let conf = s.dir_path.path().join("ldirectord.cf");
+    std::fs::write(
+        &conf,
+        "\
+checktimeout=3
+
+virtual=192.0.2.20:80
+\treal=192.0.2.11:80 gate
+\treal=192.0.2.15:80 gate
+\treal=192.0.2.16:80 gate
+\treal=192.0.2.17:80 gate
+\tservice=http
+\tchecktype=negotiate
+\trequest=\"index.html\"
+\treceive=\"ok\"
+
+virtual6=[2001:db8::20]:443
+\treal6=[2001:db8::1b]:443 gate
+\treal6=[2001:db8::1c]:443 gate
+\treal6=[2001:db8::e]:443 gate
+\tchecktype=connect
+",
+    )
+    .expect("write config");
+    let (code, stdout, stderr) = status(&s, &conf, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let expected = [
+        (VIP4, 80, "192.0.2.11", "dr"),
+        (VIP4, 80, "192.0.2.15", "dr"),
+        (VIP4, 80, "192.0.2.16", "dr"),
+        (VIP4, 80, "192.0.2.17", "dr"),
+        (VIP6, 443, "2001:db8::1b", "dr"),
+        (VIP6, 443, "2001:db8::1c", "dr"),
+        (VIP6, 443, "2001:db8::e", "dr"),
+    ];
+    assert_eq!(assert_rows(&stdout, &expected), 7);
+}
+
+#[test]
+fn all_up_exits_0_and_a_bad_config_exits_2() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let s = site();
+    let conf = s.dir_path.path().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 192.0.2.20 80 {\n    lb_kind DR\n    protocol TCP\n    \
+         real_server 192.0.2.11 80 {\n    }\n    real_server 192.0.2.12 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = status(&s, &conf, &[]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let bad = s.dir_path.path().join("bad.conf");
+    std::fs::write(&bad, "virtual_server 192.0.2.20 80 {\n    lb_kind DR\n").unwrap();
+    let (code, _, stderr) = status(&s, &bad, &["--format", "keepalived"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("bad.conf:"), "{stderr}");
+}
+
+#[test]
+fn two_hundred_pairs_at_once_get_their_own_replies() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // 20 real servers x 10 ports, every scenario, all probed with 64 in flight over one
+    // shared socket: each row must still carry its own server's verdict.
+    let lan = Lan::new();
+    let dir = Netns::new("sdir");
+    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    let ports: Vec<u16> = (8000..8010).collect();
+    let cycle = [
+        Scenario::Good,
+        Scenario::NoListener,
+        Scenario::Good,
+        Scenario::Forwarder,
+        Scenario::Good,
+        Scenario::ArpAnswering,
+        Scenario::Good,
+        Scenario::VipOnEth0,
+        Scenario::Good,
+        Scenario::NoVip,
+    ];
+    let hosts: Vec<(u8, Scenario)> = (0..20u8)
+        .map(|i| (40 + i, cycle[usize::from(i) % 10]))
+        .collect();
+    let _servers: Vec<RealServer> = hosts
+        .iter()
+        .map(|&(h, sc)| real_server_on(&lan, h, sc, &ports))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("keepalived.conf");
+    let mut text = String::new();
+    for p in &ports {
+        text.push_str(&format!(
+            "virtual_server {VIP4} {p} {{\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for (h, _) in &hosts {
+            text.push_str(&format!("    real_server 192.0.2.{h} {p} {{\n    }}\n"));
+        }
+        text.push_str("}\n");
+    }
+    std::fs::write(&conf, text).unwrap();
+    let mut c = dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(&conf)
+        .args(["--json", "--timeout", "500ms", "--parallel", "64"]);
+    let out = run_bounded(&mut c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 200);
+    for (n, row) in rows.iter().enumerate() {
+        let (host, scenario) = hosts[n % hosts.len()];
+        let port = ports[n / hosts.len()];
+        assert_eq!(row["rip"], format!("192.0.2.{host}"), "{row}");
+        assert_eq!(row["port"], port, "{row}");
+        let (up, reason) = expect(scenario, VIP4, port);
+        assert_eq!(row["up"], up, "{row}");
+        let got = row["reason"].as_str().unwrap();
+        assert!(
+            if reason.is_empty() {
+                got.is_empty()
+            } else {
+                got.contains(&reason)
+            },
+            "expected {reason:?} in {row}"
+        );
+    }
+}
