@@ -33,7 +33,15 @@ fn dir_listing(dir: &Path) -> Vec<String> {
 #[test]
 fn every_subcommand_has_help_with_an_example() {
     let tmp = tempfile::tempdir().unwrap();
-    for sub in ["rewrite", "probe", "appcheck", "watch", "status", "completions", "man"] {
+    for sub in [
+        "rewrite",
+        "probe",
+        "appcheck",
+        "watch",
+        "status",
+        "completions",
+        "man",
+    ] {
         let out = vipcheck(&[sub, "--help"], tmp.path());
         assert_eq!(out.status.code(), Some(0), "{sub}");
         let help = text(&out.stdout);
