@@ -123,6 +123,12 @@ pub enum CheckArg {
     /// Only whether the real server answers ARP / neighbour solicitation for the VIP.
     Arp,
     All,
+    /// ICMP and ARP, then an HTTP/1.1 GET through the VIP on this real server.
+    Http,
+    /// As http, over TLS.
+    Https,
+    /// ICMP and ARP, then a complete TCP handshake through the VIP (and a reset).
+    TcpSession,
 }
 
 /// Check that one real server answers on the VIP (what keepalived/ldirectord run).
@@ -130,7 +136,8 @@ pub enum CheckArg {
 #[command(after_help = "Examples:\n  \
     vipcheck probe --vip 192.0.2.20 --rip 192.0.2.11 --port 80\n  \
     vipcheck probe --method tun --vip 2001:db8::20 --rip 2001:db8::11 --check icmp --json\n  \
-    vipcheck probe --method dr 192.0.2.20 80 192.0.2.11 80   (ldirectord's VIP VPORT RIP RPORT)\n\n\
+    vipcheck probe --method dr 192.0.2.20 80 192.0.2.11 80   (ldirectord's VIP VPORT RIP RPORT)\n  \
+    vipcheck probe --vip 192.0.2.20 --rip 192.0.2.11 --port 80 --check http --http-path /health --expect-body OK\n\n\
     Exit status: 0 = up, 1 = down (any reason, including errors). Never 2..255.")]
 pub struct ProbeArgs {
     /// The virtual IP (repeatable: every VIP must answer).
@@ -156,6 +163,9 @@ pub struct ProbeArgs {
     /// that route VIP traffic to the real servers on purpose).
     #[arg(long)]
     pub allow_arp_answer: bool,
+    /// Options of the application checks (`--check http|https|tcp-session`).
+    #[command(flatten)]
+    pub app: crate::probe::session::args::AppCheckArgs,
     /// The whole probe's time budget, retries included (e.g. 500ms, 2s).
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub timeout: String,

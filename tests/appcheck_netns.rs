@@ -924,3 +924,94 @@ fn large_page_is_read_whole_and_digested() {
     assert_eq!(o.body_len, Some(big.len()));
     lab.assert_clean();
 }
+
+/// `vipcheck probe --check http|tcp-session`: the prober resolves the path itself (route,
+/// neighbour, source) and runs the application check through the VIP after the VIP checks.
+#[test]
+fn probe_check_http_runs_the_session_through_the_vip() {
+    if !privileged("probe_check_http_runs_the_session_through_the_vip") {
+        return;
+    }
+    let mut lab = Lab::new(false, true);
+    let vip = lab.vip();
+    lab.serve(vip, 80, "ok");
+    let rip = lab.rip();
+    lab.serve(rip, 8080, "ok");
+    let probe = |port: &str, extra: &[&str]| {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &lab.director.0,
+            env!("CARGO_BIN_EXE_vipcheck"),
+            "probe",
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            port,
+            "--timeout",
+            "3s",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("run vipcheck probe");
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), json)
+    };
+    let (code, json) = probe(
+        "80",
+        &[
+            "--check",
+            "http",
+            "--http-path",
+            "/index.html",
+            "--expect-body",
+            "vipcheck",
+        ],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    let kinds: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["check"].as_str())
+        .collect();
+    assert_eq!(kinds, ["icmp", "arp", "http"], "{json}");
+    // The wrong body is down, with the session's reason.
+    let (code, json) = probe(
+        "80",
+        &[
+            "--check",
+            "http",
+            "--http-path",
+            "/index.html",
+            "--expect-body",
+            "nope",
+        ],
+    );
+    assert_eq!(code, Some(1), "{json}");
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not contain \"nope\""),
+        "{json}"
+    );
+    // A service bound to the management address only: the VIP is there, the session is
+    // refused through it.
+    let (code, json) = probe("8080", &["--check", "tcp-session"]);
+    assert_eq!(code, Some(1), "{json}");
+    assert!(
+        json["reason"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{json}"
+    );
+    lab.assert_clean();
+}

@@ -452,7 +452,85 @@ fn run_path(
         outer_src,
         peer_mac,
     };
-    run_checks(req, &path, io, entropy, &checks, deadline)
+    let verdict = run_checks(req, &path, io, entropy, &checks, deadline);
+    match &req.app {
+        Some((app, port)) if verdict.up => {
+            application_checks(req, verdict, &path, oif, &checks, app, *port, deadline)
+        }
+        _ => verdict,
+    }
+}
+
+/// `--check http|https|tcp-session`: once the VIP is known to be on the real server, the
+/// application's own check runs through it, per VIP, in a session of its own
+/// ([`session`]); the verdict is up only when every session is.
+#[allow(clippy::too_many_arguments)]
+fn application_checks(
+    req: &Request,
+    mut verdict: Verdict,
+    path: &Path,
+    oif: u32,
+    checks: &[Check],
+    app: &session::AppCheck,
+    port: u16,
+    deadline: Instant,
+) -> Verdict {
+    let name = match app {
+        session::AppCheck::TcpSession => "tcp-session",
+        session::AppCheck::Http(_) => "http",
+        session::AppCheck::Https(..) => "https",
+    };
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", path.iface))
+        .ok()
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or(1500);
+    let mut results = std::mem::take(&mut verdict.checks);
+    for vip in &req.vips {
+        let src = checks
+            .iter()
+            .find(|c| c.vip == *vip)
+            .map_or(path.outer_src, |c| c.src);
+        let sp = session::SessionPath {
+            iface: path.iface.clone(),
+            ifindex: oif,
+            mtu,
+            src_mac: path.our_mac.0,
+            src_ip: src,
+            tunnel_src: (path.method == Method::Tun).then_some(path.outer_src),
+            next_hop_mac: path.peer_mac.0,
+            rip: req.rip,
+            vip: *vip,
+            port,
+            method: match path.method {
+                Method::Dr => crate::config::ForwardingMethod::DirectRouting,
+                Method::Tun => crate::config::ForwardingMethod::Tunnel,
+            },
+        };
+        let until = share(Instant::now(), deadline, 1);
+        let (up, reason, latency) = match session::run(&sp, app, until) {
+            Ok(o) if o.is_up() => (true, String::new(), Some(o.elapsed)),
+            Ok(o) => (
+                false,
+                format!("VIP {vip} port {port}: {name} {}", o.reason),
+                None,
+            ),
+            Err(e) => (
+                false,
+                format!("VIP {vip} port {port}: {name} check failed: {e}"),
+                None,
+            ),
+        };
+        results.push(CheckResult {
+            check: name,
+            vip: *vip,
+            port: Some(port),
+            up,
+            reason,
+            latency_ms: latency.map(|d| (d.as_secs_f64() * 1e5).round() / 1e2),
+            attempts: 1,
+        });
+    }
+    Verdict::from_checks(req, path, results)
 }
 
 /// Why an answer to the ARP check is a problem, and what to do.

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::engine::{CheckKind, Method};
+use super::session::args::AppCheckKind;
 use crate::cli::{CheckArg, MethodArg, ProbeArgs, ProtoArg};
 
 /// A probe request whose arguments make sense together.
@@ -19,6 +20,9 @@ pub struct Request {
     pub icmp_only_udp: bool,
     /// An ARP answer is a warning instead of down.
     pub allow_arp_answer: bool,
+    /// The application check through the VIP (`--check http|https|tcp-session`), run
+    /// after the others pass.
+    pub app: Option<(super::session::AppCheck, u16)>,
     pub timeout: Duration,
     pub retries: u32,
     pub iface: Option<String>,
@@ -157,7 +161,35 @@ impl Request {
         }
         let tcp_service = args.proto == ProtoArg::Tcp;
         let mut checks = Vec::new();
-        if matches!(args.check, CheckArg::Icmp | CheckArg::All) {
+        let app_kind = match args.check {
+            CheckArg::Http => Some(AppCheckKind::Http),
+            CheckArg::Https => Some(AppCheckKind::Https),
+            CheckArg::TcpSession => Some(AppCheckKind::TcpSession),
+            _ => None,
+        };
+        let app = match app_kind {
+            None => None,
+            Some(kind) => {
+                if !tcp_service {
+                    return Err(err(
+                        "an application check was asked for a UDP service",
+                        "http, https and tcp-session run over TCP: use --proto tcp or --check icmp",
+                    ));
+                }
+                let port = port.filter(|p| *p != 0).ok_or_else(|| {
+                    err(
+                        "an application check needs a port",
+                        "give it with --port PORT",
+                    )
+                })?;
+                let check = args
+                    .app
+                    .to_check(kind)
+                    .map_err(|e| err(e, "see vipcheck probe --help"))?;
+                Some((check, port))
+            }
+        };
+        if matches!(args.check, CheckArg::Icmp | CheckArg::All) || app.is_some() {
             checks.push(CheckKind::Icmp);
         }
         if args.check == CheckArg::Tcp && !tcp_service {
@@ -177,7 +209,7 @@ impl Request {
                 checks.push(CheckKind::Tcp { port });
             }
         }
-        if matches!(args.check, CheckArg::Arp | CheckArg::All) {
+        if matches!(args.check, CheckArg::Arp | CheckArg::All) || app.is_some() {
             checks.push(CheckKind::Arp);
         }
         Ok(Request {
@@ -190,6 +222,7 @@ impl Request {
             checks,
             icmp_only_udp: !tcp_service && matches!(args.check, CheckArg::All),
             allow_arp_answer: args.allow_arp_answer,
+            app,
             timeout: parse_duration(&args.timeout)?,
             retries: args.retries.min(100),
             iface: args.iface.clone(),
