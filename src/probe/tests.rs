@@ -618,6 +618,7 @@ fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
         iface: None,
         json: false,
         allow_arp_answer: false,
+        app: None,
     }
 }
 
