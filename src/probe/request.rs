@@ -408,4 +408,59 @@ mod tests {
         assert!(r.allow_arp_answer);
         assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
     }
+
+    #[test]
+    fn application_checks_run_after_icmp_and_arp_and_need_a_tcp_port() {
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "http",
+        ])
+        .unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert!(matches!(
+            r.app,
+            Some((super::super::session::AppCheck::Http(_), 80))
+        ));
+        let no_port = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "tcp-session",
+        ]);
+        assert!(no_port.unwrap_err().message.contains("needs a port"));
+        let udp = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+            "--check",
+            "https",
+        ]);
+        assert!(udp.unwrap_err().message.contains("UDP"));
+        let bad = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "http",
+            "--expect-status",
+            "2xx",
+        ]);
+        assert!(bad.unwrap_err().message.contains("--expect-status"));
+    }
 }
