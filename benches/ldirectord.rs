@@ -72,6 +72,7 @@ fn main() {
         templates: None,
         config_id: None,
         output_dir: Some(dir.path().to_path_buf()),
+        app_check: false,
     };
     let resolver = OfflineResolver {
         services: Services::parse("http 80/tcp www\n"),

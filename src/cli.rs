@@ -66,6 +66,10 @@ pub struct GenerateArgs {
     /// (default: the host name up to its first dot).
     #[arg(long, value_name = "ID")]
     pub config_id: Option<String>,
+    /// keepalived: also run each real server's own HTTP_GET / SSL_GET (its first url)
+    /// through the VIP on that real server, not only on its management address.
+    #[arg(long)]
+    pub app_check: bool,
 }
 
 /// Add a VIP check to every DR/TUN real server of a config; show the diff or write it.

@@ -120,6 +120,59 @@ pub struct ProbeCommand {
     /// The probe's own total time budget.
     #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
+    /// The application check to run through the VIP as well (`rewrite --app-check`).
+    pub app: Option<AppProbe>,
+}
+
+/// An HTTP(S) check through the VIP, from the real server's own HTTP_GET / SSL_GET `url`
+/// (keepalived). Every field was checked to be a single word without quotes, so it goes
+/// into a command line as it is.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppProbe {
+    pub https: bool,
+    pub path: String,
+    pub status: Option<u16>,
+    pub digest: Option<String>,
+    pub host: Option<String>,
+}
+
+impl AppProbe {
+    /// Checks every field for a command line: one word, no quote, no control character.
+    pub fn new(
+        https: bool,
+        path: &str,
+        status: Option<u16>,
+        digest: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<AppProbe, String> {
+        let word = |what: &str, v: &str| {
+            if v.is_empty()
+                || v.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "\"'\\`$".contains(c))
+            {
+                Err(format!(
+                    "{what} {v:?} cannot be passed on a command line as one word"
+                ))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        if !path.starts_with('/') {
+            return Err(format!("url path {path:?} does not start with '/'"));
+        }
+        if let Some(d) = digest {
+            if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("digest {d:?} is not an MD5 in hex"));
+            }
+        }
+        Ok(AppProbe {
+            https,
+            path: word("url path", path)?,
+            status,
+            digest: digest.map(str::to_ascii_lowercase),
+            host: host.map(|h| word("virtualhost", h)).transpose()?,
+        })
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -173,6 +226,23 @@ impl ProbeCommand {
             self.method.probe_arg(),
             format_duration(self.timeout)
         );
+        if let Some(app) = &self.app {
+            let _ = write!(
+                s,
+                " --check {} --http-path {}",
+                if app.https { "https" } else { "http" },
+                app.path
+            );
+            if let Some(status) = app.status {
+                let _ = write!(s, " --expect-status {status}");
+            }
+            if let Some(digest) = &app.digest {
+                let _ = write!(s, " --expect-digest {digest}");
+            }
+            if let Some(host) = &app.host {
+                let _ = write!(s, " --http-host {host}");
+            }
+        }
         s
     }
 }
@@ -194,6 +264,7 @@ mod tests {
             protocol: Protocol::Tcp,
             method: ForwardingMethod::DirectRouting,
             timeout: Duration::from_millis(1500),
+            app: None,
         };
         assert_eq!(
             cmd.command_line(),

@@ -509,6 +509,7 @@ impl FleetProbe {
             protocol: pair.proto,
             method: pair.method,
             timeout: self.timeout,
+            app: None,
         };
         let mut argv = vec!["vipcheck".to_string()];
         argv.extend(cmd.args());

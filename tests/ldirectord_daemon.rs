@@ -45,6 +45,7 @@ fn rewrite_into(doc: &Document, dir: &Path) -> Result<PathBuf, String> {
         templates: None,
         config_id: None,
         output_dir: Some(dir.to_path_buf()),
+        app_check: false,
     };
     let plan = plan(doc, &Generator::new(None).unwrap(), &opts).map_err(|e| e.to_string())?;
     let text = doc.text();

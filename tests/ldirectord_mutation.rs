@@ -100,6 +100,7 @@ fn rewrite(doc: &Document, gen: &Generator) -> Option<String> {
         templates: None,
         config_id: None,
         output_dir: Some("/etc/ha.d".into()),
+        app_check: false,
     };
     let plan = plan(doc, gen, &opts).ok()?;
     let text = doc.text();

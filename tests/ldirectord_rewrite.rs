@@ -33,6 +33,7 @@ fn options() -> GenerateOptions {
         templates: None,
         config_id: None,
         output_dir: Some("/etc/ha.d".into()),
+        app_check: false,
     }
 }
 
@@ -193,6 +194,7 @@ fn an_output_directory_with_a_hash_is_refused() {
     let gen = Generator::new(None).unwrap();
     let opts = GenerateOptions {
         output_dir: Some("/srv/a#b".into()),
+        app_check: false,
         ..options()
     };
     let err = plan(&doc, &gen, &opts).unwrap_err().to_string();

@@ -145,6 +145,7 @@ impl Setup {
             templates: None,
             config_id: None,
             output_dir: Some(self.dir.path().to_path_buf()),
+            app_check: false,
         };
         let plan = plan(&doc, &Generator::new(None).unwrap(), &opts).unwrap();
         plan.new_files

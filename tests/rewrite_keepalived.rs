@@ -304,3 +304,41 @@ fn a_template_with_an_undefined_variable_fails_loudly() {
         "{err}"
     );
 }
+
+#[test]
+fn app_check_runs_the_real_servers_own_http_get_through_the_vip() {
+    let mut opts = options();
+    opts.app_check = true;
+    let path = fixture("rewrite/keepalived/dr_basic.conf");
+    let plan = plan(&path, Format::Keepalived, &opts).unwrap();
+    let text = plan.new_text(vipcheck::config::FileId(0));
+    for rip in ["192.0.2.11", "192.0.2.12"] {
+        let line = format!(
+            "misc_path \"/usr/sbin/vipcheck probe --vip 192.0.2.20 --rip {rip} --port 80 --proto tcp \
+             --method dr --timeout 2s --check http --http-path / --expect-status 200\""
+        );
+        assert!(text.contains(&line), "{text}");
+    }
+    // Without an HTTP_GET there is nothing to run through the VIP: the plain probe.
+    let plan = plan_of_with(&fixture("rewrite/keepalived/no_global_defs.conf"), &opts);
+    assert!(!plan
+        .new_text(vipcheck::config::FileId(0))
+        .contains("--check http"));
+    let Some(keepalived) = which("keepalived") else {
+        require(
+            false,
+            "app_check keepalived --config-test",
+            "keepalived is not installed",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keepalived.conf");
+    std::fs::write(&out, &text).unwrap();
+    let (rc, stderr) = keepalived_config_test(&keepalived, &out);
+    assert_eq!(rc, 0, "{stderr}");
+}
+
+fn plan_of_with(path: &Path, opts: &GenerateOptions) -> Plan {
+    plan(path, Format::Keepalived, opts).unwrap()
+}

@@ -24,6 +24,7 @@ fn options() -> GenerateOptions {
         templates: None,
         config_id: None,
         output_dir: Some("/etc/ha.d".into()),
+        app_check: false,
     }
 }
 

@@ -120,6 +120,7 @@ pub fn generate_options(
     }
     opts.templates = args.templates.clone();
     opts.config_id = args.config_id.clone();
+    opts.app_check = args.app_check;
     opts.output_dir = output_dir;
     Ok(opts)
 }

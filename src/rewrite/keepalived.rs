@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::markers::{generated_blocks, within};
+use super::markers::{self, generated_blocks, within};
 use super::{Edit, GenerateOptions, Plan, RewriteError};
 use crate::config::keepalived::{self, Document, ParseOptions};
 use crate::config::span::line_text;
 use crate::config::{Diagnostic, FileId, ServiceKey, SourceMap, Span, VirtualService};
-use crate::generate::{Generator, ProbeCommand};
+use crate::generate::{AppProbe, Generator, ProbeCommand};
 
 /// An id no `@id` line names, so that only the `@^id` branches apply.
 const NO_ID: &str = "\u{1}vipcheck-no-config-id";
@@ -116,6 +116,38 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     continue;
                 };
                 let at = remap(&mut sources, di, &doc.sources, ins.at);
+                let app = if opts.app_check && vs.protocol == crate::config::Protocol::Tcp {
+                    let mut found = None;
+                    for check in rs
+                        .checks
+                        .iter()
+                        .filter(|c| c.kind == "HTTP_GET" || c.kind == "SSL_GET")
+                    {
+                        let span = remap(&mut sources, di, &doc.sources, check.span);
+                        if markers::within(
+                            blocks.get(&span.file).map_or(&[][..], Vec::as_slice),
+                            span.start..span.end,
+                        ) {
+                            continue;
+                        }
+                        match app_probe(check.kind == "SSL_GET", sources.slice(span)) {
+                            Ok(a) => found = Some(a),
+                            Err(why) => plan.skipped.push(
+                                Diagnostic::warning(format!(
+                                    "real server {} of {}: its {} is not run through the VIP: {why}",
+                                    rs.addr,
+                                    vs.label(),
+                                    check.kind
+                                ))
+                                .at(&sources, span),
+                            ),
+                        }
+                        break;
+                    }
+                    found
+                } else {
+                    None
+                };
                 let command = ProbeCommand {
                     program: opts.probe_path.clone(),
                     vips: vips.clone(),
@@ -124,6 +156,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     protocol: vs.protocol,
                     method: rs.method,
                     timeout: opts.probe_timeout,
+                    app,
                 };
                 let stanza = stanzas.render(gen, &ins.indent, &command, misc_timeout)?;
                 let text = if ins.mid_line {
@@ -352,4 +385,111 @@ fn remap(base: &mut SourceMap, parse: usize, from: &SourceMap, span: Span) -> Sp
         None => base.add(PathBuf::from(&file.path), file.text.clone()),
     };
     Span::new(id, span.start, span.end)
+}
+
+/// The first `url` of an HTTP_GET / SSL_GET block (`path`, `status_code`, `digest`, and
+/// `virtualhost` from the url or the checker) as an application check through the VIP.
+/// keepalived accepts any 2xx when no `status_code` is given, and so does the probe.
+fn app_probe(https: bool, checker: &str) -> Result<AppProbe, String> {
+    let words = checker_words(checker);
+    let mut depth = 0;
+    let mut in_url = false;
+    let mut url_seen = false;
+    let (mut path, mut status, mut digest, mut host) = (None, None, None, None);
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        let value = words.get(i + 1).map(String::as_str);
+        match w {
+            "{" => depth += 1,
+            "}" => {
+                depth -= 1;
+                if in_url && depth == 1 {
+                    in_url = false;
+                    url_seen = true;
+                }
+            }
+            "url" if depth == 1 && !url_seen => in_url = true,
+            "path" if in_url => path = value,
+            "digest" if in_url => digest = value,
+            "status_code" if in_url => status = value,
+            "virtualhost" if in_url || depth == 1 => host = host.or(value),
+            _ => {}
+        }
+        i += 1;
+    }
+    let path = path.ok_or("its url has no path")?;
+    let status = match status {
+        None => None,
+        Some(s) => Some(s.parse::<u16>().map_err(|_| {
+            format!("status_code {s:?} is not one code (a range or list cannot be checked through the VIP yet)")
+        })?),
+    };
+    AppProbe::new(https, path, status, digest, host)
+}
+
+/// The words of a checker block: comments (`#`, `!`) removed, braces as words of their
+/// own, double quotes taken off.
+fn checker_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for line in text.lines() {
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '#' | '!' if !quoted => break,
+                '{' | '}' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    words.push(c.to_string());
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_url_becomes_the_application_check() {
+        let text = "HTTP_GET {\n  url { # the health page\n    path /health\n    digest 9B3A0C85A887A256D6939DA88AABD8CD\n    status_code 200\n  }\n  url { path /other }\n  virtualhost \"www.example.test\"\n}";
+        let app = app_probe(false, text).unwrap();
+        assert_eq!(app.path, "/health");
+        assert_eq!(app.status, Some(200));
+        assert_eq!(
+            app.digest.as_deref(),
+            Some("9b3a0c85a887a256d6939da88aabd8cd")
+        );
+        assert_eq!(app.host.as_deref(), Some("www.example.test"));
+        assert!(!app.https);
+    }
+
+    #[test]
+    fn what_cannot_go_on_a_command_line_is_refused() {
+        assert!(app_probe(true, "SSL_GET { url { path \"/a b\" } }")
+            .unwrap_err()
+            .contains("one word"));
+        assert!(app_probe(false, "HTTP_GET { connect_timeout 3 }")
+            .unwrap_err()
+            .contains("no path"));
+        assert!(
+            app_probe(false, "HTTP_GET { url { path / status_code 200-299 } }")
+                .unwrap_err()
+                .contains("status_code")
+        );
+    }
 }

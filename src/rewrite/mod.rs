@@ -63,6 +63,9 @@ pub struct GenerateOptions {
     /// as ldirectord wrappers, go here and are named by absolute path). `None` = the
     /// config's own directory.
     pub output_dir: Option<PathBuf>,
+    /// Also run the real server's own HTTP_GET / SSL_GET check (its first url) through
+    /// the VIP (`vipcheck probe --check http|https`).
+    pub app_check: bool,
 }
 
 impl GenerateOptions {
@@ -75,6 +78,7 @@ impl GenerateOptions {
             templates: None,
             config_id: None,
             output_dir: None,
+            app_check: false,
         }
     }
 }
