@@ -29,8 +29,8 @@ done
 virtiofsd=/usr/lib/qemu/virtiofsd
 [[ -x $virtiofsd ]] || { echo "guest-run: $virtiofsd is missing (apt-get install qemu-system-x86)" >&2; exit 2; }
 
-# The job directory must be on the shared root but not under /tmp or /run: the guest
-# mounts fresh ones there.
+# The job directory must be on the shared root but not under /run: the guest mounts a
+# fresh one there.
 mkdir -p "$work/jobs"
 job_dir=$(mktemp -d "$work/jobs/job.XXXXXX")
 vfsd_pid=
