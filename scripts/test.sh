@@ -10,4 +10,4 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo test --locked --no-fail-fast

@@ -109,6 +109,30 @@ expect_status "tun IPv4 VIP in IPv6 to a tunnel that takes only IPv6 = down" 1 '
 expect_status "tun IPv4 VIP in IPv6, no VIP there = down" 1 '^down' \
     probe --method tun --vip 192.0.2.99 --rip 2001:db8::23 --port $PORT
 
+note "application check through the VIP over the tunnel (issue 7)"
+# busybox httpd listens on [::]:80 on every real server and serves the namespace's name.
+# A session costs a few process starts more than a probe under TCG: a longer budget.
+app_probe() { ip netns exec dir "$bin" probe --timeout 4s "$@"; }
+expect_status "tun http through the VIP, right body = up" 0 '^up' \
+    app_probe --method tun --vip $VIP --rip 192.0.2.12 --port $PORT \
+    --check http --expect-body tun-lo
+expect_status "tun http through the VIP, wrong body = down" 1 'does not contain' \
+    app_probe --method tun --vip $VIP --rip 192.0.2.12 --port $PORT \
+    --check http --expect-body tun-good
+expect_status "tun tcp-session to a closed port = down, refused" 1 'refused' \
+    app_probe --method tun --vip $VIP --rip 192.0.2.12 --port 81 --check tcp-session
+expect_status "tun6 http through the VIP = up" 0 '^up' \
+    app_probe --method tun --vip $VIP6 --rip 2001:db8::21 --port $PORT \
+    --check http --expect-body tun6-good
+expect_status "tun http, IPv4 VIP in IPv6 = up" 0 '^up' \
+    app_probe --method tun --vip $VIP --rip 2001:db8::23 --port $PORT \
+    --check http --expect-body tun46
+if [ -z "$(ip netns exec dir nft list ruleset 2>&1)" ]; then
+    pass "no nftables table left on the director"
+else
+    fail "no nftables table left on the director"
+fi
+
 note "DR sanity on the same topology"
 expect_status "dr good = up" 0 '^up' \
     probe --method dr --vip $VIP --rip 192.0.2.14 --port $PORT
