@@ -66,8 +66,9 @@ pub struct GenerateArgs {
     /// (default: the host name up to its first dot).
     #[arg(long, value_name = "ID")]
     pub config_id: Option<String>,
-    /// keepalived: also run each real server's own HTTP_GET / SSL_GET (its first url)
-    /// through the VIP on that real server, not only on its management address.
+    /// Also run the application check through the VIP on each real server: keepalived's
+    /// own HTTP_GET / SSL_GET (its first url), ldirectord's negotiate http/https check
+    /// (request, receive, virtualhost), instead of only on the real server's own address.
     #[arg(long)]
     pub app_check: bool,
 }

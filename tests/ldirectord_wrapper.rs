@@ -132,6 +132,11 @@ impl Setup {
 
     /// Rewrites `config` and writes the wrappers; returns the wrapper paths.
     fn rewrite(&self, config: &str) -> Vec<PathBuf> {
+        self.rewrite_with(config, false)
+    }
+
+    /// As `rewrite`, with `--app-check` on or off.
+    fn rewrite_with(&self, config: &str, app_check: bool) -> Vec<PathBuf> {
         let doc = ldirectord::parse_str(
             self.path("ldirectord.cf"),
             config.to_string(),
@@ -145,7 +150,7 @@ impl Setup {
             templates: None,
             config_id: None,
             output_dir: Some(self.dir.path().to_path_buf()),
-            app_check: false,
+            app_check,
         };
         let plan = plan(&doc, &Generator::new(None).unwrap(), &opts).unwrap();
         plan.new_files
@@ -377,4 +382,51 @@ fn negotiate_reaches_an_ipv6_real_server_in_brackets() {
         "{}",
         requests[0]
     );
+}
+
+#[test]
+fn app_check_runs_the_negotiate_check_through_the_vip_instead_of_curl() {
+    if !tools() {
+        return;
+    }
+    let server = HttpServer::start("200 OK", "status: OK\n");
+    let s = Setup::new();
+    let wrappers = s.rewrite_with(&negotiate_config(server.port, "status: OK"), true);
+    let port = server.port.to_string();
+    assert_eq!(
+        run(&wrappers[0], ["192.0.2.20", "80", "127.0.0.1", &port]),
+        0
+    );
+    assert_eq!(
+        s.probe_log(),
+        format!(
+            "probe --method dr --proto tcp --timeout 2s --check http --http-path /health \
+             --http-host www.example.test --expect-body status: OK 192.0.2.20 80 127.0.0.1 {port}\n"
+        )
+    );
+    // The check went through the VIP (the probe), not to the real server's own address.
+    assert!(server.requests.lock().unwrap().is_empty());
+    // The probe's verdict is the wrapper's.
+    std::fs::write(s.path("probe-fails"), "").unwrap();
+    assert_eq!(
+        run(&wrappers[0], ["192.0.2.20", "80", "127.0.0.1", &port]),
+        1
+    );
+}
+
+#[test]
+fn app_check_keeps_curl_for_a_receive_pattern() {
+    if !tools() {
+        return;
+    }
+    let server = HttpServer::start("200 OK", "status: OK 42\n");
+    let s = Setup::new();
+    let wrappers = s.rewrite_with(&negotiate_config(server.port, "OK [0-9]+"), true);
+    let port = server.port.to_string();
+    assert_eq!(
+        run(&wrappers[0], ["192.0.2.20", "80", "127.0.0.1", &port]),
+        0
+    );
+    assert!(!s.probe_log().contains("--check http"), "{}", s.probe_log());
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
 }

@@ -171,7 +171,10 @@ fn plan_virtual(
 
     let wrapper = dir.join(wrapper_name(v));
     let wrapper_text = checked_path(&wrapper)?;
-    let check = original_check(doc, v, service, plan);
+    let mut check = original_check(doc, v, service, plan);
+    if opts.app_check && check.ctx.kind == "http" {
+        check.ctx.through_vip = through_vip(v, &label, doc, plan);
+    }
     let probe_secs =
         opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0);
     let checktimeout = probe_secs + check.budget + 1;
@@ -335,6 +338,9 @@ struct FallbackCtx {
 struct CheckCtx {
     /// http, connect, ping, external, external-perl or none.
     kind: &'static str,
+    /// `rewrite --app-check`: the http check runs through the VIP on the real server
+    /// (`vipcheck probe --check http|https`) instead of curl to its own address.
+    through_vip: Option<&'static str>,
     describe: String,
     timeout: u64,
     count: u64,
@@ -362,6 +368,7 @@ fn original_check(
     let udp = v.protocol == VirtualProtocol::Udp;
     let ctx = |kind: &'static str, describe: String| CheckCtx {
         kind,
+        through_vip: None,
         describe,
         timeout,
         count: c.checkcount.unwrap_or(doc.globals.checkcount).max(1),
@@ -438,6 +445,38 @@ fn scheme(service: &str) -> &str {
 
 /// One row of the wrapper's table: what ldirectord's `ld_setup` builds for the real (its
 /// URL, receive string and check port).
+/// Whether the virtual's negotiate check can run through the VIP (`--app-check`), and as
+/// which check: http or https, HEAD-less, not through a proxy, and every `receive` plain
+/// text (ldirectord matches a Perl regular expression; the probe matches text, so a
+/// pattern keeps the curl check against the real server's own address, with a note).
+fn through_vip(v: &Virtual, label: &str, doc: &Document, plan: &mut Plan) -> Option<&'static str> {
+    let c = &v.check;
+    let kind = match c.service.as_str() {
+        "http" => "http",
+        "https" => "https",
+        _ => return None,
+    };
+    if c.httpmethod == "HEAD" {
+        return None;
+    }
+    let pattern = |r: &str| r.chars().any(|ch| ".*+?[](){}|^$\\".contains(ch));
+    let receives = std::iter::once(c.receive.as_str())
+        .chain(v.reals.iter().filter_map(|r| r.receive.as_deref()));
+    if let Some(p) = receives.into_iter().find(|r| pattern(r)) {
+        plan.skipped.push(note(
+            Severity::Warning,
+            doc,
+            v.header,
+            format!(
+                "virtual {label}: its negotiate check stays on the real servers' own addresses"
+            ),
+            &format!("receive {p:?} is a regular expression; --app-check matches plain text only"),
+        ));
+        return None;
+    }
+    Some(kind)
+}
+
 fn real_ctx(v: &Virtual, real: &Real) -> RealCtx {
     let c = &v.check;
     let check_port = c
