@@ -694,3 +694,51 @@ fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
     let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(20));
     println!("good server with its VIP again back after {took:.1?}");
 }
+
+/// `rewrite --app-check`: the virtual's negotiate check (request `index.html`, receive
+/// `ready`) runs through the VIP on each real server (`vipcheck probe --check http`), a
+/// real session from the director, instead of curl to the real server's own address.
+/// ldirectord keeps exactly the good servers, as with the plain probe.
+#[test]
+fn ldirectord_with_app_check_runs_the_http_check_through_the_vip() {
+    if !prerequisites() {
+        return;
+    }
+    let topo = Topology::build("a");
+    let original = write_config(&topo, "operator", OPERATOR_CF);
+    let out_dir = topo.dir.path().join("rewritten");
+    fs::create_dir_all(&out_dir).expect("create output dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("rewrite")
+        .arg(&original)
+        .arg("-o")
+        .arg(&out_dir)
+        .args([
+            "--format",
+            "ldirectord",
+            "--probe-timeout",
+            "1500ms",
+            "--app-check",
+        ])
+        .arg("--probe-path")
+        .arg(env!("CARGO_BIN_EXE_vipcheck"))
+        .output()
+        .expect("run vipcheck rewrite");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rewritten = out_dir.join(original.file_name().expect("config file name"));
+    let wrapper = fs::read_dir(&out_dir)
+        .expect("list output dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("192.0.2.100-80"))
+        .expect("the IPv4 virtual's wrapper");
+    let text = fs::read_to_string(&wrapper).unwrap_or_default();
+    assert!(text.contains("--check http"), "{text}");
+    let want = table(&[(SVC4, &["192.0.2.11:80"]), (SVC6, &["[2001:db8::21]:80"])]);
+    let (_daemon, got) = settle_running(&topo, &rewritten, &want);
+    print_side_by_side(&baseline_table(), Some(&got));
+}
