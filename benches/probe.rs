@@ -183,7 +183,9 @@ fn main() {
     // The binary to measure: the installable static build when scripts/bench-probe.sh
     // passes it (VIPCHECK_BENCH_BIN), else the one cargo built for this bench.
     let exe_owned = std::env::var("VIPCHECK_BENCH_BIN").ok();
-    let exe = exe_owned.as_deref().unwrap_or(env!("CARGO_BIN_EXE_vipcheck"));
+    let exe = exe_owned
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_vipcheck"));
     println!("binary: {exe}");
     let args = [
         "probe",

@@ -44,31 +44,22 @@ fn err(message: impl Into<String>, hint: impl Into<String>) -> RequestError {
     }
 }
 
-/// `500ms`, `2s`, `1.5s`, `2` (seconds). At most one hour.
+/// `500ms`, `2s`, `1.5s`, `2` (seconds), read as every duration option is
+/// ([`crate::cli::parse_duration`]); a probe's budget is above 0 and at most one hour.
 pub fn parse_duration(s: &str) -> Result<Duration, RequestError> {
-    let bad = || {
+    let d = crate::cli::parse_duration(s).map_err(|_| {
         err(
             format!("--timeout {s:?} is not a duration"),
             "write it like 500ms, 2s or 1.5s",
         )
-    };
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    let secs = v * scale;
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+    })?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
         return Err(err(
             format!("--timeout {s:?} is out of range"),
             "give a time above 0 and at most 1 hour",
         ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// An address as ldirectord writes it: IPv6 may come in brackets.
