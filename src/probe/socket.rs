@@ -324,48 +324,64 @@ impl PacketSocket {
 
     /// One queued frame, without waiting.
     fn read_ready(&mut self) -> io::Result<Option<Frame>> {
-        loop {
-            let mut iov = libc::iovec {
-                iov_base: self.buf.as_mut_ptr().cast(),
-                iov_len: self.buf.len(),
-            };
-            // u64 elements keep the control buffer aligned for cmsghdr.
-            let mut control = [0u64; 16];
-            // SAFETY: msghdr is plain data; all-zero is a valid value.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = std::mem::size_of_val(&control);
-            // SAFETY: msg points at iov (into self.buf) and control, both live and of the
-            // sizes given.
-            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => Ok(None),
-                    _ => Err(e),
-                };
-            }
-            let mut status = 0u32;
-            // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
-            // within msg.msg_controllen; the auxdata payload starts with a u32 status.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                        status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-            }
-            let len = (n as usize).min(self.buf.len());
-            return Ok(Some(Frame {
+        Ok(
+            recv_frame(self.fd.as_raw_fd(), &mut self.buf)?.map(|(len, checksum_trusted)| Frame {
                 bytes: self.buf[..len].to_vec(),
-                checksum_trusted: status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
-            }));
+                checksum_trusted,
+            }),
+        )
+    }
+}
+
+/// Receives one queued frame from packet socket `fd` into `buf`, without waiting:
+/// `Ok(None)` when none is queued. With it comes whether the transport checksum as it
+/// stands is not to be checked (PACKET_AUXDATA): a local peer left it to the hardware
+/// (CSUMNOTREADY), or the NIC or kernel verified it already and GRO may have merged the
+/// segment since (CSUM_VALID). Shared by the prober's socket and the application check's.
+pub(crate) fn recv_frame(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, bool)>> {
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // u64 elements keep the control buffer aligned for cmsghdr.
+        let mut control = [0u64; 16];
+        // SAFETY: msghdr is plain data; all-zero is a valid value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: msg points at iov (into buf) and control, both live and of the sizes given.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => Ok(None),
+                _ => Err(e),
+            };
         }
+        let mut status = 0u32;
+        // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
+        // within msg.msg_controllen; the auxdata payload starts with a u32 status.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                    status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let len = (n as usize).min(buf.len());
+        return Ok(Some((
+            len,
+            status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
+        )));
     }
 }
 

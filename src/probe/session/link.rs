@@ -399,8 +399,6 @@ pub struct PacketSocket {
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_AUXDATA: libc::c_int = 8;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
-const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
 const ETH_P_ALL: u16 = 0x0003;
 
 impl PacketSocket {
@@ -476,43 +474,7 @@ impl FrameIo for PacketSocket {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut control = [0u64; 16];
-        // SAFETY: msghdr is plain data; zeroed is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: msg points at live buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let mut not_ready = false;
-        // SAFETY: the CMSG_* macros walk the control buffer the kernel just filled.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == SOL_PACKET && (*cmsg).cmsg_type == PACKET_AUXDATA {
-                    // tpacket_auxdata starts with the u32 tp_status.
-                    let status = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>());
-                    // Not ready: a local peer left it to the hardware. Valid: the NIC or
-                    // the kernel checked it, and a GRO-merged segment's field no longer
-                    // matches its bytes. Either way it is ours to fill in.
-                    not_ready = status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0;
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
-        Ok(Some((n as usize, not_ready)))
+        crate::probe::socket::recv_frame(self.fd.as_raw_fd(), buf)
     }
 }
 
