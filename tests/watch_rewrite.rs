@@ -65,8 +65,8 @@ fn validation() -> Validation {
         },
         None => {
             assert!(
-                std::env::var_os("VIPCHECK_REQUIRE_PRIVILEGED").is_none(),
-                "keepalived is not installed and VIPCHECK_REQUIRE_PRIVILEGED is set"
+                std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "keepalived is not installed and VIPCHECK_REQUIRE_PRIVILEGED=1"
             );
             println!("note: keepalived not installed; running without validation");
             Validation::None
