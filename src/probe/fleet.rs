@@ -307,14 +307,7 @@ impl Fleet {
     }
 
     fn tap(&self, way: &Way, sources: &[IpAddr]) -> Result<Arc<Tap>, String> {
-        let v4 = sources.iter().find_map(|a| match a {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        });
-        let v6 = sources.iter().find_map(|a| match a {
-            IpAddr::V6(a) => Some(*a),
-            IpAddr::V4(_) => None,
-        });
+        let (v4, v6) = super::socket::first_of_each_family(sources);
         let c = cell(&self.taps, (way.link.index, v4, v6)).ok_or("internal lock poisoned")?;
         c.get_or_init(|| {
             Tap::open(way.link.index, way.our_mac, sources)

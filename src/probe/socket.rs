@@ -122,14 +122,7 @@ impl PacketSocket {
     /// replies to the director's source addresses `sources` (at most one per family is
     /// used). Fails with `PermissionDenied` without CAP_NET_RAW.
     pub fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<PacketSocket> {
-        let v4 = sources.iter().find_map(|a| match a {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        });
-        let v6 = sources.iter().find_map(|a| match a {
-            IpAddr::V6(a) => Some(*a),
-            IpAddr::V4(_) => None,
-        });
+        let (v4, v6) = first_of_each_family(sources);
         // Protocol 0: nothing is queued until bind, so no frame slips past the filter.
         // SAFETY: plain socket(2) call; the result is checked.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -331,6 +324,20 @@ impl PacketSocket {
             }),
         )
     }
+}
+
+/// The first IPv4 and the first IPv6 address among `sources`: the filter and the socket
+/// take one source per family.
+pub(crate) fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let v4 = sources.iter().find_map(|a| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = sources.iter().find_map(|a| match a {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    });
+    (v4, v6)
 }
 
 /// Receives one queued frame from packet socket `fd` into `buf`, without waiting:

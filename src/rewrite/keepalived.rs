@@ -45,7 +45,10 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
 
     let mut stanzas = StanzaCache::new(gen);
     let mut errors = Vec::new();
-    let mut seen = BTreeSet::new();
+    // Every @id branch's parse meets the shared text again: each note and each real
+    // server is handled once, by the span of the text it comes from.
+    let mut noted: BTreeSet<(FileId, usize, &str)> = BTreeSet::new();
+    let mut done: BTreeSet<(FileId, usize, usize)> = BTreeSet::new();
     let misc_timeout =
         opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0) + 1;
     for (di, doc) in docs.iter().enumerate() {
@@ -56,7 +59,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                 .iter()
                 .filter(|r| !r.method.needs_vip_on_real_server())
                 .count();
-            if nat_reals > 0 && seen.insert((vs_span.file, vs_span.start, usize::MAX)) {
+            if nat_reals > 0 && noted.insert((vs_span.file, vs_span.start, "nat")) {
                 plan.skipped.push(
                     Diagnostic::warning(format!(
                         "left {nat_reals} NAT real server(s) of {} alone: with NAT the VIP is not on the real server",
@@ -72,7 +75,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                         .real_servers
                         .iter()
                         .any(|r| r.method.needs_vip_on_real_server())
-                        && seen.insert((vs_span.file, vs_span.start, usize::MAX - 1))
+                        && noted.insert((vs_span.file, vs_span.start, "fwmark"))
                     {
                         plan.skipped.push(
                             Diagnostic::warning(format!(
@@ -95,7 +98,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                 .filter(|r| r.method.needs_vip_on_real_server())
             {
                 let rs_span = remap(&mut sources, di, &doc.sources, rs.span);
-                if !seen.insert((rs_span.file, rs_span.start, rs_span.end)) {
+                if !done.insert((rs_span.file, rs_span.start, rs_span.end)) {
                     continue; // the same text, reached again through another @id branch
                 }
                 let Some(ins) = &rs.insert else {

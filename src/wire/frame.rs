@@ -445,7 +445,7 @@ fn parse_ipv6(payload: &[u8], verify: bool) -> Result<Inbound> {
             }
             Icmpv6Repr::DstUnreachable { code, invoking } => {
                 let error = match code {
-                    4 => IcmpError::PortUnreachable,
+                    icmpv6::unreachable::PORT => IcmpError::PortUnreachable,
                     c => IcmpError::Unreachable(c),
                 };
                 icmp_error(src, dst, error, quoted_v6(invoking)?)

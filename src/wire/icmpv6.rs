@@ -34,6 +34,13 @@ pub mod kind {
 }
 
 /// Parameter problem codes.
+/// Destination unreachable codes (RFC 4443).
+pub mod unreachable {
+    /// The destination does not serve the port (for a tunnel packet: no tunnel device
+    /// takes it).
+    pub const PORT: u8 = 4;
+}
+
 pub mod param_problem {
     /// "Unrecognized Next Header type encountered": for IPv6 tunnelling, "does not
     /// decapsulate".
