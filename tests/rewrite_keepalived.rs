@@ -90,25 +90,28 @@ fn rewriting_the_output_again_changes_nothing() {
 #[test]
 fn every_byte_outside_the_generated_blocks_is_kept() {
     for path in fixture_paths() {
-        let original = std::fs::read_to_string(&path).unwrap();
         let plan = plan_of(&path);
-        let new = plan.new_text(vipcheck::config::FileId(0));
-        let mut stripped = String::new();
-        let mut pos = 0;
-        for b in markers::generated_blocks(&new) {
-            stripped.push_str(&new[pos..b.start]);
-            pos = b.end;
-        }
-        stripped.push_str(&new[pos..]);
-        if path.ends_with("braces_same_line.conf") {
-            // A brace with text before it on its line gets a line break and indentation
-            // before the stanza; nothing else changes.
-            assert_eq!(
-                stripped.replace(char::is_whitespace, ""),
-                original.replace(char::is_whitespace, "")
-            );
-        } else {
-            assert_eq!(stripped, original, "{}", path.display());
+        // Every file the config reads, included ones too.
+        for (id, file) in plan.sources.files() {
+            let original = &file.text;
+            let new = plan.new_text(id);
+            let mut stripped = String::new();
+            let mut pos = 0;
+            for b in markers::generated_blocks(&new) {
+                stripped.push_str(&new[pos..b.start]);
+                pos = b.end;
+            }
+            stripped.push_str(&new[pos..]);
+            if path.ends_with("braces_same_line.conf") {
+                // A brace with text before it on its line gets a line break and
+                // indentation before the stanza; nothing else changes.
+                assert_eq!(
+                    stripped.replace(char::is_whitespace, ""),
+                    original.replace(char::is_whitespace, "")
+                );
+            } else {
+                assert_eq!(&stripped, original, "{}", file.path.display());
+            }
         }
     }
 }
