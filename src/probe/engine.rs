@@ -3,14 +3,22 @@
 //! in a frame to its MAC; TUN: encapsulated to its address), and judge the replies.
 //! No sockets and no clock of its own beyond `Instant::now()`, so it runs against
 //! recorded frames in tests.
+//!
+//! Every check of a probe runs at once, over the whole budget ([`Prober::round`]): each
+//! gets `attempts` probes spread evenly over the time left, and a reply to any of them
+//! that arrives before the deadline counts. One receive loop hands each frame to the
+//! check it answers, to the ARP-problem watch, and to the confirmation of a neighbour
+//! entry the kernel no longer vouches for.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::socket::{Frame, FrameIo};
+use super::socket::FrameIo;
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
 use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
@@ -71,6 +79,33 @@ pub struct CheckResult {
     pub latency_ms: Option<f64>,
     /// Probes sent (1 + retries used).
     pub attempts: u32,
+    /// Whether this check decides the verdict (the TCP check of a TCP service; ICMP
+    /// where nothing else can), or only corroborates and explains it.
+    pub decides: bool,
+    /// How it was answered, for the decision rule.
+    #[serde(skip)]
+    pub answer: Answer,
+}
+
+/// How a check was answered: what the verdict's decision rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Answer {
+    /// An echo reply or SYN-ACK from the VIP through the real server.
+    Reply,
+    /// A RST from the VIP through the real server: the VIP is there, the port closed.
+    Refused,
+    /// An ICMP error that shows the VIP is not served on this path: the probe was
+    /// forwarded (TTL exceeded), or the tunnel is not decapsulated.
+    PathError,
+    /// Any other ICMP error quoting the probe (a firewall's reject, for one).
+    OtherError,
+    /// A reply in a frame from another MAC than the real server's.
+    OtherMac,
+    /// Nothing within the budget.
+    #[default]
+    Silence,
+    /// Not sent (an earlier failure decided the verdict).
+    NotRun,
 }
 
 impl CheckResult {
@@ -96,7 +131,15 @@ impl CheckResult {
             reason,
             latency_ms: latency.map(fmt_ms),
             attempts,
+            decides: true,
+            answer: if up { Answer::Reply } else { Answer::Silence },
         }
+    }
+
+    /// The same result, answered as `answer`.
+    pub fn answered(mut self, answer: Answer) -> CheckResult {
+        self.answer = answer;
+        self
     }
 }
 
@@ -152,10 +195,8 @@ pub fn resolve_neighbor(
     deadline: Instant,
     attempts: u32,
 ) -> io::Result<Option<MacAddr>> {
-    let request = match (our_ip, target) {
-        (IpAddr::V4(s), IpAddr::V4(t)) => frame::arp_request(our_mac, s, t),
-        (IpAddr::V6(s), IpAddr::V6(t)) => frame::neighbor_solicitation(our_mac, s, t),
-        _ => return Ok(None),
+    let Some(request) = neighbour_request(our_mac, our_ip, target, None) else {
+        return Ok(None);
     };
     for attempt in 0..attempts {
         let now = Instant::now();
@@ -168,23 +209,15 @@ pub fn resolve_neighbor(
             let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
                 continue;
             };
-            match rx.inbound {
-                Inbound::ArpReply {
-                    sender_mac,
-                    sender_ip,
-                    ..
-                } if IpAddr::V4(sender_ip) == target => return Ok(Some(sender_mac)),
-                Inbound::NeighborAdvert { target: t, lladdr } if IpAddr::V6(t) == target => {
-                    return Ok(Some(lladdr.unwrap_or(rx.eth_src)));
-                }
-                _ => {}
+            if let Some(mac) = neighbour_answer(&rx, target) {
+                return Ok(Some(mac));
             }
         }
     }
     Ok(None)
 }
 
-/// What a received frame means for the probes of one check.
+/// What a received frame means for one check.
 enum Event {
     /// An echo reply, SYN-ACK (`Some(ack)`) or RST from the VIP, in a frame from `mac`.
     Answer {
@@ -203,6 +236,118 @@ fn fmt_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
+/// An ICMP result shared by the probes of one run, filled in by the probe that sent it.
+#[derive(Debug, Default)]
+pub struct MemoSlot(Mutex<Option<CheckResult>>);
+
+impl MemoSlot {
+    fn get(&self) -> Option<CheckResult> {
+        self.0.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn set(&self, result: &CheckResult) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = Some(result.clone());
+        }
+    }
+}
+
+/// ICMP results shared by the probes of one run, per (VIP, real server, method, source).
+///
+/// The ICMP check does not depend on the service port, and a real server that forwards
+/// (or cannot decapsulate) answers with ICMP errors it rate-limits per destination
+/// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
+/// most of those errors suppressed and report silence instead of the cause. The first
+/// probe of a key sends the echo; the others read its result.
+pub type IcmpMemo = Mutex<HashMap<(IpAddr, IpAddr, Method, IpAddr), Arc<MemoSlot>>>;
+
+/// A MAC the neighbour table gave that turned out to be another host's (or no one's):
+/// the one that answered for the next hop instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacChange {
+    pub from: MacAddr,
+    pub to: MacAddr,
+}
+
+impl Serialize for MacChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("MacChange", 2)?;
+        st.serialize_field("from", &self.from.to_string())?;
+        st.serialize_field("to", &self.to.to_string())?;
+        st.end()
+    }
+}
+
+/// How one round of checks is run.
+pub struct RoundSpec<'m> {
+    pub deadline: Instant,
+    /// Probes per check, spread evenly over the budget.
+    pub attempts: u32,
+    /// The next hop, when its MAC came from a neighbour entry that is not REACHABLE or
+    /// PERMANENT: it is confirmed with our own ARP / neighbour solicitation (to the
+    /// MAC itself first, then to everyone) unless something answers through it.
+    pub confirm: Option<IpAddr>,
+    /// ICMP results shared with the other probes of this run.
+    pub memo: Option<&'m IcmpMemo>,
+}
+
+impl RoundSpec<'_> {
+    /// `attempts` probes per check until `deadline`, nothing else.
+    pub fn until(deadline: Instant, attempts: u32) -> RoundSpec<'static> {
+        RoundSpec {
+            deadline,
+            attempts,
+            confirm: None,
+            memo: None,
+        }
+    }
+}
+
+/// What one round found.
+#[derive(Debug)]
+pub struct Round {
+    /// One result per check that is not an ARP check, in the order given.
+    pub results: Vec<CheckResult>,
+    /// The VIPs the real server answered ARP / neighbour solicitation for.
+    pub arp_answered: Vec<IpAddr>,
+    /// Set when the neighbour entry's MAC was replaced by the one that answered.
+    pub mac_change: Option<MacChange>,
+}
+
+/// One check in flight.
+struct Pending {
+    check: Check,
+    sent: Vec<(ProbeKind, Instant)>,
+    wrong_mac: Option<MacAddr>,
+    /// The result and when it was reached.
+    done: Option<(CheckResult, Instant)>,
+    /// The shared ICMP result, and whether this probe is the one that fills it in.
+    memo: Option<(Arc<MemoSlot>, bool)>,
+}
+
+impl Pending {
+    fn sends(&self) -> bool {
+        self.done.is_none() && !matches!(self.memo, Some((_, false)))
+    }
+}
+
+/// The confirmation of an unconfirmed neighbour entry.
+struct Confirm {
+    target: IpAddr,
+    /// When to ask everyone, if the entry's MAC has not answered by then.
+    broadcast_at: Instant,
+    broadcast_sent: bool,
+    done: bool,
+}
+
+/// The ARP-problem watch: the VIPs asked about, and the ones the real server claimed.
+struct ArpAsk {
+    vips: Vec<(IpAddr, IpAddr)>,
+    answered: Vec<IpAddr>,
+    sent_at: Option<Instant>,
+}
+
 /// Runs probes of one path.
 pub struct Prober<'a, I: FrameIo, E: Entropy> {
     pub io: &'a mut I,
@@ -215,7 +360,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let token = self.entropy.token();
         let r = self.entropy.next_u32();
         match check.kind {
-            // `run` answers the ARP check without sending a probe.
+            // The ARP check sends no probe of this kind; `round` never asks for one.
             CheckKind::Icmp | CheckKind::Arp => ProbeKind::Echo {
                 ident: token.unwrap_or((r >> 16) as u16),
                 seq: r as u16,
@@ -228,10 +373,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
     }
 
-    fn frame(&mut self, check: &Check, kind: ProbeKind) -> io::Result<Vec<u8>> {
+    fn frame(&mut self, check: &Check, kind: ProbeKind, peer: MacAddr) -> io::Result<Vec<u8>> {
         let p = Probe {
             src_mac: self.path.our_mac,
-            dst_mac: self.path.peer_mac,
+            dst_mac: peer,
             tunnel: match self.path.method {
                 Method::Dr => None,
                 Method::Tun => Some((self.path.outer_src, self.path.rip)),
@@ -287,18 +432,25 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
     }
 
-    fn classify(&self, check: &Check, f: &Frame, sent: &[(ProbeKind, Instant)]) -> Option<Event> {
-        let rx = frame::parse_with(&f.bytes, !f.checksum_trusted).ok()?;
-        match rx.inbound {
+    fn classify(
+        &self,
+        check: &Check,
+        rx: &frame::Received,
+        sent: &[(ProbeKind, Instant)],
+    ) -> Option<Event> {
+        match &rx.inbound {
             Inbound::EchoReply {
                 src,
                 dst,
                 ident,
                 seq,
-            } if src == check.vip && dst == check.src => {
-                let (_, at) = sent
-                    .iter()
-                    .find(|(k, _)| *k == ProbeKind::Echo { ident, seq })?;
+            } if *src == check.vip && *dst == check.src => {
+                let (_, at) = sent.iter().find(|(k, _)| {
+                    *k == ProbeKind::Echo {
+                        ident: *ident,
+                        seq: *seq,
+                    }
+                })?;
                 Some(Event::Answer {
                     mac: rx.eth_src,
                     sent_at: *at,
@@ -306,7 +458,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     rst: false,
                 })
             }
-            Inbound::Tcp { src, dst, segment } if src == check.vip && dst == check.src => {
+            Inbound::Tcp { src, dst, segment } if *src == check.vip && *dst == check.src => {
                 let (kind, at) = sent.iter().find(|(k, _)| match k {
                     ProbeKind::Syn {
                         src_port,
@@ -343,12 +495,27 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 to,
                 error,
                 quoted,
-            } if (to == check.src || to == self.path.outer_src)
-                && self.quotes_ours(check, &quoted, sent) =>
+            } if (*to == check.src || *to == self.path.outer_src)
+                && self.quotes_ours(check, quoted, sent) =>
             {
-                Some(Event::Error { from, error })
+                Some(Event::Error {
+                    from: *from,
+                    error: *error,
+                })
             }
             _ => None,
+        }
+    }
+
+    /// Whether an ICMP error shows that this path does not serve the VIP at all (rather
+    /// than that one kind of packet is refused, as a firewall's reject does).
+    fn is_path_error(&self, from: IpAddr, error: IcmpError) -> bool {
+        let tunnel = self.path.method == Method::Tun;
+        match error {
+            IcmpError::TimeExceeded => true,
+            IcmpError::ProtocolUnreachable | IcmpError::NextHeaderUnrecognized => tunnel,
+            IcmpError::PortUnreachable => tunnel && from == self.path.rip,
+            IcmpError::Unreachable(_) | IcmpError::ParamProblem(_) => false,
         }
     }
 
@@ -395,17 +562,16 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
     }
 
-    fn silence_reason(&self, check: &Check) -> String {
+    fn silence_reason(&self, check: &Check, peer: MacAddr) -> String {
         let vip = check.vip;
         let what = match check.kind {
             CheckKind::Icmp | CheckKind::Arp => String::new(),
             CheckKind::Tcp { port } => format!(" on TCP {port}"),
         };
         match self.path.method {
-            Method::Dr => format!(
-                "VIP {vip} did not answer{what} through {} (VIP not configured?)",
-                self.path.peer_mac
-            ),
+            Method::Dr => {
+                format!("VIP {vip} did not answer{what} through {peer} (VIP not configured?)")
+            }
             Method::Tun => format!(
                 "VIP {vip} did not answer{what} through the tunnel to {} (VIP not configured \
                  there?)",
@@ -414,8 +580,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
     }
 
-    /// Runs one check: up to `attempts` probes, each with a fresh identifier, within
-    /// `deadline`. A reply to an earlier attempt that arrives late still counts.
+    /// Runs one check: up to `attempts` probes, each with a fresh identifier, spread
+    /// over the time until `deadline`. A reply to any of them that arrives in time counts.
     pub fn run(
         &mut self,
         check: &Check,
@@ -425,242 +591,476 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         if check.kind == CheckKind::Arp {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the ARP check runs alongside the others, through ArpWatch",
+                "the ARP check runs alongside the others, in a round",
             ));
         }
-        let attempts = attempts.max(1);
-        let mut sent: Vec<(ProbeKind, Instant)> = Vec::new();
-        let mut wrong_mac: Option<MacAddr> = None;
-        for attempt in 0..attempts {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
+        let mut round = self.round(&[*check], &RoundSpec::until(deadline, attempts))?;
+        Ok(round.results.remove(0))
+    }
+
+    /// Runs every check at once within `spec.deadline` (see the module doc). ARP checks
+    /// ask their question first and are answered in [`Round::arp_answered`].
+    pub fn round(&mut self, checks: &[Check], spec: &RoundSpec) -> io::Result<Round> {
+        let start = Instant::now();
+        let attempts = spec.attempts.max(1);
+        let interval = spec.deadline.saturating_duration_since(start) / attempts;
+        let mut peer = self.path.peer_mac;
+        let mut mac_change = None;
+        let mut pend: Vec<Pending> = checks
+            .iter()
+            .filter(|c| c.kind != CheckKind::Arp)
+            .map(|&check| Pending {
+                check,
+                sent: Vec::new(),
+                wrong_mac: None,
+                done: None,
+                memo: spec
+                    .memo
+                    .filter(|_| check.kind == CheckKind::Icmp)
+                    .and_then(|m| m.lock().ok())
+                    .map(|mut m| {
+                        let key = (check.vip, self.path.rip, self.path.method, check.src);
+                        let owner = !m.contains_key(&key);
+                        (m.entry(key).or_default().clone(), owner)
+                    }),
+            })
+            .collect();
+        let mut arp = ArpAsk {
+            vips: checks
+                .iter()
+                .filter(|c| c.kind == CheckKind::Arp)
+                .map(|c| (c.vip, c.src))
+                .collect(),
+            answered: Vec::new(),
+            sent_at: None,
+        };
+        // The ARP-problem questions go first, so their answers arrive while the rest runs.
+        self.ask_arp(&mut arp, peer)?;
+        let mut confirm = match spec.confirm {
+            Some(target) => {
+                let outer = self.path.outer_src;
+                if let Some(f) = neighbour_request(self.path.our_mac, outer, target, Some(peer)) {
+                    self.io.send(&f)?;
+                }
+                Some(Confirm {
+                    target,
+                    broadcast_at: start
+                        + interval.min(spec.deadline.saturating_duration_since(start) / 4),
+                    broadcast_sent: false,
+                    done: false,
+                })
             }
-            let until = share(now, deadline, attempts - attempt);
-            let kind = self.fresh(check);
-            let bytes = self.frame(check, kind)?;
-            let sent_at = Instant::now();
-            self.io.send(&bytes)?;
-            sent.push((kind, sent_at));
-            while let Some(rx) = self.io.recv(until)? {
-                let Some(event) = self.classify(check, &rx, &sent) else {
-                    continue;
-                };
-                let n = sent.len() as u32;
-                match event {
-                    Event::Error { from, error } => {
-                        let reason = self.error_reason(check, from, error);
-                        return Ok(CheckResult::new(check, false, reason, None, n));
-                    }
-                    Event::Answer { mac, .. }
-                        if self.path.method == Method::Dr && mac != self.path.peer_mac =>
-                    {
-                        wrong_mac = Some(mac);
-                    }
-                    Event::Answer {
-                        sent_at,
-                        syn_ack,
-                        rst,
-                        ..
-                    } => {
-                        let latency = Instant::now().saturating_duration_since(sent_at);
-                        if let Some((src_port, ack)) = syn_ack {
-                            // Close what the SYN-ACK opened so no half-open connection is
-                            // left on the real server. A failure to send changes nothing
-                            // about the verdict.
-                            if let CheckKind::Tcp { port } = check.kind {
-                                let rst = ProbeKind::Rst {
-                                    src_port,
-                                    dst_port: port,
-                                    seq: ack,
-                                };
-                                if let Ok(f) = self.frame(check, rst) {
-                                    let _ = self.io.send(&f);
-                                }
-                            }
-                            return Ok(CheckResult::new(
-                                check,
-                                true,
-                                String::new(),
-                                Some(latency),
-                                n,
-                            ));
+            None => None,
+        };
+        let mut rounds = 0u32;
+        loop {
+            let now = Instant::now();
+            if rounds < attempts && now >= start + interval * rounds {
+                if rounds > 0 {
+                    // A reply only from another MAC in the last window: that is the answer.
+                    for p in pend.iter_mut().filter(|p| p.done.is_none()) {
+                        if let Some(mac) = p.wrong_mac {
+                            p.done = Some((self.other_mac(p, mac, peer), now));
                         }
-                        if rst {
-                            let port = match check.kind {
-                                CheckKind::Tcp { port } => port,
-                                CheckKind::Icmp | CheckKind::Arp => 0,
-                            };
-                            let reason = format!("VIP answers but TCP {port} is closed (RST)");
-                            return Ok(CheckResult::new(check, false, reason, Some(latency), n));
-                        }
-                        return Ok(CheckResult::new(
-                            check,
-                            true,
-                            String::new(),
-                            Some(latency),
-                            n,
-                        ));
+                    }
+                }
+                self.send_all(&mut pend, peer)?;
+                rounds += 1;
+            }
+            if let Some(c) = confirm.as_mut().filter(|c| !c.done && !c.broadcast_sent) {
+                if now >= c.broadcast_at {
+                    c.broadcast_sent = true;
+                    let outer = self.path.outer_src;
+                    if let Some(f) = neighbour_request(self.path.our_mac, outer, c.target, None) {
+                        self.io.send(&f)?;
                     }
                 }
             }
-            if let Some(mac) = wrong_mac {
-                let reason = format!(
-                    "reply came from {mac}, not the real server {}",
-                    self.path.peer_mac
-                );
-                return Ok(CheckResult::new(
-                    check,
-                    false,
-                    reason,
-                    None,
-                    sent.len() as u32,
-                ));
+            for p in pend.iter_mut().filter(|p| p.done.is_none()) {
+                if let Some((slot, false)) = &p.memo {
+                    if let Some(r) = slot.get() {
+                        p.done = Some((r, now));
+                    }
+                }
+            }
+            let (settled, grace_end) = self.settled(&pend, now);
+            if settled || now >= spec.deadline {
+                break;
+            }
+            let mut wake = spec.deadline;
+            if rounds < attempts {
+                wake = wake.min(start + interval * rounds);
+            }
+            if let Some(c) = confirm.as_ref().filter(|c| !c.done && !c.broadcast_sent) {
+                wake = wake.min(c.broadcast_at);
+            }
+            if let Some(g) = grace_end {
+                wake = wake.min(g);
+            }
+            if pend
+                .iter()
+                .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
+            {
+                wake = wake.min(now + MEMO_POLL);
+            }
+            let Some(f) = self.io.recv(wake)? else {
+                continue;
+            };
+            let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
+                continue;
+            };
+            arp.look(&rx, peer);
+            if let Some(c) = confirm.as_mut().filter(|c| !c.done) {
+                match neighbour_answer(&rx, c.target) {
+                    Some(mac) if mac == peer => c.done = true,
+                    Some(mac) => {
+                        // Another host answers for the next hop now: the entry was stale.
+                        c.done = true;
+                        mac_change = Some(MacChange {
+                            from: peer,
+                            to: mac,
+                        });
+                        peer = mac;
+                        for p in pend.iter_mut() {
+                            p.wrong_mac = None;
+                        }
+                        arp.sent_at = None;
+                        self.ask_arp(&mut arp, peer)?;
+                        self.send_all(&mut pend, peer)?;
+                        continue;
+                    }
+                    None => {}
+                }
+            }
+            let now = Instant::now();
+            for i in 0..pend.len() {
+                if pend[i].done.is_some() {
+                    continue;
+                }
+                let Some(event) = self.classify(&pend[i].check, &rx, &pend[i].sent) else {
+                    continue;
+                };
+                if let Event::Answer { mac, .. } = event {
+                    if mac == peer {
+                        if let Some(c) = confirm.as_mut() {
+                            // The entry's MAC answers: nothing to confirm any more.
+                            c.done = true;
+                        }
+                    }
+                }
+                let p = &mut pend[i];
+                match self.judge(p, event, peer, now) {
+                    Some(result) => p.done = Some((result, now)),
+                    None => {}
+                }
+                break;
             }
         }
-        let reason = self.silence_reason(check);
-        Ok(CheckResult::new(
-            check,
-            false,
-            reason,
-            None,
-            sent.len() as u32,
-        ))
+        let results: Vec<CheckResult> = pend
+            .into_iter()
+            .map(|p| {
+                let result = match p.done {
+                    Some((r, _)) => r,
+                    None => match p.wrong_mac {
+                        Some(mac) => self.other_mac(&p, mac, peer),
+                        None => match p.memo.as_ref().filter(|(_, owner)| !owner) {
+                            Some((slot, _)) => slot.get().unwrap_or_else(|| self.silent(&p, peer)),
+                            None => self.silent(&p, peer),
+                        },
+                    },
+                };
+                if let Some((slot, true)) = &p.memo {
+                    slot.set(&result);
+                }
+                result
+            })
+            .collect();
+        let rtt = results
+            .iter()
+            .filter_map(|r| r.latency_ms)
+            .reduce(f64::max)
+            .map(|ms| Duration::from_secs_f64(ms / 1e3));
+        let arp_answered = self.finish_arp(arp, rtt, spec.deadline, peer)?;
+        Ok(Round {
+            results,
+            arp_answered,
+            mac_change,
+        })
     }
-}
 
-/// The ARP-problem check: asks the real server alone (a frame to its MAC) who has each
-/// VIP, then watches every frame the other checks receive for its answer.
-///
-/// A DR real server must not claim the VIP on the wire: if it answers, a router that
-/// asks may send VIP traffic straight to it, past the director. Silence is the good
-/// outcome, so no time is spent waiting for it: the requests go out before the other
-/// checks, answers are picked up while those run, and afterwards only a grace of twice
-/// the slowest round trip measured (counted from the request) is allowed.
-pub struct ArpWatch<'a, I: FrameIo> {
-    io: &'a mut I,
-    peer_mac: MacAddr,
-    vips: Vec<IpAddr>,
-    answered: Vec<IpAddr>,
-    sent_at: Option<Instant>,
-}
+    /// Sends a fresh probe for every check still open that this probe sends itself.
+    fn send_all(&mut self, pend: &mut [Pending], peer: MacAddr) -> io::Result<()> {
+        for p in pend.iter_mut().filter(|p| p.sends()) {
+            let kind = self.fresh(&p.check);
+            let bytes = self.frame(&p.check, kind, peer)?;
+            let sent_at = Instant::now();
+            self.io.send(&bytes)?;
+            p.sent.push((kind, sent_at));
+        }
+        Ok(())
+    }
 
-impl<'a, I: FrameIo> ArpWatch<'a, I> {
-    /// A watch that asks nothing and passes every frame through.
-    pub fn idle(io: &'a mut I) -> Self {
-        ArpWatch {
-            io,
-            peer_mac: MacAddr::ZERO,
-            vips: Vec::new(),
-            answered: Vec::new(),
-            sent_at: None,
+    fn other_mac(&self, p: &Pending, mac: MacAddr, peer: MacAddr) -> CheckResult {
+        let reason = format!("reply came from {mac}, not the real server {peer}");
+        CheckResult::new(&p.check, false, reason, None, p.sent.len() as u32)
+            .answered(Answer::OtherMac)
+    }
+
+    fn silent(&self, p: &Pending, peer: MacAddr) -> CheckResult {
+        let reason = self.silence_reason(&p.check, peer);
+        let answer = if p.sent.is_empty() {
+            Answer::NotRun
+        } else {
+            Answer::Silence
+        };
+        CheckResult::new(&p.check, false, reason, None, p.sent.len() as u32).answered(answer)
+    }
+
+    /// The result an event gives a check, or `None` when it only notes a reply from
+    /// another MAC.
+    fn judge(
+        &mut self,
+        p: &mut Pending,
+        event: Event,
+        peer: MacAddr,
+        now: Instant,
+    ) -> Option<CheckResult> {
+        let n = p.sent.len() as u32;
+        let check = p.check;
+        match event {
+            Event::Error { from, error } => {
+                let reason = self.error_reason(&check, from, error);
+                let answer = if self.is_path_error(from, error) {
+                    Answer::PathError
+                } else {
+                    Answer::OtherError
+                };
+                Some(CheckResult::new(&check, false, reason, None, n).answered(answer))
+            }
+            Event::Answer { mac, .. } if self.path.method == Method::Dr && mac != peer => {
+                p.wrong_mac = Some(mac);
+                None
+            }
+            Event::Answer {
+                sent_at,
+                syn_ack,
+                rst,
+                ..
+            } => {
+                let latency = now.saturating_duration_since(sent_at);
+                if let Some((src_port, ack)) = syn_ack {
+                    // Close what the SYN-ACK opened so no half-open connection is left on
+                    // the real server. A failure to send changes nothing about the verdict.
+                    if let CheckKind::Tcp { port } = check.kind {
+                        let rst = ProbeKind::Rst {
+                            src_port,
+                            dst_port: port,
+                            seq: ack,
+                        };
+                        if let Ok(f) = self.frame(&check, rst, peer) {
+                            let _ = self.io.send(&f);
+                        }
+                    }
+                    return Some(CheckResult::new(
+                        &check,
+                        true,
+                        String::new(),
+                        Some(latency),
+                        n,
+                    ));
+                }
+                if rst {
+                    let port = match check.kind {
+                        CheckKind::Tcp { port } => port,
+                        CheckKind::Icmp | CheckKind::Arp => 0,
+                    };
+                    let reason = format!("VIP answers but TCP {port} is closed (RST)");
+                    return Some(
+                        CheckResult::new(&check, false, reason, Some(latency), n)
+                            .answered(Answer::Refused),
+                    );
+                }
+                Some(CheckResult::new(
+                    &check,
+                    true,
+                    String::new(),
+                    Some(latency),
+                    n,
+                ))
+            }
         }
     }
 
-    /// Sends, for each `(vip, src)`, an ARP request (IPv4) or neighbour solicitation
-    /// (IPv6) for the VIP from the director's `src` in a frame to `peer_mac`.
-    pub fn ask(
-        io: &'a mut I,
-        our_mac: MacAddr,
-        peer_mac: MacAddr,
-        vips: &[(IpAddr, IpAddr)],
-    ) -> io::Result<Self> {
-        let mut w = ArpWatch::idle(io);
-        w.peer_mac = peer_mac;
-        for &(vip, src) in vips {
+    /// Whether every VIP's verdict is reached: its deciding check (TCP when there is
+    /// one, else ICMP) is answered and the others had their grace to corroborate it, or
+    /// some check showed the path does not serve the VIP. Also the end of the earliest
+    /// grace still running.
+    fn settled(&self, pend: &[Pending], now: Instant) -> (bool, Option<Instant>) {
+        let mut grace_end: Option<Instant> = None;
+        let mut settled = true;
+        let mut vips: Vec<IpAddr> = pend.iter().map(|p| p.check.vip).collect();
+        vips.dedup();
+        for vip in vips {
+            let group = || pend.iter().filter(move |p| p.check.vip == vip);
+            let path_error =
+                group().any(|p| matches!(&p.done, Some((r, _)) if r.answer == Answer::PathError));
+            if path_error {
+                continue;
+            }
+            let decisive = group()
+                .find(|p| matches!(p.check.kind, CheckKind::Tcp { .. }))
+                .or_else(|| group().next());
+            let Some(decisive) = decisive else { continue };
+            let Some((result, at)) = &decisive.done else {
+                settled = false;
+                continue;
+            };
+            if group().all(|p| p.done.is_some()) {
+                continue;
+            }
+            let grace = result.latency_ms.map_or(Duration::ZERO, |ms| {
+                Duration::from_secs_f64(ms * 2.0 / 1e3).max(MIN_GRACE)
+            });
+            let end = *at + grace;
+            if now < end {
+                settled = false;
+                grace_end = Some(grace_end.map_or(end, |g| g.min(end)));
+            }
+        }
+        (settled, grace_end)
+    }
+
+    fn ask_arp(&mut self, arp: &mut ArpAsk, peer: MacAddr) -> io::Result<()> {
+        for &(vip, src) in &arp.vips {
             let request = match (src, vip) {
-                (IpAddr::V4(s), IpAddr::V4(t)) => frame::arp_request_to(peer_mac, our_mac, s, t),
+                (IpAddr::V4(s), IpAddr::V4(t)) => {
+                    frame::arp_request_to(peer, self.path.our_mac, s, t)
+                }
                 (IpAddr::V6(s), IpAddr::V6(t)) => {
-                    frame::neighbor_solicitation_to(peer_mac, our_mac, s, t)
+                    frame::neighbor_solicitation_to(peer, self.path.our_mac, s, t)
                 }
                 _ => continue,
             };
-            if w.sent_at.is_none() {
-                w.sent_at = Some(Instant::now());
+            if arp.sent_at.is_none() {
+                arp.sent_at = Some(Instant::now());
             }
-            w.io.send(&request)?;
-            w.vips.push(vip);
+            self.io.send(&request)?;
         }
-        Ok(w)
+        Ok(())
     }
 
-    fn look(&mut self, f: &Frame) {
-        if self.vips.is_empty() {
-            return;
-        }
-        let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
-            return;
-        };
-        let claimed = match rx.inbound {
-            Inbound::ArpReply {
-                sender_mac,
-                sender_ip,
-                ..
-            } if sender_mac == self.peer_mac || rx.eth_src == self.peer_mac => {
-                IpAddr::V4(sender_ip)
-            }
-            Inbound::NeighborAdvert { target, lladdr }
-                if rx.eth_src == self.peer_mac || lladdr == Some(self.peer_mac) =>
-            {
-                IpAddr::V6(target)
-            }
-            _ => return,
-        };
-        if self.vips.contains(&claimed) && !self.answered.contains(&claimed) {
-            self.answered.push(claimed);
-        }
-    }
-
-    /// Waits out the grace (until `2 * rtt` after the requests), takes what is already
-    /// queued, and returns the VIPs the real server answered for, in the order asked.
-    pub fn finish(mut self, rtt: Option<Duration>) -> io::Result<Vec<IpAddr>> {
-        let Some(sent_at) = self.sent_at else {
+    /// Waits out the ARP check's grace (until twice the slowest round trip after the
+    /// questions, within the deadline), takes what is already queued, and returns the
+    /// VIPs the real server answered for, in the order asked.
+    fn finish_arp(
+        &mut self,
+        mut arp: ArpAsk,
+        rtt: Option<Duration>,
+        deadline: Instant,
+        peer: MacAddr,
+    ) -> io::Result<Vec<IpAddr>> {
+        let Some(sent_at) = arp.sent_at else {
             return Ok(Vec::new());
         };
-        if self.answered.len() < self.vips.len() {
+        let all = |a: &ArpAsk| a.answered.len() >= a.vips.len();
+        if !all(&arp) {
             if let Some(rtt) = rtt {
-                let grace = sent_at + rtt * 2;
-                while self.recv(grace)?.is_some() {}
+                let grace = (sent_at + rtt * 2).min(deadline);
+                while !all(&arp) {
+                    let Some(f) = self.io.recv(grace)? else { break };
+                    if let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) {
+                        arp.look(&rx, peer);
+                    }
+                }
             }
             // Bounded: a flood of frames must not hold the verdict back.
             for _ in 0..64 {
-                if self.answered.len() == self.vips.len() {
+                if all(&arp) {
                     break;
                 }
                 match self.io.recv_ready()? {
-                    Some(f) => self.look(&f),
+                    Some(f) => {
+                        if let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) {
+                            arp.look(&rx, peer);
+                        }
+                    }
                     None => break,
                 }
             }
         }
-        let answered = &self.answered;
-        Ok(self
+        Ok(arp
             .vips
             .iter()
-            .copied()
-            .filter(|v| answered.contains(v))
+            .map(|(v, _)| *v)
+            .filter(|v| arp.answered.contains(v))
             .collect())
     }
 }
 
-impl<I: FrameIo> FrameIo for ArpWatch<'_, I> {
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.io.send(frame)
-    }
+/// The shortest wait, after the deciding check answered, for the others to corroborate.
+const MIN_GRACE: Duration = Duration::from_millis(20);
 
-    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
-        let f = self.io.recv(deadline)?;
-        if let Some(f) = &f {
-            self.look(f);
-        }
-        Ok(f)
-    }
+/// How often a probe looks for an ICMP result another probe of the run is waiting for.
+const MEMO_POLL: Duration = Duration::from_millis(5);
 
-    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
-        let f = self.io.recv_ready()?;
-        if let Some(f) = &f {
-            self.look(f);
+impl ArpAsk {
+    /// Notes a claim of one of the asked VIPs by the real server.
+    fn look(&mut self, rx: &frame::Received, peer: MacAddr) {
+        if self.vips.is_empty() {
+            return;
         }
-        Ok(f)
+        let claimed = match &rx.inbound {
+            Inbound::ArpReply {
+                sender_mac,
+                sender_ip,
+                ..
+            } if *sender_mac == peer || rx.eth_src == peer => IpAddr::V4(*sender_ip),
+            Inbound::NeighborAdvert { target, lladdr }
+                if rx.eth_src == peer || *lladdr == Some(peer) =>
+            {
+                IpAddr::V6(*target)
+            }
+            _ => return,
+        };
+        if self.vips.iter().any(|(v, _)| *v == claimed) && !self.answered.contains(&claimed) {
+            self.answered.push(claimed);
+        }
+    }
+}
+
+/// An ARP request (IPv4) or neighbour solicitation (IPv6) for `target` from `our_ip`,
+/// to `to` alone or, without it, to everyone (broadcast / the solicited-node group).
+fn neighbour_request(
+    our_mac: MacAddr,
+    our_ip: IpAddr,
+    target: IpAddr,
+    to: Option<MacAddr>,
+) -> Option<Vec<u8>> {
+    match (our_ip, target) {
+        (IpAddr::V4(s), IpAddr::V4(t)) => Some(match to {
+            Some(mac) => frame::arp_request_to(mac, our_mac, s, t),
+            None => frame::arp_request(our_mac, s, t),
+        }),
+        (IpAddr::V6(s), IpAddr::V6(t)) => Some(match to {
+            Some(mac) => frame::neighbor_solicitation_to(mac, our_mac, s, t),
+            None => frame::neighbor_solicitation(our_mac, s, t),
+        }),
+        _ => None,
+    }
+}
+
+/// The MAC a frame gives for `target`: an ARP reply from it or a neighbour advertisement
+/// of it.
+fn neighbour_answer(rx: &frame::Received, target: IpAddr) -> Option<MacAddr> {
+    match &rx.inbound {
+        Inbound::ArpReply {
+            sender_mac,
+            sender_ip,
+            ..
+        } if IpAddr::V4(*sender_ip) == target => Some(*sender_mac),
+        Inbound::NeighborAdvert { target: t, lladdr } if IpAddr::V6(*t) == target => {
+            Some(lladdr.unwrap_or(rx.eth_src))
+        }
+        _ => None,
     }
 }

@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, share, token_port, Entropy, OsEntropy, Path};
+use super::engine::{self, token_port, Entropy, OsEntropy, Path};
 use super::request::Request;
 use super::socket::{Frame, FrameIo, PacketSocket};
 use super::{
-    find_way, netlink, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict, Way,
+    find_way, netlink, no_neighbour, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict,
+    Way,
 };
 use crate::wire::frame::{self, Inbound, QuotedProbe};
 use crate::wire::MacAddr;
@@ -260,7 +261,8 @@ type OnceMap<K, V> = Mutex<HashMap<K, Arc<OnceLock<Result<V, String>>>>>;
 /// Probes many (VIP, real server) pairs concurrently over shared sockets.
 pub struct Fleet {
     ways: OnceMap<(IpAddr, Option<String>), Way>,
-    macs: OnceMap<(u32, IpAddr), MacAddr>,
+    /// The next hop's MAC, and whether the kernel's entry for it still needs confirming.
+    macs: OnceMap<(u32, IpAddr), (MacAddr, bool)>,
     taps: OnceMap<SocketKey, Arc<Tap>>,
     tokens: AtomicU32,
     ids: AtomicU64,
@@ -341,38 +343,29 @@ impl Fleet {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let next_hop = way.route.gateway.unwrap_or(req.rip);
         let attempts = req.retries.saturating_add(1);
-        let steps = checks.len() as u32 + 1;
         let Some(mac_cell) = cell(&self.macs, (way.route.oif, next_hop)) else {
             return Verdict::failed("internal lock poisoned");
         };
-        let peer_mac = mac_cell.get_or_init(|| {
-            if let Ok(Some(mac)) = netlink::neighbor(way.route.oif, next_hop) {
-                return Ok(mac);
+        let peer = mac_cell.get_or_init(|| {
+            if let Ok(Some(n)) = netlink::neighbor(way.route.oif, next_hop) {
+                return Ok((n.mac, !n.confirmed));
             }
             let mut lease = Lease::new(tap.clone(), id);
             lease.listen(Key::Claim(next_hop));
-            let until = share(Instant::now(), deadline, steps);
             match engine::resolve_neighbor(
                 &mut lease,
                 way.our_mac,
                 outer_src,
                 next_hop,
-                until,
+                deadline,
                 attempts,
             ) {
-                Ok(Some(mac)) => Ok(mac),
-                Ok(None) => {
-                    let what = if next_hop.is_ipv4() {
-                        "ARP reply"
-                    } else {
-                        "neighbour advertisement"
-                    };
-                    Err(format!("no {what} from {next_hop} on {}", way.link.name))
-                }
+                Ok(Some(mac)) => Ok((mac, false)),
+                Ok(None) => Err(no_neighbour(next_hop, &way.link.name)),
                 Err(e) => Err(format!("cannot send on the packet socket: {e}")),
             }
         });
-        let peer_mac = match peer_mac {
+        let (peer_mac, unconfirmed) = match peer {
             Ok(m) => *m,
             Err(reason) => return Verdict::failed(reason.clone()),
         };
@@ -385,6 +378,9 @@ impl Fleet {
             peer_mac,
         };
         let mut lease = Lease::new(tap, id);
+        if unconfirmed {
+            lease.listen(Key::Claim(next_hop));
+        }
         for c in &checks {
             if c.kind == engine::CheckKind::Arp && !lease.keys.contains(&Key::Claim(c.vip)) {
                 lease.listen(Key::Claim(c.vip));
@@ -403,6 +399,7 @@ impl Fleet {
             &checks,
             deadline,
             Some(&self.icmp),
+            unconfirmed.then_some(next_hop),
         )
     }
 }

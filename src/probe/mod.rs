@@ -13,8 +13,12 @@
 //!   probed from an address of that family on the same interface.
 //! - DR needs the real server on-link (no gateway on the route): the frame goes to its
 //!   MAC. TUN sends to the next hop's MAC (the gateway, if any).
-//! - MAC: the kernel's neighbour entry when it is REACHABLE, STALE, DELAY, PROBE or
-//!   PERMANENT; otherwise our own ARP request / neighbour solicitation.
+//! - MAC: the kernel's neighbour entry when it has one; otherwise our own ARP request /
+//!   neighbour solicitation. An entry that is not REACHABLE or PERMANENT (STALE after a
+//!   replaced NIC or a migrated VM, for one) is confirmed on the way: our own request
+//!   goes to that MAC with the probes, and to everyone if it has not answered soon; when
+//!   another MAC answers for the real server, the probes go there and the verdict says
+//!   so. Nothing is written to the kernel's neighbour table.
 //! - DR accepts a reply only from the real server's MAC. TUN replies come back through
 //!   whatever route the real server uses, so any MAC is accepted there; TTL 1 on the
 //!   inner packet still keeps anyone but the decapsulating real server from answering.
@@ -23,9 +27,12 @@
 //!   the protocol); the verdict says so.
 //! - ldirectord's positional `VIP VPORT RIP RPORT`: a fwmark number in the VIP place
 //!   needs the VIPs from `--vip`; the TCP port is `--port`, else VPORT, else RPORT.
-//! - The time budget (`--timeout`) counts from the start: the neighbour lookup and every
-//!   check get an even share of what is left, and every attempt within a check an even
-//!   share of the check's.
+//! - The time budget (`--timeout`) counts from the start. Every check runs at once over
+//!   all of it: `--retries` re-sends spread evenly over the budget, and a reply to any
+//!   attempt that arrives before the deadline counts.
+//! - The decision rule ([`decide`]): for a TCP service the TCP exchange decides, ICMP
+//!   corroborates and explains (`icmp filtered` is a note on an up verdict), and decides
+//!   alone only where nothing else can.
 //! - The ARP-problem check (`arp`, part of `all`): an ARP request (IPv4) or neighbour
 //!   solicitation (IPv6, to the VIP's solicited-node group) for the VIP, from the
 //!   director's own address, in a frame to the real server's MAC only. An answer means a
@@ -59,8 +66,10 @@ pub mod session;
 
 use crate::cli::ProbeArgs;
 use crate::wire::MacAddr;
+pub use engine::IcmpMemo;
 use engine::{
-    share, ArpWatch, Check, CheckKind, CheckResult, Entropy, Method, OsEntropy, Path, Prober,
+    Answer, Check, CheckKind, CheckResult, Entropy, MacChange, Method, OsEntropy, Path, Prober,
+    RoundSpec,
 };
 use request::Request;
 use socket::{FrameIo, PacketSocket};
@@ -78,9 +87,13 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
     pub checks: Vec<CheckResult>,
-    /// Set for a UDP service, whose port is not checked.
+    /// What the operator should know about an up (or down) verdict that does not change
+    /// it: `icmp filtered`, a UDP service checked by ICMP only, a changed MAC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The neighbour entry's MAC for the next hop, and the one that answered instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_change: Option<MacChange>,
     /// Problems that do not make the verdict down (an allowed ARP answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -97,14 +110,17 @@ impl Verdict {
             iface: None,
             checks: Vec::new(),
             note: None,
+            mac_change: None,
             warnings: Vec::new(),
         }
     }
 
-    /// From the results of every check: up only when all are up.
-    pub fn from_checks(req: &Request, path: &Path, checks: Vec<CheckResult>) -> Verdict {
+    /// From the results of every check, by the decision rule: up only when every
+    /// deciding check is up (see [`decide`]).
+    pub fn from_checks(req: &Request, path: &Path, mut checks: Vec<CheckResult>) -> Verdict {
+        let mut notes = decide(&mut checks, path.peer_mac);
         let several = req.vips.len() > 1;
-        let first_down = checks.iter().find(|c| !c.up);
+        let first_down = checks.iter().find(|c| c.decides && !c.up);
         let reason = match first_down {
             Some(c) if several && !c.reason.contains(&c.vip.to_string()) => {
                 format!("{}: {}", c.vip, c.reason)
@@ -115,9 +131,12 @@ impl Verdict {
         };
         let warnings = checks
             .iter()
-            .filter(|c| c.up && !c.reason.is_empty())
+            .filter(|c| c.decides && c.up && !c.reason.is_empty())
             .map(|c| c.reason.clone())
             .collect();
+        if req.icmp_only_udp {
+            notes.insert(0, "udp service: ICMP only".to_string());
+        }
         Verdict {
             up: first_down.is_none() && !checks.is_empty(),
             warnings,
@@ -126,10 +145,25 @@ impl Verdict {
             method: Some(req.method),
             iface: Some(path.iface.clone()),
             checks,
-            note: req
-                .icmp_only_udp
-                .then(|| "udp service: ICMP only".to_string()),
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            mac_change: None,
         }
+    }
+
+    /// Records that the next hop's MAC was not the neighbour entry's.
+    fn with_mac_change(mut self, change: Option<MacChange>) -> Verdict {
+        if let Some(c) = change {
+            let text = format!(
+                "MAC changed: the neighbour entry said {}, {} answered",
+                c.from, c.to
+            );
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{n}; {text}"),
+                None => text,
+            });
+            self.mac_change = Some(c);
+        }
+        self
     }
 
     /// The one line an operator reads: `up: icmp 0.21 ms, tcp 0.34 ms` or `down: why`.
@@ -146,7 +180,7 @@ impl Verdict {
         let per_vip = |vip: IpAddr| {
             self.checks
                 .iter()
-                .filter(|c| c.vip == vip)
+                .filter(|c| c.vip == vip && c.up)
                 .map(|c| match c.latency_ms {
                     Some(ms) => format!("{} {ms:.2} ms", c.check),
                     // The ARP check passes by silence: nothing was timed.
@@ -423,28 +457,16 @@ fn run_path(
 ) -> Verdict {
     let next_hop = gateway.unwrap_or(req.rip);
     let attempts = req.retries.saturating_add(1);
-    let steps = checks.len() as u32 + 1;
-    let peer_mac = match netlink::neighbor(oif, next_hop) {
-        Ok(Some(mac)) => mac,
-        _ => {
-            let until = share(Instant::now(), deadline, steps);
-            match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, until, attempts) {
-                Ok(Some(mac)) => mac,
-                Ok(None) => {
-                    let what = if next_hop.is_ipv4() {
-                        "ARP reply"
-                    } else {
-                        "neighbour advertisement"
-                    };
-                    return Verdict::failed(format!("no {what} from {next_hop} on {iface}"));
-                }
-                Err(e) => {
-                    return Verdict::failed(setup_error("cannot send on the packet socket", &e))
-                }
-            }
-        }
+    let (peer_mac, confirm) = match netlink::neighbor(oif, next_hop) {
+        Ok(Some(n)) => (n.mac, (!n.confirmed).then_some(next_hop)),
+        _ => match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, deadline, attempts) {
+            // Our own resolution just now: nothing left to confirm.
+            Ok(Some(mac)) => (mac, None),
+            Ok(None) => return Verdict::failed(no_neighbour(next_hop, iface)),
+            Err(e) => return Verdict::failed(setup_error("cannot send on the packet socket", &e)),
+        },
     };
-    let path = Path {
+    let mut path = Path {
         iface: iface.to_string(),
         our_mac,
         method: req.method,
@@ -452,13 +474,28 @@ fn run_path(
         outer_src,
         peer_mac,
     };
-    let verdict = run_checks(req, &path, io, entropy, &checks, deadline);
+    let verdict = run_checks_with(req, &path, io, entropy, &checks, deadline, None, confirm);
+    if let Some(c) = verdict.mac_change {
+        path.peer_mac = c.to;
+    }
     match &req.app {
         Some((app, port)) if verdict.up => {
+            let change = verdict.mac_change;
             application_checks(req, verdict, &path, oif, &checks, app, *port, deadline)
+                .with_mac_change(change)
         }
         _ => verdict,
     }
+}
+
+/// The reason when the next hop does not answer our own ARP / neighbour solicitation.
+pub fn no_neighbour(next_hop: IpAddr, iface: &str) -> String {
+    let what = if next_hop.is_ipv4() {
+        "ARP reply"
+    } else {
+        "neighbour advertisement"
+    };
+    format!("no {what} from {next_hop} on {iface}")
 }
 
 /// `--check http|https|tcp-session`: once the VIP is known to be on the real server, the
@@ -506,7 +543,7 @@ fn application_checks(
                 Method::Tun => crate::config::ForwardingMethod::Tunnel,
             },
         };
-        let until = share(Instant::now(), deadline, 1);
+        let until = deadline;
         let (up, reason, latency) = match session::run(&sp, app, until) {
             Ok(o) if o.is_up() => (true, String::new(), Some(o.elapsed)),
             Ok(o) => (
@@ -528,9 +565,78 @@ fn application_checks(
             reason,
             latency_ms: latency.map(|d| (d.as_secs_f64() * 1e5).round() / 1e2),
             attempts: 1,
+            decides: true,
+            answer: if up { Answer::Reply } else { Answer::Silence },
         });
     }
     Verdict::from_checks(req, path, results)
+}
+
+/// The decision rule, applied to one probe's results in place; returns the notes for
+/// an operator.
+///
+/// For a TCP service the TCP exchange through the VIP decides: a SYN-ACK from the real
+/// server's MAC means the VIP is there and listening, a RST from it that the VIP is there
+/// and the port closed. ICMP then only corroborates and explains: an echo that goes
+/// unanswered while TCP answered is a note (`icmp filtered`), not a failure, since
+/// hardened servers drop echo requests. Where TCP got no answer, ICMP says why: an echo
+/// reply (the VIP is there, the port filtered), a TTL-exceeded (forwarded: no VIP), or
+/// nothing (no VIP). ICMP decides alone only where nothing else can (`--check icmp`, UDP
+/// services). An ICMP error that shows the path cannot serve the VIP (forwarded, tunnel
+/// not decapsulated) decides on any check.
+pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut vips: Vec<IpAddr> = checks.iter().map(|c| c.vip).collect();
+    vips.dedup();
+    for vip in vips {
+        let icmp = checks
+            .iter()
+            .position(|c| c.vip == vip && c.check == "icmp");
+        let tcp = checks.iter().position(|c| c.vip == vip && c.check == "tcp");
+        let (Some(i), Some(t)) = (icmp, tcp) else {
+            continue;
+        };
+        checks[i].decides = false;
+        let (icmp, tcp) = (checks[i].clone(), &mut checks[t]);
+        if icmp.answer == Answer::PathError && !tcp.up {
+            // Forwarded or not decapsulated: the ICMP error is the better reason.
+            tcp.decides = false;
+            checks[i].decides = true;
+            continue;
+        }
+        if tcp.up {
+            match icmp.answer {
+                Answer::Reply => {}
+                Answer::Silence | Answer::NotRun => notes.push(if several(checks, vip) {
+                    format!("{vip}: icmp filtered")
+                } else {
+                    "icmp filtered".to_string()
+                }),
+                _ => notes.push(format!("icmp: {}", icmp.reason)),
+            }
+            if !icmp.up && !icmp.reason.starts_with("icmp filtered") {
+                checks[i].reason = format!("icmp filtered: {}", icmp.reason);
+            }
+            continue;
+        }
+        if matches!(tcp.answer, Answer::Silence | Answer::NotRun) {
+            let port = tcp.port.unwrap_or(0);
+            tcp.reason = match icmp.answer {
+                Answer::Reply => format!(
+                    "VIP {vip} answers ICMP echo through {peer} but not TCP {port} (filtered, \
+                     or the service drops SYNs?)"
+                ),
+                // The ICMP check's own words: the generic silence, or what answered.
+                _ => icmp.reason.clone(),
+            };
+        }
+    }
+    notes
+}
+
+/// Whether the results cover more than one VIP.
+fn several(checks: &[CheckResult], vip: IpAddr) -> bool {
+    checks.iter().any(|c| c.vip != vip)
 }
 
 /// Why an answer to the ARP check is a problem, and what to do.
@@ -547,8 +653,8 @@ fn arp_answer_reason(vip: IpAddr) -> String {
     }
 }
 
-/// Runs `checks`: the ARP checks' requests go out first, then the other checks one after
-/// another, each with an even share of the time left; the ARP answers are judged last.
+/// Runs `checks` at once within `deadline` (see [`engine::Prober::round`]) and judges
+/// them by the decision rule ([`decide`]).
 pub fn run_checks(
     req: &Request,
     path: &Path,
@@ -557,24 +663,14 @@ pub fn run_checks(
     checks: &[Check],
     deadline: Instant,
 ) -> Verdict {
-    run_checks_with(req, path, io, entropy, checks, deadline, None)
+    run_checks_with(req, path, io, entropy, checks, deadline, None, None)
 }
 
-/// ICMP results shared by the probes of one run, per (VIP, real server, method, source).
-///
-/// The ICMP check does not depend on the service port, and a real server that forwards
-/// (or cannot decapsulate) answers with ICMP errors it rate-limits per destination
-/// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
-/// most of those errors suppressed and report silence instead of the cause.
-pub type IcmpMemo = std::sync::Mutex<
-    std::collections::HashMap<
-        (IpAddr, IpAddr, Method, IpAddr),
-        std::sync::Arc<std::sync::OnceLock<Result<CheckResult, String>>>,
-    >,
->;
-
 /// As [`run_checks`]; with `memo`, an ICMP check already run for the same VIP and real
-/// server in this run is not sent again: its result is reused.
+/// server in this run is not sent again: its result is shared. With `confirm`, the next
+/// hop's MAC came from a neighbour entry the kernel no longer vouches for and is
+/// confirmed on the way.
+#[allow(clippy::too_many_arguments)]
 pub fn run_checks_with(
     req: &Request,
     path: &Path,
@@ -583,88 +679,30 @@ pub fn run_checks_with(
     checks: &[Check],
     deadline: Instant,
     memo: Option<&IcmpMemo>,
+    confirm: Option<IpAddr>,
 ) -> Verdict {
-    let attempts = req.retries.saturating_add(1);
-    let (arp_checks, probe_checks): (Vec<Check>, Vec<Check>) =
-        checks.iter().partition(|c| c.kind == CheckKind::Arp);
-    let asks: Vec<(IpAddr, IpAddr)> = arp_checks.iter().map(|c| (c.vip, c.src)).collect();
-    let failed = |results: Vec<CheckResult>, e: &io::Error| {
-        let mut v = Verdict::from_checks(req, path, results);
-        v.up = false;
-        v.reason = setup_error("cannot use the packet socket", e);
-        v
+    let spec = RoundSpec {
+        deadline,
+        attempts: req.retries.saturating_add(1),
+        confirm,
+        memo,
     };
-    let mut watch = if asks.is_empty() {
-        ArpWatch::idle(io)
-    } else {
-        match ArpWatch::ask(io, path.our_mac, path.peer_mac, &asks) {
-            Ok(w) => w,
-            Err(e) => return failed(Vec::new(), &e),
-        }
-    };
-    let mut results = Vec::new();
-    {
-        let mut prober = Prober {
-            io: &mut watch,
-            entropy,
-            path,
-        };
-        for (i, check) in probe_checks.iter().enumerate() {
-            let until = share(Instant::now(), deadline, (probe_checks.len() - i) as u32);
-            let cell = memo
-                .filter(|_| check.kind == CheckKind::Icmp)
-                .and_then(|m| m.lock().ok())
-                .map(|mut m| {
-                    m.entry((check.vip, path.rip, path.method, check.src))
-                        .or_default()
-                        .clone()
-                });
-            let result = match cell {
-                Some(cell) => cell
-                    .get_or_init(|| {
-                        prober
-                            .run(check, until, attempts)
-                            .map_err(|e| setup_error("cannot use the packet socket", &e))
-                    })
-                    .clone()
-                    .map_err(io::Error::other),
-                None => prober.run(check, until, attempts),
-            };
-            match result {
-                Ok(r) => {
-                    let up = r.up;
-                    results.push(r);
-                    if !up {
-                        // The verdict is down already; the rest would only cost time.
-                        break;
-                    }
-                }
-                Err(e) => return failed(results, &e),
+    let round = {
+        let mut prober = Prober { io, entropy, path };
+        match prober.round(checks, &spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut v = Verdict::from_checks(req, path, Vec::new());
+                v.up = false;
+                v.reason = setup_error("cannot use the packet socket", &e);
+                return v;
             }
         }
-    }
-    // Checks not run after a failure still get an entry, so the JSON has one per check.
-    for check in &probe_checks[results.len()..] {
-        results.push(CheckResult::new(
-            check,
-            false,
-            "not run: an earlier check failed".to_string(),
-            None,
-            0,
-        ));
-    }
-    let rtt = results
-        .iter()
-        .filter_map(|r| r.latency_ms)
-        .reduce(f64::max)
-        .map(|ms| std::time::Duration::from_secs_f64(ms / 1e3));
-    let answered = match watch.finish(rtt) {
-        Ok(a) => a,
-        Err(e) => return failed(results, &e),
     };
+    let mut results = round.results;
     // The ARP results come last, so the line reads as before: `up: icmp .., tcp .., arp ok`.
-    results.extend(arp_checks.iter().map(|c| {
-        if answered.contains(&c.vip) {
+    results.extend(checks.iter().filter(|c| c.kind == CheckKind::Arp).map(|c| {
+        if round.arp_answered.contains(&c.vip) {
             let reason = arp_answer_reason(c.vip);
             if req.allow_arp_answer {
                 CheckResult::new(c, true, format!("allowed: {reason}"), None, 1)
@@ -675,5 +713,9 @@ pub fn run_checks_with(
             CheckResult::new(c, true, String::new(), None, 1)
         }
     }));
-    Verdict::from_checks(req, path, results)
+    let mut path = path.clone();
+    if let Some(c) = round.mac_change {
+        path.peer_mac = c.to;
+    }
+    Verdict::from_checks(req, &path, results).with_mac_change(round.mac_change)
 }

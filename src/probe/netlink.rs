@@ -52,6 +52,18 @@ const IFA_F_DADFAILED: u32 = 0x08;
 /// (INCOMPLETE, FAILED and NOARP entries cannot.)
 pub const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x80;
 
+/// Of those, the states the kernel vouches for now: REACHABLE and PERMANENT. A STALE,
+/// DELAY or PROBE entry may hold the MAC of a NIC that has since been replaced.
+pub const NUD_CONFIRMED: u16 = 0x02 | 0x80;
+
+/// A usable neighbour entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub mac: MacAddr,
+    /// REACHABLE or PERMANENT: no need to confirm the MAC before trusting silence.
+    pub confirmed: bool,
+}
+
 /// What the kernel answers to "route get RIP".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -264,7 +276,7 @@ pub fn route_get(dst: IpAddr, oif: Option<u32>) -> io::Result<Route> {
 
 /// The MAC the kernel's neighbour table holds for `addr` on `ifindex`, if its entry is
 /// in a usable state.
-pub fn neighbor(ifindex: u32, addr: IpAddr) -> io::Result<Option<MacAddr>> {
+pub fn neighbor(ifindex: u32, addr: IpAddr) -> io::Result<Option<Neighbour>> {
     let mut body = vec![0u8; 12];
     body[0] = family(addr);
     body[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
@@ -289,7 +301,10 @@ pub fn neighbor(ifindex: u32, addr: IpAddr) -> io::Result<Option<MacAddr>> {
         }
         if dst == Some(addr) {
             if let Some(mac) = mac.filter(|m| *m != MacAddr::ZERO) {
-                return Ok(Some(mac));
+                return Ok(Some(Neighbour {
+                    mac,
+                    confirmed: state & NUD_CONFIRMED != 0,
+                }));
             }
         }
     }

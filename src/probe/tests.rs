@@ -659,7 +659,7 @@ fn all_checks_up_gives_the_up_line_with_latencies() {
 }
 
 #[test]
-fn first_failure_is_the_reason_and_later_checks_are_listed_as_not_run() {
+fn silence_on_every_check_is_down_with_the_generic_reason_and_tcp_decides() {
     let req = request(
         vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
         &["192.0.2.20"],
@@ -680,7 +680,126 @@ fn first_failure_is_the_reason_and_later_checks_are_listed_as_not_run() {
         "down: VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)"
     );
     assert_eq!(v.checks.len(), 2);
-    assert_eq!(v.checks[1].reason, "not run: an earlier check failed");
+    // Both were sent at once; TCP decides, ICMP explains.
+    assert!(v.checks.iter().all(|c| c.attempts >= 1), "{v:?}");
+    assert!(!v.checks[0].decides && v.checks[1].decides, "{v:?}");
+}
+
+/// A real server that answers SYNs on the VIP and treats echo requests as `icmp` says:
+/// `None` drops them (a hardened server), `Some(code)` rejects them with that ICMP
+/// destination-unreachable code.
+fn hardened(icmp: Option<u8>) -> impl FnMut(usize, &[u8]) -> Vec<Vec<u8>> {
+    move |_, f: &[u8]| {
+        let (eth, _) = EthernetRepr::parse(f).unwrap();
+        if eth.ethertype == ethertype::ARP {
+            return Vec::new();
+        }
+        let (ip, _) = inner(f);
+        if ip.protocol == protocol::ICMP {
+            icmp.map(|code| vec![icmp_error(f, ip_of(ip.dst), 3, code)])
+                .unwrap_or_default()
+        } else if f[47] == flags::SYN {
+            vec![tcp_answer(f, RS_MAC, flags::SYN | flags::ACK)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn ip_of(a: Ipv4Addr) -> IpAddr {
+    IpAddr::V4(a)
+}
+
+#[test]
+fn echo_dropped_but_syn_answered_is_up_with_icmp_filtered_noted() {
+    let req = all_checks();
+    let mut mock = Mock::new(hardened(None));
+    let v = run_all(&req, &mut mock);
+    assert!(v.up, "{v:?}");
+    assert_eq!(v.note.as_deref(), Some("icmp filtered"));
+    let line = v.line();
+    assert!(line.starts_with("up: tcp "), "{line}");
+    assert!(line.ends_with(", arp ok (icmp filtered)"), "{line}");
+    assert!(!v.checks[0].up && !v.checks[0].decides, "{v:?}");
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["up"], true);
+    assert_eq!(json["note"], "icmp filtered");
+    assert_eq!(json["checks"][0]["decides"], false);
+}
+
+#[test]
+fn echo_rejected_but_syn_answered_is_up_saying_how_icmp_was_refused() {
+    let req = all_checks();
+    // A firewall's `reject`: port unreachable from the VIP itself.
+    let mut mock = Mock::new(hardened(Some(3)));
+    let v = run_all(&req, &mut mock);
+    assert!(v.up, "{v:?}");
+    let note = v.note.clone().unwrap_or_default();
+    assert!(
+        note.starts_with(
+            "icmp: 192.0.2.20 answered the probe for VIP 192.0.2.20 with ICMP port unreachable"
+        ),
+        "{note}"
+    );
+}
+
+#[test]
+fn echo_answered_but_syn_unanswered_is_down_saying_tcp_is_filtered() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let (ip, _) = inner(f);
+        if ip.protocol == protocol::ICMP {
+            vec![echo_reply(f, RS_MAC, 0)]
+        } else {
+            Vec::new()
+        }
+    });
+    let v = run_checks(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check(), tcp_check()],
+        Instant::now() + Duration::from_millis(60),
+    );
+    assert!(!v.up);
+    assert_eq!(
+        v.reason,
+        "VIP 192.0.2.20 answers ICMP echo through 02:00:00:00:00:0b but not TCP 80 (filtered, \
+         or the service drops SYNs?)"
+    );
+}
+
+#[test]
+fn every_check_goes_out_at_once_with_retries_spread_over_the_whole_budget() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
+    let start = Instant::now();
+    let budget = Duration::from_millis(90);
+    let mut req3 = req.clone();
+    req3.retries = 2;
+    let v = run_checks(
+        &req3,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check(), tcp_check()],
+        start + budget,
+    );
+    assert!(!v.up);
+    // Three rounds of one echo and one SYN each, the first two frames at once.
+    assert_eq!(mock.sent.len(), 6, "{}", mock.sent.len());
+    assert_eq!(inner(&mock.sent[0]).0.protocol, protocol::ICMP);
+    assert_eq!(inner(&mock.sent[1]).0.protocol, protocol::TCP);
+    assert!(v.checks.iter().all(|c| c.attempts == 3), "{v:?}");
+    // Nothing waited past the deadline.
+    assert!(mock.deadlines.iter().all(|d| *d <= start + budget));
 }
 
 #[test]
@@ -961,6 +1080,7 @@ fn a_shared_icmp_result_is_reused_not_sent_again() {
             &[icmp_check(), tcp_check()],
             Instant::now() + Duration::from_secs(1),
             Some(&memo),
+            None,
         )
     };
     let mut first = Mock::new(server(None));
@@ -978,4 +1098,119 @@ fn a_shared_icmp_result_is_reused_not_sent_again() {
         .iter()
         .all(|f| inner(f).0.protocol == protocol::TCP));
     assert_eq!(v.checks[0].check, "icmp");
+}
+
+/// A real server at RS_MAC that answers ARP for its own address (192.0.2.11) to anyone
+/// asking, and echo and SYN in frames to RS_MAC only; frames to any other MAC are lost.
+fn moved_server() -> impl FnMut(usize, &[u8]) -> Vec<Vec<u8>> {
+    move |_, f: &[u8]| {
+        let (eth, payload) = EthernetRepr::parse(f).unwrap();
+        if eth.dst != RS_MAC && eth.dst != MacAddr::BROADCAST {
+            return Vec::new();
+        }
+        if eth.ethertype == ethertype::ARP {
+            let req = crate::wire::arp::ArpRepr::parse(payload).unwrap();
+            return if req.target_ip == Ipv4Addr::new(192, 0, 2, 11) {
+                vec![arp_reply([192, 0, 2, 11], RS_MAC)]
+            } else {
+                Vec::new()
+            };
+        }
+        let (ip, _) = inner(f);
+        if ip.protocol == protocol::ICMP {
+            vec![echo_reply(f, RS_MAC, 0)]
+        } else if f[47] == flags::SYN {
+            vec![tcp_answer(f, RS_MAC, flags::SYN | flags::ACK)]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn arp_requests(sent: &[Vec<u8>]) -> Vec<MacAddr> {
+    sent.iter()
+        .filter_map(|f| {
+            let (eth, _) = EthernetRepr::parse(f).ok()?;
+            (eth.ethertype == ethertype::ARP).then_some(eth.dst)
+        })
+        .collect()
+}
+
+#[test]
+fn a_stale_entry_s_mac_is_confirmed_and_a_changed_mac_is_probed_and_reported() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut stale = path(Method::Dr);
+    stale.peer_mac = OTHER_MAC;
+    let mut mock = Mock::new(moved_server());
+    let v = super::run_checks_with(
+        &req,
+        &stale,
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check(), tcp_check()],
+        Instant::now() + Duration::from_millis(400),
+        None,
+        Some(ip("192.0.2.11")),
+    );
+    assert!(v.up, "{v:?}");
+    let change = v.mac_change.expect("the change is reported");
+    assert_eq!((change.from, change.to), (OTHER_MAC, RS_MAC));
+    assert!(
+        v.line().contains(
+            "MAC changed: the neighbour entry said 02:00:00:00:00:0d, 02:00:00:00:00:0b answered"
+        ),
+        "{}",
+        v.line()
+    );
+    // Asked the old MAC first, then everyone.
+    assert_eq!(
+        arp_requests(&mock.sent),
+        vec![OTHER_MAC, MacAddr::BROADCAST]
+    );
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["mac_change"]["to"], "02:00:00:00:00:0b");
+}
+
+#[test]
+fn a_stale_entry_whose_mac_answers_is_not_asked_about_again() {
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let mut mock = Mock::new(moved_server());
+    let v = super::run_checks_with(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check(), tcp_check()],
+        Instant::now() + Duration::from_millis(400),
+        None,
+        Some(ip("192.0.2.11")),
+    );
+    assert!(v.up, "{v:?}");
+    assert_eq!(v.mac_change, None);
+    // One unicast request to the entry's MAC, answered: no broadcast.
+    assert_eq!(arp_requests(&mock.sent), vec![RS_MAC]);
+}
+
+#[test]
+fn a_confirmed_entry_is_trusted_without_asking() {
+    let req = request(vec![CheckKind::Icmp], &["192.0.2.20"]);
+    let mut mock = Mock::new(moved_server());
+    let v = super::run_checks_with(
+        &req,
+        &path(Method::Dr),
+        &mut mock,
+        &mut Counter(0),
+        &[icmp_check()],
+        Instant::now() + Duration::from_millis(200),
+        None,
+        None,
+    );
+    assert!(v.up, "{v:?}");
+    assert!(arp_requests(&mock.sent).is_empty());
 }
