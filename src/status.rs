@@ -445,6 +445,13 @@ mod command {
             let timeout = parse_duration(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
             let loaded =
                 load(&args.config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
+            crate::config::check_targets(&loaded.services, &loaded.sources).map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
             Ok::<_, String>((loaded, opts, timeout))
         })();
         let (loaded, opts, timeout) = match setup {
@@ -527,7 +534,12 @@ impl FleetProbe {
 /// The status row's view of a probe verdict.
 pub fn outcome(v: &Verdict) -> Outcome {
     let reason = if v.up {
-        v.warnings.join("; ")
+        v.note
+            .iter()
+            .chain(&v.warnings)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
     } else {
         v.reason.clone()
     };

@@ -61,3 +61,25 @@ pub fn load(path: &Path, format: Format, config_id: Option<String>) -> Result<Lo
         }
     }
 }
+
+/// Every VIP or real server of a DR/TUN service that no probe can check (see
+/// [`VirtualService::target_problems`]), as located errors; `Ok` when there is none.
+pub fn check_targets(
+    services: &[VirtualService],
+    sources: &SourceMap,
+) -> Result<(), Vec<Diagnostic>> {
+    let errors: Vec<Diagnostic> = services
+        .iter()
+        .flat_map(VirtualService::target_problems)
+        .map(|p| {
+            Diagnostic::error(p.message)
+                .at(sources, p.span)
+                .with_hint(p.hint)
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

@@ -196,3 +196,82 @@ impl VirtualService {
         }
     }
 }
+
+/// Why `ip` can never be a VIP or real server that a probe through the VIP can check,
+/// if so: the wildcard address, broadcast, multicast, loopback.
+pub fn unusable_target(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_loopback() {
+        Some("a loopback address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+/// A VIP or real server of a DR/TUN service that cannot be right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetProblem {
+    pub span: Span,
+    pub message: String,
+    pub hint: &'static str,
+}
+
+impl VirtualService {
+    /// Targets of this service's DR/TUN real servers that no probe can check: a VIP or
+    /// real server that is no host's unicast address, or (direct routing) a VIP of the
+    /// other address family than the real server's, which IPVS forwards only in tunnels.
+    pub fn target_problems(&self) -> Vec<TargetProblem> {
+        let reals: Vec<&RealServer> = self
+            .real_servers
+            .iter()
+            .filter(|r| r.method.needs_vip_on_real_server())
+            .collect();
+        if reals.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for &vip in &self.vips {
+            if let Some(what) = unusable_target(vip) {
+                out.push(TargetProblem {
+                    span: self.span,
+                    message: format!("VIP {vip} is {what}: no real server can hold it"),
+                    hint: "a VIP is a unicast address that clients connect to",
+                });
+            }
+        }
+        for rs in reals {
+            if let Some(what) = unusable_target(rs.addr) {
+                out.push(TargetProblem {
+                    span: rs.span,
+                    message: format!("real server {} is {what}", rs.addr),
+                    hint: "a real server is given by its own unicast address",
+                });
+                continue;
+            }
+            if rs.method == ForwardingMethod::DirectRouting {
+                for &vip in self
+                    .vips
+                    .iter()
+                    .filter(|v| v.is_ipv4() != rs.addr.is_ipv4())
+                {
+                    out.push(TargetProblem {
+                        span: rs.span,
+                        message: format!(
+                            "real server {} and VIP {vip} are of different address families; \
+                             direct routing cannot forward between them",
+                            rs.addr
+                        ),
+                        hint: "IPVS mixes IPv4 and IPv6 only in tunnel mode: use a real server \
+                               address of the VIP's family, or lvs_method TUN",
+                    });
+                }
+            }
+        }
+        out
+    }
+}

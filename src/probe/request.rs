@@ -80,6 +80,38 @@ fn parse_port(s: &str, what: &str) -> Result<u16, RequestError> {
     })
 }
 
+/// Refuses VIPs and real servers no probe can check (see
+/// [`crate::config::model::unusable_target`]), and direct routing between families.
+fn check_targets(vips: &[IpAddr], rip: IpAddr, method: MethodArg) -> Result<(), RequestError> {
+    use crate::config::model::unusable_target;
+    for &vip in vips {
+        if let Some(what) = unusable_target(vip) {
+            return Err(err(
+                format!("VIP {vip} is {what}: no real server can hold it"),
+                "give the service's unicast VIP",
+            ));
+        }
+    }
+    if let Some(what) = unusable_target(rip) {
+        return Err(err(
+            format!("real server {rip} is {what}"),
+            "give the real server's own unicast address",
+        ));
+    }
+    if method == MethodArg::Dr {
+        if let Some(vip) = vips.iter().find(|v| v.is_ipv4() != rip.is_ipv4()) {
+            return Err(err(
+                format!(
+                    "real server {rip} and VIP {vip} are of different address families; direct \
+                     routing cannot forward between them"
+                ),
+                "IPVS mixes IPv4 and IPv6 only in tunnel mode (--method tun)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Request {
     /// Checks the arguments. ldirectord's four positional values add to the options:
     /// the VIP (an address, or a fwmark number that then needs `--vip`), the ports
@@ -150,6 +182,7 @@ impl Request {
                 "--rip is the real server's own address, --vip the service's",
             ));
         }
+        check_targets(&vips, rip, args.method)?;
         let tcp_service = args.proto == ProtoArg::Tcp;
         let mut checks = Vec::new();
         let app_kind = match args.check {
@@ -453,5 +486,69 @@ mod tests {
             "2xx",
         ]);
         assert!(bad.unwrap_err().message.contains("--expect-status"));
+    }
+
+    #[test]
+    fn targets_that_cannot_be_right_are_refused_up_front() {
+        for (vip, rip, method, says) in [
+            (
+                "0.0.0.0",
+                "192.0.2.11",
+                "dr",
+                "VIP 0.0.0.0 is the unspecified address",
+            ),
+            (
+                "255.255.255.255",
+                "192.0.2.11",
+                "dr",
+                "is the broadcast address",
+            ),
+            ("224.0.0.18", "192.0.2.11", "dr", "is a multicast address"),
+            (
+                "127.0.0.1",
+                "192.0.2.11",
+                "dr",
+                "VIP 127.0.0.1 is a loopback address",
+            ),
+            ("::1", "2001:db8::b", "dr", "VIP ::1 is a loopback address"),
+            ("ff02::1", "2001:db8::b", "tun", "is a multicast address"),
+            ("::", "2001:db8::b", "tun", "is the unspecified address"),
+            (
+                "192.0.2.20",
+                "127.0.0.2",
+                "dr",
+                "real server 127.0.0.2 is a loopback address",
+            ),
+            (
+                "192.0.2.20",
+                "2001:db8::b",
+                "dr",
+                "of different address families",
+            ),
+            (
+                "2001:db8::20",
+                "192.0.2.11",
+                "dr",
+                "of different address families",
+            ),
+        ] {
+            let e = req(&[
+                "--vip", vip, "--rip", rip, "--method", method, "--port", "80",
+            ])
+            .expect_err(vip);
+            assert!(e.message.contains(says), "{vip} {rip}: {e}");
+        }
+        // A tunnel may carry another family than its outer header's.
+        let mixed = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "2001:db8::b",
+            "--method",
+            "tun",
+            "--port",
+            "80",
+        ]);
+        assert!(mixed.is_ok(), "{mixed:?}");
     }
 }

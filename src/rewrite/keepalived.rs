@@ -18,6 +18,9 @@ const NO_ID: &str = "\u{1}vipcheck-no-config-id";
 
 pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
     let mut docs = parse_every_branch(config, opts)?;
+    for doc in &docs {
+        crate::config::check_targets(&doc.services, &doc.sources).map_err(RewriteError::Many)?;
+    }
     // The first parse's files are the plan's; spans of other parses are mapped onto them.
     let mut sources = std::mem::take(&mut docs[0].sources);
     let mut plan = Plan {

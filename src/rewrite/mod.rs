@@ -117,6 +117,8 @@ pub fn plan(config: &Path, format: Format, opts: &GenerateOptions) -> Result<Pla
         Format::Keepalived => keepalived::plan(config, &generator, opts),
         Format::Ldirectord => {
             let doc = crate::config::ldirectord::parse_file(config)?;
+            crate::config::check_targets(&doc.services, &doc.sources)
+                .map_err(RewriteError::Many)?;
             ldirectord::plan(&doc, &generator, opts)
         }
     }
