@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{privileged, run_bounded, Lan, Netns, Relay};
+use common::netns::{privileged, run_bounded, Forward, Lan, Netns, Relay};
 
 const DIR_MAC: &str = "02:00:00:00:00:02";
 const RS_MAC: &str = "02:00:00:00:00:0b";
@@ -260,16 +260,20 @@ fn director_holding_the_vip_still_sees_the_replies() {
     g.dir.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
     assert_up(&probe(&g.dir, &V4_ARGS));
     assert_up(&probe(&g.dir, &V6_ARGS));
-    // Both VIPs at once, and the VIP on the egress interface itself.
+    // Two VIPs at once (direct routing keeps one address family), and the VIP on the
+    // egress interface itself.
+    g.rs.ip("addr add 192.0.2.21/32 dev lo");
+    let _second = listen(&g.rs, "192.0.2.21");
     g.dir.ip(&format!("addr del {VIP4}/32 dev lo"));
     g.dir.ip(&format!("addr add {VIP4}/32 dev eth0"));
+    g.dir.ip("addr add 192.0.2.21/32 dev lo");
     let r = probe(
         &g.dir,
         &[
             "--vip",
             VIP4,
             "--vip",
-            VIP6,
+            "192.0.2.21",
             "--rip",
             "192.0.2.11",
             "--port",
@@ -278,7 +282,7 @@ fn director_holding_the_vip_still_sees_the_replies() {
     );
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
     assert!(r.stdout.contains("192.0.2.20 icmp"), "{}", r.stdout);
-    assert!(r.stdout.contains("2001:db8::20 icmp"), "{}", r.stdout);
+    assert!(r.stdout.contains("192.0.2.21 icmp"), "{}", r.stdout);
 }
 
 #[test]
@@ -704,14 +708,16 @@ fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
         "answers neighbour solicitations for VIP 2001:db8::20: it can take VIP traffic away \
          from the director (put the VIP on lo, not on the real server's network interface)",
     );
-    // Both VIPs at once: the reason names the one answered for.
+    // Two VIPs at once, one on lo (not answered for): the reason names the one that is.
+    rs.ip("addr add 192.0.2.21/32 dev lo");
+    let _second = listen(&rs, "192.0.2.21");
     let r = probe(
         &dir,
         &[
             "--vip",
-            VIP4,
+            "192.0.2.21",
             "--vip",
-            VIP6,
+            VIP4,
             "--rip",
             "192.0.2.11",
             "--port",
@@ -761,4 +767,252 @@ fn generated_keepalived_check_command_passes_for_a_correct_server() {
         });
         assert_arp_ok(&r);
     }
+}
+
+/// Loads an nftables ruleset into `ns` (a hardened real server's firewall); the rules go
+/// with the namespace.
+fn firewall(ns: &Netns, rules: &str) {
+    use std::io::Write;
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (Debian package nftables)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(rules.as_bytes())
+        .expect("write the ruleset");
+    let status = child.wait().expect("nft exits");
+    assert!(status.success(), "nft rejected: {rules}");
+}
+
+/// Drops (or rejects) every ICMP and ICMPv6 echo request, as hardened servers do.
+fn drop_echo(ns: &Netns, verdict: &str) {
+    firewall(
+        ns,
+        &format!(
+            "table inet hardened {{\n chain input {{\n type filter hook input priority 0;\n \
+             icmp type echo-request {verdict}\n icmpv6 type echo-request {verdict}\n }}\n}}\n"
+        ),
+    );
+}
+
+#[test]
+fn hardened_real_server_that_drops_echo_is_up_with_icmp_filtered() {
+    if !privileged("network namespaces, packet sockets and nftables") {
+        return;
+    }
+    let g = good();
+    drop_echo(&g.rs, "drop");
+    for args in [V4_ARGS, V6_ARGS] {
+        let r = probe(&g.dir, &args);
+        assert_eq!(r.code, 0, "{args:?}: {} {}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with("up: tcp "), "{}", r.stdout);
+        assert!(r.stdout.contains("(icmp filtered)"), "{}", r.stdout);
+        let mut json = args.to_vec();
+        json.push("--json");
+        let r = probe(&g.dir, &json);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one object");
+        assert_eq!(v["up"], true, "{v}");
+        assert_eq!(v["note"], "icmp filtered", "{v}");
+        assert_eq!(v["checks"][0]["check"], "icmp");
+        assert_eq!(v["checks"][0]["up"], false, "{v}");
+        assert_eq!(v["checks"][0]["decides"], false, "{v}");
+        assert_eq!(v["checks"][1]["decides"], true, "{v}");
+    }
+    // On a director that holds the VIP too.
+    g.dir.ip(&format!("addr add {VIP4}/32 dev lo"));
+    g.dir.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
+    for args in [V4_ARGS, V6_ARGS] {
+        let r = probe(&g.dir, &args);
+        assert_eq!(r.code, 0, "{args:?}: {} {}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("(icmp filtered)"), "{}", r.stdout);
+    }
+    // `--check icmp` has nothing else to go by: there ICMP decides, and says why.
+    let r = probe(
+        &g.dir,
+        &[
+            "--vip",
+            VIP4,
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "icmp",
+            "--timeout",
+            "300ms",
+        ],
+    );
+    assert_down(
+        &r,
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b",
+    );
+}
+
+#[test]
+fn hardened_real_server_that_rejects_echo_is_up_saying_so() {
+    if !privileged("network namespaces, packet sockets and nftables") {
+        return;
+    }
+    let g = good();
+    drop_echo(&g.rs, "reject");
+    for args in [V4_ARGS, V6_ARGS] {
+        let r = probe(&g.dir, &args);
+        assert_eq!(r.code, 0, "{args:?}: {} {}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with("up: tcp "), "{}", r.stdout);
+        assert!(r.stdout.contains("(icmp: "), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn hardened_real_server_without_vip_or_listener_is_still_down() {
+    if !privileged("network namespaces, packet sockets and nftables") {
+        return;
+    }
+    let lan = Lan::new();
+    let dir = director(&lan);
+    let rs = attach_real_server(&lan, RS_MAC);
+    drop_echo(&rs, "drop");
+    fn with(args: [&'static str; 6]) -> Vec<&'static str> {
+        let mut v = args.to_vec();
+        v.extend(["--timeout", "400ms"]);
+        v
+    }
+    assert_down(
+        &probe(&dir, &with(V4_ARGS)),
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
+    );
+    assert_down(
+        &probe(&dir, &with(V6_ARGS)),
+        "VIP 2001:db8::20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
+    );
+    add_vips(&rs);
+    assert_down(
+        &probe(&dir, &with(V4_ARGS)),
+        "VIP answers but TCP 80 is closed (RST)",
+    );
+    assert_down(
+        &probe(&dir, &with(V6_ARGS)),
+        "VIP answers but TCP 80 is closed (RST)",
+    );
+}
+
+#[test]
+fn echo_answered_but_port_filtered_is_down_saying_so() {
+    if !privileged("network namespaces, packet sockets and nftables") {
+        return;
+    }
+    let g = good();
+    firewall(
+        &g.rs,
+        "table inet f {\n chain input {\n type filter hook input priority 0;\n tcp dport 80 drop\n }\n}\n",
+    );
+    let mut args = V4_ARGS.to_vec();
+    args.extend(["--timeout", "400ms"]);
+    assert_down(
+        &probe(&g.dir, &args),
+        "VIP 192.0.2.20 answers ICMP echo through 02:00:00:00:00:0b but not TCP 80",
+    );
+}
+
+#[test]
+fn stale_neighbour_entry_with_an_old_mac_is_confirmed_and_the_new_mac_probed() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let g = good();
+    // The real server's NIC was replaced: the director still has the old MAC, STALE.
+    let old = "02:00:00:00:00:99";
+    for (rip, args) in [("192.0.2.11", V4_ARGS), ("2001:db8::b", V6_ARGS)] {
+        g.dir.ip(&format!(
+            "neigh replace {rip} lladdr {old} dev eth0 nud stale"
+        ));
+        let mut json = args.to_vec();
+        json.push("--json");
+        let r = probe(&g.dir, &json);
+        assert_eq!(r.code, 0, "{rip}: {} {}", r.stdout, r.stderr);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one object");
+        assert_eq!(v["mac_change"]["from"], old, "{v}");
+        assert_eq!(v["mac_change"]["to"], RS_MAC, "{v}");
+        let note = v["note"].as_str().unwrap_or_default();
+        assert!(
+            note.contains(&format!(
+                "MAC changed: the neighbour entry said {old}, {RS_MAC} answered"
+            )),
+            "{v}"
+        );
+    }
+    // A FAILED entry is not used at all: the prober resolves the MAC itself.
+    g.dir
+        .ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:98 dev eth0 nud failed");
+    assert_up(&probe(&g.dir, &V4_ARGS));
+    // A stale entry whose MAC is right is confirmed without a change.
+    g.dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {RS_MAC} dev eth0 nud stale"
+    ));
+    let r = probe(&g.dir, &V4_ARGS);
+    assert_up(&r);
+    assert!(!r.stdout.contains("MAC changed"), "{}", r.stdout);
+}
+
+#[test]
+fn stale_entry_for_a_real_server_without_the_vip_is_still_down() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let lan = Lan::new();
+    let dir = director(&lan);
+    let _rs = attach_real_server(&lan, RS_MAC);
+    dir.ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:99 dev eth0 nud stale");
+    let mut args = V4_ARGS.to_vec();
+    args.extend(["--timeout", "600ms"]);
+    // Probed through the MAC that answers now, and down for the right reason.
+    assert_down(
+        &probe(&dir, &args),
+        "VIP 192.0.2.20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
+    );
+}
+
+#[test]
+fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let relay_ns = Netns::new("relay");
+    let dir = Netns::new("dir");
+    let rs = Netns::new("rs");
+    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
+    address(&dir, "eth0", 2);
+    real_server(&rs, "eth0");
+    add_vips(&rs);
+    let _listener = listen(&rs, VIP4);
+    // Every reply from the VIP (echo reply, SYN-ACK) takes 700 ms of a 1 s budget.
+    let _relay = Relay::start_with(&relay_ns, &ra, &rb, |f| {
+        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
+        if from_vip {
+            Forward::Delay(Duration::from_millis(700))
+        } else {
+            Forward::Pass
+        }
+    });
+    dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {RS_MAC} dev eth0 nud permanent"
+    ));
+    let mut args = V4_ARGS.to_vec();
+    args.extend(["--timeout", "1s", "--json"]);
+    let r = probe(&dir, &args);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one object");
+    for (i, check) in ["icmp", "tcp"].iter().enumerate() {
+        assert_eq!(v["checks"][i]["check"], *check, "{v}");
+        assert_eq!(v["checks"][i]["up"], true, "{v}");
+        let ms = v["checks"][i]["latency_ms"].as_f64().expect("latency");
+        assert!(
+            ms >= 600.0,
+            "{check} answered in {ms} ms, not held 700 ms: {v}"
+        );
+    }
+    assert!(v.get("note").is_none(), "{v}");
 }

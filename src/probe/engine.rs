@@ -749,9 +749,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     }
                 }
                 let p = &mut pend[i];
-                match self.judge(p, event, peer, now) {
-                    Some(result) => p.done = Some((result, now)),
-                    None => {}
+                if let Some(result) = self.judge(p, event, peer, now) {
+                    // The other probes of the run waiting for this ICMP result get it now.
+                    if let Some((slot, true)) = &p.memo {
+                        slot.set(&result);
+                    }
+                    p.done = Some((result, now));
                 }
                 break;
             }
@@ -916,6 +919,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 continue;
             };
             if group().all(|p| p.done.is_some()) {
+                continue;
+            }
+            // A result another probe of the run is getting comes when it comes: waiting
+            // for it (within the deadline) costs less than a wrong `icmp filtered`.
+            if group().any(|p| p.done.is_none() && matches!(p.memo, Some((_, false)))) {
+                settled = false;
                 continue;
             }
             let grace = result.latency_ms.map_or(Duration::ZERO, |ms| {

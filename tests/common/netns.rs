@@ -238,8 +238,17 @@ impl Default for Lan {
     }
 }
 
+/// What a [`Relay`] does with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    Pass,
+    Drop,
+    /// Passes it on after this long (a slow link or a slow server).
+    Delay(Duration),
+}
+
 /// Copies frames between two interfaces of one namespace with packet sockets, dropping
-/// the frames `drop_frame` picks. Stops on drop, and after `MAX_RUN` in any case.
+/// or delaying the frames a rule picks. Stops on drop, and after `MAX_RUN` in any case.
 pub struct Relay {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -312,11 +321,28 @@ fn finish_tcp_checksum(frame: &mut [u8]) {
 }
 
 impl Relay {
+    /// A relay that drops the frames `drop_frame` picks and passes the rest at once.
     pub fn start(
         ns: &Netns,
         if_a: &str,
         if_b: &str,
         mut drop_frame: impl FnMut(&[u8]) -> bool + Send + 'static,
+    ) -> Relay {
+        Relay::start_with(ns, if_a, if_b, move |f| {
+            if drop_frame(f) {
+                Forward::Drop
+            } else {
+                Forward::Pass
+            }
+        })
+    }
+
+    /// A relay that does with each frame what `rule` says.
+    pub fn start_with(
+        ns: &Netns,
+        if_a: &str,
+        if_b: &str,
+        mut rule: impl FnMut(&[u8]) -> Forward + Send + 'static,
     ) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let path = format!("/var/run/netns/{}", ns.name());
@@ -329,14 +355,32 @@ impl Relay {
             let _ = ready_tx.send(());
             let start = Instant::now();
             let mut buf = vec![0u8; 65536];
+            // Delayed frames: when to send, to which socket, what (bounded by MAX_RUN).
+            let mut held: Vec<(Instant, usize, Vec<u8>)> = Vec::new();
             while !flag.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
+                let now = Instant::now();
+                held.retain(|(at, out, frame)| {
+                    if *at > now {
+                        return true;
+                    }
+                    // SAFETY: frame is valid for its length; the socket is bound.
+                    unsafe {
+                        libc::send(fds[*out], frame.as_ptr().cast(), frame.len(), 0);
+                    }
+                    false
+                });
+                let wait = held
+                    .iter()
+                    .map(|(at, _, _)| at.saturating_duration_since(now))
+                    .min()
+                    .map_or(20, |d| d.as_millis().min(20) as i32);
                 let mut pfds = fds.map(|fd| libc::pollfd {
                     fd,
                     events: libc::POLLIN,
                     revents: 0,
                 });
                 // SAFETY: pfds is a valid array of two pollfds.
-                let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, 20) };
+                let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, wait) };
                 if r <= 0 {
                     continue;
                 }
@@ -363,12 +407,17 @@ impl Relay {
                         continue;
                     }
                     let frame = &mut buf[..n as usize];
-                    if drop_frame(frame) {
+                    let forward = rule(frame);
+                    if forward == Forward::Drop {
                         continue;
                     }
                     // A segment sent by a namespace's own stack carries a checksum the
                     // "hardware" was to fill in; this relay is that hardware.
                     finish_tcp_checksum(frame);
+                    if let Forward::Delay(d) = forward {
+                        held.push((Instant::now() + d, 1 - i, frame.to_vec()));
+                        continue;
+                    }
                     // SAFETY: frame is valid for its length; the socket is bound.
                     unsafe {
                         libc::send(fds[1 - i], frame.as_ptr().cast(), frame.len(), 0);
