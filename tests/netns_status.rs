@@ -31,6 +31,10 @@ enum Scenario {
     ArpAnswering,
     /// VIPs on eth0 (with listeners): answers ARP and neighbour solicitation.
     VipOnEth0,
+    /// Good, but its firewall drops every echo request (ICMP and ICMPv6).
+    Hardened,
+    /// Good, but the director's neighbour entry for it is STALE with an old NIC's MAC.
+    Moved,
 }
 
 struct RealServer {
@@ -74,6 +78,14 @@ fn real_server_on(lan: &Lan, host: u8, scenario: Scenario, ports: &[u16]) -> Rea
         ns.ip(&format!("route add {VIP6}/128 via 2001:db8::2"));
     }
     let mut listeners = Vec::new();
+    if scenario == Scenario::Hardened {
+        let mut nft = ns.command("nft");
+        nft.args(["add table inet hardened ; \
+             add chain inet hardened input { type filter hook input priority 0 ; } ; \
+             add rule inet hardened input icmp type echo-request drop ; \
+             add rule inet hardened input icmpv6 type echo-request drop"]);
+        common::netns::must(&mut nft);
+    }
     if vip_dev.is_some() && scenario != Scenario::NoListener {
         for vip in [VIP4, VIP6] {
             let ip: IpAddr = vip.parse().unwrap();
@@ -111,15 +123,37 @@ const HOSTS: [(u8, Scenario); 12] = [
 ];
 
 fn site() -> Site {
+    site_of(&HOSTS)
+}
+
+/// A mix of healthy servers that used to be called down (hardened, moved) among broken
+/// ones.
+const MIX: [(u8, Scenario); 6] = [
+    (41, Scenario::Hardened),
+    (42, Scenario::Moved),
+    (43, Scenario::NoVip),
+    (44, Scenario::Forwarder),
+    (45, Scenario::Good),
+    (46, Scenario::NoListener),
+];
+
+fn site_of(hosts: &[(u8, Scenario)]) -> Site {
     let lan = Lan::new();
     let dir = Netns::new("sdir");
     lan.attach(&dir, "eth0", "02:00:00:00:00:02");
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     dir.ip("addr add 2001:db8::2/64 dev eth0 nodad");
-    let servers = HOSTS
+    let servers = hosts
         .iter()
         .map(|&(h, s)| real_server(&lan, h, s))
         .collect();
+    for &(h, _) in hosts.iter().filter(|(_, s)| *s == Scenario::Moved) {
+        for rip in [format!("192.0.2.{h}"), format!("2001:db8::{h:x}")] {
+            dir.ip(&format!(
+                "neigh replace {rip} lladdr 02:00:00:00:00:99 dev eth0 nud stale"
+            ));
+        }
+    }
     Site {
         dir,
         _servers: servers,
@@ -167,6 +201,11 @@ fn expect(scenario: Scenario, vip: &str, port: u16) -> (bool, String) {
             format!("answers neighbour solicitations for VIP {vip}: it can take VIP traffic"),
         ),
         Scenario::VipOnEth0 => (false, format!("answers ARP for VIP {vip}")),
+        Scenario::Hardened => (true, "icmp filtered".to_string()),
+        Scenario::Moved => (
+            true,
+            "MAC changed: the neighbour entry said 02:00:00:00:00:99".to_string(),
+        ),
     }
 }
 
@@ -178,6 +217,7 @@ fn scenario_of(rip: &str) -> Scenario {
     };
     HOSTS
         .iter()
+        .chain(&MIX)
         .find(|(h, _)| *h == host)
         .map(|(_, s)| *s)
         .unwrap_or_else(|| panic!("no scenario for {rip}"))
@@ -486,4 +526,49 @@ fn two_hundred_pairs_at_once_get_their_own_replies() {
             "expected {reason:?} in {row}"
         );
     }
+}
+
+#[test]
+fn hardened_and_moved_servers_are_up_among_broken_ones() {
+    if !privileged("network namespaces, packet sockets and nftables") {
+        return;
+    }
+    let s = site_of(&MIX);
+    let conf = s.dir_path.path().join("keepalived.conf");
+    let mut text = String::new();
+    for (vip, hosts) in [
+        (VIP4, MIX.map(|(h, _)| format!("192.0.2.{h}"))),
+        (VIP6, MIX.map(|(h, _)| format!("2001:db8::{h:x}"))),
+    ] {
+        for port in [80, 443] {
+            text.push_str(&format!(
+                "virtual_server {vip} {port} {{\n    lb_kind DR\n    protocol TCP\n"
+            ));
+            for rip in &hosts {
+                text.push_str(&format!("    real_server {rip} {port} {{\n    }}\n"));
+            }
+            text.push_str("}\n");
+        }
+    }
+    std::fs::write(&conf, text).expect("write config");
+    let (code, stdout, stderr) = status(&s, &conf, &[]);
+    assert_eq!(code, 1, "some pairs are down: {stderr}");
+    let mut expected = Vec::new();
+    for vip in [VIP4, VIP6] {
+        for port in [80, 443] {
+            for (h, _) in MIX {
+                let rip = if vip == VIP4 {
+                    format!("192.0.2.{h}")
+                } else {
+                    format!("2001:db8::{h:x}")
+                };
+                expected.push((vip, port, rip));
+            }
+        }
+    }
+    let expected: Vec<(&str, u16, &str, &str)> = expected
+        .iter()
+        .map(|(v, p, r)| (*v, *p, r.as_str(), "dr"))
+        .collect();
+    assert_eq!(assert_rows(&stdout, &expected), 24);
 }
