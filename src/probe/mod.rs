@@ -9,8 +9,9 @@
 //! Decisions worth knowing:
 //! - Source address: the kernel's preferred source for the route to the RIP, unless it
 //!   is one of the VIPs; then another address of the egress interface; never a VIP (the
-//!   real server would answer the VIP itself). A VIP of the other family than the RIP is
-//!   probed from an address of that family on the same interface.
+//!   real server would answer the VIP itself). In a tunnel, a VIP of the other family
+//!   than the RIP is probed from an address of that family on the same interface; direct
+//!   routing between families is refused up front, as IPVS refuses it.
 //! - DR needs the real server on-link (no gateway on the route): the frame goes to its
 //!   MAC. TUN sends to the next hop's MAC (the gateway, if any).
 //! - MAC: the kernel's neighbour entry when it has one; otherwise our own ARP request /
