@@ -185,6 +185,9 @@ fn an_invalid_option_is_a_usage_error_never_a_verdict() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(sentence), "{args:?}: {err}");
     }
+    // A usage error clap finds (a missing option) is a "down" too.
+    let out = vipcheck(&["appcheck", "--timeout", "1s"], tmp.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // The edges of the range are taken.
     for t in ["1ms", "1h", "60m", "3600"] {
         let out = vipcheck(

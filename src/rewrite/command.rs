@@ -130,7 +130,7 @@ pub fn resolve_format(config: &Path, arg: Option<FormatArg>) -> Result<Format, R
         None => detect_format(config).ok_or_else(|| {
             RewriteError::Output(format!(
                 "cannot tell whether {} is a keepalived or an ldirectord config: pass --format keepalived|ldirectord",
-                config.display()
+                escape_control(&config.to_string_lossy(), false)
             ))
         }),
     }
