@@ -56,8 +56,8 @@ pub struct GenerateArgs {
     /// The vipcheck binary the generated checks run (default: this executable).
     #[arg(long, value_name = "PATH")]
     pub probe_path: Option<PathBuf>,
-    /// The probe's own timeout; the daemon's check timeout is set above it.
-    #[arg(long, default_value = "2s", value_name = "DUR")]
+    /// The probe's own timeout (1ms to 1h); the daemon's check timeout is set above it.
+    #[arg(long, default_value = "2s", value_name = "DUR", value_parser = duration_arg)]
     pub probe_timeout: String,
     /// A directory whose templates replace the embedded ones of the same name.
     #[arg(long, value_name = "DIR")]
@@ -171,7 +171,7 @@ pub struct ProbeArgs {
     /// Options of the application checks (`--check http|https|tcp-session`).
     #[command(flatten)]
     pub app: crate::probe::session::args::AppCheckArgs,
-    /// The whole probe's time budget, retries included (e.g. 500ms, 2s).
+    /// The whole probe's time budget, retries included (1ms to 1h, e.g. 500ms, 2s).
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub timeout: String,
     /// Extra attempts, each with a fresh identifier, within the timeout.
@@ -200,11 +200,11 @@ pub struct ProbeArgs {
 pub struct StatusArgs {
     /// The keepalived.conf or ldirectord.cf to read (includes are followed).
     pub config: PathBuf,
-    /// At most this many probes in flight.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    /// At most this many probes in flight (1 or more).
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = parallel_arg)]
     pub parallel: usize,
-    /// Each probe's time budget.
-    #[arg(long, default_value = "1s", value_name = "DUR")]
+    /// Each probe's time budget (1ms to 1h).
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = duration_arg)]
     pub timeout: String,
     /// One JSON array, an object per pair.
     #[arg(long, conflicts_with = "prometheus")]
@@ -252,8 +252,8 @@ pub struct WatchArgs {
     /// keepalived's pidfile.
     #[arg(long, value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
-    /// Wait this long after the last change before acting.
-    #[arg(long, default_value = "100ms", value_name = "DUR")]
+    /// Wait this long after the last change before acting (1ms to 1h).
+    #[arg(long, default_value = "100ms", value_name = "DUR", value_parser = duration_arg)]
     pub debounce: String,
     /// One regeneration pass, then exit.
     #[arg(long)]
@@ -262,8 +262,23 @@ pub struct WatchArgs {
     pub generate: GenerateArgs,
 }
 
-/// Parses a duration as written on the command line: `250ms`, `2s`, `1.5s`, `1m`, or a
-/// bare number of seconds.
+/// The shortest duration any option takes: below a millisecond nothing vipcheck waits
+/// for can happen, and `0` would make every probe "down" at once.
+pub const DURATION_MIN: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest duration any option takes: a probe or a debounce of more than an hour is a
+/// typo, not a setting.
+pub const DURATION_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How to write a duration; the hint of every duration error.
+pub const DURATION_HINT: &str = "write it like 500ms, 2s, 1.5s or 1m";
+
+/// Why `text` is not a duration: the one sentence every duration option uses.
+pub fn duration_message(text: &str) -> String {
+    format!("{text:?} is not a duration from 1ms to 1h")
+}
+
+/// Parses a duration as written on the command line: `250ms`, `2s`, `1.5s`, `1m`, `1h`, or
+/// a bare number of seconds, from [`DURATION_MIN`] to [`DURATION_MAX`]. Every duration
+/// option (`--timeout`, `--probe-timeout`, `--debounce`) is read by this one function.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -272,17 +287,45 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         (n, 1.0)
     } else if let Some(n) = t.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (t, 1.0)
     };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 86_400.0 => {
-            Ok(std::time::Duration::from_secs_f64(v * scale))
+    let secs = num
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * scale)
+        .filter(|s| s.is_finite());
+    // Compared in seconds before building a Duration: from_secs_f64 panics on huge values.
+    match secs {
+        Some(s)
+            if s >= DURATION_MIN.as_secs_f64() - 1e-12
+                && s <= DURATION_MAX.as_secs_f64() + 1e-12 =>
+        {
+            Ok(std::time::Duration::from_secs_f64(s).clamp(DURATION_MIN, DURATION_MAX))
         }
         _ => Err(format!(
-            "'{text}' is not a duration (examples: 500ms, 2s, 1.5s)"
+            "{} (hint: {DURATION_HINT})",
+            duration_message(text)
         )),
     }
+}
+
+/// `--parallel`: how many probes at once, at least one (0 would probe nothing and report
+/// nothing useful).
+pub fn parallel_arg(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a number of probes of 1 or more")),
+    }
+}
+
+/// [`parse_duration`] as a clap value parser: a bad duration is a usage error before
+/// anything runs. The text is kept, so the fields stay `String`.
+pub fn duration_arg(text: &str) -> Result<String, String> {
+    parse_duration(text).map(|_| text.to_string())
 }
 
 #[cfg(test)]
@@ -296,7 +339,23 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn durations_outside_1ms_to_1h_are_refused_with_one_message() {
+        assert_eq!(parse_duration("1ms"), Ok(DURATION_MIN));
+        assert_eq!(parse_duration("60m"), Ok(DURATION_MAX));
+        for bad in [
+            "0", "0s", "0ms", "0.5ms", "3601", "61m", "2h", "1e300", "NaN", "inf", "",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(
+                e.starts_with(&duration_message(bad)) && e.contains(DURATION_HINT),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! Model -> rendered check stanzas. The templates live in `templates/`, are embedded in
 //! the binary, and can be overridden one by one from a directory the user names.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use crate::config::{ForwardingMethod, Protocol};
+
+mod check;
 
 /// The templates shipped with vipcheck: (name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -42,11 +45,27 @@ pub enum GenerateError {
         name: String,
         source: minijinja::Error,
     },
+    /// A template from `--templates` rendered text the rewrite cannot use; nothing is
+    /// written.
+    #[error(
+        "template {} (replacing {name}) renders text vipcheck cannot use: {why}; hint: \
+         compare it with the embedded template (`vipcheck rewrite` without --templates \
+         shows its output)",
+        path.display()
+    )]
+    Invalid {
+        name: String,
+        path: PathBuf,
+        why: String,
+    },
 }
 
 /// Renders the check templates.
 pub struct Generator {
     env: Environment<'static>,
+    /// The templates a `--templates` directory replaced, by name, with their files: their
+    /// output is checked before anything is written.
+    overridden: HashMap<String, PathBuf>,
 }
 
 impl Generator {
@@ -58,10 +77,18 @@ impl Generator {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_filter("shell_quote", shell_quote);
+        let mut overridden = HashMap::new();
         for (name, text) in EMBEDDED {
             let text = match override_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(path) => std::fs::read_to_string(&path)
-                    .map_err(|source| GenerateError::Read { path, source })?,
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| GenerateError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    overridden.insert(name.to_string(), path);
+                    text
+                }
                 None => (*text).to_string(),
             };
             env.add_template_owned(name.to_string(), text)
@@ -70,7 +97,7 @@ impl Generator {
                     source,
                 })?;
         }
-        Ok(Generator { env })
+        Ok(Generator { env, overridden })
     }
 
     /// The top-level variables template `name` reads.
@@ -86,11 +113,21 @@ impl Generator {
             name: name.to_string(),
             source,
         };
-        self.env
+        let ctx = Value::from_serialize(&ctx);
+        let text = self
+            .env
             .get_template(name)
             .map_err(to_err)?
-            .render(ctx)
-            .map_err(to_err)
+            .render(&ctx)
+            .map_err(to_err)?;
+        if let Some(path) = self.overridden.get(name) {
+            check::rendered(name, &text, &ctx).map_err(|why| GenerateError::Invalid {
+                name: name.to_string(),
+                path: path.clone(),
+                why,
+            })?;
+        }
+        Ok(text)
     }
 }
 
@@ -227,9 +264,11 @@ impl ProbeCommand {
             format_duration(self.timeout)
         );
         if let Some(app) = &self.app {
+            // Free text goes as `--option=VALUE`, which clap never reads as an option of
+            // its own, even when the value starts with '-'.
             let _ = write!(
                 s,
-                " --check {} --http-path {}",
+                " --check {} --http-path={}",
                 if app.https { "https" } else { "http" },
                 app.path
             );
@@ -237,10 +276,10 @@ impl ProbeCommand {
                 let _ = write!(s, " --expect-status {status}");
             }
             if let Some(digest) = &app.digest {
-                let _ = write!(s, " --expect-digest {digest}");
+                let _ = write!(s, " --expect-digest={digest}");
             }
             if let Some(host) = &app.host {
-                let _ = write!(s, " --http-host {host}");
+                let _ = write!(s, " --http-host={host}");
             }
         }
         s

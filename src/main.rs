@@ -6,9 +6,12 @@ use vipcheck::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
-        // `vipcheck probe` must never exit 2..255 (keepalived's misc_dynamic reads those as
-        // "up"): its usage errors exit 1 like every other "down".
-        let probe = std::env::args_os().nth(1).is_some_and(|a| a == "probe");
+        // `vipcheck probe` (and `appcheck`, which daemons may run the same way) must never
+        // exit 2..255 (keepalived's misc_dynamic reads those as "up"): their usage errors
+        // exit 1 like every other "down".
+        let probe = std::env::args_os()
+            .nth(1)
+            .is_some_and(|a| a == "probe" || a == "appcheck");
         let code = if probe && e.use_stderr() {
             1
         } else {

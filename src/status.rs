@@ -216,6 +216,7 @@ pub fn render_prometheus(pairs: &[Pair], outcomes: &[Outcome]) -> String {
 
 /// The table for a person: grouped by virtual service, coloured when `color`.
 pub fn render_table(pairs: &[Pair], outcomes: &[Outcome], color: bool) -> String {
+    use crate::config::diagnostic::escape_control;
     let paint = |code: &str, s: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -236,7 +237,8 @@ pub fn render_table(pairs: &[Pair], outcomes: &[Outcome], color: bool) -> String
             if current.is_some() {
                 out.push('\n');
             }
-            let _ = writeln!(out, "{}", paint("1", &p.service));
+            // Names come from the config: control characters are shown escaped.
+            let _ = writeln!(out, "{}", paint("1", &escape_control(&p.service, false)));
             let _ = writeln!(
                 out,
                 "  {:<rip_w$}  {:<6} {:<5} {:<9} {:<9} REASON",
@@ -272,8 +274,8 @@ pub fn render_table(pairs: &[Pair], outcomes: &[Outcome], color: bool) -> String
             p.method.to_string(),
             state,
             latency,
-            checks,
-            o.reason,
+            escape_control(&checks, false),
+            escape_control(&o.reason, false),
             vip_note
         );
     }
@@ -461,6 +463,7 @@ mod command {
                 return 2;
             }
         };
+        crate::rewrite::command::print_diagnostics(&loaded.warnings);
         let pairs = pairs(&loaded.services, &opts.fwmark_vips);
         let prober = super::FleetProbe::new(timeout, args.allow_arp_answer);
         let on_terminal = std::io::stderr().is_terminal() && !args.json && !args.prometheus;

@@ -318,7 +318,7 @@ fn app_check_runs_the_real_servers_own_http_get_through_the_vip() {
     for rip in ["192.0.2.11", "192.0.2.12"] {
         let line = format!(
             "misc_path \"/usr/sbin/vipcheck probe --vip 192.0.2.20 --rip {rip} --port 80 --proto tcp \
-             --method dr --timeout 2s --check http --http-path / --expect-status 200\""
+             --method dr --timeout 2s --check http --http-path=/ --expect-status 200\""
         );
         assert!(text.contains(&line), "{text}");
     }

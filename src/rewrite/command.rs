@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{plan, GenerateOptions, RewriteError};
 use crate::cli::{parse_duration, ColorWhen, FormatArg, GenerateArgs, RewriteArgs};
-use crate::config::{detect_format, Format};
+use crate::config::diagnostic::escape_control;
+use crate::config::{detect_format, Diagnostic, Format};
 
 /// Exit codes: 0 done (or, with --dry-run, nothing to change), 1 changes pending
 /// (--dry-run), 2 error.
@@ -14,13 +15,33 @@ pub fn run_cli(args: RewriteArgs) -> i32 {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", escape_control(&e.to_string(), true));
             2
         }
     }
 }
 
+/// Prints notes and warnings on standard error, each once (a file read through several
+/// `@id` branches meets the same line again), with control characters escaped.
+pub fn print_diagnostics(notes: &[Diagnostic]) {
+    let mut seen = std::collections::HashSet::new();
+    let mut err = std::io::stderr().lock();
+    for note in notes {
+        let text = note.to_string();
+        if seen.insert(text.clone()) {
+            let _ = writeln!(err, "{text}");
+        }
+    }
+}
+
 fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
+    if args.backup && !args.in_place {
+        return Err(RewriteError::Output(
+            "--backup only works with --in-place: it keeps the previous text of each file \
+             rewritten in place (with -o or --dry-run no file is replaced)"
+                .into(),
+        ));
+    }
     let format = resolve_format(&args.config, args.generate.format)?;
     let output_dir = match &args.output {
         Some(out) if super::output_is_directory(out) => Some(out.clone()),
@@ -29,16 +50,22 @@ fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
     };
     let opts = generate_options(&args.generate, output_dir.map(absolute))?;
     let plan = plan(&args.config, format, &opts)?;
-    for note in &plan.skipped {
-        eprintln!("{note}");
-    }
+    print_diagnostics(&[&plan.warnings[..], &plan.skipped[..]].concat());
     if args.dry_run {
+        let terminal = std::io::stdout().is_terminal();
         let color = match args.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
-            ColorWhen::Auto => std::io::stdout().is_terminal(),
+            ColorWhen::Auto => terminal,
         };
         let diff = plan.unified_diff(color);
+        // A diff for a terminal (or coloured for one) shows control characters of the
+        // config escaped; one into a pipe or file keeps the bytes `patch` needs.
+        let diff = if terminal || color {
+            terminal_diff(&diff)
+        } else {
+            diff
+        };
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error.
         let _ = out.write_all(diff.as_bytes()).and_then(|()| out.flush());
@@ -59,10 +86,40 @@ fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
         written.len(),
         written
             .iter()
-            .map(|p| format!("\n  {}", p.display()))
+            .map(|p| format!("\n  {}", escape_control(&p.to_string_lossy(), false)))
             .collect::<String>()
     );
     Ok(0)
+}
+
+/// A diff as shown on a terminal: every control character escaped but the line breaks,
+/// tabs and the colour codes the diff itself put around a line.
+fn terminal_diff(diff: &str) -> String {
+    let mut out = String::with_capacity(diff.len());
+    for line in diff.split_inclusive('\n') {
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        // The colour is `ESC [ digits m` at the start and `ESC [0m` at the end; a line of
+        // the config itself starts with the diff's own ' ', '+', '-' or '@'.
+        let colour = body.strip_prefix("\x1b[").and_then(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let inner = rest[digits..].strip_prefix('m')?;
+            let inner = inner.strip_suffix("\x1b[0m")?;
+            (digits > 0).then_some((&body[..2 + digits + 1], inner))
+        });
+        match colour {
+            Some((open, inner)) => {
+                out.push_str(open);
+                out.push_str(&escape_control(inner, true));
+                out.push_str("\x1b[0m");
+            }
+            None => out.push_str(&escape_control(body, true)),
+        }
+        out.push_str(newline);
+    }
+    out
 }
 
 /// The format from `--format`, else from the file name.
@@ -73,7 +130,7 @@ pub fn resolve_format(config: &Path, arg: Option<FormatArg>) -> Result<Format, R
         None => detect_format(config).ok_or_else(|| {
             RewriteError::Output(format!(
                 "cannot tell whether {} is a keepalived or an ldirectord config: pass --format keepalived|ldirectord",
-                config.display()
+                escape_control(&config.to_string_lossy(), false)
             ))
         }),
     }
@@ -94,14 +151,10 @@ pub fn generate_options(
                 source,
             })?,
     };
+    check_probe_path(&probe_path, args.probe_path.is_some())?;
     let mut opts = GenerateOptions::new(probe_path);
     opts.probe_timeout = parse_duration(&args.probe_timeout)
         .map_err(|e| RewriteError::Output(format!("--probe-timeout: {e}")))?;
-    if opts.probe_timeout.is_zero() {
-        return Err(RewriteError::Output(
-            "--probe-timeout: must be above zero".into(),
-        ));
-    }
     for m in &args.fwmark_vip {
         let (mark, ip) = m
             .split_once('=')
@@ -125,10 +178,90 @@ pub fn generate_options(
     Ok(opts)
 }
 
+/// Characters a probe path may not hold: keepalived's `misc_path` splits the command at
+/// white space and reads quotes and backslashes itself; `$`, `#`, `!`, braces and the
+/// backquote mean something to keepalived's or a shell's reader of the line.
+const PROBE_PATH_SPECIALS: &str = "\"'\\`$#!{}";
+
+/// The probe path goes into keepalived's `misc_path` (split at white space) and the
+/// ldirectord wrapper: it must be absolute and come back as the same single word.
+fn check_probe_path(path: &Path, given: bool) -> Result<(), RewriteError> {
+    let what = if given {
+        "--probe-path"
+    } else {
+        "the path of this vipcheck (the default --probe-path)"
+    };
+    let bad = |why: String| {
+        RewriteError::Output(format!(
+            "{what} {}: {why}; hint: keepalived's misc_path splits the command at white space \
+             and reads quotes and backslashes, so install vipcheck (or a symlink to it) under a \
+             plain path such as /usr/local/sbin/vipcheck and pass that with --probe-path",
+            escape_control(&path.to_string_lossy(), false)
+        ))
+    };
+    if !path.is_absolute() {
+        return Err(bad("is not an absolute path".into()));
+    }
+    let Some(text) = path.to_str() else {
+        return Err(bad("is not valid UTF-8".into()));
+    };
+    if let Some(c) = text
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || PROBE_PATH_SPECIALS.contains(c))
+    {
+        let shown = if c.is_whitespace() || c.is_control() {
+            format!("white space or a control character ({:?})", c)
+        } else {
+            format!("'{c}'")
+        };
+        return Err(bad(format!("holds {shown}")));
+    }
+    Ok(())
+}
+
 fn absolute(p: PathBuf) -> PathBuf {
     if p.is_absolute() {
         p
     } else {
         std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_paths_that_keepalived_would_split_are_refused() {
+        for bad in [
+            "/opt/my tools/vipcheck",
+            "/opt/vip\tcheck",
+            "/opt/vip'check",
+            "/opt/vip\"check",
+            "/opt/vip\\check",
+            "/opt/$HOME/vipcheck",
+            "/opt/vip#check",
+            "/opt/vip\u{a0}check",
+            "relative/vipcheck",
+        ] {
+            let e = check_probe_path(Path::new(bad), true)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("--probe-path ") && e.contains("hint"),
+                "{bad}: {e}"
+            );
+        }
+        check_probe_path(Path::new("/usr/local/sbin/vipcheck-1.2_x+y"), true).unwrap();
+    }
+
+    #[test]
+    fn terminal_diff_escapes_the_config_but_keeps_its_own_colours() {
+        let diff =
+            "\x1b[1m--- a/k\x1b]0;x\x07.conf\x1b[0m\n \x1b[2J ctx\r\n\x1b[32m+new\x1b[31m\x1b[0m\n";
+        assert_eq!(
+            terminal_diff(diff),
+            "\x1b[1m--- a/k\\x1b]0;x\\x07.conf\x1b[0m\n \\x1b[2J ctx\\r\n\x1b[32m+new\\x1b[31m\x1b[0m\n"
+        );
     }
 }

@@ -32,6 +32,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
     };
     plan.include_patterns.sort();
     plan.include_patterns.dedup();
+    plan.warnings = docs.iter().flat_map(|d| d.warnings.clone()).collect();
 
     // Our own earlier output is removed; what we generate now goes in its place.
     let mut blocks = HashMap::new();

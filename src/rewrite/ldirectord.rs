@@ -31,6 +31,7 @@ const WRAPPER: &str = "ldirectord/check_wrapper.sh.j2";
 pub fn plan(doc: &Document, gen: &Generator, opts: &GenerateOptions) -> Result<Plan, RewriteError> {
     let mut plan = Plan {
         sources: doc.sources.clone(),
+        warnings: doc.warnings.clone(),
         ..Plan::default()
     };
     let dir = wrapper_dir(doc, opts)?;
@@ -283,6 +284,36 @@ fn checked_path(path: &Path) -> Result<String, RewriteError> {
     Ok(text.to_string())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::ldirectord_url;
+
+    #[test]
+    fn urls_are_encoded_like_perls_uri() {
+        // Each expectation is what `HTTP::Request->new(GET => $url)->uri` gives (URI 5.17).
+        for (url, want) in [
+            ("http://192.0.2.11:80/a b", "http://192.0.2.11:80/a%20b"),
+            ("http://192.0.2.11:80/a%20b", "http://192.0.2.11:80/a%20b"),
+            (
+                "http://192.0.2.11:80/a b[1]{x}\"|^`\u{e9}?q=1 2#frag",
+                "http://192.0.2.11:80/a%20b%5B1%5D%7Bx%7D%22%7C%5E%60%C3%A9?q=1%202",
+            ),
+            (
+                "https://[2001:db8::11]:443/x y",
+                "https://[2001:db8::11]:443/x%20y",
+            ),
+            ("http://192.0.2.11:80/trail  ", "http://192.0.2.11:80/trail"),
+            ("<URL:http://h/a b>", "http://h/a%20b"),
+            (
+                "http://192.0.2.11:80/;/?:@&=+$,-_.!~*'()",
+                "http://192.0.2.11:80/;/?:@&=+$,-_.!~*'()",
+            ),
+        ] {
+            assert_eq!(ldirectord_url(url), want, "{url}");
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DirectivesCtx {
     indent: String,
@@ -420,19 +451,81 @@ fn original_check(
 
 fn fallback_ctx(v: &Virtual) -> FallbackCtx {
     let c = &v.check;
+    let uri = c.request.strip_prefix('/').unwrap_or(&c.request);
     FallbackCtx {
         method: v.common_method().probe_arg(),
         receive: c.receive.clone(),
         checkport: c.checkport.map_or(String::new(), |p| p.to_string()),
         service_port: service_to_port(&c.service).map_or(String::new(), |p| p.to_string()),
         scheme: scheme(&c.service).to_string(),
-        uri: c
-            .request
-            .strip_prefix('/')
-            .unwrap_or(&c.request)
-            .to_string(),
+        // For http_proxy the request is the whole URL; otherwise it follows
+        // `scheme://host:port/`, which the wrapper builds at run time.
+        uri: if c.service == "http_proxy" {
+            ldirectord_url(uri)
+        } else {
+            ldirectord_url(&format!("{URL_BASE}{uri}"))
+                .strip_prefix(URL_BASE)
+                .map_or(String::new(), str::to_string)
+        },
         http_proxy: c.service == "http_proxy",
     }
+}
+
+/// A base that [`ldirectord_url`] leaves unchanged, to encode a request on its own.
+const URL_BASE: &str = "http://192.0.2.1:80/";
+
+/// The URL ldirectord's HTTP check requests for `url` (the text `ld_setup` builds from
+/// `request`): `HTTP::Request->new` hands it to perl's `URI->new`, which drops a
+/// `<URL:...>` or `"..."` wrapping and surrounding white space, then percent-encodes every
+/// byte that is not a URI character (`/a b` -> `/a%20b`; `%` stays, so an encoded request
+/// is not encoded twice) except the brackets of an IPv6 host. The fragment (`#...`) is
+/// cut: neither LWP nor curl sends it.
+pub fn ldirectord_url(url: &str) -> String {
+    let mut u = url;
+    if let Some(inner) = u.strip_prefix('<').and_then(|r| r.strip_suffix('>')) {
+        u = inner.strip_prefix("URL:").unwrap_or(inner);
+    }
+    if let Some(inner) = u.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        u = inner;
+    }
+    // perl's \s: space, \t, \n, \r, \f and \v.
+    let perl_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c' | '\x0b');
+    let u = u.trim_matches(perl_space);
+    let u = u.split('#').next().unwrap_or("");
+    // URI.pm's $uric: reserved, unreserved and '%'.
+    let kept = |b: u8| b.is_ascii_alphanumeric() || b";/?:@&=+$,-_.!~*'()%".contains(&b);
+    let mut out = String::with_capacity(u.len());
+    for &b in u.as_bytes() {
+        if kept(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    // URI 5.11+ puts the brackets of the host part back (`http://[2001:db8::1]:80/`).
+    if let Some(scheme_end) = out.find("://").filter(|&i| {
+        let scheme = &out[..i];
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    }) {
+        let start = scheme_end + 3;
+        let end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        let authority = &out[start..end];
+        let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+        let fixed = format!(
+            "{}{}",
+            &authority[..host_start],
+            authority[host_start..]
+                .replace("%5B", "[")
+                .replace("%5D", "]")
+        );
+        out.replace_range(start..end, &fixed);
+    }
+    out
 }
 
 fn scheme(service: &str) -> &str {
@@ -491,6 +584,7 @@ fn real_ctx(v: &Virtual, real: &Real) -> RealCtx {
     let port_text = check_port.map_or(String::new(), |p| p.to_string());
     let base = |uri: &str| format!("{schema}://{server}:{port_text}/{uri}");
     let (url, receive) = match real.request.as_ref().zip(real.receive.as_ref()) {
+        // (each URL below is then encoded as ldirectord's perl does)
         Some((request, receive)) => {
             let uri = request.strip_prefix('/').unwrap_or(request);
             let url = if request.contains(&format!("{schema}://")) {
@@ -518,7 +612,7 @@ fn real_ctx(v: &Virtual, real: &Real) -> RealCtx {
     RealCtx {
         key: format!("{}:{}", real.addr, real.port),
         method: real.method.probe_arg(),
-        url,
+        url: ldirectord_url(&url),
         proxy,
         receive,
         port: port_text,

@@ -40,6 +40,10 @@ pub struct Plan {
     pub new_files: Vec<NewFile>,
     /// Services or real servers left alone, and why (NAT, fwmark without a VIP, ...).
     pub skipped: Vec<Diagnostic>,
+    /// The parser's warnings about the config (a service without `protocol`, an include
+    /// that matches nothing, ...); a file read through several `@id` branches may give the
+    /// same one more than once.
+    pub warnings: Vec<Diagnostic>,
     /// `include` patterns of the config, absolute (a watcher watches their directories).
     pub include_patterns: Vec<PathBuf>,
     /// How many generated checks the new text holds.

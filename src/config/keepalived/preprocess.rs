@@ -771,12 +771,27 @@ impl Preprocessor {
                 }
             }
         }
-        let mut read = 0;
+        let matched = !matches.is_empty();
         for path in matches {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    // A dangling link or a symlink loop: keepalived cannot open it either.
+                    self.warn_at(
+                        line.site,
+                        format!(
+                            "cannot read '{}' ({e}); keepalived skips it",
+                            path.display()
+                        ),
+                    );
+                    continue;
+                }
             };
             if meta.is_dir() {
+                self.warn_at(
+                    line.site,
+                    format!("'{}' is a directory; keepalived skips it", path.display()),
+                );
                 continue;
             }
             if !meta.is_file() {
@@ -803,7 +818,6 @@ impl Preprocessor {
                     continue;
                 }
             }
-            read += 1;
             if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
                 return Err(self
                     .error_at(
@@ -839,7 +853,7 @@ impl Preprocessor {
             }
             self.read_file(id, sink)?;
         }
-        if read == 0 {
+        if !matched {
             self.warn_at(
                 line.site,
                 format!("include '{pattern}' matches no file; keepalived skips it"),
