@@ -5,10 +5,11 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use vipcheck::probe::session::guard::{table_name, RstGuard};
 
 fn privileged(what: &str) -> bool {
-    let required = std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let nft = Command::new("nft")
@@ -21,11 +22,7 @@ fn privileged(what: &str) -> bool {
         (true, false) => "needs nft (nftables) to read the ruleset back",
         _ => return true,
     };
-    if required {
-        panic!("{what}: {why}, and VIPCHECK_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("skipped: {why} ({what})");
-    false
+    common::require(false, &format!("{why} ({what})"))
 }
 
 /// A private network namespace, deleted on drop.

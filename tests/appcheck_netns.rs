@@ -4,6 +4,8 @@
 //! IPv6. After every test the director's ruleset, rules and routes and the real server's
 //! connection table are as before, also after a probe killed with SIGKILL mid-session.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +22,6 @@ const BODY: &str = "vipcheck test page: service is up\n";
 
 /// Skips (returns false) without root or tools, unless VIPCHECK_REQUIRE_PRIVILEGED=1.
 fn privileged(what: &str) -> bool {
-    let required = std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let missing: Vec<&str> = ["ip", "nft", "python3", "ss"]
@@ -47,11 +48,7 @@ fn privileged(what: &str) -> bool {
     };
     match why {
         None => true,
-        Some(w) if required => panic!("{what}: {w}, and VIPCHECK_REQUIRE_PRIVILEGED=1"),
-        Some(w) => {
-            eprintln!("skipped: {w} ({what})");
-            false
-        }
+        Some(w) => common::require(false, &format!("{w} ({what})")),
     }
 }
 

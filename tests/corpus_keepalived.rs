@@ -5,6 +5,8 @@
 //! come with the keepalived package (`/usr/share/doc/keepalived/samples`). Either may be
 //! absent, in which case its part says it was skipped.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -141,8 +143,10 @@ fn assert_insertion_points_sit_before_closing_braces(
 #[test]
 fn debian_samples_round_trip_and_parse() {
     let files = sample_files();
-    if files.is_empty() {
-        println!("skipped: {SAMPLES} not found (install Debian's keepalived package)");
+    if !common::require(
+        !files.is_empty(),
+        &format!("{SAMPLES} not found (Debian package keepalived)"),
+    ) {
         return;
     }
     let opts = ParseOptions::default();
@@ -161,22 +165,24 @@ fn debian_samples_round_trip_and_parse() {
             }
         }
     }
-    println!(
-        "debian samples: {} round-tripped; parsed {parsed} / rejected-with-location {} / total {}",
-        files.len(),
+    // Every sample Debian ships is a config keepalived reads: none may be refused.
+    assert!(
+        rejected.is_empty(),
+        "{} of {} Debian samples rejected:\n{}",
         rejected.len(),
-        files.len()
+        files.len(),
+        rejected.join("\n")
     );
-    for r in &rejected {
-        println!("  rejected {r}");
-    }
+    assert_eq!(parsed, files.len());
 }
 
 #[test]
 fn corpus_round_trips_and_accepted_files_parse() {
     let corpus = corpus_dir();
-    if !corpus.join("keepalived").is_dir() {
-        println!("skipped: corpus not found at {}", corpus.display());
+    if !common::require(
+        corpus.join("keepalived").is_dir(),
+        &format!("corpus not found at {}", corpus.display()),
+    ) {
         return;
     }
     let results = config_test_results(&corpus);

@@ -7,13 +7,14 @@
 //! Needs root, ldirectord, busybox, iproute2; skips (saying so) otherwise unless
 //! VIPCHECK_REQUIRE_PRIVILEGED=1.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const REQUIRE_ENV: &str = "VIPCHECK_REQUIRE_PRIVILEGED";
 const VIP: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
 const SVC4: &str = "TCP 192.0.2.100:80";
@@ -249,13 +250,7 @@ fn prerequisites() -> bool {
     };
     match missing {
         None => true,
-        Some(reason) => {
-            if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-                panic!("{REQUIRE_ENV}=1 but this test cannot run: {reason}");
-            }
-            println!("skipped: {reason}");
-            false
-        }
+        Some(reason) => common::require(false, reason),
     }
 }
 

@@ -2,6 +2,8 @@
 //! ports, methods, checks, origins, insertion points), byte-exact round trips, and golden
 //! error messages for the configs keepalived would refuse.
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -448,12 +450,13 @@ fn mutated_fixtures_never_panic_and_round_trip() {
 /// test accepts them (exit 0) for the same config id.
 #[test]
 fn real_keepalived_accepts_the_valid_fixtures() {
-    if std::process::Command::new("keepalived")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("skipped: keepalived not installed (Debian package keepalived)");
+    if !common::require(
+        std::process::Command::new("keepalived")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "keepalived is not installed (Debian package keepalived)",
+    ) {
         return;
     }
     for rel in [

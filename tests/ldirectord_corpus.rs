@@ -4,7 +4,26 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod support;
+
+use std::time::Duration;
+
+use support::ldirectord_props::{assert_rewrite, Remembering};
 use vipcheck::config::ldirectord;
+use vipcheck::generate::Generator;
+use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
+
+fn options() -> GenerateOptions {
+    GenerateOptions {
+        probe_path: "/usr/sbin/vipcheck".into(),
+        probe_timeout: Duration::from_secs(2),
+        fwmark_vips: BTreeMap::new(),
+        templates: None,
+        config_id: None,
+        output_dir: Some("/etc/ha.d".into()),
+        app_check: false,
+    }
+}
 
 /// ../shared/corpus next to the checkout (or two levels up, for a git worktree).
 fn corpus() -> Option<PathBuf> {
@@ -31,11 +50,13 @@ fn verdicts(dir: &std::path::Path) -> BTreeMap<String, u32> {
 #[test]
 fn corpus_matches_ldirectord_verdicts_and_round_trips() {
     let Some(dir) = corpus() else {
-        println!("skipped: ../shared/corpus/ldirectord not found");
+        support::skip("../shared/corpus/ldirectord not found");
         return;
     };
     let verdicts = verdicts(&dir);
     let (mut parsed, mut rejected, mut mismatches) = (0, 0, Vec::new());
+    let mut refused = Vec::new();
+    let generator = Generator::new(None).unwrap();
     let mut entries: Vec<_> = std::fs::read_dir(dir.join("ldirectord"))
         .expect("readable corpus directory")
         .map(|e| e.expect("directory entry").path())
@@ -48,10 +69,18 @@ fn corpus_matches_ldirectord_verdicts_and_round_trips() {
             .get(&name)
             .unwrap_or_else(|| panic!("{name} has no verdict in the table"));
         let text = std::fs::read_to_string(&path).unwrap();
-        match (ldirectord::parse_file(&path), want) {
+        let resolver = Remembering::default();
+        match (ldirectord::parse_str(path.clone(), text, &resolver), want) {
             (Ok(doc), 3) => {
-                assert_eq!(doc.print(), text, "{name} does not round-trip");
                 assert_eq!(doc.services.len(), doc.virtuals.len());
+                // Rewritten, it keeps its bytes outside the generated lines and its
+                // services, and gains one check per wrapper.
+                match plan(&doc, &generator, &options()) {
+                    Ok(plan) => {
+                        assert_rewrite(&doc, &plan, &resolver);
+                    }
+                    Err(e) => refused.push(format!("{name}: {e}")),
+                }
                 parsed += 1;
             }
             (Err(d), 2) => {
@@ -67,6 +96,9 @@ fn corpus_matches_ldirectord_verdicts_and_round_trips() {
             (Err(d), _) => mismatches.push(format!("{name}: rejected, ldirectord parsed it:\n{d}")),
         }
     }
-    println!("ldirectord corpus: {parsed} parsed and round-tripped, {rejected} rejected");
+    println!(
+        "ldirectord corpus: {parsed} parsed and rewritten, {rejected} rejected; rewrite refused: {refused:#?}"
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(parsed > 0 && refused.len() < parsed, "{refused:#?}");
 }

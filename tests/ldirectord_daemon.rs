@@ -2,6 +2,8 @@
 //! reader only): it accepts (exit 3) every rewritten fixture and corpus file, and it
 //! accepts or rejects (exit 2) the same small configs vipcheck's parser does.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +15,12 @@ use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
 
 const LDIRECTORD: &str = "/usr/sbin/ldirectord";
 
+#[track_caller]
 fn available() -> bool {
-    let ok = Path::new(LDIRECTORD).exists();
-    if !ok {
-        println!("skipped: {LDIRECTORD} not installed (Debian package ldirectord)");
-    }
-    ok
+    common::require(
+        Path::new(LDIRECTORD).exists(),
+        &format!("{LDIRECTORD} is not installed (Debian package ldirectord)"),
+    )
 }
 
 /// ldirectord's exit status for `path` (absolute: ldirectord prefers /etc/ha.d/NAME).
@@ -48,16 +50,7 @@ fn rewrite_into(doc: &Document, dir: &Path) -> Result<PathBuf, String> {
         app_check: false,
     };
     let plan = plan(doc, &Generator::new(None).unwrap(), &opts).map_err(|e| e.to_string())?;
-    let text = doc.text();
-    let mut edits = plan.edits.clone();
-    edits.sort_by_key(|e| (e.span.start, e.span.end));
-    let (mut out, mut at) = (String::new(), 0);
-    for e in &edits {
-        out.push_str(&text[at..e.span.start]);
-        out.push_str(&e.text);
-        at = e.span.end;
-    }
-    out.push_str(&text[at..]);
+    let out = plan.new_text(doc.file);
     for f in &plan.new_files {
         std::fs::write(&f.path, &f.contents).unwrap();
     }
@@ -124,7 +117,7 @@ fn ldirectord_accepts_every_rewritten_corpus_file_it_accepted() {
         .map(|rel| root.join(rel).join("ldirectord"))
         .find(|d| d.is_dir())
     else {
-        println!("skipped: ../shared/corpus/ldirectord not found");
+        common::skip("../shared/corpus/ldirectord not found");
         return;
     };
     let mut n = 0;

@@ -2,7 +2,13 @@
 //! ldirectord.cf parsing: the line rules, defaults and rejections of ldirectord 4.12's
 //! read_config, on small inline configs (no name lookups leave the process).
 
+mod support;
+
 use std::net::IpAddr;
+
+use support::ldirectord_props::assert_rewrite;
+use vipcheck::generate::Generator;
+use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
 
 use vipcheck::config::ldirectord::{
     self, CheckType, Document, Family, OfflineResolver, Services, VirtualProtocol, VirtualTarget,
@@ -24,10 +30,23 @@ fn parse(text: &str) -> Result<Document, Diagnostic> {
     ldirectord::parse_str("test.cf".into(), text.to_string(), &resolver())
 }
 
+/// Parses `text`, which must be accepted; when it can be rewritten, the rewrite keeps its
+/// bytes and services (see support/ldirectord_props.rs).
 fn ok(text: &str) -> Document {
     match parse(text) {
         Ok(doc) => {
-            assert_eq!(doc.print(), text, "round trip");
+            let opts = GenerateOptions {
+                probe_path: "/usr/sbin/vipcheck".into(),
+                probe_timeout: std::time::Duration::from_secs(2),
+                fwmark_vips: Default::default(),
+                templates: None,
+                config_id: None,
+                output_dir: Some("/etc/ha.d".into()),
+                app_check: false,
+            };
+            if let Ok(plan) = plan(&doc, &Generator::new(None).unwrap(), &opts) {
+                assert_rewrite(&doc, &plan, &resolver());
+            }
             doc
         }
         Err(d) => panic!("unexpected error:\n{d}"),

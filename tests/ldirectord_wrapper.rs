@@ -2,6 +2,8 @@
 //! arguments) stands in for the probe, and a local HTTP server on 127.0.0.1 for the real
 //! server, to prove the chained original check decides together with the probe.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,15 +26,20 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// True when the tools the wrappers use are here; prints why not otherwise.
+/// True when the tools the wrappers use are here; a skip (the one rule) otherwise.
+#[track_caller]
 fn tools() -> bool {
-    for tool in ["curl", "perl", "bash", "timeout"] {
-        if !have(tool) {
-            println!("skipped: {tool} not installed (the wrapper needs it)");
-            return false;
-        }
-    }
-    true
+    let missing: Vec<&str> = ["curl", "perl", "bash", "timeout"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    common::require(
+        missing.is_empty(),
+        &format!(
+            "{} not installed (the wrapper needs it)",
+            missing.join(", ")
+        ),
+    )
 }
 
 /// A one-thread HTTP server answering every request with `status` and `body`; it keeps
@@ -107,8 +114,9 @@ fn serve(mut stream: TcpStream, status: &str, body: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&req).into_owned())
 }
 
-/// A temp dir with a stub `vipcheck` that logs its arguments and exits 1 when the file
-/// `probe-fails` exists.
+/// A temp dir with a stub `vipcheck` that logs each call's arguments, boundaries kept
+/// (the count, then every argument NUL-terminated, then an RS byte), and exits 1 when the
+/// file `probe-fails` exists.
 struct Setup {
     dir: tempfile::TempDir,
 }
@@ -119,7 +127,7 @@ impl Setup {
         let stub = dir.path().join("vipcheck");
         std::fs::write(
             &stub,
-            "#!/bin/sh\nd=$(dirname \"$0\")\necho \"$@\" >> \"$d/probe.log\"\n[ -e \"$d/probe-fails\" ] && exit 1\nexit 0\n",
+            "#!/bin/sh\nd=$(dirname \"$0\")\n{ printf '%s\\000' \"$#\" \"$@\"; printf '\\036'; } >> \"$d/probe.log\"\n[ -e \"$d/probe-fails\" ] && exit 1\nexit 0\n",
         )
         .unwrap();
         std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -163,9 +171,26 @@ impl Setup {
             .collect()
     }
 
-    fn probe_log(&self) -> String {
-        std::fs::read_to_string(self.path("probe.log")).unwrap_or_default()
+    /// The argument vector of every call of the stub, in order.
+    fn probe_calls(&self) -> Vec<Vec<String>> {
+        let log = std::fs::read(self.path("probe.log")).unwrap_or_default();
+        let log = String::from_utf8(log).expect("the stub logs UTF-8");
+        let mut calls = Vec::new();
+        for record in log.split_terminator('\u{1e}') {
+            let mut fields: Vec<String> =
+                record.split_terminator('\0').map(str::to_string).collect();
+            assert!(!fields.is_empty(), "empty record in {log:?}");
+            let count: usize = fields.remove(0).parse().expect("argument count");
+            assert_eq!(fields.len(), count, "argument boundaries lost: {log:?}");
+            calls.push(fields);
+        }
+        calls
     }
+}
+
+/// An argument vector from words (each one argument, spaces and all).
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
 }
 
 /// Runs the wrapper the way ldirectord does: exec, no shell, four arguments.
@@ -194,8 +219,20 @@ fn negotiate_passes_for_the_right_receive_string_and_runs_the_probe() {
         0
     );
     assert_eq!(
-        s.probe_log(),
-        format!("probe --method dr --proto tcp --timeout 2s 192.0.2.20 80 127.0.0.1 {port}\n")
+        s.probe_calls(),
+        [argv(&[
+            "probe",
+            "--method",
+            "dr",
+            "--proto",
+            "tcp",
+            "--timeout",
+            "2s",
+            "192.0.2.20",
+            "80",
+            "127.0.0.1",
+            &port
+        ])]
     );
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1);
@@ -289,10 +326,12 @@ fn connect_check_passes_on_an_open_port_and_fails_on_a_closed_one() {
         1
     );
     // The second real is tunnelled: the probe was asked for tun.
+    let calls = s.probe_calls();
     assert!(
-        s.probe_log().contains("probe --method tun "),
-        "{}",
-        s.probe_log()
+        calls
+            .iter()
+            .any(|c| c.starts_with(&argv(&["probe", "--method", "tun"]))),
+        "{calls:?}"
     );
 }
 
@@ -322,8 +361,20 @@ fn external_check_is_chained_with_the_same_four_arguments() {
     );
     // The probe gets the addresses without ldirectord's brackets.
     assert_eq!(
-        s.probe_log(),
-        "probe --method dr --proto tcp --timeout 2s 2001:db8::20 80 2001:db8::11 80\n"
+        s.probe_calls(),
+        [argv(&[
+            "probe",
+            "--method",
+            "dr",
+            "--proto",
+            "tcp",
+            "--timeout",
+            "2s",
+            "2001:db8::20",
+            "80",
+            "2001:db8::11",
+            "80"
+        ])]
     );
     let status = Command::new(&wrappers[0])
         .args(args)
@@ -350,10 +401,7 @@ fn wrapper_refuses_a_wrong_argument_count() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        s.probe_log().lines().count() == 1,
-        "no probe for a bad call"
-    );
+    assert_eq!(s.probe_calls().len(), 1, "no probe for a bad call");
 }
 
 #[test]
@@ -362,7 +410,7 @@ fn negotiate_reaches_an_ipv6_real_server_in_brackets() {
         return;
     }
     let Some(server) = HttpServer::start_on("[::1]:0", "200 OK", "v6 OK") else {
-        println!("skipped: no IPv6 loopback here");
+        common::skip("no IPv6 loopback here");
         return;
     };
     let s = Setup::new();
@@ -398,12 +446,27 @@ fn app_check_runs_the_negotiate_check_through_the_vip_instead_of_curl() {
         run(&wrappers[0], ["192.0.2.20", "80", "127.0.0.1", &port]),
         0
     );
+    // `status: OK` is one argument: a wrapper that split it would still pass `echo "$@"`.
     assert_eq!(
-        s.probe_log(),
-        format!(
-            "probe --method dr --proto tcp --timeout 2s --check http --http-path=/health \
-             --http-host=www.example.test --expect-body=status: OK 192.0.2.20 80 127.0.0.1 {port}\n"
-        )
+        s.probe_calls(),
+        [argv(&[
+            "probe",
+            "--method",
+            "dr",
+            "--proto",
+            "tcp",
+            "--timeout",
+            "2s",
+            "--check",
+            "http",
+            "--http-path=/health",
+            "--http-host=www.example.test",
+            "--expect-body=status: OK",
+            "192.0.2.20",
+            "80",
+            "127.0.0.1",
+            &port
+        ])]
     );
     // The check went through the VIP (the probe), not to the real server's own address.
     assert!(server.requests.lock().unwrap().is_empty());
@@ -428,6 +491,8 @@ fn app_check_keeps_curl_for_a_receive_pattern() {
         run(&wrappers[0], ["192.0.2.20", "80", "127.0.0.1", &port]),
         0
     );
-    assert!(!s.probe_log().contains("--check http"), "{}", s.probe_log());
+    let calls = s.probe_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(!calls[0].iter().any(|a| a == "--check"), "{calls:?}");
     assert_eq!(server.requests.lock().unwrap().len(), 1);
 }

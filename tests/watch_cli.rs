@@ -259,3 +259,79 @@ fn sighup_runs_a_pass_now() {
     p.signal(libc::SIGTERM);
     assert_eq!(p.wait_exit(), 0);
 }
+
+/// `watch --once` run as an unprivileged user (nobody when this test runs as root, so
+/// file modes apply); its exit code and stderr.
+fn once_unprivileged(config: &Path, out: &Path) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+    cmd.arg("watch")
+        .arg(config)
+        .arg("-o")
+        .arg(out)
+        .arg("--reload")
+        .arg("none")
+        .arg("--once")
+        .env_remove("JOURNAL_STREAM");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A temp dir anyone may enter, holding a good config.
+fn open_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &config,
+        "virtual_server 192.0.2.20 80 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  \
+         real_server 192.0.2.11 80 {\n    weight 1\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, config)
+}
+
+#[test]
+fn unreadable_config_is_logged_as_permission_denied_not_config_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, config) = open_dir();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, err) = once_unprivileged(&config, &out_dir.join("out.conf"));
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!(
+        "vipcheck: cannot read {}: permission denied",
+        config.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(!err.contains("config error"), "{err}");
+}
+
+#[test]
+fn unwritable_output_is_logged_as_permission_denied_not_config_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, config) = open_dir();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, err) = once_unprivileged(&config, &out_dir.join("out.conf"));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("vipcheck: cannot "), "{err}");
+    assert!(
+        err.contains(&format!("{}: permission denied", out_dir.display())),
+        "{err}"
+    );
+    assert!(!err.contains("config error"), "{err}");
+    assert!(!out_dir.join("out.conf").exists());
+}

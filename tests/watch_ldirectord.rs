@@ -6,6 +6,7 @@
 //! server without the VIP). And without autoreload, the watcher runs
 //! `ldirectord OUTPUT reload`.
 
+mod common;
 mod watch_support;
 
 use std::path::Path;
@@ -79,13 +80,10 @@ fn wait_for_call(dir: &Path, part: &str) -> bool {
 
 fn ldirectord_or_skip() -> Option<std::path::PathBuf> {
     let found = find_program("ldirectord");
-    if found.is_none() {
-        assert!(
-            std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "ldirectord is not installed and VIPCHECK_REQUIRE_PRIVILEGED=1"
-        );
-        println!("skipped: needs ldirectord installed (apt-get install ldirectord)");
-    }
+    common::require(
+        found.is_some(),
+        "ldirectord is not installed (Debian package ldirectord)",
+    );
     found
 }
 

@@ -36,9 +36,7 @@ fn scene(files: &[(&str, &str)]) -> Scene {
     regen.regenerate().unwrap();
     regen.calls.store(0, Ordering::SeqCst);
     let daemon = StandIn::start(&dir);
-    let reload = Reload::Signal {
-        pidfile: daemon.pidfile.clone(),
-    };
+    let reload = daemon.reload();
     let h = Harness::start(regen, Validation::None, reload, false);
     Scene {
         _tmp: tmp,
@@ -85,14 +83,7 @@ fn first_pass_with_stale_output_regenerates_and_reloads_once() {
     let out = dir.join("out.conf");
     let daemon = StandIn::start(&dir);
     let regen = CopyRegen::new(main, Target::File(out.clone()));
-    let mut h = Harness::start(
-        regen,
-        Validation::None,
-        Reload::Signal {
-            pidfile: daemon.pidfile.clone(),
-        },
-        false,
-    );
+    let mut h = Harness::start(regen, Validation::None, daemon.reload(), false);
     assert_eq!(count(&h.seen, is_regenerated), 1, "{:#?}", h.seen);
     assert_eq!(count(&h.seen, is_reloaded), 1, "{:#?}", h.seen);
     assert_eq!(
@@ -239,14 +230,7 @@ fn configmap_symlink_swap_regenerates_each_time() {
     let mut regen = CopyRegen::new(cm.join("main.conf"), Target::File(out.clone()));
     regen.regenerate().unwrap();
     let daemon = StandIn::start(&dir);
-    let mut h = Harness::start(
-        regen,
-        Validation::None,
-        Reload::Signal {
-            pidfile: daemon.pidfile.clone(),
-        },
-        false,
-    );
+    let mut h = Harness::start(regen, Validation::None, daemon.reload(), false);
     configmap_swap(
         &cm,
         "..2026_11_26_00_00_00.1",
@@ -308,14 +292,7 @@ fn config_directory_deleted_then_recreated_is_watched_again() {
     let mut regen = CopyRegen::new(main.clone(), Target::File(out.clone()));
     regen.regenerate().unwrap();
     let daemon = StandIn::start(&dir);
-    let mut h = Harness::start(
-        regen,
-        Validation::None,
-        Reload::Signal {
-            pidfile: daemon.pidfile.clone(),
-        },
-        false,
-    );
+    let mut h = Harness::start(regen, Validation::None, daemon.reload(), false);
     std::fs::remove_dir_all(&cfg).unwrap();
     h.expect(|r| matches!(r, Report::ConfigError(_)));
     std::fs::create_dir(&cfg).unwrap();
@@ -389,14 +366,7 @@ fn own_in_place_output_is_not_acted_on() {
     std::fs::write(&main, "a\n").unwrap();
     let daemon = StandIn::start(&dir);
     let regen = CopyRegen::new(main.clone(), Target::InPlace);
-    let mut h = Harness::start(
-        regen,
-        Validation::None,
-        Reload::Signal {
-            pidfile: daemon.pidfile.clone(),
-        },
-        true,
-    );
+    let mut h = Harness::start(regen, Validation::None, daemon.reload(), true);
     // The first pass wrote the marker into the config itself and reloaded.
     assert_eq!(
         std::fs::read_to_string(&main).unwrap(),
@@ -466,6 +436,7 @@ fn reload_target_missing_is_logged_and_watching_goes_on() {
         Validation::None,
         Reload::Signal {
             pidfile: pidfile.clone(),
+            daemon: "keepalived".into(),
         },
         false,
     );
@@ -496,5 +467,69 @@ fn reload_target_missing_is_logged_and_watching_goes_on() {
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         format!("d\n{MARKER}")
+    );
+}
+
+/// An unrelated process, killed on drop.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pidfile_holding_another_process_is_not_signalled() {
+    let (_tmp, dir) = tempdir();
+    let main = dir.join("main.conf");
+    let out = dir.join("out.conf");
+    let pidfile = dir.join("keepalived.pid");
+    std::fs::write(&main, "a\n").unwrap();
+    // `sleep` has no SIGHUP handler: the signal would kill it.
+    let mut sleeper = Bystander(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    );
+    std::fs::write(&pidfile, format!("{}\n", sleeper.0.id())).unwrap();
+    let regen = CopyRegen::new(main.clone(), Target::File(out.clone()));
+    let mut h = Harness::start(
+        regen,
+        Validation::None,
+        Reload::Signal {
+            pidfile: pidfile.clone(),
+            daemon: "keepalived".into(),
+        },
+        false,
+    );
+    // The first pass wrote the output and tried to reload.
+    let e = h
+        .seen
+        .iter()
+        .find_map(|r| match r {
+            Report::ReloadFailed(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no reload failure reported: {:#?}", h.seen));
+    assert!(
+        e.contains(&format!("not signalling pid {}", sleeper.0.id())) && e.contains("`sleep`"),
+        "{e}"
+    );
+    assert!(e.contains("not keepalived"), "{e}");
+    // A change runs another pass: still not signalled.
+    save_by_rename(&main, "b\n");
+    h.expect(|r| matches!(r, Report::ReloadFailed(_)));
+    h.quiet();
+    assert_eq!(
+        sleeper.0.try_wait().unwrap(),
+        None,
+        "the unrelated process was signalled"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("b\n{MARKER}")
     );
 }

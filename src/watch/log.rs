@@ -26,8 +26,13 @@ pub enum Report {
     },
     /// The pass wrote nothing and the daemon's config did not change.
     Unchanged,
-    /// The sources could not be read or parsed (one located line).
+    /// The sources could not be parsed (one located line).
     ConfigError(String),
+    /// A file could not be read or written (permissions, a full disk): what and why.
+    FileError(String),
+    /// keepalived loads the output but said this of it (a warning, or an error the
+    /// running config has too).
+    Tolerated(ValidationError),
     ValidationFailed(ValidationError),
     /// After a failed validation the written files were put back as they were.
     KeptLastGood {
@@ -53,10 +58,13 @@ pub enum Priority {
 impl Report {
     pub fn priority(&self) -> Priority {
         match self {
-            Report::ConfigError(_) | Report::ValidationFailed(_) => Priority::Error,
-            Report::ReloadFailed(_) | Report::WatchError(_) | Report::NotReloaded => {
-                Priority::Warning
+            Report::ConfigError(_) | Report::FileError(_) | Report::ValidationFailed(_) => {
+                Priority::Error
             }
+            Report::ReloadFailed(_)
+            | Report::WatchError(_)
+            | Report::NotReloaded
+            | Report::Tolerated(_) => Priority::Warning,
             Report::KeptLastGood { .. } | Report::Reloaded(_) | Report::Regenerated { .. } => {
                 Priority::Notice
             }
@@ -91,6 +99,11 @@ impl std::fmt::Display for Report {
             }
             Report::Unchanged => f.write_str("no change in the generated config"),
             Report::ConfigError(e) => write!(f, "config error: {e}; output left as it was"),
+            Report::FileError(e) => write!(f, "{e}; output left as it was"),
+            Report::Tolerated(e) => write!(
+                f,
+                "keepalived --config-test: {e} (accepted: keepalived loads it, and it is no worse than the running config)"
+            ),
             Report::ValidationFailed(e) => write!(f, "validation failed: {e}"),
             Report::KeptLastGood { restored } => write!(
                 f,

@@ -28,8 +28,8 @@ use crate::rewrite::command::resolve_format;
 use crate::rewrite::RewriteError;
 
 pub use daemon::{
-    autoreload_enabled, find_program, parse_keepalived_line, Reload, ReloadError, Reloaded,
-    Validation, ValidationError,
+    autoreload_enabled, find_program, keepalived_exit, parse_keepalived_line, ConfigTest,
+    Judgement, Reload, ReloadError, Reloaded, Validation, ValidationError,
 };
 pub use log::{Logger, Priority, Report};
 pub use paths::{fingerprint, is_editor_scratch, link_chain, WatchSet};
@@ -38,6 +38,12 @@ pub use regenerate::RewriteRegenerator;
 /// One regeneration: re-read the sources and write the outputs whose text changed.
 pub trait Regenerate {
     fn regenerate(&mut self) -> Result<Regenerated, RewriteError>;
+
+    /// The file the daemon reads, as it is before a pass writes (what the daemon runs
+    /// now), when known.
+    fn current_output(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// What a pass wrote and what it read.
@@ -226,6 +232,9 @@ pub struct Watcher<R> {
     recheck: bool,
     /// The last pass could not read or parse the config.
     last_failed: bool,
+    /// The errors keepalived reports for the config the daemon runs now (see
+    /// [`ConfigTest::judge`]); `None` until first known.
+    running_errors: Option<Vec<String>>,
     /// The whole-second mtime each autoreloaded output was given last (see
     /// [`Watcher::keep_mtime_moving`]).
     autoreload_mtimes: HashMap<PathBuf, u64>,
@@ -247,6 +256,7 @@ impl<R: Regenerate> Watcher<R> {
             fs: None,
             recheck: false,
             last_failed: false,
+            running_errors: None,
             autoreload_mtimes: HashMap::new(),
             tx,
             rx,
@@ -268,12 +278,26 @@ impl<R: Regenerate> Watcher<R> {
 
     /// One pass: regenerate, validate, reload.
     pub fn pass(&mut self, trigger: Trigger) -> PassOutcome {
+        if self.running_errors.is_none() && self.opts.validation.is_enabled() {
+            // What the daemon runs now, before this pass writes: a new output is judged
+            // against it.
+            let running = match self.regen.current_output() {
+                Some(out) if out.is_file() => self
+                    .opts
+                    .validation
+                    .test(&out)
+                    .map(|t| t.errors())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            self.running_errors = Some(running);
+        }
         let result = self.regen.regenerate();
         let mut set = WatchSet::new(std::slice::from_ref(&self.opts.config), &[], &[]);
         let r = match result {
             Ok(r) => r,
             Err(e) => {
-                self.say(Report::ConfigError(one_line(&e)));
+                self.say(failure_report(&e));
                 // Keep watching what the last good pass read.
                 set.extend(std::mem::take(&mut self.set));
                 self.set = set;
@@ -307,17 +331,23 @@ impl<R: Regenerate> Watcher<R> {
             self.say(Report::Unchanged);
             return PassOutcome::Unchanged;
         }
-        if let Err(errors) = self.opts.validation.check(&r.main_output) {
-            for e in errors {
-                self.say(Report::ValidationFailed(e));
-            }
-            if self.opts.in_place {
-                self.say(Report::NotReloaded);
-            } else {
-                let restored = self.restore(&r.written);
-                self.say(Report::KeptLastGood { restored });
-            }
-            return PassOutcome::Invalid;
+        let running = self.running_errors.clone().unwrap_or_default();
+        match self.opts.validation.test(&r.main_output) {
+            None => {}
+            Some(test) => match test.judge(&running) {
+                Judgement::Accepted(notes) => {
+                    for n in notes {
+                        self.say(Report::Tolerated(n));
+                    }
+                    self.running_errors = Some(test.errors());
+                }
+                Judgement::Rejected(errors) => {
+                    for e in errors {
+                        self.say(Report::ValidationFailed(e));
+                    }
+                    return self.rejected(&r.written);
+                }
+            },
         }
         match self.opts.reload.reload(&r.main_output) {
             Ok(Some(done)) => {
@@ -333,6 +363,18 @@ impl<R: Regenerate> Watcher<R> {
                 PassOutcome::ReloadFailed { written }
             }
         }
+    }
+
+    /// After a rejected output: roll back to the last good output (with `-o`), never
+    /// reload.
+    fn rejected(&mut self, written: &[Written]) -> PassOutcome {
+        if self.opts.in_place {
+            self.say(Report::NotReloaded);
+        } else {
+            let restored = self.restore(written);
+            self.say(Report::KeptLastGood { restored });
+        }
+        PassOutcome::Invalid
     }
 
     /// ldirectord's autoreload skips a file whose mtime, in whole seconds, equals the one
@@ -598,6 +640,26 @@ fn with_hint(msg: String, hint: &str) -> String {
     }
 }
 
+/// What a failed regeneration is reported as: a file that is there but cannot be read or
+/// written is said to be that (with the reason, e.g. permission denied), not a config
+/// error. A missing config stays a config error (the operator's to fix by saving it).
+pub fn failure_report(e: &RewriteError) -> Report {
+    match e {
+        RewriteError::Io { op, path, source } if source.kind() != std::io::ErrorKind::NotFound => {
+            let why = match source.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    // SAFETY: geteuid has no preconditions.
+                    let uid = unsafe { libc::geteuid() };
+                    format!("permission denied (vipcheck runs as uid {uid}; check the owner and mode of the file and its directory)")
+                }
+                _ => source.to_string(),
+            };
+            Report::FileError(format!("cannot {op} {}: {why}", path.display()))
+        }
+        other => Report::ConfigError(one_line(other)),
+    }
+}
+
 /// A rewrite error as one log line: `FILE:LINE:COL: message (hint: ...)`.
 pub fn one_line(e: &RewriteError) -> String {
     match e {
@@ -688,6 +750,7 @@ pub fn run_cli(args: WatchArgs) -> i32 {
                     .pidfile
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
+                daemon: "keepalived".into(),
             }
         }
         (None, ReloadArg::Ldirectord, _) | (None, ReloadArg::Auto, Format::Ldirectord) => {

@@ -2,6 +2,7 @@
 //! whose text changed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Prior, Regenerate, Regenerated, Written};
@@ -27,6 +28,8 @@ pub struct RewriteRegenerator {
     /// Every file the last pass placed in the output (`-o`), to remove those a later
     /// pass no longer produces.
     produced: BTreeSet<PathBuf>,
+    /// Every file the last good pass read.
+    read: Vec<PathBuf>,
 }
 
 impl RewriteRegenerator {
@@ -56,6 +59,7 @@ impl RewriteRegenerator {
             opts,
             target,
             produced: BTreeSet::new(),
+            read: Vec::new(),
         })
     }
 
@@ -87,6 +91,33 @@ impl RewriteRegenerator {
     }
 }
 
+impl RewriteRegenerator {
+    /// When a pass failed: the first source (the config, then the files the last good pass
+    /// read) that cannot be opened, as the I/O error it is (the parser reports it as a
+    /// located diagnostic, which would read as a config error).
+    fn unreadable(&self) -> Option<RewriteError> {
+        std::iter::once(&self.config)
+            .chain(&self.read)
+            .find_map(|path| {
+                // Non-blocking, so a FIFO in the config's place cannot hang the watcher.
+                let open = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(path);
+                match open {
+                    Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                        Some(RewriteError::Io {
+                            op: "read",
+                            path: path.clone(),
+                            source,
+                        })
+                    }
+                    _ => None,
+                }
+            })
+    }
+}
+
 /// What a file holds now.
 fn prior(path: &Path) -> Prior {
     match std::fs::read(path) {
@@ -98,7 +129,9 @@ fn prior(path: &Path) -> Prior {
 
 impl Regenerate for RewriteRegenerator {
     fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
-        let plan = rewrite::plan(&self.config, self.format, &self.opts)?;
+        let plan = rewrite::plan(&self.config, self.format, &self.opts)
+            .map_err(|e| self.unreadable().unwrap_or(e))?;
+        self.read = plan.read_paths();
         let dests = self.destinations(&plan)?;
         let mut before: BTreeMap<PathBuf, Prior> =
             dests.iter().map(|p| (p.clone(), prior(p))).collect();
@@ -141,5 +174,9 @@ impl Regenerate for RewriteRegenerator {
             include_patterns: plan.include_patterns.clone(),
             watch_dirs: plan.watch_dirs(),
         })
+    }
+
+    fn current_output(&self) -> Option<PathBuf> {
+        Some(self.main_output())
     }
 }

@@ -15,21 +15,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The env var that turns a skip into a failure (CI sets it).
-pub const REQUIRE_ENV: &str = "VIPCHECK_REQUIRE_PRIVILEGED";
+// The one skip rule, declared here (by path) so the benches that include this file alone
+// have it too; `common::skip` re-exports it.
+#[path = "skip.rs"]
+pub mod skip;
 
-/// True when the test can run (root). Otherwise prints "skipped: needs root (why)" and
-/// returns false, or panics when VIPCHECK_REQUIRE_PRIVILEGED=1.
+#[allow(unused_imports)]
+pub use skip::REQUIRE_ENV;
+
+/// True when the test can run (root). Otherwise skips through the one skip rule
+/// (tests/common/skip.rs): prints "skipped: needs root (why)" and returns false, or panics
+/// when VIPCHECK_REQUIRE_PRIVILEGED=1.
+#[track_caller]
 pub fn privileged(why: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("needs root ({why}) and {REQUIRE_ENV}=1 forbids skipping");
-    }
-    println!("skipped: needs root ({why})");
-    false
+    skip::root(why)
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

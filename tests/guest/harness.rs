@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Set to 1 (as CI does) to turn every skip into a failure.
-const REQUIRE_ENV: &str = "VIPCHECK_REQUIRE_PRIVILEGED";
+#[path = "../common/skip.rs"]
+mod skip;
 
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -54,17 +54,12 @@ pub fn missing_prerequisite() -> Option<String> {
 }
 
 /// True when the test should go on; false (after printing why) when it should skip.
-/// Panics instead of skipping when VIPCHECK_REQUIRE_PRIVILEGED=1.
+/// Panics instead of skipping when VIPCHECK_REQUIRE_PRIVILEGED=1 (the one skip rule).
+#[track_caller]
 pub fn guest_available() -> bool {
     match missing_prerequisite() {
         None => true,
-        Some(reason) => {
-            if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-                panic!("{REQUIRE_ENV}=1 but the guest cannot run: {reason}");
-            }
-            println!("skipped: {reason}");
-            false
-        }
+        Some(reason) => skip::require(false, &format!("the qemu guest cannot run: {reason}")),
     }
 }
 

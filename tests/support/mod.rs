@@ -3,6 +3,14 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/skip.rs"]
+mod skip;
+
+#[allow(unused_imports)]
+pub use skip::{require, root, skip, tool};
+
+pub mod ldirectord_props;
+
 use std::path::{Path, PathBuf};
 
 pub fn crate_dir() -> &'static Path {
@@ -32,20 +40,6 @@ pub fn relative_paths(text: &str, temp: Option<&Path>) -> String {
         out = out.replace(&t.display().to_string(), "$TMP");
     }
     out
-}
-
-/// True when the requirement is met. Otherwise prints that the test was skipped and why,
-/// and panics instead when `VIPCHECK_REQUIRE_PRIVILEGED=1` (CI), so CI never passes by
-/// skipping.
-pub fn require(ok: bool, test: &str, why: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("VIPCHECK_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and VIPCHECK_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("skipped: {test}: {why}");
-    false
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {

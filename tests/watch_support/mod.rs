@@ -26,7 +26,8 @@ pub const QUIET: Duration = Duration::from_millis(600);
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// A process that writes its pid to a pidfile and appends a line to a log for every
-/// SIGHUP. It exits by itself after two minutes, and is killed on drop.
+/// SIGHUP. It runs a copy of /bin/sh named `keepalived`, so the watcher sees the daemon it
+/// expects behind the pid. It exits by itself after two minutes, and is killed on drop.
 pub struct StandIn {
     child: Child,
     pub pidfile: PathBuf,
@@ -42,15 +43,27 @@ impl StandIn {
 echo $$ > "$1.tmp" && mv "$1.tmp" "$1"
 i=0
 while [ $i -lt 1200 ]; do sleep 0.1 & wait $!; i=$((i+1)); done"#;
-        let child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .arg("standin")
-            .arg(&pidfile)
-            .arg(&log)
-            .spawn()
-            .unwrap();
+        let shell = dir.join("keepalived");
+        std::fs::copy("/bin/sh", &shell).unwrap();
         let start = Instant::now();
+        // Another test thread forking while the copy was open for writing makes exec fail
+        // with ETXTBSY for a moment: try again, bounded.
+        let child = loop {
+            let spawned = Command::new(&shell)
+                .arg("-c")
+                .arg(script)
+                .arg("standin")
+                .arg(&pidfile)
+                .arg(&log)
+                .spawn();
+            match spawned {
+                Ok(c) => break c,
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < EXPECT => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("cannot start the stand-in daemon: {e}"),
+            }
+        };
         while !pidfile.exists() {
             assert!(start.elapsed() < EXPECT, "stand-in daemon did not start");
             std::thread::sleep(Duration::from_millis(5));
@@ -59,6 +72,14 @@ while [ $i -lt 1200 ]; do sleep 0.1 & wait $!; i=$((i+1)); done"#;
             child,
             pidfile,
             log,
+        }
+    }
+
+    /// Reload by SIGHUP through its pidfile, as `--reload keepalived` does.
+    pub fn reload(&self) -> Reload {
+        Reload::Signal {
+            pidfile: self.pidfile.clone(),
+            daemon: "keepalived".into(),
         }
     }
 
@@ -185,6 +206,13 @@ impl Regenerate for CopyRegen {
             read_paths,
             include_patterns,
             watch_dirs: Vec::new(),
+        })
+    }
+
+    fn current_output(&self) -> Option<PathBuf> {
+        Some(match &self.target {
+            Target::InPlace => self.main.clone(),
+            Target::File(out) => out.clone(),
         })
     }
 }
