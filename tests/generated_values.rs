@@ -315,11 +315,7 @@ fn perl_uri(url: &str) -> Option<String> {
 #[test]
 fn ldirectord_urls_are_encoded_as_perls_uri_module_does() {
     let have = perl_uri("http://h/").is_some();
-    if !support::require(
-        have,
-        "ldirectord_urls_are_encoded_as_perls_uri_module_does",
-        "perl with URI.pm (liburi-perl) is not installed",
-    ) {
+    if !support::require(have, "perl with URI.pm (liburi-perl) is not installed") {
         return;
     }
     for url in [
@@ -345,7 +341,6 @@ fn an_ldirectord_request_with_a_space_is_sent_as_ldirectord_sends_it() {
         .all(|t| support::which(t).is_some());
     if !support::require(
         tools,
-        "an_ldirectord_request_with_a_space_is_sent_as_ldirectord_sends_it",
         "curl, perl or timeout is not installed (the wrapper needs them)",
     ) {
         return;
