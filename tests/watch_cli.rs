@@ -335,3 +335,46 @@ fn unwritable_output_is_logged_as_permission_denied_not_config_error() {
     assert!(!err.contains("config error"), "{err}");
     assert!(!out_dir.join("out.conf").exists());
 }
+
+#[test]
+fn parser_warnings_are_logged_once_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keepalived.conf");
+    // No `protocol` line: keepalived takes UDP, and says so; so does vipcheck.
+    std::fs::write(
+        &config,
+        "virtual_server 192.0.2.20 80 {\n    lb_kind DR\n    real_server 192.0.2.11 80 {\n    }\n}\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
+    cmd.arg("watch")
+        .arg(&config)
+        .arg("-o")
+        .arg(dir.path().join("out.conf"))
+        .args(["--reload", "none", "--debounce", "20ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("JOURNAL_STREAM");
+    let mut p = Proc::spawn(cmd);
+    let line = p.expect_line("config warning: ");
+    assert!(line.contains("keepalived.conf:1:"), "{line}");
+    assert!(line.contains("protocol"), "{line}");
+    p.expect_line("watching ");
+    // Another pass over the same config does not say it again.
+    std::fs::write(
+        &config,
+        "virtual_server 192.0.2.20 80 {\n    lb_kind DR\n    real_server 192.0.2.11 80 {\n    }\n}\n\n",
+    )
+    .unwrap();
+    p.expect_line("change seen");
+    p.expect_line("regenerated");
+    p.signal(libc::SIGTERM);
+    p.expect_line("stopping");
+    let warnings = p
+        .seen
+        .iter()
+        .filter(|l| l.contains("config warning"))
+        .count();
+    assert_eq!(warnings, 1, "{:#?}", p.seen);
+}

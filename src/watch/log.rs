@@ -28,6 +28,8 @@ pub enum Report {
     Unchanged,
     /// The sources could not be parsed (one located line).
     ConfigError(String),
+    /// The parser warns about the config (one located line), once per watcher.
+    ConfigWarning(String),
     /// A file could not be read or written (permissions, a full disk): what and why.
     FileError(String),
     /// keepalived loads the output but said this of it (a warning, or an error the
@@ -64,6 +66,7 @@ impl Report {
             Report::ReloadFailed(_)
             | Report::WatchError(_)
             | Report::NotReloaded
+            | Report::ConfigWarning(_)
             | Report::Tolerated(_) => Priority::Warning,
             Report::KeptLastGood { .. } | Report::Reloaded(_) | Report::Regenerated { .. } => {
                 Priority::Notice
@@ -99,6 +102,7 @@ impl std::fmt::Display for Report {
             }
             Report::Unchanged => f.write_str("no change in the generated config"),
             Report::ConfigError(e) => write!(f, "config error: {e}; output left as it was"),
+            Report::ConfigWarning(w) => write!(f, "config warning: {w}"),
             Report::FileError(e) => write!(f, "{e}; output left as it was"),
             Report::Tolerated(e) => write!(
                 f,

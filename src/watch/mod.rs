@@ -59,6 +59,8 @@ pub struct Regenerated {
     pub include_patterns: Vec<PathBuf>,
     /// Further directories to watch.
     pub watch_dirs: Vec<PathBuf>,
+    /// The parser's warnings about the config, one located line each.
+    pub warnings: Vec<String>,
 }
 
 /// A file a pass wrote, with what it held before (to restore the last good output when
@@ -235,6 +237,8 @@ pub struct Watcher<R> {
     /// The errors keepalived reports for the config the daemon runs now (see
     /// [`ConfigTest::judge`]); `None` until first known.
     running_errors: Option<Vec<String>>,
+    /// Config warnings already logged: each is said once while the watcher runs.
+    warned: std::collections::HashSet<String>,
     /// The whole-second mtime each autoreloaded output was given last (see
     /// [`Watcher::keep_mtime_moving`]).
     autoreload_mtimes: HashMap<PathBuf, u64>,
@@ -257,6 +261,7 @@ impl<R: Regenerate> Watcher<R> {
             recheck: false,
             last_failed: false,
             running_errors: None,
+            warned: Default::default(),
             autoreload_mtimes: HashMap::new(),
             tx,
             rx,
@@ -313,6 +318,11 @@ impl<R: Regenerate> Watcher<R> {
         ));
         self.set = set;
         self.last_failed = false;
+        for w in &r.warnings {
+            if self.warned.insert(w.clone()) {
+                self.say(Report::ConfigWarning(w.clone()));
+            }
+        }
         // Watch what this pass read before anything else, so a change made from now on
         // is seen.
         self.sync_watches();
@@ -668,7 +678,7 @@ pub fn one_line(e: &RewriteError) -> String {
     }
 }
 
-fn diagnostic_line(d: &Diagnostic) -> String {
+pub(crate) fn diagnostic_line(d: &Diagnostic) -> String {
     let mut s = String::new();
     if let Some(loc) = &d.location {
         s.push_str(&format!(
@@ -682,7 +692,8 @@ fn diagnostic_line(d: &Diagnostic) -> String {
     if let Some(h) = &d.hint {
         s.push_str(&format!(" (hint: {})", h.replace('\n', " ")));
     }
-    s
+    // Text from the config reaches a terminal or the journal: no control characters.
+    crate::config::diagnostic::escape_control(&s, false).into_owned()
 }
 
 /// Writes `bytes` to a temp file beside `path`, syncs it and renames it over `path`,

@@ -173,6 +173,7 @@ impl Regenerate for RewriteRegenerator {
             read_paths: plan.read_paths(),
             include_patterns: plan.include_patterns.clone(),
             watch_dirs: plan.watch_dirs(),
+            warnings: plan.warnings.iter().map(super::diagnostic_line).collect(),
         })
     }
 

@@ -206,6 +206,7 @@ impl Regenerate for CopyRegen {
             read_paths,
             include_patterns,
             watch_dirs: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
