@@ -80,30 +80,36 @@ fn ldirectord_accepts_every_rewritten_fixture() {
     if !available() {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
-            continue;
+    let Some(ns) = common::netns::offline("ldirectord and the system resolver look up host names")
+    else {
+        return;
+    };
+    ns.in_ns(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue;
+            }
+            assert_eq!(
+                ldirectord_status(&path).0,
+                3,
+                "fixture {} itself",
+                path.display()
+            );
+            check_rewrite_accepted(&path);
+            n += 1;
         }
-        assert_eq!(
-            ldirectord_status(&path).0,
-            3,
-            "fixture {} itself",
-            path.display()
-        );
-        check_rewrite_accepted(&path);
-        n += 1;
-    }
-    assert!(n >= 5);
-    // And it rejects every error fixture, as vipcheck does.
-    for entry in std::fs::read_dir(dir.join("errors")).unwrap() {
-        let path = entry.unwrap().path();
-        assert_eq!(ldirectord_status(&path).0, 2, "{}", path.display());
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(ldirectord::parse_str(path, text, &SystemResolver).is_err());
-    }
+        assert!(n >= 5);
+        // And it rejects every error fixture, as vipcheck does.
+        for entry in std::fs::read_dir(dir.join("errors")).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(ldirectord_status(&path).0, 2, "{}", path.display());
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(ldirectord::parse_str(path, text, &SystemResolver).is_err());
+        }
+    });
 }
 
 #[test]
@@ -111,26 +117,32 @@ fn ldirectord_accepts_every_rewritten_corpus_file_it_accepted() {
     if !available() {
         return;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let Some(dir) = ["../shared/corpus", "../../shared/corpus"]
-        .iter()
-        .map(|rel| root.join(rel).join("ldirectord"))
-        .find(|d| d.is_dir())
+    let Some(ns) = common::netns::offline("ldirectord and the system resolver look up host names")
     else {
-        common::skip("../shared/corpus/ldirectord not found");
         return;
     };
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if ldirectord_status(&path).0 != 3 {
-            continue;
+    ns.in_ns(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let Some(dir) = ["../shared/corpus", "../../shared/corpus"]
+            .iter()
+            .map(|rel| root.join(rel).join("ldirectord"))
+            .find(|d| d.is_dir())
+        else {
+            common::skip("../shared/corpus/ldirectord not found");
+            return;
+        };
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if ldirectord_status(&path).0 != 3 {
+                continue;
+            }
+            check_rewrite_accepted(&path);
+            n += 1;
         }
-        check_rewrite_accepted(&path);
-        n += 1;
-    }
-    println!("ldirectord accepted {n} rewritten corpus files");
-    assert!(n > 0);
+        println!("ldirectord accepted {n} rewritten corpus files");
+        assert!(n > 0);
+    });
 }
 
 /// Each small config is accepted by both or rejected by both.
@@ -139,86 +151,92 @@ fn parser_and_ldirectord_agree_on_what_is_valid() {
     if !available() {
         return;
     }
-    let cases = [
-        "virtual=192.0.2.20:80\n    real=192.0.2.11:80 gate\n",
-        "virtual=192.0.2.20:80\n   real=192.0.2.11:80 gate\n",
-        "virtual=192.0.2.20:80\n\treal=192.0.2.11 gate\n# c\n\treal=192.0.2.12 gate\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n     \n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n    \n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n\n    real=192.0.2.12 gate\n",
-        "virtual=192.0.2.20:http\n    real=192.0.2.11->192.0.2.14:www masq 5 \"/x\", \"OK\"\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.13->192.0.2.11 gate\n",
-        "virtual6=[2001:db8::20]:443\n    real6=[2001:db8::11]:443 gate\n",
-        "virtual=[2001:db8::20]:443\n",
-        "virtual6=[2001:db8::20]:443\n    real=192.0.2.11 gate\n",
-        "virtual=7\n    real=192.0.2.11 gate\n    protocol=fwm\n",
-        "virtual=7\n    real=192.0.2.11 gate\n    protocol=tcp\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n    protocol=sctp\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 bogus\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate 1 junk\n",
-        "virtual=192.0.2.20:80\n    real=192.0.2.11 gate 1 l:5 u:9\n",
-        "virtual=192.0.2.20:80\n    checktype=sometimes\n",
-        "virtual=192.0.2.20:80\n    checktype=3\n",
-        "virtual=192.0.2.20:80\n    checktype=external-perl\n",
-        "virtual=192.0.2.20:80\n    service=gopher\n",
-        "virtual=192.0.2.20:80\n    receive=\"#x\"\n",
-        "virtual=192.0.2.20:80\n    receive=\"x\" # comment\n",
-        "virtual=192.0.2.20:80\n    login=bare\n",
-        "virtual=192.0.2.20:80\n    checkport=0\n",
-        "virtual=192.0.2.20:80\n    checkport=65535\n",
-        "virtual=192.0.2.20:80\n    netmask=255.255.255.0\n",
-        "virtual=192.0.2.20:80\n    netmask=24\n",
-        "virtual=192.0.2.20:80\n    httpmethod=head\n",
-        "virtual=192.0.2.20:80\n    virtualhost=\"a b\"\n",
-        "virtual=192.0.2.20:80\n    fallback=127.0.0.1:80 gate\n",
-        "virtual=192.0.2.20:80\n    fallback=127.0.0.1:80 nat\n",
-        "virtual=192.0.2.20:80\n    quiescent=yes \n",
-        "virtual=192.0.2.20:80\n    emailalertstatus=starting, running\n",
-        "virtual=192.0.2.20:80\n    emailalertstatus=none,running\n",
-        "virtual=192.0.2.20:80\nvirtual=192.0.2.20:80\n",
-        "virtual=192.0.2.20:80\n    protocol=udp\nvirtual=192.0.2.20:80\n",
-        "virtual=192.0.2.20:nosuchservice\n",
-        "virtual=192.0.2.20:99999\n",
-        "virtual=192.0.2.20\n",
-        "checktimeout=0\n",
-        "checktimeout=00\n",
-        "autoreload=yes\nquiescent=no\nfork=yes\n",
-        "autoreload=Yes\n",
-        "timeout=3\n",
-        "connecttimeout=3\n",
-        "supervised\n",
-        "supervised=maybe\n",
-        "logfile=/var/log/x\n",
-        "logfile=\"local0\"\n",
-        "  checktimeout=3\n",
-        "# comment\n\n   \n\t# indented comment\n",
-        "fallback=127.0.0.1:80\n",
-        "emailalert=\"\"\n",
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let mut disagreements = Vec::new();
-    for (i, text) in cases.iter().enumerate() {
-        let path = dir.path().join(format!("case{i}.cf"));
-        std::fs::write(&path, text).unwrap();
-        let ours = ldirectord::parse_str(path.clone(), text.to_string(), &SystemResolver);
-        let (code, stderr) = ldirectord_status(&path);
-        let agree = matches!((&ours, code), (Ok(_), 3) | (Err(_), 2));
-        if !agree {
-            disagreements.push(format!(
-                "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",
-                match &ours {
-                    Ok(_) => "accepted".to_string(),
-                    Err(d) => d.to_string(),
-                }
-            ));
+    let Some(ns) = common::netns::offline("ldirectord and the system resolver look up host names")
+    else {
+        return;
+    };
+    ns.in_ns(|| {
+        let cases = [
+            "virtual=192.0.2.20:80\n    real=192.0.2.11:80 gate\n",
+            "virtual=192.0.2.20:80\n   real=192.0.2.11:80 gate\n",
+            "virtual=192.0.2.20:80\n\treal=192.0.2.11 gate\n# c\n\treal=192.0.2.12 gate\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n     \n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n    \n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n\n    real=192.0.2.12 gate\n",
+            "virtual=192.0.2.20:http\n    real=192.0.2.11->192.0.2.14:www masq 5 \"/x\", \"OK\"\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.13->192.0.2.11 gate\n",
+            "virtual6=[2001:db8::20]:443\n    real6=[2001:db8::11]:443 gate\n",
+            "virtual=[2001:db8::20]:443\n",
+            "virtual6=[2001:db8::20]:443\n    real=192.0.2.11 gate\n",
+            "virtual=7\n    real=192.0.2.11 gate\n    protocol=fwm\n",
+            "virtual=7\n    real=192.0.2.11 gate\n    protocol=tcp\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate\n    protocol=sctp\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 bogus\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate 1 junk\n",
+            "virtual=192.0.2.20:80\n    real=192.0.2.11 gate 1 l:5 u:9\n",
+            "virtual=192.0.2.20:80\n    checktype=sometimes\n",
+            "virtual=192.0.2.20:80\n    checktype=3\n",
+            "virtual=192.0.2.20:80\n    checktype=external-perl\n",
+            "virtual=192.0.2.20:80\n    service=gopher\n",
+            "virtual=192.0.2.20:80\n    receive=\"#x\"\n",
+            "virtual=192.0.2.20:80\n    receive=\"x\" # comment\n",
+            "virtual=192.0.2.20:80\n    login=bare\n",
+            "virtual=192.0.2.20:80\n    checkport=0\n",
+            "virtual=192.0.2.20:80\n    checkport=65535\n",
+            "virtual=192.0.2.20:80\n    netmask=255.255.255.0\n",
+            "virtual=192.0.2.20:80\n    netmask=24\n",
+            "virtual=192.0.2.20:80\n    httpmethod=head\n",
+            "virtual=192.0.2.20:80\n    virtualhost=\"a b\"\n",
+            "virtual=192.0.2.20:80\n    fallback=127.0.0.1:80 gate\n",
+            "virtual=192.0.2.20:80\n    fallback=127.0.0.1:80 nat\n",
+            "virtual=192.0.2.20:80\n    quiescent=yes \n",
+            "virtual=192.0.2.20:80\n    emailalertstatus=starting, running\n",
+            "virtual=192.0.2.20:80\n    emailalertstatus=none,running\n",
+            "virtual=192.0.2.20:80\nvirtual=192.0.2.20:80\n",
+            "virtual=192.0.2.20:80\n    protocol=udp\nvirtual=192.0.2.20:80\n",
+            "virtual=192.0.2.20:nosuchservice\n",
+            "virtual=192.0.2.20:99999\n",
+            "virtual=192.0.2.20\n",
+            "checktimeout=0\n",
+            "checktimeout=00\n",
+            "autoreload=yes\nquiescent=no\nfork=yes\n",
+            "autoreload=Yes\n",
+            "timeout=3\n",
+            "connecttimeout=3\n",
+            "supervised\n",
+            "supervised=maybe\n",
+            "logfile=/var/log/x\n",
+            "logfile=\"local0\"\n",
+            "  checktimeout=3\n",
+            "# comment\n\n   \n\t# indented comment\n",
+            "fallback=127.0.0.1:80\n",
+            "emailalert=\"\"\n",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut disagreements = Vec::new();
+        for (i, text) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("case{i}.cf"));
+            std::fs::write(&path, text).unwrap();
+            let ours = ldirectord::parse_str(path.clone(), text.to_string(), &SystemResolver);
+            let (code, stderr) = ldirectord_status(&path);
+            let agree = matches!((&ours, code), (Ok(_), 3) | (Err(_), 2));
+            if !agree {
+                disagreements.push(format!(
+                    "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",
+                    match &ours {
+                        Ok(_) => "accepted".to_string(),
+                        Err(d) => d.to_string(),
+                    }
+                ));
+            }
         }
-    }
-    assert!(
-        disagreements.is_empty(),
-        "{}",
-        disagreements.join("\n---\n")
-    );
+        assert!(
+            disagreements.is_empty(),
+            "{}",
+            disagreements.join("\n---\n")
+        );
+    });
 }
 
 /// A small linear congruential generator: the same mutations on every run.
@@ -280,48 +298,54 @@ fn parser_and_ldirectord_agree_on_mutated_fixtures() {
     if !available() {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
-    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    fixtures.sort();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut rng = Lcg(0xabc123);
-    let mut disagreements = Vec::new();
-    for i in 0..40 {
-        let original = std::fs::read_to_string(&fixtures[i % fixtures.len()]).unwrap();
-        let text = mutate(&original, &mut rng);
-        let path = tmp.path().join(format!("m{i}.cf"));
-        std::fs::write(&path, &text).unwrap();
-        let ours = ldirectord::parse_str(path.clone(), text.clone(), &SystemResolver);
-        let (code, stderr) = ldirectord_status(&path);
-        match (&ours, code) {
-            (Ok(doc), 3) => {
-                let out_dir = tmp.path().join(format!("out{i}"));
-                std::fs::create_dir(&out_dir).unwrap();
-                // A plan may refuse (a located error), e.g. for a broken marker pair.
-                if let Ok(out) = rewrite_into(doc, &out_dir) {
-                    let (code, stderr) = ldirectord_status(&out);
-                    if code != 3 {
-                        disagreements.push(format!("rewrite of {text:?} rejected:\n{stderr}"));
+    let Some(ns) = common::netns::offline("ldirectord and the system resolver look up host names")
+    else {
+        return;
+    };
+    ns.in_ns(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldirectord");
+        let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        fixtures.sort();
+        let tmp = tempfile::tempdir().unwrap();
+        let mut rng = Lcg(0xabc123);
+        let mut disagreements = Vec::new();
+        for i in 0..40 {
+            let original = std::fs::read_to_string(&fixtures[i % fixtures.len()]).unwrap();
+            let text = mutate(&original, &mut rng);
+            let path = tmp.path().join(format!("m{i}.cf"));
+            std::fs::write(&path, &text).unwrap();
+            let ours = ldirectord::parse_str(path.clone(), text.clone(), &SystemResolver);
+            let (code, stderr) = ldirectord_status(&path);
+            match (&ours, code) {
+                (Ok(doc), 3) => {
+                    let out_dir = tmp.path().join(format!("out{i}"));
+                    std::fs::create_dir(&out_dir).unwrap();
+                    // A plan may refuse (a located error), e.g. for a broken marker pair.
+                    if let Ok(out) = rewrite_into(doc, &out_dir) {
+                        let (code, stderr) = ldirectord_status(&out);
+                        if code != 3 {
+                            disagreements.push(format!("rewrite of {text:?} rejected:\n{stderr}"));
+                        }
                     }
                 }
+                (Err(_), 2) => {}
+                _ => disagreements.push(format!(
+                    "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",
+                    match &ours {
+                        Ok(_) => "accepted".to_string(),
+                        Err(d) => d.to_string(),
+                    }
+                )),
             }
-            (Err(_), 2) => {}
-            _ => disagreements.push(format!(
-                "{text:?}: ldirectord {code}, vipcheck {}\n{stderr}",
-                match &ours {
-                    Ok(_) => "accepted".to_string(),
-                    Err(d) => d.to_string(),
-                }
-            )),
         }
-    }
-    assert!(
-        disagreements.is_empty(),
-        "{}",
-        disagreements.join("\n---\n")
-    );
+        assert!(
+            disagreements.is_empty(),
+            "{}",
+            disagreements.join("\n---\n")
+        );
+    });
 }

@@ -147,6 +147,15 @@ impl Netns {
     }
 }
 
+/// A namespace with nothing but lo, for code that may look up host names (ldirectord,
+/// the system resolver on a config's names): inside it a lookup fails at once instead of
+/// asking the host's resolver, so no test sends anything off this machine. Needs root;
+/// otherwise skips through the one rule (see [`privileged`]).
+#[track_caller]
+pub fn offline(why: &str) -> Option<Netns> {
+    privileged(why).then(|| Netns::new("off"))
+}
+
 /// Moves the calling thread into the network namespace at `path`.
 fn enter(path: &str) {
     let f = File::open(path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
