@@ -147,17 +147,21 @@ pub fn route_get(dst: IpAddr, oif: Option<u32>, deadline: Instant) -> io::Result
             }
         },
     )?;
-    let msg = answers
+    answers
         .first()
-        .filter(|m| m.len() >= 12)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no route in the answer"))?;
+        .and_then(|m| parse_route(m))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no route in the answer"))
+}
+
+/// An RTM_NEWROUTE payload: `struct rtmsg`, then attributes.
+fn parse_route(msg: &[u8]) -> Option<Route> {
     let mut route = Route {
         oif: 0,
         prefsrc: None,
         gateway: None,
-        kind: msg[7],
+        kind: *msg.get(7)?,
     };
-    for (kind, data) in attrs(&msg[12..]) {
+    for (kind, data) in attrs(msg.get(12..)?) {
         match kind {
             RTA_OIF => route.oif = ne_u32(data).unwrap_or(0),
             RTA_PREFSRC => route.prefsrc = ip_from(data),
@@ -166,7 +170,7 @@ pub fn route_get(dst: IpAddr, oif: Option<u32>, deadline: Instant) -> io::Result
             _ => {}
         }
     }
-    Ok(route)
+    Some(route)
 }
 
 /// The MAC the kernel's neighbour table holds for `addr` on `ifindex`, if its entry is
@@ -186,34 +190,33 @@ pub fn neighbor(ifindex: u32, addr: IpAddr, deadline: Instant) -> io::Result<Opt
             m.header(&ndmsg);
         },
     )?;
-    for msg in answers {
-        if msg.len() < 12 {
-            continue;
-        }
-        let index = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
-        let state = u16::from_ne_bytes([msg[8], msg[9]]);
-        if index as u32 != ifindex || state & NUD_USABLE == 0 {
-            continue;
-        }
-        let mut dst = None;
-        let mut mac = None;
-        for (kind, data) in attrs(&msg[12..]) {
-            match kind {
-                NDA_DST => dst = ip_from(data),
-                NDA_LLADDR => mac = MacAddr::from_slice(data),
-                _ => {}
-            }
-        }
-        if dst == Some(addr) {
-            if let Some(mac) = mac.filter(|m| *m != MacAddr::ZERO) {
-                return Ok(Some(Neighbour {
-                    mac,
-                    confirmed: state & NUD_CONFIRMED != 0,
-                }));
-            }
+    Ok(answers
+        .iter()
+        .find_map(|m| parse_neighbour(m, ifindex, addr)))
+}
+
+/// An RTM_NEWNEIGH payload (`struct ndmsg`, then attributes), when it is a usable entry
+/// for `addr` on `ifindex`.
+fn parse_neighbour(msg: &[u8], ifindex: u32, addr: IpAddr) -> Option<Neighbour> {
+    let index = msg.get(4..8).and_then(ne_u32)?;
+    let state = u16::from_ne_bytes([*msg.get(8)?, *msg.get(9)?]);
+    if index != ifindex || state & NUD_USABLE == 0 {
+        return None;
+    }
+    let mut dst = None;
+    let mut mac = None;
+    for (kind, data) in attrs(msg.get(12..)?) {
+        match kind {
+            NDA_DST => dst = ip_from(data),
+            NDA_LLADDR => mac = MacAddr::from_slice(data),
+            _ => {}
         }
     }
-    Ok(None)
+    let mac = mac.filter(|m| *m != MacAddr::ZERO && dst == Some(addr))?;
+    Some(Neighbour {
+        mac,
+        confirmed: state & NUD_CONFIRMED != 0,
+    })
 }
 
 /// The usable (not tentative, not failed DAD) addresses of `ifindex`.
@@ -332,6 +335,100 @@ mod tests {
                 .any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST)),
             "{addrs:?}"
         );
+    }
+
+    /// An answer's payload: the family header and attributes as the kernel frames them.
+    fn payload(header: &[u8], attrs: impl FnOnce(&mut MessageBuilder)) -> Vec<u8> {
+        let mut m = MessageBuilder::new(RTM_NEWNEIGH, 0, 1);
+        m.header(header);
+        attrs(&mut m);
+        m.finish()[netlink::HEADER_LEN..].to_vec()
+    }
+
+    fn ndmsg(ifindex: u32, state: u16) -> [u8; 12] {
+        let mut h = [0u8; 12];
+        h[0] = libc::AF_INET as u8;
+        h[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+        h[8..10].copy_from_slice(&state.to_ne_bytes());
+        h
+    }
+
+    #[test]
+    fn the_neighbour_dump_yields_the_usable_entry_for_the_address() {
+        const REACHABLE: u16 = 0x02;
+        const STALE: u16 = 0x04;
+        const FAILED: u16 = 0x20;
+        let rs: IpAddr = "192.0.2.11".parse().unwrap();
+        let mac = [2, 0, 0, 0, 0, 0x0b];
+        let entry = |ifindex, state, dst: &str, lladdr: &[u8]| {
+            let dst: IpAddr = dst.parse().unwrap();
+            payload(&ndmsg(ifindex, state), |m| {
+                m.attr(NDA_DST, &ip_bytes(dst)).attr(NDA_LLADDR, lladdr);
+            })
+        };
+        let dump = [
+            entry(3, REACHABLE, "192.0.2.12", &mac),
+            entry(4, REACHABLE, "192.0.2.11", &mac),
+            entry(3, FAILED, "192.0.2.11", &mac),
+            entry(3, REACHABLE, "192.0.2.11", &[0; 6]),
+            entry(3, STALE, "192.0.2.11", &mac),
+        ];
+        let found: Vec<Neighbour> = dump
+            .iter()
+            .filter_map(|m| parse_neighbour(m, 3, rs))
+            .collect();
+        assert_eq!(
+            found,
+            vec![Neighbour {
+                mac: MacAddr(mac),
+                confirmed: false
+            }]
+        );
+        let reachable = entry(3, REACHABLE, "192.0.2.11", &mac);
+        assert_eq!(
+            parse_neighbour(&reachable, 3, rs).map(|n| n.confirmed),
+            Some(true)
+        );
+        // Cut-off entries are skipped, never a panic.
+        for cut in 0..reachable.len() {
+            let _ = parse_neighbour(&reachable[..cut], 3, rs);
+        }
+        assert_eq!(parse_neighbour(&reachable[..10], 3, rs), None);
+    }
+
+    #[test]
+    fn a_route_answer_gives_interface_source_gateway_and_type() {
+        let mut rtmsg = [0u8; 12];
+        rtmsg[0] = libc::AF_INET as u8;
+        rtmsg[7] = RTN_UNICAST;
+        let msg = payload(&rtmsg, |m| {
+            m.attr(RTA_DST, &[198, 51, 100, 7])
+                .attr_u32(RTA_OIF, 5)
+                .attr(RTA_PREFSRC, &[192, 0, 2, 1])
+                .attr(RTA_GATEWAY, &[192, 0, 2, 254]);
+        });
+        assert_eq!(
+            parse_route(&msg),
+            Some(Route {
+                oif: 5,
+                prefsrc: Some("192.0.2.1".parse().unwrap()),
+                gateway: Some("192.0.2.254".parse().unwrap()),
+                kind: RTN_UNICAST,
+            })
+        );
+        // IPv6 via an IPv4 gateway (RTA_VIA: family, then the address).
+        let mut rtmsg6 = rtmsg;
+        rtmsg6[0] = libc::AF_INET6 as u8;
+        let mut via = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+        via.extend_from_slice(&[192, 0, 2, 254]);
+        let msg = payload(&rtmsg6, |m| {
+            m.attr(RTA_VIA, &via);
+        });
+        assert_eq!(
+            parse_route(&msg).and_then(|r| r.gateway),
+            Some("192.0.2.254".parse().unwrap())
+        );
+        assert_eq!(parse_route(&msg[..7]), None);
     }
 
     #[test]
