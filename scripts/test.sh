@@ -10,4 +10,5 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+scripts/check-deps.sh
 cargo test --locked --no-fail-fast

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod generate;
+pub mod net;
 pub mod probe;
 pub mod rewrite;
 pub mod status;

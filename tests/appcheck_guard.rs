@@ -1,5 +1,4 @@
-//! The RST guard's nftables table (root): installed over netlink or through `nft -i`, it
-//! holds exactly one rule for the session's RSTs and is gone as soon as the guard is.
+//! The RST guard's nftables table (root): installed over netlink, it holds exactly one rule for the session's RSTs and is gone as soon as the guard is.
 
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -51,8 +50,8 @@ impl Drop for Netns {
     }
 }
 
-fn guard_holds_one_rule_and_goes(nft: Option<&'static str>) {
-    let ns = Netns::new(if nft.is_some() { "n" } else { "l" });
+fn guard_holds_one_rule_and_goes() {
+    let ns = Netns::new("l");
     for (src, vip, fam) in [
         ("192.0.2.1", "192.0.2.20", "ip"),
         ("2001:db8::1", "2001:db8::20", "ip6"),
@@ -71,14 +70,7 @@ fn guard_holds_one_rule_and_goes(nft: Option<&'static str>) {
                     unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
                     0
                 );
-                let g = RstGuard::install_via(
-                    nft,
-                    s,
-                    40000,
-                    v,
-                    80,
-                    Instant::now() + Duration::from_secs(5),
-                );
+                let g = RstGuard::install(s, 40000, v, 80, Instant::now() + Duration::from_secs(5));
                 let _ = ready_tx.send(g.as_ref().err().map(|e| e.to_string()));
                 if g.is_ok() {
                     let _ = rx.recv_timeout(Duration::from_secs(10));
@@ -103,7 +95,7 @@ fn guard_holds_one_rule_and_goes(nft: Option<&'static str>) {
         assert_eq!(rules.matches("drop").count(), 1, "{rules}");
         drop(tx);
         holder.join().expect("holder");
-        // Gone with the guard (nft's end is asynchronous: wait, bounded).
+        // Gone with the guard (the kernel's teardown is asynchronous: wait, bounded).
         let until = Instant::now() + Duration::from_secs(3);
         while !ns.ruleset().trim().is_empty() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(20));
@@ -115,13 +107,6 @@ fn guard_holds_one_rule_and_goes(nft: Option<&'static str>) {
 #[test]
 fn netlink_guard_holds_one_rule_and_goes_with_the_socket() {
     if privileged("netlink_guard_holds_one_rule_and_goes_with_the_socket") {
-        guard_holds_one_rule_and_goes(None);
-    }
-}
-
-#[test]
-fn nft_guard_holds_one_rule_and_goes_with_the_child() {
-    if privileged("nft_guard_holds_one_rule_and_goes_with_the_child") {
-        guard_holds_one_rule_and_goes(Some("nft"));
+        guard_holds_one_rule_and_goes();
     }
 }

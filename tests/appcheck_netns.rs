@@ -697,6 +697,7 @@ fn appcheck_child_session() {
     let parts: Vec<&str> = spec.split(',').collect();
     let (netns, v6) = (parts[0].to_string(), parts[1] == "6");
     let budget = Duration::from_secs(parts.get(2).and_then(|p| p.parse().ok()).unwrap_or(30));
+    let guarded = parts.get(3) != Some(&"unguarded");
     let src: IpAddr = if v6 { "2001:db8::1" } else { "192.0.2.1" }
         .parse()
         .unwrap();
@@ -720,7 +721,12 @@ fn appcheck_child_session() {
             port: 80,
             method: ForwardingMethod::DirectRouting,
         };
-        session::run(
+        let run = if guarded {
+            session::run
+        } else {
+            session::run_unguarded
+        };
+        run(
             &path,
             &AppCheck::Http(http("200", None, None)),
             Instant::now() + budget,
@@ -780,8 +786,8 @@ fn probe_killed_mid_session_leaves_nothing_behind_ipv6() {
     }
 }
 
-/// The guard is what keeps the session alive on a director without the VIP: with an `nft`
-/// that installs nothing, the director's kernel resets the real server's side.
+/// The guard is what keeps the session alive on a director without the VIP: without it,
+/// the director's kernel resets the real server's side.
 #[test]
 fn without_the_guard_the_directors_rsts_break_the_session() {
     if !privileged("without_the_guard_the_directors_rsts_break_the_session") {
@@ -790,10 +796,7 @@ fn without_the_guard_the_directors_rsts_break_the_session() {
     let mut lab = Lab::new(false, false);
     let vip = lab.vip();
     lab.serve(vip, 80, "ok");
-    let fake = lab.dir.path().join("fake-nft");
-    std::fs::write(&fake, "#!/bin/sh\necho '}'\nexec sleep 30\n").expect("write fake nft");
-    sh(&["chmod", "+x", &fake.display().to_string()]);
-    let run_child = |nft: Option<&std::path::Path>| {
+    let run_child = |guard: &str| {
         let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
         cmd.args([
             "--exact",
@@ -801,19 +804,19 @@ fn without_the_guard_the_directors_rsts_break_the_session() {
             "--ignored",
             "--nocapture",
         ])
-        .env("VIPCHECK_APPCHECK_CHILD", format!("{},4,5", lab.director.0));
-        if let Some(n) = nft {
-            cmd.env("VIPCHECK_NFT", n);
-        }
+        .env(
+            "VIPCHECK_APPCHECK_CHILD",
+            format!("{},4,5,{guard}", lab.director.0),
+        );
         let out = cmd.output().expect("run the child probe");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let with_guard = run_child(None);
+    let with_guard = run_child("guarded");
     assert!(
         with_guard.contains("reason: Answered"),
         "with the guard: {with_guard}"
     );
-    let without = run_child(Some(&fake));
+    let without = run_child("unguarded");
     assert!(
         without.contains("reason: Reset"),
         "without the guard: {without}"

@@ -326,7 +326,7 @@ impl Fleet {
         let Some(way_cell) = cell(&self.ways, (req.rip, req.iface.clone())) else {
             return Verdict::failed("internal lock poisoned");
         };
-        let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref())) {
+        let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref(), deadline)) {
             Ok(w) => w,
             Err(reason) => return Verdict::failed(reason.clone()),
         };
@@ -347,7 +347,7 @@ impl Fleet {
             return Verdict::failed("internal lock poisoned");
         };
         let peer = mac_cell.get_or_init(|| {
-            if let Ok(Some(n)) = netlink::neighbor(way.route.oif, next_hop) {
+            if let Ok(Some(n)) = netlink::neighbor(way.route.oif, next_hop, deadline) {
                 return Ok((n.mac, !n.confirmed));
             }
             let mut lease = Lease::new(tap.clone(), id);

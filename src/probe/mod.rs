@@ -1,7 +1,7 @@
 //! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.
 //!
 //! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
-//! server from the kernel's tables ([`netlink`]), opens a [`socket::PacketSocket`] and
+//! server from the kernel's tables ([`crate::net::rtnl`]), opens a [`socket::PacketSocket`] and
 //! lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
 //! up, stderr when down) or one JSON object (stdout). Every failure, including bad
 //! arguments and a missing capability, is a "down" verdict with exit status 1.
@@ -51,7 +51,8 @@
 
 pub mod engine;
 pub mod fleet;
-pub mod netlink;
+// The rtnetlink queries, under their old name here.
+use crate::net::rtnl as netlink;
 pub mod request;
 pub mod socket;
 #[cfg(test)]
@@ -299,9 +300,9 @@ pub struct Way {
     pub addrs: Vec<netlink::IfAddr>,
 }
 
-/// Looks up the way to `rip` (through interface `iface` when given); the error is the
-/// down verdict's reason.
-pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
+/// Looks up the way to `rip` (through interface `iface` when given) by `deadline`; the
+/// error is the down verdict's reason.
+pub fn find_way(rip: IpAddr, iface: Option<&str>, deadline: Instant) -> Result<Way, String> {
     let oif = match iface {
         Some(name) => match netlink::index_of(name) {
             Some(i) => Some(i),
@@ -313,7 +314,7 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
         },
         None => None,
     };
-    let route = netlink::route_get(rip, oif)
+    let route = netlink::route_get(rip, oif, deadline)
         .map_err(|e| setup_error(&format!("no route to the real server {rip}"), &e))?;
     if route.kind == netlink::RTN_LOCAL {
         return Err(format!(
@@ -326,7 +327,7 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
             route.kind
         ));
     }
-    let link = netlink::link(route.oif)
+    let link = netlink::link(route.oif, deadline)
         .map_err(|e| setup_error("cannot read the egress interface", &e))?;
     let Some(our_mac) = link.mac.filter(|m| *m != MacAddr::ZERO) else {
         return Err(format!(
@@ -334,7 +335,7 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>) -> Result<Way, String> {
             link.name
         ));
     };
-    let addrs = netlink::addresses(route.oif)
+    let addrs = netlink::addresses(route.oif, deadline)
         .map_err(|e| setup_error("cannot read interface addresses", &e))?;
     Ok(Way {
         route,
@@ -408,7 +409,7 @@ pub fn socket_error(e: &io::Error) -> String {
 /// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
 fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
     let deadline = start + req.timeout;
-    let way = match find_way(req.rip, req.iface.as_deref()) {
+    let way = match find_way(req.rip, req.iface.as_deref(), deadline) {
         Ok(w) => w,
         Err(reason) => return Verdict::failed(reason),
     };
@@ -458,7 +459,7 @@ fn run_path(
 ) -> Verdict {
     let next_hop = gateway.unwrap_or(req.rip);
     let attempts = req.retries.saturating_add(1);
-    let (peer_mac, confirm) = match netlink::neighbor(oif, next_hop) {
+    let (peer_mac, confirm) = match netlink::neighbor(oif, next_hop, deadline) {
         Ok(Some(n)) => (n.mac, (!n.confirmed).then_some(next_hop)),
         _ => match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, deadline, attempts) {
             // Our own resolution just now: nothing left to confirm.

@@ -1214,3 +1214,24 @@ fn a_confirmed_entry_is_trusted_without_asking() {
     assert!(v.up, "{v:?}");
     assert!(arp_requests(&mock.sent).is_empty());
 }
+
+#[test]
+fn a_spent_budget_ends_the_probe_at_its_first_kernel_lookup() {
+    // Through lo: whatever happens, nothing leaves this host.
+    let mut req = request(vec![CheckKind::Icmp], &["192.0.2.20"]);
+    req.iface = Some("lo".into());
+    let start = Instant::now()
+        .checked_sub(req.timeout * 2)
+        .expect("the clock is past two seconds");
+    let t = Instant::now();
+    let v = super::probe(&req, start);
+    assert!(!v.up);
+    assert!(
+        v.reason
+            .starts_with("no route to the real server 192.0.2.11: ")
+            && v.reason.contains("deadline"),
+        "{}",
+        v.reason
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}

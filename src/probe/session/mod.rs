@@ -4,7 +4,7 @@
 //! encapsulated to its address (TUN). The director's kernel never owns the connection:
 //! on a director holding the VIP the answers are martians to it; on one that does not, it
 //! would reset the real server's side, so an nftables owner table, added over netlink
-//! ([`nftnl`]), drops exactly those RSTs and vanishes with its socket ([`guard`]). A forked
+//! ([`crate::net::nftables`]), drops exactly those RSTs and vanishes with its socket ([`guard`]). A forked
 //! helper resets the real server's side should vipcheck be killed mid-session ([`reaper`]).
 //!
 //! Entry point: [`run`]. The caller (the prober) resolves the interface, the director's
@@ -15,7 +15,6 @@ pub mod command;
 pub mod guard;
 pub mod http;
 pub mod link;
-pub mod nftnl;
 pub mod reaper;
 #[cfg(test)]
 mod tests;
@@ -199,6 +198,26 @@ pub fn run(
     check: &AppCheck,
     deadline: Instant,
 ) -> Result<Outcome, SessionError> {
+    run_guarded(path, check, deadline, true)
+}
+
+/// As [`run`] without the RST guard, so a director without the VIP resets the session.
+/// Only for the test that shows what the guard is for; vipcheck itself never calls it.
+#[doc(hidden)]
+pub fn run_unguarded(
+    path: &SessionPath,
+    check: &AppCheck,
+    deadline: Instant,
+) -> Result<Outcome, SessionError> {
+    run_guarded(path, check, deadline, false)
+}
+
+fn run_guarded(
+    path: &SessionPath,
+    check: &AppCheck,
+    deadline: Instant,
+    guarded: bool,
+) -> Result<Outcome, SessionError> {
     let start = Instant::now();
     path.validate()?;
     let tls = match check {
@@ -216,14 +235,23 @@ pub fn run(
         iface: path.iface.clone(),
         source,
     })?;
-    let guard = guard::RstGuard::install(path.src_ip, local_port, path.vip, path.port, deadline)?;
-    let mut reaper =
-        reaper::Reaper::spawn(socket.as_raw_fd(), guard.netlink_fd()).map_err(|source| {
-            SessionError::PacketSocket {
-                iface: path.iface.clone(),
-                source,
-            }
-        })?;
+    let guard = match guarded {
+        true => Some(guard::RstGuard::install(
+            path.src_ip,
+            local_port,
+            path.vip,
+            path.port,
+            deadline,
+        )?),
+        false => None,
+    };
+    let netlink_fd = guard.as_ref().map(guard::RstGuard::netlink_fd);
+    let mut reaper = reaper::Reaper::spawn(socket.as_raw_fd(), netlink_fd).map_err(|source| {
+        SessionError::PacketSocket {
+            iface: path.iface.clone(),
+            source,
+        }
+    })?;
     let framing = Framing {
         method: path.method,
         src_mac: path.src_mac,

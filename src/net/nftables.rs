@@ -2,19 +2,15 @@
 //! owner table (`flags owner`, Linux 5.12+), an output chain at raw priority and one rule
 //! dropping our RSTs to VIP:port. The kernel deletes an owner table when the netlink
 //! socket that created it closes, so [`OwnerTable`] leaves nothing behind on drop, exit or
-//! SIGKILL, with no helper process and no `nft` binary on the director.
+//! SIGKILL, with no helper process and no `nft` binary on the director. Framed, sent and
+//! acknowledged through the netlink core ([`super::netlink`]).
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-const NETLINK_NETFILTER: libc::c_int = 12;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 2;
-const NLA_F_NESTED: u16 = 0x8000;
+use super::netlink::{self, Acks, MessageBuilder, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -75,88 +71,36 @@ const NFTA_VERDICT_CODE: u16 = 1;
 const NFT_REG_VERDICT: u32 = 0;
 const NFT_REG_1: u32 = 1;
 
-/// A netlink message under construction: header, nfgenmsg, attributes.
-struct Msg {
-    buf: Vec<u8>,
-}
-
-impl Msg {
-    fn new(kind: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> Msg {
-        let mut buf = Vec::with_capacity(256);
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set in finish
-        buf.extend_from_slice(&kind.to_ne_bytes());
-        buf.extend_from_slice(&flags.to_ne_bytes());
-        buf.extend_from_slice(&seq.to_ne_bytes());
-        buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
-        buf.push(family);
-        buf.push(0); // NFNETLINK_V0
-        buf.extend_from_slice(&res_id.to_be_bytes());
-        Msg { buf }
-    }
-
-    fn attr(&mut self, kind: u16, data: &[u8]) -> &mut Msg {
-        let len = 4 + data.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&kind.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.pad();
-        self
-    }
-
-    fn str(&mut self, kind: u16, s: &str) -> &mut Msg {
-        let mut d = s.as_bytes().to_vec();
-        d.push(0);
-        self.attr(kind, &d)
-    }
-
-    fn be32(&mut self, kind: u16, v: u32) -> &mut Msg {
-        self.attr(kind, &v.to_be_bytes())
-    }
-
-    fn nest(&mut self, kind: u16, inner: impl FnOnce(&mut Msg)) -> &mut Msg {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(&[0, 0]);
-        self.buf
-            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-        inner(self);
-        let len = (self.buf.len() - start) as u16;
-        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-        self
-    }
-
-    fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        let len = self.buf.len() as u32;
-        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
-        self.buf
-    }
+/// A message of the batch: the netlink header, then `nfgenmsg` (family, version 0, the
+/// resource id big-endian).
+fn msg(kind: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> MessageBuilder {
+    let mut m = MessageBuilder::new(kind, flags, seq);
+    let res = res_id.to_be_bytes();
+    m.header(&[family, 0, res[0], res[1]]);
+    m
 }
 
 /// One expression: `{ NAME, DATA { ... } }` inside the rule's expression list.
-fn expr(m: &mut Msg, name: &str, data: impl FnOnce(&mut Msg)) {
+fn expr(m: &mut MessageBuilder, name: &str, data: impl FnOnce(&mut MessageBuilder)) {
     m.nest(NFTA_LIST_ELEM, |e| {
-        e.str(NFTA_EXPR_NAME, name);
+        e.attr_str(NFTA_EXPR_NAME, name);
         e.nest(NFTA_EXPR_DATA, data);
     });
 }
 
-fn payload(m: &mut Msg, base: u32, offset: u32, len: u32) {
+fn payload(m: &mut MessageBuilder, base: u32, offset: u32, len: u32) {
     expr(m, "payload", |d| {
-        d.be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
-            .be32(NFTA_PAYLOAD_BASE, base)
-            .be32(NFTA_PAYLOAD_OFFSET, offset)
-            .be32(NFTA_PAYLOAD_LEN, len);
+        d.attr_be32(NFTA_PAYLOAD_DREG, NFT_REG_1)
+            .attr_be32(NFTA_PAYLOAD_BASE, base)
+            .attr_be32(NFTA_PAYLOAD_OFFSET, offset)
+            .attr_be32(NFTA_PAYLOAD_LEN, len);
     });
 }
 
-fn cmp(m: &mut Msg, op: u32, value: &[u8]) {
+fn cmp(m: &mut MessageBuilder, op: u32, value: &[u8]) {
     expr(m, "cmp", |d| {
-        d.be32(NFTA_CMP_SREG, NFT_REG_1).be32(NFTA_CMP_OP, op);
+        d.attr_be32(NFTA_CMP_SREG, NFT_REG_1)
+            .attr_be32(NFTA_CMP_OP, op);
         d.nest(NFTA_CMP_DATA, |v| {
             v.attr(NFTA_DATA_VALUE, value);
         });
@@ -182,7 +126,7 @@ pub fn batch(
     let create = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
     let mut out = Vec::new();
     out.extend(
-        Msg::new(
+        msg(
             NFNL_MSG_BATCH_BEGIN,
             NLM_F_REQUEST,
             seq,
@@ -192,23 +136,25 @@ pub fn batch(
         .finish(),
     );
 
-    let mut t = Msg::new(sub(NFT_MSG_NEWTABLE), create, seq + 1, family, 0);
-    t.str(NFTA_TABLE_NAME, table)
-        .be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+    let mut t = msg(sub(NFT_MSG_NEWTABLE), create, seq + 1, family, 0);
+    t.attr_str(NFTA_TABLE_NAME, table)
+        .attr_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
     out.extend(t.finish());
 
-    let mut c = Msg::new(sub(NFT_MSG_NEWCHAIN), create, seq + 2, family, 0);
-    c.str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, "out");
+    let mut c = msg(sub(NFT_MSG_NEWCHAIN), create, seq + 2, family, 0);
+    c.attr_str(NFTA_CHAIN_TABLE, table)
+        .attr_str(NFTA_CHAIN_NAME, "out");
     c.nest(NFTA_CHAIN_HOOK, |h| {
-        h.be32(NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_OUT)
-            .be32(NFTA_HOOK_PRIORITY, PRIORITY_RAW as u32);
+        h.attr_be32(NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_OUT)
+            .attr_be32(NFTA_HOOK_PRIORITY, PRIORITY_RAW as u32);
     });
-    c.be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
-        .str(NFTA_CHAIN_TYPE, "filter");
+    c.attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT)
+        .attr_str(NFTA_CHAIN_TYPE, "filter");
     out.extend(c.finish());
 
-    let mut r = Msg::new(sub(NFT_MSG_NEWRULE), create, seq + 3, family, 0);
-    r.str(NFTA_RULE_TABLE, table).str(NFTA_RULE_CHAIN, "out");
+    let mut r = msg(sub(NFT_MSG_NEWRULE), create, seq + 3, family, 0);
+    r.attr_str(NFTA_RULE_TABLE, table)
+        .attr_str(NFTA_RULE_CHAIN, "out");
     r.nest(NFTA_RULE_EXPRESSIONS, |l| {
         let (src_at, dst_at, octets): (u32, u32, (Vec<u8>, Vec<u8>)) = match (src, vip) {
             (IpAddr::V4(s), IpAddr::V4(d)) => (12, 16, (s.octets().to_vec(), d.octets().to_vec())),
@@ -222,8 +168,8 @@ pub fn batch(
         payload(l, NFT_PAYLOAD_NETWORK_HEADER, dst_at, alen);
         cmp(l, NFT_CMP_EQ, &octets.1);
         expr(l, "meta", |d| {
-            d.be32(NFTA_META_DREG, NFT_REG_1)
-                .be32(NFTA_META_KEY, NFT_META_L4PROTO);
+            d.attr_be32(NFTA_META_DREG, NFT_REG_1)
+                .attr_be32(NFTA_META_KEY, NFT_META_L4PROTO);
         });
         cmp(l, NFT_CMP_EQ, &[libc::IPPROTO_TCP as u8]);
         payload(l, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2);
@@ -233,9 +179,9 @@ pub fn batch(
         // tcp flags & rst != 0
         payload(l, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
         expr(l, "bitwise", |d| {
-            d.be32(NFTA_BITWISE_SREG, NFT_REG_1)
-                .be32(NFTA_BITWISE_DREG, NFT_REG_1)
-                .be32(NFTA_BITWISE_LEN, 1);
+            d.attr_be32(NFTA_BITWISE_SREG, NFT_REG_1)
+                .attr_be32(NFTA_BITWISE_DREG, NFT_REG_1)
+                .attr_be32(NFTA_BITWISE_LEN, 1);
             d.nest(NFTA_BITWISE_MASK, |v| {
                 v.attr(NFTA_DATA_VALUE, &[0x04]);
             });
@@ -245,10 +191,10 @@ pub fn batch(
         });
         cmp(l, NFT_CMP_NEQ, &[0x00]);
         expr(l, "immediate", |d| {
-            d.be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+            d.attr_be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
             d.nest(NFTA_IMMEDIATE_DATA, |v| {
                 v.nest(NFTA_DATA_VERDICT, |vd| {
-                    vd.be32(NFTA_VERDICT_CODE, NF_DROP);
+                    vd.attr_be32(NFTA_VERDICT_CODE, NF_DROP);
                 });
             });
         });
@@ -256,7 +202,7 @@ pub fn batch(
     out.extend(r.finish());
 
     out.extend(
-        Msg::new(
+        msg(
             NFNL_MSG_BATCH_END,
             NLM_F_REQUEST,
             seq + 4,
@@ -268,39 +214,14 @@ pub fn batch(
     out
 }
 
-/// Reads the kernel's answers to the batch: `Ok(true)` once all three messages are
-/// acknowledged, `Ok(false)` while acks are missing, `Err(errno)` on the first error.
-pub fn read_acks(buf: &[u8], seq: u32, acked: &mut [bool; 3]) -> Result<bool, i32> {
-    let mut at = 0;
-    while at + 16 <= buf.len() {
-        let len = u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
-        let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
-        let mseq = u32::from_ne_bytes([buf[at + 8], buf[at + 9], buf[at + 10], buf[at + 11]]);
-        if len < 16 || at + len > buf.len() {
-            break;
-        }
-        if kind == NLMSG_ERROR && len >= 20 {
-            let err = i32::from_ne_bytes([buf[at + 16], buf[at + 17], buf[at + 18], buf[at + 19]]);
-            if err != 0 {
-                return Err(-err);
-            }
-            if let Some(i) = mseq.checked_sub(seq + 1).filter(|i| *i < 3) {
-                acked[i as usize] = true;
-            }
-        }
-        at += (len + 3) & !3;
-    }
-    Ok(acked.iter().all(|a| *a))
-}
-
 /// The owner table; dropping it closes the socket and the kernel deletes the table.
 pub struct OwnerTable {
-    _sock: OwnedFd,
+    sock: netlink::Socket,
 }
 
 impl AsRawFd for OwnerTable {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self._sock.as_raw_fd()
+        self.sock.as_raw_fd()
     }
 }
 
@@ -314,82 +235,14 @@ impl OwnerTable {
         port: u16,
         deadline: Instant,
     ) -> io::Result<OwnerTable> {
-        // SAFETY: plain socket(2), checked below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_NETFILTER,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptor we own.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_nl is plain data; zeroed is valid (port id 0: the kernel picks).
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        let sa_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: a valid sockaddr_nl of the given size.
-        if unsafe { libc::bind(raw, (&sa as *const libc::sockaddr_nl).cast(), sa_len) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let seq = std::process::id().wrapping_mul(16);
+        let mut sock = netlink::Socket::open(libc::NETLINK_NETFILTER)?;
+        let seq = sock.next_seqs(5);
         let msg = batch(table, src, local_port, vip, port, seq);
-        // SAFETY: msg is a valid buffer; sa addresses the kernel (port id 0).
-        let sent = unsafe {
-            libc::sendto(
-                raw,
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&sa as *const libc::sockaddr_nl).cast(),
-                sa_len,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut acked = [false; 3];
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "nf_tables did not answer before the deadline",
-                ));
-            }
-            let mut pfd = libc::pollfd {
-                fd: sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, 60_000) as libc::c_int;
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
-                continue;
-            }
-            // SAFETY: buf is a valid buffer of buf.len() bytes.
-            let n =
-                unsafe { libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) {
-                    continue;
-                }
-                return Err(e);
-            }
-            match read_acks(&buf[..n as usize], seq, &mut acked) {
-                Ok(true) => return Ok(OwnerTable { _sock: sock }),
-                Ok(false) => {}
-                Err(errno) => return Err(io::Error::from_raw_os_error(errno)),
-            }
-        }
+        sock.send("nf_tables batch", &msg)?;
+        // Table, chain and rule ask for an ack; the batch's begin and end do not.
+        let mut acks = Acks::new(seq + 1, 3);
+        sock.exchange("nf_tables batch", &mut acks, deadline)?;
+        Ok(OwnerTable { sock })
     }
 }
 
@@ -416,12 +269,13 @@ mod tests {
         out
     }
 
-    /// Top-level attributes as (type without flags, payload).
+    /// Top-level attributes as (type without flags, payload); read here on its own so
+    /// the batch is checked independently of the core's parser.
     fn attrs(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
         let mut out = Vec::new();
         while b.len() >= 4 {
             let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
-            let kind = u16::from_ne_bytes([b[2], b[3]]) & !NLA_F_NESTED;
+            let kind = u16::from_ne_bytes([b[2], b[3]]) & !netlink::NLA_F_NESTED;
             out.push((kind, b[4..len].to_vec()));
             b = &b[((len + 3) & !3).min(b.len())..];
         }
@@ -545,30 +399,6 @@ mod tests {
                 (3, vec![0, 0, 0, 8]),
                 (4, vec![0, 0, 0, 16])
             ]
-        );
-    }
-
-    #[test]
-    fn acks_and_errors_are_read() {
-        let ack = |seq: u32, err: i32| {
-            let mut m = 36u32.to_ne_bytes().to_vec();
-            m.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
-            m.extend_from_slice(&0u16.to_ne_bytes());
-            m.extend_from_slice(&seq.to_ne_bytes());
-            m.extend_from_slice(&0u32.to_ne_bytes());
-            m.extend_from_slice(&err.to_ne_bytes());
-            m.extend_from_slice(&[0; 16]);
-            m
-        };
-        let mut acked = [false; 3];
-        let mut two = ack(11, 0);
-        two.extend(ack(12, 0));
-        assert_eq!(read_acks(&two, 10, &mut acked), Ok(false));
-        assert_eq!(read_acks(&ack(13, 0), 10, &mut acked), Ok(true));
-        let mut acked = [false; 3];
-        assert_eq!(
-            read_acks(&ack(11, -libc::EPERM), 10, &mut acked),
-            Err(libc::EPERM)
         );
     }
 }
