@@ -540,3 +540,57 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
         probe,
     }
 }
+
+/// A TCP segment in an IP packet: its addresses and where it lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInIp {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Where the TCP header starts in the IP packet.
+    pub tcp_at: usize,
+    /// The IP packet's length by its header (what follows is Ethernet padding).
+    pub len: usize,
+}
+
+/// The TCP segment in the IP packet `packet` (IPv4, or IPv6 without extension headers),
+/// with at least a whole TCP header. Fragments are `Unsupported`: a session never needs
+/// them, and a later one has no TCP header. The IPv4 header checksum is not checked:
+/// this reads the session's own packets too, as the user-space stack hands them over.
+pub fn tcp_in_ip(packet: &[u8]) -> Result<TcpInIp> {
+    let (src, dst, tcp_at, payload_len) = match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let (ip, _) = Ipv4Repr::parse_quoted(packet)?;
+            if ipv4::is_fragment(packet) {
+                return Err(WireError::Unsupported);
+            }
+            if ip.protocol != protocol::TCP {
+                return Err(WireError::Unsupported);
+            }
+            let at = ipv4::header_len(packet);
+            (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), at, ip.payload_len)
+        }
+        Some(6) => {
+            let (ip, _) = Ipv6Repr::parse(packet)?;
+            if ip.next_header != protocol::TCP {
+                return Err(WireError::Unsupported);
+            }
+            (
+                IpAddr::V6(ip.src),
+                IpAddr::V6(ip.dst),
+                ipv6::HEADER_LEN,
+                ip.payload_len,
+            )
+        }
+        Some(_) => return Err(WireError::Malformed),
+        None => return Err(WireError::Truncated),
+    };
+    if payload_len < tcp::HEADER_LEN || tcp_at + payload_len > packet.len() {
+        return Err(WireError::Truncated);
+    }
+    Ok(TcpInIp {
+        src,
+        dst,
+        tcp_at,
+        len: tcp_at + payload_len,
+    })
+}

@@ -53,6 +53,27 @@ impl MacAddr {
     }
 }
 
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+
+    /// `02:00:5e:00:00:11` (or with `-`), as `ip link` prints it.
+    fn from_str(text: &str) -> std::result::Result<MacAddr, String> {
+        let bad = || format!("'{text}' is not a MAC address (e.g. 02:00:5e:00:00:11)");
+        let parts: Vec<&str> = text.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (m, p) in mac.iter_mut().zip(&parts) {
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            *m = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        Ok(MacAddr(mac))
+    }
+}
+
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
@@ -71,10 +92,6 @@ pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
 
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
