@@ -390,8 +390,13 @@ impl Lab {
         in_netns(&name, move || {
             let mut path = path;
             path.ifindex = ifindex("eth0");
-            session::run(&path, &target, &check, Instant::now() + Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("session error: {e}"))
+            session::run(
+                &path,
+                &target,
+                &check,
+                Instant::now() + Duration::from_secs(5),
+            )
+            .unwrap_or_else(|e| panic!("session error: {e}"))
         })
     }
 

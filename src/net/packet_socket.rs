@@ -356,10 +356,7 @@ pub fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv
 /// stands is not to be checked (PACKET_AUXDATA): a local peer left it to the hardware
 /// (CSUMNOTREADY), or the NIC or kernel verified it already and GRO may have merged the
 /// segment since (CSUM_VALID).
-fn recv_frame(
-    fd: RawFd,
-    buf: &mut [u8],
-) -> io::Result<Option<(usize, bool)>> {
+fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
     loop {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),

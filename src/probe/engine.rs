@@ -706,11 +706,11 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 }
             }
             let now = Instant::now();
-            for i in 0..pend.len() {
-                if pend[i].done.is_some() {
+            for p in pend.iter_mut() {
+                if p.done.is_some() {
                     continue;
                 }
-                let Some(event) = self.classify(&pend[i].check, &rx, &pend[i].sent) else {
+                let Some(event) = self.classify(&p.check, &rx, &p.sent) else {
                     continue;
                 };
                 if let Event::Answer { mac, .. } = event {
@@ -721,7 +721,6 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         }
                     }
                 }
-                let p = &mut pend[i];
                 if let Some(result) = self.judge(p, event, peer, now) {
                     // The other probes of the run waiting for this ICMP result get it now.
                     if let Some((slot, true)) = &p.memo {

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::request::Request;
-use crate::net::packet_socket::first_of_each_family;
-use crate::net::{Frame, FrameIo, PacketSocket};
 use super::{
     find_way, netlink, no_neighbour, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict,
     Way,
 };
+use crate::net::packet_socket::first_of_each_family;
+use crate::net::{Frame, FrameIo, PacketSocket};
 use crate::wire::frame::{self, Inbound, QuotedProbe};
 use crate::wire::MacAddr;
 

@@ -489,19 +489,17 @@ fn run_path(
     let attempts = req.retries.saturating_add(1);
     let (peer_mac, confirm) = match netlink::neighbor(way.route.oif, next_hop) {
         Ok(Some(n)) => (n.mac, (!n.confirmed).then_some(next_hop)),
-        _ => match engine::resolve_neighbor(
-            io,
-            way.our_mac,
-            outer_src,
-            next_hop,
-            deadline,
-            attempts,
-        ) {
-            // Our own resolution just now: nothing left to confirm.
-            Ok(Some(mac)) => (mac, None),
-            Ok(None) => return Verdict::failed(no_neighbour(next_hop, iface)),
-            Err(e) => return Verdict::failed(setup_error("cannot send on the packet socket", &e)),
-        },
+        _ => {
+            match engine::resolve_neighbor(io, way.our_mac, outer_src, next_hop, deadline, attempts)
+            {
+                // Our own resolution just now: nothing left to confirm.
+                Ok(Some(mac)) => (mac, None),
+                Ok(None) => return Verdict::failed(no_neighbour(next_hop, iface)),
+                Err(e) => {
+                    return Verdict::failed(setup_error("cannot send on the packet socket", &e))
+                }
+            }
+        }
     };
     let mut path = way.path(req, outer_src, peer_mac);
     let verdict = run_checks_with(req, &path, io, entropy, &checks, deadline, None, confirm);

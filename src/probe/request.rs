@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::engine::CheckKind;
-use crate::config::ForwardingMethod;
 use super::session::args::AppCheckKind;
 use crate::cli::{CheckArg, MethodArg, ProbeArgs, ProtoArg};
+use crate::config::ForwardingMethod;
 
 /// A probe request whose arguments make sense together.
 #[derive(Debug, Clone, PartialEq, Eq)]

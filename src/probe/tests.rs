@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::engine::{self, Check, CheckKind, Entropy, Prober};
 use super::request::Request;
+use super::{run_checks, Verdict};
 use crate::config::ForwardingMethod;
 use crate::net::{Frame, FrameIo, NetPath};
-use super::{run_checks, Verdict};
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
 use crate::wire::icmpv4::{self, Icmpv4Repr};

@@ -383,4 +383,23 @@ mod tests {
         buf[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(Icmpv6Repr::parse(src, dst, &buf), Err(WireError::Malformed));
     }
+
+    #[test]
+    fn option_length_beyond_the_message_is_truncated_not_a_panic() {
+        // 255 * 8 bytes claimed: pnet's own option view would overflow computing it.
+        let src = a("2001:db8::11");
+        let dst = a("2001:db8::2");
+        let mut buf = [0u8; 32];
+        Icmpv6Repr::NeighborAdvert {
+            flags: 0,
+            target: src,
+            target_lladdr: Some(MacAddr([2, 0, 0, 0, 0, 0x0b])),
+        }
+        .emit(src, dst, &mut buf);
+        buf[25] = 0xff;
+        buf[2..4].fill(0);
+        let c = checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), 58, &buf);
+        buf[2..4].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(Icmpv6Repr::parse(src, dst, &buf), Err(WireError::Truncated));
+    }
 }

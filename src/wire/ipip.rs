@@ -151,4 +151,22 @@ mod tests {
             Err(WireError::Unsupported)
         );
     }
+
+    #[test]
+    fn outer_header_in_place_is_the_encapsulated_one() {
+        for (src, dst, inner) in [
+            ("192.0.2.2", "192.0.2.11", "2001:db8::20"),
+            ("2001:db8::2", "2001:db8::b", "192.0.2.20"),
+        ] {
+            let (etype, whole) = encapsulate(ip(src), ip(dst), 9, ip(inner), &[1, 2, 3]).unwrap();
+            let head = outer_header_len(ip(dst));
+            let mut buf = vec![0xa5; head + 3];
+            buf[head..].copy_from_slice(&[1, 2, 3]);
+            assert_eq!(
+                emit_outer(ip(src), ip(dst), 9, ip(inner), 3, &mut buf),
+                Ok(etype)
+            );
+            assert_eq!(buf, whole);
+        }
+    }
 }

@@ -15,8 +15,8 @@ use smoltcp::time::Instant;
 use crate::net::{Frame, FrameIo, NetPath};
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
-use crate::wire::tcp::{self, flags, TcpRepr};
 use crate::wire::ipip;
+use crate::wire::tcp::{self, flags, TcpRepr};
 
 const ETH_HDR: usize = ethernet::HEADER_LEN;
 
@@ -481,7 +481,9 @@ mod tests {
 
         let mut short = frame(f.path.our_mac.0, 0x0800, &ip[..30], 0);
         assert!(f.accept(&mut short).is_none());
-        assert!(f.accept(&mut frame(f.path.our_mac.0, 0x86dd, &ip, 0)).is_none());
+        assert!(f
+            .accept(&mut frame(f.path.our_mac.0, 0x86dd, &ip, 0))
+            .is_none());
     }
 
     #[test]

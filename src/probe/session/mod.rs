@@ -211,9 +211,10 @@ pub fn run(
     };
     // Only the answers to our address reach the session (the outer source for TUN
     // takes the ICMP errors a tunnel may draw, which the session ignores).
-    let socket =
-        PacketSocket::open(path.ifindex, path.our_mac, &[target.src, path.src]).map_err(packet_error)?;
-    let guard = guard::RstGuard::install(target.src, local_port, target.vip, target.port, deadline)?;
+    let socket = PacketSocket::open(path.ifindex, path.our_mac, &[target.src, path.src])
+        .map_err(packet_error)?;
+    let guard =
+        guard::RstGuard::install(target.src, local_port, target.vip, target.port, deadline)?;
     let mut reaper =
         reaper::Reaper::spawn(socket.as_raw_fd(), guard.netlink_fd()).map_err(packet_error)?;
     let framing = Framing {
