@@ -32,7 +32,7 @@ pub enum CheckKind {
         port: u16,
     },
     /// Does the real server answer ARP / neighbour solicitation for the VIP? Run by
-    /// [`ArpWatch`] alongside the others, not by [`Prober::run`].
+    /// [`Prober::round`] alongside the others, not by [`Prober::run`].
     Arp,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
 //! server ([`NetPath`]) from the kernel's tables ([`netlink`]), opens the
-//! [`PacketSocket`] and lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
-//! up, stderr when down) or one JSON object (stdout). Every failure, including bad
+//! [`PacketSocket`] and lets [`engine`] run the checks; the [`Verdict`] is printed as one
+//! line (stdout when up, stderr when down) or one JSON object (stdout). Every failure, including bad
 //! arguments and a missing capability, is a "down" verdict with exit status 1.
 //!
 //! Decisions worth knowing:
@@ -484,22 +484,17 @@ fn run_path(
     checks: Vec<Check>,
     deadline: Instant,
 ) -> Verdict {
-    let iface = &way.link.name;
+    let (iface, our_mac) = (&way.link.name, way.our_mac);
     let next_hop = way.route.gateway.unwrap_or(req.rip);
     let attempts = req.retries.saturating_add(1);
     let (peer_mac, confirm) = match netlink::neighbor(way.route.oif, next_hop) {
         Ok(Some(n)) => (n.mac, (!n.confirmed).then_some(next_hop)),
-        _ => {
-            match engine::resolve_neighbor(io, way.our_mac, outer_src, next_hop, deadline, attempts)
-            {
-                // Our own resolution just now: nothing left to confirm.
-                Ok(Some(mac)) => (mac, None),
-                Ok(None) => return Verdict::failed(no_neighbour(next_hop, iface)),
-                Err(e) => {
-                    return Verdict::failed(setup_error("cannot send on the packet socket", &e))
-                }
-            }
-        }
+        _ => match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, deadline, attempts) {
+            // Our own resolution just now: nothing left to confirm.
+            Ok(Some(mac)) => (mac, None),
+            Ok(None) => return Verdict::failed(no_neighbour(next_hop, iface)),
+            Err(e) => return Verdict::failed(setup_error("cannot send on the packet socket", &e)),
+        },
     };
     let mut path = way.path(req, outer_src, peer_mac);
     let verdict = run_checks_with(req, &path, io, entropy, &checks, deadline, None, confirm);

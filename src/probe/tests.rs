@@ -1216,3 +1216,19 @@ fn a_confirmed_entry_is_trusted_without_asking() {
     assert!(v.up, "{v:?}");
     assert!(arp_requests(&mock.sent).is_empty());
 }
+
+#[test]
+fn verdict_json_names_the_method_as_the_command_line_does() {
+    // config's ForwardingMethod would serialize as `DirectRouting`; scripts read `dr`.
+    for (method, word) in [
+        (ForwardingMethod::DirectRouting, "dr"),
+        (ForwardingMethod::Tunnel, "tun"),
+    ] {
+        let mut req = request(vec![CheckKind::Icmp], &["192.0.2.20"]);
+        req.method = method;
+        let v = Verdict::from_checks(&req, &path(method), Vec::new());
+        let json: serde_json::Value = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["method"], word);
+    }
+    assert!(serde_json::to_value(Verdict::failed("x")).unwrap()["method"].is_null());
+}
