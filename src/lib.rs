@@ -2,7 +2,8 @@
 //!
 //! Layers, from the bottom: [`config`] (text -> model), [`generate`] (model -> check
 //! stanzas from templates), [`rewrite`] (edits -> new texts, diff, atomic writes),
-//! [`wire`] (pure packet formats), [`probe`] (sockets, routes, verdicts), [`watch`]
+//! [`wire`] (pure packet formats), [`net`] (the packet socket and the path to a real
+//! server), [`probe`] (routes, checks, verdicts), [`watch`]
 //! (regenerate and reload on change), [`cli`] (argument definitions).
 
 // A located Diagnostic (path, source line) is large; it is only ever built on the way out

@@ -374,12 +374,12 @@ mod tests {
 
     #[test]
     fn a_pair_is_probed_with_the_generated_check_s_request() {
-        use crate::probe::engine::{CheckKind, Method};
+        use crate::probe::engine::CheckKind;
         let fp = FleetProbe::new(Duration::from_millis(700), false);
         let r = fp.request(&pair("192.0.2.11", 80)).unwrap();
         assert_eq!(r.vips, vec!["192.0.2.20".parse::<IpAddr>().unwrap()]);
         assert_eq!(r.rip, "192.0.2.11".parse::<IpAddr>().unwrap());
-        assert_eq!(r.method, Method::Dr);
+        assert_eq!(r.method, ForwardingMethod::DirectRouting);
         assert_eq!(
             r.checks,
             vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
@@ -392,7 +392,7 @@ mod tests {
         let fp = FleetProbe::new(Duration::from_secs(1), true);
         let r = fp.request(&udp).unwrap();
         assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
-        assert_eq!(r.method, Method::Tun);
+        assert_eq!(r.method, ForwardingMethod::Tunnel);
         assert!(r.allow_arp_answer);
     }
 

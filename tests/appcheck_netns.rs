@@ -14,7 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use vipcheck::config::ForwardingMethod;
-use vipcheck::probe::session::{self, AppCheck, HttpExpect, Outcome, SessionPath, StatusRange};
+use vipcheck::net::NetPath;
+use vipcheck::probe::session::{self, AppCheck, HttpExpect, Outcome, StatusRange, Target};
+use vipcheck::wire::MacAddr;
 
 const DIRECTOR_MAC: [u8; 6] = [0x02, 0, 0x5e, 0, 0, 0x01];
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0x5e, 0, 0, 0x11];
@@ -357,31 +359,41 @@ impl Lab {
         (cert, key)
     }
 
-    fn path(&self, port: u16) -> SessionPath {
-        SessionPath {
+    fn path(&self) -> NetPath {
+        NetPath {
             iface: "eth0".into(),
             ifindex: 0, // filled in inside the namespace
-            mtu: 1500,
-            src_mac: DIRECTOR_MAC,
-            src_ip: self.src(),
-            tunnel_src: None,
-            next_hop_mac: SERVER_MAC,
+            our_mac: MacAddr(DIRECTOR_MAC),
+            src: self.src(),
             rip: self.rip(),
-            vip: self.vip(),
-            port,
+            next_hop_mac: MacAddr(SERVER_MAC),
             method: ForwardingMethod::DirectRouting,
+        }
+    }
+
+    fn target(&self, port: u16) -> Target {
+        Target {
+            vip: self.vip(),
+            src: self.src(),
+            port,
+            mtu: 1500,
         }
     }
 
     /// Runs one session from the director's namespace.
     fn check(&self, port: u16, check: AppCheck) -> Outcome {
-        let path = self.path(port);
+        let (path, target) = (self.path(), self.target(port));
         let name = self.director.0.clone();
         in_netns(&name, move || {
             let mut path = path;
             path.ifindex = ifindex("eth0");
-            session::run(&path, &check, Instant::now() + Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("session error: {e}"))
+            session::run(
+                &path,
+                &target,
+                &check,
+                Instant::now() + Duration::from_secs(5),
+            )
+            .unwrap_or_else(|e| panic!("session error: {e}"))
         })
     }
 
@@ -708,18 +720,20 @@ fn appcheck_child_session() {
         .parse()
         .unwrap();
     let o = in_netns(&netns, move || {
-        let path = SessionPath {
+        let path = NetPath {
             iface: "eth0".into(),
             ifindex: ifindex("eth0"),
-            mtu: 1500,
-            src_mac: DIRECTOR_MAC,
-            src_ip: src,
-            tunnel_src: None,
-            next_hop_mac: SERVER_MAC,
+            our_mac: MacAddr(DIRECTOR_MAC),
+            src,
             rip,
-            vip,
-            port: 80,
+            next_hop_mac: MacAddr(SERVER_MAC),
             method: ForwardingMethod::DirectRouting,
+        };
+        let target = Target {
+            vip,
+            src,
+            port: 80,
+            mtu: 1500,
         };
         let run = if guarded {
             session::run
@@ -728,6 +742,7 @@ fn appcheck_child_session() {
         };
         run(
             &path,
+            &target,
             &AppCheck::Http(http("200", None, None)),
             Instant::now() + budget,
         )

@@ -18,20 +18,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::socket::FrameIo;
+use crate::config::ForwardingMethod;
+use crate::net::{FrameIo, NetPath};
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
 use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
 use crate::wire::MacAddr;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Direct routing: the probe goes in a frame to the real server's MAC.
-    Dr,
-    /// IP-in-IP tunnelling: the probe is encapsulated to the real server's address.
-    Tun,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckKind {
@@ -40,21 +32,8 @@ pub enum CheckKind {
         port: u16,
     },
     /// Does the real server answer ARP / neighbour solicitation for the VIP? Run by
-    /// [`ArpWatch`] alongside the others, not by [`Prober::run`].
+    /// [`Prober::round`] alongside the others, not by [`Prober::run`].
     Arp,
-}
-
-/// How to reach the real server, as resolved from the kernel's tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Path {
-    pub iface: String,
-    pub our_mac: MacAddr,
-    pub method: Method,
-    pub rip: IpAddr,
-    /// The director's address toward the real server (the outer source for TUN).
-    pub outer_src: IpAddr,
-    /// DR: the real server's MAC. TUN: the MAC of the next hop toward it.
-    pub peer_mac: MacAddr,
 }
 
 /// One check of one VIP, from the director's address `src` (never a VIP).
@@ -259,7 +238,7 @@ impl MemoSlot {
 /// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
 /// most of those errors suppressed and report silence instead of the cause. The first
 /// probe of a key sends the echo; the others read its result.
-pub type IcmpMemo = Mutex<HashMap<(IpAddr, IpAddr, Method, IpAddr), Arc<MemoSlot>>>;
+pub type IcmpMemo = Mutex<HashMap<(IpAddr, IpAddr, ForwardingMethod, IpAddr), Arc<MemoSlot>>>;
 
 /// A MAC the neighbour table gave that turned out to be another host's (or no one's):
 /// the one that answered for the next hop instead.
@@ -352,7 +331,7 @@ struct ArpAsk {
 pub struct Prober<'a, I: FrameIo, E: Entropy> {
     pub io: &'a mut I,
     pub entropy: &'a mut E,
-    pub path: &'a Path,
+    pub path: &'a NetPath,
 }
 
 impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
@@ -377,10 +356,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let p = Probe {
             src_mac: self.path.our_mac,
             dst_mac: peer,
-            tunnel: match self.path.method {
-                Method::Dr => None,
-                Method::Tun => Some((self.path.outer_src, self.path.rip)),
-            },
+            tunnel: self.path.tunnel(),
             src: check.src,
             dst: check.vip,
             hop_limit: 1,
@@ -416,20 +392,18 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     _ => false,
                 })
         };
-        match self.path.method {
-            Method::Dr => direct(q),
-            Method::Tun => {
-                let tunnel = q.src == self.path.outer_src
-                    && q.dst == self.path.rip
-                    && matches!(q.protocol, protocol::IPIP | protocol::IPV6);
-                tunnel
-                    && match &q.probe {
-                        QuotedProbe::Tunnelled(inner) => direct(inner),
-                        // Too little quoted to see the inner packet: the outer header is ours.
-                        _ => true,
-                    }
-            }
+        if !self.path.is_tunnel() {
+            return direct(q);
         }
+        let tunnel = q.src == self.path.src
+            && q.dst == self.path.rip
+            && matches!(q.protocol, protocol::IPIP | protocol::IPV6);
+        tunnel
+            && match &q.probe {
+                QuotedProbe::Tunnelled(inner) => direct(inner),
+                // Too little quoted to see the inner packet: the outer header is ours.
+                _ => true,
+            }
     }
 
     fn classify(
@@ -495,7 +469,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 to,
                 error,
                 quoted,
-            } if (*to == check.src || *to == self.path.outer_src)
+            } if (*to == check.src || *to == self.path.src)
                 && self.quotes_ours(check, quoted, sent) =>
             {
                 Some(Event::Error {
@@ -510,7 +484,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     /// Whether an ICMP error shows that this path does not serve the VIP at all (rather
     /// than that one kind of packet is refused, as a firewall's reject does).
     fn is_path_error(&self, from: IpAddr, error: IcmpError) -> bool {
-        let tunnel = self.path.method == Method::Tun;
+        let tunnel = self.path.is_tunnel();
         match error {
             IcmpError::TimeExceeded => true,
             IcmpError::ProtocolUnreachable | IcmpError::NextHeaderUnrecognized => tunnel,
@@ -521,7 +495,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
 
     fn error_reason(&self, check: &Check, from: IpAddr, error: IcmpError) -> String {
         let vip = check.vip;
-        let tunnel = self.path.method == Method::Tun;
+        let tunnel = self.path.is_tunnel();
         match error {
             IcmpError::TimeExceeded => format!(
                 "{from} forwarded the probe for VIP {vip} instead of answering it \
@@ -568,15 +542,14 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             CheckKind::Icmp | CheckKind::Arp => String::new(),
             CheckKind::Tcp { port } => format!(" on TCP {port}"),
         };
-        match self.path.method {
-            Method::Dr => {
-                format!("VIP {vip} did not answer{what} through {peer} (VIP not configured?)")
-            }
-            Method::Tun => format!(
+        if self.path.is_tunnel() {
+            format!(
                 "VIP {vip} did not answer{what} through the tunnel to {} (VIP not configured \
                  there?)",
                 self.path.rip
-            ),
+            )
+        } else {
+            format!("VIP {vip} did not answer{what} through {peer} (VIP not configured?)")
         }
     }
 
@@ -604,7 +577,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let start = Instant::now();
         let attempts = spec.attempts.max(1);
         let interval = spec.deadline.saturating_duration_since(start) / attempts;
-        let mut peer = self.path.peer_mac;
+        let mut peer = self.path.next_hop_mac;
         let mut mac_change = None;
         let mut pend: Vec<Pending> = checks
             .iter()
@@ -638,7 +611,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         self.ask_arp(&mut arp, peer)?;
         let mut confirm = match spec.confirm {
             Some(target) => {
-                let outer = self.path.outer_src;
+                let outer = self.path.src;
                 if let Some(f) = neighbour_request(self.path.our_mac, outer, target, Some(peer)) {
                     self.io.send(&f)?;
                 }
@@ -670,7 +643,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             if let Some(c) = confirm.as_mut().filter(|c| !c.done && !c.broadcast_sent) {
                 if now >= c.broadcast_at {
                     c.broadcast_sent = true;
-                    let outer = self.path.outer_src;
+                    let outer = self.path.src;
                     if let Some(f) = neighbour_request(self.path.our_mac, outer, c.target, None) {
                         self.io.send(&f)?;
                     }
@@ -839,7 +812,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 };
                 Some(CheckResult::new(&check, false, reason, None, n).answered(answer))
             }
-            Event::Answer { mac, .. } if self.path.method == Method::Dr && mac != peer => {
+            Event::Answer { mac, .. } if !self.path.is_tunnel() && mac != peer => {
                 p.wrong_mac = Some(mac);
                 None
             }

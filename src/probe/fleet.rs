@@ -20,13 +20,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::engine::{self, token_port, Entropy, OsEntropy, Path};
+use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::request::Request;
-use super::socket::{Frame, FrameIo, PacketSocket};
 use super::{
     find_way, netlink, no_neighbour, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict,
     Way,
 };
+use crate::net::packet_socket::first_of_each_family;
+use crate::net::{Frame, FrameIo, PacketSocket};
 use crate::wire::frame::{self, Inbound, QuotedProbe};
 use crate::wire::MacAddr;
 
@@ -309,7 +310,7 @@ impl Fleet {
     }
 
     fn tap(&self, way: &Way, sources: &[IpAddr]) -> Result<Arc<Tap>, String> {
-        let (v4, v6) = super::socket::first_of_each_family(sources);
+        let (v4, v6) = first_of_each_family(sources);
         let c = cell(&self.taps, (way.link.index, v4, v6)).ok_or("internal lock poisoned")?;
         c.get_or_init(|| {
             Tap::open(way.link.index, way.our_mac, sources)
@@ -369,14 +370,7 @@ impl Fleet {
             Ok(m) => *m,
             Err(reason) => return Verdict::failed(reason.clone()),
         };
-        let path = Path {
-            iface: way.link.name.clone(),
-            our_mac: way.our_mac,
-            method: req.method,
-            rip: req.rip,
-            outer_src,
-            peer_mac,
-        };
+        let path = way.path(req, outer_src, peer_mac);
         let mut lease = Lease::new(tap, id);
         if unconfirmed {
             lease.listen(Key::Claim(next_hop));

@@ -1,9 +1,9 @@
 //! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.
 //!
 //! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
-//! server from the kernel's tables ([`crate::net::rtnl`]), opens a [`socket::PacketSocket`] and
-//! lets [`engine`] run the checks; the [`Verdict`] is printed as one line (stdout when
-//! up, stderr when down) or one JSON object (stdout). Every failure, including bad
+//! server ([`NetPath`]) from the kernel's tables ([`crate::net::rtnl`]), opens the
+//! [`PacketSocket`] and lets [`engine`] run the checks; the [`Verdict`] is printed as one
+//! line (stdout when up, stderr when down) or one JSON object (stdout). Every failure, including bad
 //! arguments and a missing capability, is a "down" verdict with exit status 1.
 //!
 //! Decisions worth knowing:
@@ -54,7 +54,6 @@ pub mod fleet;
 // The rtnetlink queries, under their old name here.
 use crate::net::rtnl as netlink;
 pub mod request;
-pub mod socket;
 #[cfg(test)]
 mod tests;
 
@@ -67,14 +66,14 @@ use serde::Serialize;
 pub mod session;
 
 use crate::cli::ProbeArgs;
+use crate::config::ForwardingMethod;
+use crate::net::{FrameIo, NetPath, PacketSocket};
 use crate::wire::MacAddr;
 pub use engine::IcmpMemo;
 use engine::{
-    Answer, Check, CheckKind, CheckResult, Entropy, MacChange, Method, OsEntropy, Path, Prober,
-    RoundSpec,
+    Answer, Check, CheckKind, CheckResult, Entropy, MacChange, OsEntropy, Prober, RoundSpec,
 };
 use request::Request;
-use socket::{FrameIo, PacketSocket};
 
 /// The answer to "does this real server answer on the VIP?".
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,8 +83,12 @@ pub struct Verdict {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<Method>,
+    /// `dr` or `tun` in JSON, as `--method` takes it.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_method"
+    )]
+    pub method: Option<ForwardingMethod>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
     pub checks: Vec<CheckResult>,
@@ -99,6 +102,16 @@ pub struct Verdict {
     /// Problems that do not make the verdict down (an allowed ARP answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+fn serialize_method<S: serde::Serializer>(
+    method: &Option<ForwardingMethod>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match method {
+        Some(m) => s.serialize_str(m.probe_arg()),
+        None => s.serialize_none(),
+    }
 }
 
 impl Verdict {
@@ -119,8 +132,8 @@ impl Verdict {
 
     /// From the results of every check, by the decision rule: up only when every
     /// deciding check is up (see [`decide`]).
-    pub fn from_checks(req: &Request, path: &Path, mut checks: Vec<CheckResult>) -> Verdict {
-        let mut notes = decide(&mut checks, path.peer_mac);
+    pub fn from_checks(req: &Request, path: &NetPath, mut checks: Vec<CheckResult>) -> Verdict {
+        let mut notes = decide(&mut checks, path.next_hop_mac);
         let several = req.vips.len() > 1;
         let first_down = checks.iter().find(|c| c.decides && !c.up);
         let reason = match first_down {
@@ -291,13 +304,29 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
 }
 
 /// What the kernel's tables say about the way to one real server: the route, the egress
-/// interface and its addresses. Looked up once per real server.
+/// interface and its addresses. Looked up once per real server; not yet a [`NetPath`]
+/// (the source and the next hop's MAC are chosen from it per request).
 #[derive(Debug, Clone)]
 pub struct Way {
     pub route: netlink::Route,
     pub link: netlink::Link,
     pub our_mac: MacAddr,
     pub addrs: Vec<netlink::IfAddr>,
+}
+
+impl Way {
+    /// The path over this way for `req`, from `src` to the next hop at `next_hop_mac`.
+    pub fn path(&self, req: &Request, src: IpAddr, next_hop_mac: MacAddr) -> NetPath {
+        NetPath {
+            iface: self.link.name.clone(),
+            ifindex: self.link.index,
+            our_mac: self.our_mac,
+            src,
+            rip: req.rip,
+            next_hop_mac,
+            method: req.method,
+        }
+    }
 }
 
 /// Looks up the way to `rip` (through interface `iface` when given) by `deadline`; the
@@ -349,7 +378,13 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>, deadline: Instant) -> Result<W
 /// `way`; the error is the down verdict's reason.
 pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), String> {
     let (route, link) = (&way.route, &way.link);
-    if req.method == Method::Dr {
+    if req.method == ForwardingMethod::Nat {
+        return Err(format!(
+            "a NAT real server ({}) does not hold the VIP; check it through its own address",
+            req.rip
+        ));
+    }
+    if req.method == ForwardingMethod::DirectRouting {
         if let Some(gw) = route.gateway {
             return Err(format!(
                 "real server {} is not on-link from {} (routed via {gw}); direct routing needs \
@@ -428,13 +463,10 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
         req,
         &mut sock,
         &mut entropy,
-        &way.link.name,
-        way.our_mac,
-        way.route.gateway,
+        &way,
         outer_src,
         checks,
         deadline,
-        way.route.oif,
     );
     if exiting {
         sock.release_in_background();
@@ -444,22 +476,19 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
 
 /// The part after the kernel lookups: neighbour resolution and the checks, over any
 /// [`FrameIo`].
-#[allow(clippy::too_many_arguments)]
 fn run_path(
     req: &Request,
     io: &mut impl FrameIo,
     entropy: &mut impl Entropy,
-    iface: &str,
-    our_mac: MacAddr,
-    gateway: Option<IpAddr>,
+    way: &Way,
     outer_src: IpAddr,
     checks: Vec<Check>,
     deadline: Instant,
-    oif: u32,
 ) -> Verdict {
-    let next_hop = gateway.unwrap_or(req.rip);
+    let (iface, our_mac) = (&way.link.name, way.our_mac);
+    let next_hop = way.route.gateway.unwrap_or(req.rip);
     let attempts = req.retries.saturating_add(1);
-    let (peer_mac, confirm) = match netlink::neighbor(oif, next_hop, deadline) {
+    let (peer_mac, confirm) = match netlink::neighbor(way.route.oif, next_hop, deadline) {
         Ok(Some(n)) => (n.mac, (!n.confirmed).then_some(next_hop)),
         _ => match engine::resolve_neighbor(io, our_mac, outer_src, next_hop, deadline, attempts) {
             // Our own resolution just now: nothing left to confirm.
@@ -468,22 +497,15 @@ fn run_path(
             Err(e) => return Verdict::failed(setup_error("cannot send on the packet socket", &e)),
         },
     };
-    let mut path = Path {
-        iface: iface.to_string(),
-        our_mac,
-        method: req.method,
-        rip: req.rip,
-        outer_src,
-        peer_mac,
-    };
+    let mut path = way.path(req, outer_src, peer_mac);
     let verdict = run_checks_with(req, &path, io, entropy, &checks, deadline, None, confirm);
     if let Some(c) = verdict.mac_change {
-        path.peer_mac = c.to;
+        path.next_hop_mac = c.to;
     }
     match &req.app {
         Some((app, port)) if verdict.up => {
             let change = verdict.mac_change;
-            application_checks(req, verdict, &path, oif, &checks, app, *port, deadline)
+            application_checks(req, verdict, &path, &checks, app, *port, deadline)
                 .with_mac_change(change)
         }
         _ => verdict,
@@ -503,12 +525,10 @@ pub fn no_neighbour(next_hop: IpAddr, iface: &str) -> String {
 /// `--check http|https|tcp-session`: once the VIP is known to be on the real server, the
 /// application's own check runs through it, per VIP, in a session of its own
 /// ([`session`]); the verdict is up only when every session is.
-#[allow(clippy::too_many_arguments)]
 fn application_checks(
     req: &Request,
     mut verdict: Verdict,
-    path: &Path,
-    oif: u32,
+    path: &NetPath,
     checks: &[Check],
     app: &session::AppCheck,
     port: u16,
@@ -528,25 +548,15 @@ fn application_checks(
         let src = checks
             .iter()
             .find(|c| c.vip == *vip)
-            .map_or(path.outer_src, |c| c.src);
-        let sp = session::SessionPath {
-            iface: path.iface.clone(),
-            ifindex: oif,
-            mtu,
-            src_mac: path.our_mac.0,
-            src_ip: src,
-            tunnel_src: (path.method == Method::Tun).then_some(path.outer_src),
-            next_hop_mac: path.peer_mac.0,
-            rip: req.rip,
+            .map_or(path.src, |c| c.src);
+        let target = session::Target {
             vip: *vip,
+            src,
             port,
-            method: match path.method {
-                Method::Dr => crate::config::ForwardingMethod::DirectRouting,
-                Method::Tun => crate::config::ForwardingMethod::Tunnel,
-            },
+            mtu,
         };
         let until = deadline;
-        let (up, reason, latency) = match session::run(&sp, app, until) {
+        let (up, reason, latency) = match session::run(path, &target, app, until) {
             Ok(o) if o.is_up() => (true, String::new(), Some(o.elapsed)),
             Ok(o) => (
                 false,
@@ -659,7 +669,7 @@ fn arp_answer_reason(vip: IpAddr) -> String {
 /// them by the decision rule ([`decide`]).
 pub fn run_checks(
     req: &Request,
-    path: &Path,
+    path: &NetPath,
     io: &mut impl FrameIo,
     entropy: &mut impl Entropy,
     checks: &[Check],
@@ -675,7 +685,7 @@ pub fn run_checks(
 #[allow(clippy::too_many_arguments)]
 pub fn run_checks_with(
     req: &Request,
-    path: &Path,
+    path: &NetPath,
     io: &mut impl FrameIo,
     entropy: &mut impl Entropy,
     checks: &[Check],
@@ -717,7 +727,7 @@ pub fn run_checks_with(
     }));
     let mut path = path.clone();
     if let Some(c) = round.mac_change {
-        path.peer_mac = c.to;
+        path.next_hop_mac = c.to;
     }
     Verdict::from_checks(req, &path, results).with_mac_change(round.mac_change)
 }

@@ -4,16 +4,17 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::engine::{CheckKind, Method};
+use super::engine::CheckKind;
 use super::session::args::AppCheckKind;
 use crate::cli::{CheckArg, MethodArg, ProbeArgs, ProtoArg};
+use crate::config::ForwardingMethod;
 
 /// A probe request whose arguments make sense together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub vips: Vec<IpAddr>,
     pub rip: IpAddr,
-    pub method: Method,
+    pub method: ForwardingMethod,
     /// The checks for every VIP, in order.
     pub checks: Vec<CheckKind>,
     /// True when the service is UDP and so only ICMP is checked.
@@ -233,8 +234,8 @@ impl Request {
             vips,
             rip,
             method: match args.method {
-                MethodArg::Dr => Method::Dr,
-                MethodArg::Tun => Method::Tun,
+                MethodArg::Dr => ForwardingMethod::DirectRouting,
+                MethodArg::Tun => ForwardingMethod::Tunnel,
             },
             checks,
             icmp_only_udp: !tcp_service && matches!(args.check, CheckArg::All),
@@ -291,7 +292,7 @@ mod tests {
             r.checks,
             vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
         );
-        assert_eq!(r.method, Method::Dr);
+        assert_eq!(r.method, ForwardingMethod::DirectRouting);
         assert_eq!(r.timeout, Duration::from_secs(2));
     }
 
@@ -316,7 +317,7 @@ mod tests {
                 CheckKind::Arp
             ]
         );
-        assert_eq!(r.method, Method::Tun);
+        assert_eq!(r.method, ForwardingMethod::Tunnel);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use super::engine::{self, Check, CheckKind, Entropy, Method, Path, Prober};
+use super::engine::{self, Check, CheckKind, Entropy, Prober};
 use super::request::Request;
-use super::socket::{Frame, FrameIo};
 use super::{run_checks, Verdict};
+use crate::config::ForwardingMethod;
+use crate::net::{Frame, FrameIo, NetPath};
 use crate::wire::ethernet::{ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
 use crate::wire::icmpv4::{self, Icmpv4Repr};
@@ -80,14 +81,15 @@ impl Entropy for Counter {
     }
 }
 
-fn path(method: Method) -> Path {
-    Path {
+fn path(method: ForwardingMethod) -> NetPath {
+    NetPath {
         iface: "eth1".into(),
+        ifindex: 3,
         our_mac: DIR_MAC,
         method,
         rip: ip("192.0.2.11"),
-        outer_src: ip("192.0.2.2"),
-        peer_mac: RS_MAC,
+        src: ip("192.0.2.2"),
+        next_hop_mac: RS_MAC,
     }
 }
 
@@ -209,7 +211,7 @@ fn icmp_error(sent: &[u8], from: IpAddr, kind: u8, code: u8) -> Vec<u8> {
 
 fn run<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>>(
     mock: &mut Mock<F>,
-    method: Method,
+    method: ForwardingMethod,
     check: Check,
     attempts: u32,
 ) -> engine::CheckResult {
@@ -227,7 +229,7 @@ fn run<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>>(
 #[test]
 fn echo_probe_is_sent_byte_exactly_and_its_reply_accepted() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, RS_MAC, 0)]);
-    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 3);
     assert!(r.up, "{r:?}");
     assert_eq!(r.attempts, 1);
     assert!(r.latency_ms.is_some());
@@ -244,7 +246,7 @@ fn echo_probe_is_sent_byte_exactly_and_its_reply_accepted() {
 #[test]
 fn reply_from_another_mac_is_down_naming_both_macs() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
-    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 3);
     assert!(!r.up);
     assert_eq!(
         r.reason,
@@ -256,13 +258,13 @@ fn reply_from_another_mac_is_down_naming_both_macs() {
 fn wrong_mac_then_right_mac_in_the_same_attempt_is_up() {
     let mut mock =
         Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0), echo_reply(f, RS_MAC, 0)]);
-    assert!(run(&mut mock, Method::Dr, icmp_check(), 1).up);
+    assert!(run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 1).up);
 }
 
 #[test]
 fn foreign_identifier_is_ignored() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, RS_MAC, 1)]);
-    let r = run(&mut mock, Method::Dr, icmp_check(), 2);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 2);
     assert!(!r.up);
     assert_eq!(r.attempts, 2);
     assert_eq!(
@@ -279,7 +281,7 @@ fn duplicate_and_garbage_frames_do_not_confuse_the_verdict() {
         corrupt[40] ^= 0xff;
         vec![vec![0u8; 5], corrupt, good.clone(), good]
     });
-    let r = run(&mut mock, Method::Dr, icmp_check(), 1);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 1);
     assert!(r.up, "{r:?}");
     assert_eq!(mock.sent.len(), 1);
 }
@@ -293,7 +295,7 @@ fn loss_then_reply_on_retry_is_up_with_a_fresh_identifier() {
             vec![echo_reply(f, RS_MAC, 0)]
         }
     });
-    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 3);
     assert!(r.up, "{r:?}");
     assert_eq!(r.attempts, 2);
     assert_eq!(mock.sent.len(), 2);
@@ -313,7 +315,7 @@ fn late_reply_to_an_earlier_attempt_counts() {
             first.take().into_iter().collect()
         }
     });
-    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 3);
     assert!(r.up);
     assert_eq!(r.attempts, 2);
 }
@@ -321,7 +323,7 @@ fn late_reply_to_an_earlier_attempt_counts() {
 #[test]
 fn every_wait_ends_by_the_deadline_and_attempts_are_bounded() {
     let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
-    let p = path(Method::Dr);
+    let p = path(ForwardingMethod::DirectRouting);
     let mut entropy = Counter(0);
     let mut prober = Prober {
         io: &mut mock,
@@ -347,7 +349,7 @@ fn syn_ack_is_up_and_answered_with_an_exact_rst() {
             Vec::new()
         }
     });
-    let r = run(&mut mock, Method::Dr, tcp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, tcp_check(), 3);
     assert!(r.up, "{r:?}");
     assert_eq!(mock.sent.len(), 2, "SYN then RST");
     let (hdr, syn) = inner(&mock.sent[0]);
@@ -411,7 +413,7 @@ fn unfilled_checksum_counts_only_when_the_kernel_vouches_for_it() {
             sent: Vec::new(),
             queue: VecDeque::new(),
         };
-        let p = path(Method::Dr);
+        let p = path(ForwardingMethod::DirectRouting);
         let mut prober = Prober {
             io: &mut io,
             entropy: &mut Counter(0),
@@ -427,7 +429,7 @@ fn unfilled_checksum_counts_only_when_the_kernel_vouches_for_it() {
 #[test]
 fn rst_means_closed() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![tcp_answer(f, RS_MAC, flags::RST | flags::ACK)]);
-    let r = run(&mut mock, Method::Dr, tcp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, tcp_check(), 3);
     assert!(!r.up);
     assert_eq!(r.reason, "VIP answers but TCP 80 is closed (RST)");
     assert_eq!(
@@ -440,7 +442,7 @@ fn rst_means_closed() {
 #[test]
 fn rst_without_ack_is_foreign() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![tcp_answer(f, RS_MAC, flags::RST)]);
-    let r = run(&mut mock, Method::Dr, tcp_check(), 1);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, tcp_check(), 1);
     assert!(!r.up);
     assert!(
         r.reason.contains("did not answer on TCP 80"),
@@ -463,7 +465,7 @@ fn syn_ack_with_a_wrong_ack_number_is_foreign() {
         t.emit(s, d, &mut a[34..]);
         vec![a]
     });
-    let r = run(&mut mock, Method::Dr, tcp_check(), 1);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, tcp_check(), 1);
     assert!(!r.up);
     assert!(
         r.reason.contains("did not answer on TCP 80"),
@@ -482,7 +484,7 @@ fn time_exceeded_from_the_real_server_means_it_forwarded() {
             0,
         )]
     });
-    let r = run(&mut mock, Method::Dr, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::DirectRouting, icmp_check(), 3);
     assert!(!r.up);
     assert!(
         r.reason
@@ -495,7 +497,7 @@ fn time_exceeded_from_the_real_server_means_it_forwarded() {
 #[test]
 fn tunnel_probe_is_ipip_to_the_rip_and_accepts_a_reply_from_any_mac() {
     let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
-    let r = run(&mut mock, Method::Tun, icmp_check(), 1);
+    let r = run(&mut mock, ForwardingMethod::Tunnel, icmp_check(), 1);
     assert!(r.up, "{r:?}");
     let (eth, payload) = EthernetRepr::parse(&mock.sent[0]).unwrap();
     assert_eq!(eth.dst, RS_MAC);
@@ -515,7 +517,7 @@ fn port_unreachable_from_the_rip_means_no_tunnel_device() {
             icmpv4::unreachable::PORT,
         )]
     });
-    let r = run(&mut mock, Method::Tun, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::Tunnel, icmp_check(), 3);
     assert!(!r.up);
     assert!(
         r.reason
@@ -535,7 +537,7 @@ fn protocol_unreachable_from_the_rip_means_no_decapsulation() {
             icmpv4::unreachable::PROTOCOL,
         )]
     });
-    let r = run(&mut mock, Method::Tun, icmp_check(), 3);
+    let r = run(&mut mock, ForwardingMethod::Tunnel, icmp_check(), 3);
     assert!(!r.up);
     assert!(
         r.reason
@@ -610,7 +612,7 @@ fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
     Request {
         vips: vips.iter().map(|v| ip(v)).collect(),
         rip: ip("192.0.2.11"),
-        method: Method::Dr,
+        method: ForwardingMethod::DirectRouting,
         checks,
         icmp_only_udp: false,
         timeout: Duration::from_secs(1),
@@ -641,7 +643,7 @@ fn all_checks_up_gives_the_up_line_with_latencies() {
     let checks = [icmp_check(), tcp_check()];
     let v = run_checks(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &checks,
@@ -668,7 +670,7 @@ fn silence_on_every_check_is_down_with_the_generic_reason_and_tcp_decides() {
     let checks = [icmp_check(), tcp_check()];
     let v = run_checks(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &checks,
@@ -759,7 +761,7 @@ fn echo_answered_but_syn_unanswered_is_down_saying_tcp_is_filtered() {
     });
     let v = run_checks(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[icmp_check(), tcp_check()],
@@ -786,7 +788,7 @@ fn every_check_goes_out_at_once_with_retries_spread_over_the_whole_budget() {
     req3.retries = 2;
     let v = run_checks(
         &req3,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[icmp_check(), tcp_check()],
@@ -827,7 +829,7 @@ fn a_failure_on_the_second_vip_is_named() {
     };
     let v = run_checks(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[tcp_check(), second],
@@ -907,7 +909,7 @@ fn server(arp: Option<(MacAddr, bool)>) -> impl FnMut(usize, &[u8]) -> Vec<Vec<u
 fn run_all(req: &Request, mock: &mut impl FrameIo) -> Verdict {
     run_checks(
         req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         mock,
         &mut Counter(0),
         &[icmp_check(), tcp_check(), arp_check()],
@@ -988,7 +990,7 @@ fn no_grace_wait_when_no_round_trip_was_measured() {
     let start = Instant::now();
     let v = run_checks(
         &all_checks(),
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[icmp_check(), arp_check()],
@@ -1049,7 +1051,7 @@ fn ipv6_neighbour_advertisement_for_the_vip_is_down() {
     let req = request(vec![CheckKind::Arp], &["2001:db8::20"]);
     let v = run_checks(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[check],
@@ -1074,7 +1076,7 @@ fn a_shared_icmp_result_is_reused_not_sent_again() {
     let run = |mock: &mut Mock<_>| {
         super::run_checks_with(
             &req,
-            &path(Method::Dr),
+            &path(ForwardingMethod::DirectRouting),
             mock,
             &mut Counter(0),
             &[icmp_check(), tcp_check()],
@@ -1142,8 +1144,8 @@ fn a_stale_entry_s_mac_is_confirmed_and_a_changed_mac_is_probed_and_reported() {
         vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
         &["192.0.2.20"],
     );
-    let mut stale = path(Method::Dr);
-    stale.peer_mac = OTHER_MAC;
+    let mut stale = path(ForwardingMethod::DirectRouting);
+    stale.next_hop_mac = OTHER_MAC;
     let mut mock = Mock::new(moved_server());
     let v = super::run_checks_with(
         &req,
@@ -1183,7 +1185,7 @@ fn a_stale_entry_whose_mac_answers_is_not_asked_about_again() {
     let mut mock = Mock::new(moved_server());
     let v = super::run_checks_with(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[icmp_check(), tcp_check()],
@@ -1203,7 +1205,7 @@ fn a_confirmed_entry_is_trusted_without_asking() {
     let mut mock = Mock::new(moved_server());
     let v = super::run_checks_with(
         &req,
-        &path(Method::Dr),
+        &path(ForwardingMethod::DirectRouting),
         &mut mock,
         &mut Counter(0),
         &[icmp_check()],
@@ -1234,4 +1236,20 @@ fn a_spent_budget_ends_the_probe_at_its_first_kernel_lookup() {
         v.reason
     );
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}
+
+#[test]
+fn verdict_json_names_the_method_as_the_command_line_does() {
+    // config's ForwardingMethod would serialize as `DirectRouting`; scripts read `dr`.
+    for (method, word) in [
+        (ForwardingMethod::DirectRouting, "dr"),
+        (ForwardingMethod::Tunnel, "tun"),
+    ] {
+        let mut req = request(vec![CheckKind::Icmp], &["192.0.2.20"]);
+        req.method = method;
+        let v = Verdict::from_checks(&req, &path(method), Vec::new());
+        let json: serde_json::Value = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["method"], word);
+    }
+    assert!(serde_json::to_value(Verdict::failed("x")).unwrap()["method"].is_null());
 }

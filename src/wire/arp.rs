@@ -1,22 +1,12 @@
-//! ARP for IPv4 over Ethernet (RFC 826): the request the prober sends when the kernel's
-//! neighbour table has no entry, and the reply it waits for.
+//! ARP for IPv4 over Ethernet (RFC 826), on pnet's [`ArpPacket`]: the request the
+//! prober sends when the kernel's neighbour table has no entry, and the reply it waits for.
 
 use std::net::Ipv4Addr;
 
-use super::{be16, ethernet, put16, MacAddr, Result, WireError};
+use pnet_packet::arp::{self as pnet_arp, ArpHardwareType, ArpPacket, MutableArpPacket};
+use pnet_packet::ethernet::EtherType;
 
-mod field {
-    use std::ops::Range;
-    pub const HTYPE: usize = 0;
-    pub const PTYPE: usize = 2;
-    pub const HLEN: usize = 4;
-    pub const PLEN: usize = 5;
-    pub const OPER: usize = 6;
-    pub const SHA: Range<usize> = 8..14;
-    pub const SPA: Range<usize> = 14..18;
-    pub const THA: Range<usize> = 18..24;
-    pub const TPA: Range<usize> = 24..28;
-}
+use super::{ethernet, MacAddr, Result, WireError};
 
 pub const PACKET_LEN: usize = 28;
 
@@ -35,33 +25,30 @@ pub struct ArpRepr {
     pub target_ip: Ipv4Addr,
 }
 
-fn ip4(b: &[u8]) -> Ipv4Addr {
-    Ipv4Addr::new(b[0], b[1], b[2], b[3])
-}
+/// ARP's hardware type for Ethernet.
+const HTYPE_ETHERNET: u16 = 1;
 
 impl ArpRepr {
     pub fn parse(packet: &[u8]) -> Result<ArpRepr> {
-        if packet.len() < PACKET_LEN {
-            return Err(WireError::Truncated);
-        }
-        if be16(packet, field::HTYPE) != 1
-            || be16(packet, field::PTYPE) != ethernet::ethertype::IPV4
-            || packet[field::HLEN] != 6
-            || packet[field::PLEN] != 4
+        let arp = ArpPacket::new(packet).ok_or(WireError::Truncated)?;
+        if arp.get_hardware_type().0 != HTYPE_ETHERNET
+            || arp.get_protocol_type().0 != ethernet::ethertype::IPV4
+            || arp.get_hw_addr_len() != 6
+            || arp.get_proto_addr_len() != 4
         {
             return Err(WireError::Unsupported);
         }
-        let operation = match be16(packet, field::OPER) {
-            1 => ArpOperation::Request,
-            2 => ArpOperation::Reply,
+        let operation = match arp.get_operation() {
+            op if op == pnet_arp::ArpOperations::Request => ArpOperation::Request,
+            op if op == pnet_arp::ArpOperations::Reply => ArpOperation::Reply,
             _ => return Err(WireError::Malformed),
         };
         Ok(ArpRepr {
             operation,
-            sender_mac: MacAddr::from_slice(&packet[field::SHA]).ok_or(WireError::Truncated)?,
-            sender_ip: ip4(&packet[field::SPA]),
-            target_mac: MacAddr::from_slice(&packet[field::THA]).ok_or(WireError::Truncated)?,
-            target_ip: ip4(&packet[field::TPA]),
+            sender_mac: MacAddr(arp.get_sender_hw_addr().octets()),
+            sender_ip: arp.get_sender_proto_addr(),
+            target_mac: MacAddr(arp.get_target_hw_addr().octets()),
+            target_ip: arp.get_target_proto_addr(),
         })
     }
 
@@ -70,22 +57,21 @@ impl ArpRepr {
     }
 
     pub fn emit(&self, buf: &mut [u8]) {
-        put16(buf, field::HTYPE, 1);
-        put16(buf, field::PTYPE, ethernet::ethertype::IPV4);
-        buf[field::HLEN] = 6;
-        buf[field::PLEN] = 4;
-        put16(
-            buf,
-            field::OPER,
-            match self.operation {
-                ArpOperation::Request => 1,
-                ArpOperation::Reply => 2,
-            },
-        );
-        buf[field::SHA].copy_from_slice(&self.sender_mac.0);
-        buf[field::SPA].copy_from_slice(&self.sender_ip.octets());
-        buf[field::THA].copy_from_slice(&self.target_mac.0);
-        buf[field::TPA].copy_from_slice(&self.target_ip.octets());
+        let Some(mut arp) = MutableArpPacket::new(&mut buf[..PACKET_LEN]) else {
+            return;
+        };
+        arp.set_hardware_type(ArpHardwareType(HTYPE_ETHERNET));
+        arp.set_protocol_type(EtherType(ethernet::ethertype::IPV4));
+        arp.set_hw_addr_len(6);
+        arp.set_proto_addr_len(4);
+        arp.set_operation(match self.operation {
+            ArpOperation::Request => pnet_arp::ArpOperations::Request,
+            ArpOperation::Reply => pnet_arp::ArpOperations::Reply,
+        });
+        arp.set_sender_hw_addr(self.sender_mac.0.into());
+        arp.set_sender_proto_addr(self.sender_ip);
+        arp.set_target_hw_addr(self.target_mac.0.into());
+        arp.set_target_proto_addr(self.target_ip);
     }
 }
 

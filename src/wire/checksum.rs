@@ -1,74 +1,31 @@
-//! The Internet checksum (RFC 1071) and the IPv4/IPv6 pseudo-headers that TCP and ICMPv6
-//! add to it.
+//! The Internet checksum (RFC 1071), alone and behind the IPv4/IPv6 pseudo-header that
+//! TCP and ICMPv6 add to it: pnet's `util` functions, named for what the wire code asks.
+//! A packet with its checksum in place checksums to zero, which is how received packets
+//! are verified.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-/// The one's-complement sum of `data` as 16-bit big-endian words, not yet folded.
-pub fn sum(data: &[u8]) -> u32 {
-    let mut acc: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-    }
-    if let [last] = chunks.remainder() {
-        acc = acc.wrapping_add(u32::from(*last) << 8);
-    }
-    acc
-}
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::util;
 
-/// Folds a sum to 16 bits and complements it: the value that goes into the header.
-pub fn finish(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
+/// No word is skipped: the checksum field is summed as it stands (zero while emitting).
+const SKIP_NONE: usize = usize::MAX;
 
 /// The checksum of `data` alone (IPv4 header, ICMPv4).
 pub fn of(data: &[u8]) -> u16 {
-    finish(sum(data))
-}
-
-/// The pseudo-header sum for an upper-layer packet of `len` bytes and protocol `proto`.
-pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_v4(s, d, proto, len),
-        (IpAddr::V6(s), IpAddr::V6(d)) => pseudo_v6(s, d, proto, len),
-        // Mixed families never share a packet; sum the addresses anyway so the result
-        // is simply wrong rather than a panic.
-        (s, d) => {
-            let mut acc = addr_sum(s).wrapping_add(addr_sum(d));
-            acc = acc.wrapping_add(u32::from(proto));
-            acc.wrapping_add(len as u32)
-        }
-    }
-}
-
-fn addr_sum(a: IpAddr) -> u32 {
-    match a {
-        IpAddr::V4(a) => sum(&a.octets()),
-        IpAddr::V6(a) => sum(&a.octets()),
-    }
-}
-
-pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: usize) -> u32 {
-    sum(&src.octets())
-        .wrapping_add(sum(&dst.octets()))
-        .wrapping_add(u32::from(proto))
-        .wrapping_add(len as u32 & 0xffff)
-}
-
-pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: usize) -> u32 {
-    sum(&src.octets())
-        .wrapping_add(sum(&dst.octets()))
-        .wrapping_add((len as u32) >> 16)
-        .wrapping_add(len as u32 & 0xffff)
-        .wrapping_add(u32::from(next_header))
+    util::checksum(data, SKIP_NONE)
 }
 
 /// The checksum of `data` behind a pseudo-header (TCP, ICMPv6).
 pub fn with_pseudo(src: IpAddr, dst: IpAddr, proto: u8, data: &[u8]) -> u16 {
-    finish(pseudo_header(src, dst, proto, data.len()).wrapping_add(sum(data)))
+    let proto = IpNextHeaderProtocol(proto);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => util::ipv4_checksum(data, SKIP_NONE, &[], &s, &d, proto),
+        (IpAddr::V6(s), IpAddr::V6(d)) => util::ipv6_checksum(data, SKIP_NONE, &[], &s, &d, proto),
+        // Mixed families never share a packet: a checksum without the pseudo-header is
+        // simply wrong rather than a panic.
+        _ => of(data),
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,8 @@
-//! Ethernet II header: destination, source, EtherType.
+//! Ethernet II header: destination, source, EtherType, on pnet's [`EthernetPacket`].
 
-use super::{be16, put16, MacAddr, Result, WireError};
+use pnet_packet::ethernet::{EtherType, EthernetPacket, MutableEthernetPacket};
 
-mod field {
-    use std::ops::Range;
-    pub const DST: Range<usize> = 0..6;
-    pub const SRC: Range<usize> = 6..12;
-    pub const ETHERTYPE: usize = 12;
-}
+use super::{MacAddr, Result, WireError};
 
 pub const HEADER_LEN: usize = 14;
 
@@ -27,13 +22,11 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     /// The header and the payload behind it.
     pub fn parse(frame: &[u8]) -> Result<(EthernetRepr, &[u8])> {
-        if frame.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
+        let eth = EthernetPacket::new(frame).ok_or(WireError::Truncated)?;
         let repr = EthernetRepr {
-            dst: MacAddr::from_slice(&frame[field::DST]).ok_or(WireError::Truncated)?,
-            src: MacAddr::from_slice(&frame[field::SRC]).ok_or(WireError::Truncated)?,
-            ethertype: be16(frame, field::ETHERTYPE),
+            dst: MacAddr(eth.get_destination().octets()),
+            src: MacAddr(eth.get_source().octets()),
+            ethertype: eth.get_ethertype().0,
         };
         Ok((repr, &frame[HEADER_LEN..]))
     }
@@ -44,9 +37,12 @@ impl EthernetRepr {
 
     /// Writes the header into the first 14 bytes of `buf`.
     pub fn emit(&self, buf: &mut [u8]) {
-        buf[field::DST].copy_from_slice(&self.dst.0);
-        buf[field::SRC].copy_from_slice(&self.src.0);
-        put16(buf, field::ETHERTYPE, self.ethertype);
+        let Some(mut eth) = MutableEthernetPacket::new(&mut buf[..HEADER_LEN]) else {
+            return;
+        };
+        eth.set_destination(self.dst.0.into());
+        eth.set_source(self.src.0.into());
+        eth.set_ethertype(EtherType(self.ethertype));
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use pnet_packet::icmp::echo_request::EchoRequestPacket;
+
 use super::arp::{ArpOperation, ArpRepr};
 use super::ethernet::{self, ethertype, EthernetRepr};
 use super::icmpv4::{self, Icmpv4Repr};
@@ -509,13 +511,13 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
             } else {
                 icmpv6::kind::ECHO_REQUEST
             };
-            if rest[0] == request {
-                QuotedProbe::Echo {
-                    ident: super::be16(rest, 4),
-                    seq: super::be16(rest, 6),
-                }
-            } else {
-                QuotedProbe::Unknown
+            // The echo request's header has the same layout in both families.
+            match EchoRequestPacket::new(rest) {
+                Some(e) if e.get_icmp_type().0 == request => QuotedProbe::Echo {
+                    ident: e.get_identifier(),
+                    seq: e.get_sequence_number(),
+                },
+                _ => QuotedProbe::Unknown,
             }
         }
         protocol::TCP => match TcpRepr::parse_ports(rest) {
@@ -538,5 +540,117 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
         dst,
         protocol: proto,
         probe,
+    }
+}
+
+/// A TCP segment in an IP packet: its addresses and where it lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInIp {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Where the TCP header starts in the IP packet.
+    pub tcp_at: usize,
+    /// The IP packet's length by its header (what follows is Ethernet padding).
+    pub len: usize,
+}
+
+/// The TCP segment in the IP packet `packet` (IPv4, or IPv6 without extension headers),
+/// with at least a whole TCP header. Fragments are `Unsupported`: a session never needs
+/// them, and a later one has no TCP header. The IPv4 header checksum is not checked:
+/// this reads the session's own packets too, as the user-space stack hands them over.
+pub fn tcp_in_ip(packet: &[u8]) -> Result<TcpInIp> {
+    let (src, dst, tcp_at, payload_len) = match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let (ip, _) = Ipv4Repr::parse_quoted(packet)?;
+            if ipv4::is_fragment(packet) {
+                return Err(WireError::Unsupported);
+            }
+            if ip.protocol != protocol::TCP {
+                return Err(WireError::Unsupported);
+            }
+            let at = ipv4::header_len(packet);
+            (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), at, ip.payload_len)
+        }
+        Some(6) => {
+            let (ip, _) = Ipv6Repr::parse(packet)?;
+            if ip.next_header != protocol::TCP {
+                return Err(WireError::Unsupported);
+            }
+            (
+                IpAddr::V6(ip.src),
+                IpAddr::V6(ip.dst),
+                ipv6::HEADER_LEN,
+                ip.payload_len,
+            )
+        }
+        Some(_) => return Err(WireError::Malformed),
+        None => return Err(WireError::Truncated),
+    };
+    if payload_len < tcp::HEADER_LEN || tcp_at + payload_len > packet.len() {
+        return Err(WireError::Truncated);
+    }
+    Ok(TcpInIp {
+        src,
+        dst,
+        tcp_at,
+        len: tcp_at + payload_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syn_packet(src: &str, dst: &str) -> Vec<u8> {
+        let frame = Probe {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            tunnel: None,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            hop_limit: 1,
+            ip_ident: 7,
+            kind: ProbeKind::Syn {
+                src_port: 40000,
+                dst_port: 80,
+                seq: 1,
+            },
+        }
+        .build()
+        .unwrap();
+        frame[ethernet::HEADER_LEN..].to_vec()
+    }
+
+    #[test]
+    fn tcp_in_ip_finds_the_segment_and_leaves_padding_out() {
+        let mut p = syn_packet("192.0.2.1", "192.0.2.20");
+        let len = p.len();
+        p.extend_from_slice(&[0; 6]);
+        let t = tcp_in_ip(&p).unwrap();
+        assert_eq!(
+            t,
+            TcpInIp {
+                src: "192.0.2.1".parse().unwrap(),
+                dst: "192.0.2.20".parse().unwrap(),
+                tcp_at: 20,
+                len,
+            }
+        );
+        let p6 = syn_packet("2001:db8::1", "2001:db8::20");
+        assert_eq!(tcp_in_ip(&p6).unwrap().tcp_at, 40);
+    }
+
+    #[test]
+    fn tcp_in_ip_refuses_fragments_other_protocols_and_short_segments() {
+        let p = syn_packet("192.0.2.1", "192.0.2.20");
+        let mut more = p.clone();
+        more[6] |= 0x20; // more fragments follow
+        assert_eq!(tcp_in_ip(&more), Err(WireError::Unsupported));
+        let mut udp = p.clone();
+        udp[9] = protocol::UDP;
+        assert_eq!(tcp_in_ip(&udp), Err(WireError::Unsupported));
+        assert_eq!(tcp_in_ip(&p[..30]), Err(WireError::Truncated));
+        assert_eq!(tcp_in_ip(&[0x50; 40]), Err(WireError::Malformed));
+        assert_eq!(tcp_in_ip(&[]), Err(WireError::Truncated));
     }
 }

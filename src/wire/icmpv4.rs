@@ -1,16 +1,13 @@
-//! ICMP for IPv4 (RFC 792): echo request/reply, and the errors that quote the packet
-//! that caused them (destination unreachable, time exceeded).
+//! ICMP for IPv4 (RFC 792) on pnet's ICMP packet types: echo request/reply, and the
+//! errors that quote the packet that caused them (destination unreachable, time exceeded).
 
-use super::{be16, checksum, put16, Result, WireError};
+use pnet_packet::icmp::destination_unreachable::MutableDestinationUnreachablePacket;
+use pnet_packet::icmp::echo_reply::{EchoReplyPacket, MutableEchoReplyPacket};
+use pnet_packet::icmp::echo_request::{EchoRequestPacket, MutableEchoRequestPacket};
+use pnet_packet::icmp::time_exceeded::MutableTimeExceededPacket;
+use pnet_packet::icmp::{self as pnet_icmp, IcmpCode, IcmpPacket, IcmpType, MutableIcmpPacket};
 
-mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const SEQ: usize = 6;
-    pub const UNUSED: std::ops::Range<usize> = 4..8;
-}
+use super::{checksum, Result, WireError};
 
 pub const HEADER_LEN: usize = 8;
 
@@ -69,22 +66,29 @@ impl<'a> Icmpv4Repr<'a> {
         if packet.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
+        let icmp = IcmpPacket::new(packet).ok_or(WireError::Truncated)?;
         if verify && checksum::of(packet) != 0 {
             return Err(WireError::Checksum);
         }
-        let code = packet[field::CODE];
+        let code = icmp.get_icmp_code().0;
         let rest = &packet[HEADER_LEN..];
-        Ok(match packet[field::TYPE] {
-            kind::ECHO_REQUEST => Icmpv4Repr::EchoRequest {
-                ident: be16(packet, field::IDENT),
-                seq: be16(packet, field::SEQ),
-                data: rest,
-            },
-            kind::ECHO_REPLY => Icmpv4Repr::EchoReply {
-                ident: be16(packet, field::IDENT),
-                seq: be16(packet, field::SEQ),
-                data: rest,
-            },
+        Ok(match icmp.get_icmp_type().0 {
+            kind::ECHO_REQUEST => {
+                let echo = EchoRequestPacket::new(packet).ok_or(WireError::Truncated)?;
+                Icmpv4Repr::EchoRequest {
+                    ident: echo.get_identifier(),
+                    seq: echo.get_sequence_number(),
+                    data: rest,
+                }
+            }
+            kind::ECHO_REPLY => {
+                let echo = EchoReplyPacket::new(packet).ok_or(WireError::Truncated)?;
+                Icmpv4Repr::EchoReply {
+                    ident: echo.get_identifier(),
+                    seq: echo.get_sequence_number(),
+                    data: rest,
+                }
+            }
             kind::DST_UNREACHABLE => Icmpv4Repr::DstUnreachable {
                 code,
                 invoking: rest,
@@ -98,50 +102,69 @@ impl<'a> Icmpv4Repr<'a> {
     }
 
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN
-            + match self {
-                Icmpv4Repr::EchoRequest { data, .. } | Icmpv4Repr::EchoReply { data, .. } => {
-                    data.len()
-                }
-                Icmpv4Repr::DstUnreachable { invoking, .. }
-                | Icmpv4Repr::TimeExceeded { invoking, .. } => invoking.len(),
-                Icmpv4Repr::Other { .. } => 0,
-            }
+        HEADER_LEN + self.body().len()
+    }
+
+    /// What follows the 8-byte header.
+    fn body(&self) -> &'a [u8] {
+        match *self {
+            Icmpv4Repr::EchoRequest { data, .. } | Icmpv4Repr::EchoReply { data, .. } => data,
+            Icmpv4Repr::DstUnreachable { invoking, .. }
+            | Icmpv4Repr::TimeExceeded { invoking, .. } => invoking,
+            Icmpv4Repr::Other { .. } => &[],
+        }
     }
 
     /// Writes the message (header, body, checksum) into `buf[..self.buffer_len()]`.
     pub fn emit(&self, buf: &mut [u8]) {
-        let (kind, code, rest): (u8, u8, &[u8]) = match *self {
+        let buf = &mut buf[..self.buffer_len()];
+        // The second word: identifier and sequence number for an echo, zero for the rest.
+        let (kind, code) = match *self {
             Icmpv4Repr::EchoRequest { ident, seq, data } => {
-                put16(buf, field::IDENT, ident);
-                put16(buf, field::SEQ, seq);
-                (kind::ECHO_REQUEST, 0, data)
+                if let Some(mut e) = MutableEchoRequestPacket::new(buf) {
+                    e.set_identifier(ident);
+                    e.set_sequence_number(seq);
+                    e.set_payload(data);
+                }
+                (kind::ECHO_REQUEST, 0)
             }
             Icmpv4Repr::EchoReply { ident, seq, data } => {
-                put16(buf, field::IDENT, ident);
-                put16(buf, field::SEQ, seq);
-                (kind::ECHO_REPLY, 0, data)
+                if let Some(mut e) = MutableEchoReplyPacket::new(buf) {
+                    e.set_identifier(ident);
+                    e.set_sequence_number(seq);
+                    e.set_payload(data);
+                }
+                (kind::ECHO_REPLY, 0)
             }
             Icmpv4Repr::DstUnreachable { code, invoking } => {
-                buf[field::UNUSED].fill(0);
-                (kind::DST_UNREACHABLE, code, invoking)
+                if let Some(mut u) = MutableDestinationUnreachablePacket::new(buf) {
+                    u.set_unused(0);
+                    u.set_next_hop_mtu(0);
+                    u.set_payload(invoking);
+                }
+                (kind::DST_UNREACHABLE, code)
             }
             Icmpv4Repr::TimeExceeded { code, invoking } => {
-                buf[field::UNUSED].fill(0);
-                (kind::TIME_EXCEEDED, code, invoking)
+                if let Some(mut t) = MutableTimeExceededPacket::new(buf) {
+                    t.set_unused(0);
+                    t.set_payload(invoking);
+                }
+                (kind::TIME_EXCEEDED, code)
             }
             Icmpv4Repr::Other { kind, code } => {
-                buf[field::UNUSED].fill(0);
-                (kind, code, &[][..])
+                if let Some(mut t) = MutableTimeExceededPacket::new(buf) {
+                    t.set_unused(0);
+                }
+                (kind, code)
             }
         };
-        buf[field::TYPE] = kind;
-        buf[field::CODE] = code;
-        put16(buf, field::CHECKSUM, 0);
-        let end = HEADER_LEN + rest.len();
-        buf[HEADER_LEN..end].copy_from_slice(rest);
-        let c = checksum::of(&buf[..end]);
-        put16(buf, field::CHECKSUM, c);
+        let Some(mut icmp) = MutableIcmpPacket::new(buf) else {
+            return;
+        };
+        icmp.set_icmp_type(IcmpType(kind));
+        icmp.set_icmp_code(IcmpCode(code));
+        let c = pnet_icmp::checksum(&icmp.to_immutable());
+        icmp.set_checksum(c);
     }
 }
 

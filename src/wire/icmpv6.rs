@@ -1,21 +1,28 @@
 //! ICMPv6 (RFC 4443) and the neighbour discovery messages the prober needs (RFC 4861):
 //! echo, neighbour solicitation/advertisement with link-layer address options, and the
 //! errors that quote the offending packet (unreachable, time exceeded, parameter problem).
+//!
+//! On pnet's ICMPv6, echo and NDP packet types. Ours: the errors' second word (pnet
+//! 0.35 has no view for ICMPv6 errors) and the link-layer address options (pnet's
+//! option view computes `length * 8 - 2` in a `u8`, which overflows on a hostile
+//! length byte; the walker here checks every length against what is there).
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::{be16, be32, checksum, ipv4::protocol, put16, put32, MacAddr, Result, WireError};
+use pnet_packet::icmpv6::echo_reply::{EchoReplyPacket, MutableEchoReplyPacket};
+use pnet_packet::icmpv6::echo_request::{EchoRequestPacket, MutableEchoRequestPacket};
+use pnet_packet::icmpv6::ndp::{
+    MutableNeighborAdvertPacket, MutableNeighborSolicitPacket, NeighborAdvertPacket,
+    NeighborSolicitPacket,
+};
+use pnet_packet::icmpv6::{
+    self as pnet_icmpv6, Icmpv6Code, Icmpv6Packet, Icmpv6Type, MutableIcmpv6Packet,
+};
 
-mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const SEQ: usize = 6;
-    /// Parameter problem: the offset of the offending byte. Echo: ident + seq.
-    pub const WORD: usize = 4;
-    pub const TARGET: std::ops::Range<usize> = 8..24;
-}
+use super::{be32, checksum, ipv4::protocol, put32, MacAddr, Result, WireError};
+
+/// The second word of an error message: parameter problem's pointer, else unused.
+const WORD: usize = 4;
 
 pub const HEADER_LEN: usize = 8;
 /// NS/NA: header, target address.
@@ -95,12 +102,6 @@ pub enum Icmpv6Repr<'a> {
     },
 }
 
-fn ip6(b: &[u8]) -> Ipv6Addr {
-    let mut o = [0u8; 16];
-    o.copy_from_slice(&b[..16]);
-    Ipv6Addr::from(o)
-}
-
 /// Finds an Ethernet link-layer address option of `wanted` kind in ND options.
 fn find_lladdr(mut opts: &[u8], wanted: u8) -> Result<Option<MacAddr>> {
     while !opts.is_empty() {
@@ -138,41 +139,44 @@ impl<'a> Icmpv6Repr<'a> {
         if packet.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
+        let icmp = Icmpv6Packet::new(packet).ok_or(WireError::Truncated)?;
         if verify
             && checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, packet)
                 != 0
         {
             return Err(WireError::Checksum);
         }
-        let code = packet[field::CODE];
+        let code = icmp.get_icmpv6_code().0;
         let rest = &packet[HEADER_LEN..];
-        Ok(match packet[field::TYPE] {
-            kind::ECHO_REQUEST => Icmpv6Repr::EchoRequest {
-                ident: be16(packet, field::IDENT),
-                seq: be16(packet, field::SEQ),
-                data: rest,
-            },
-            kind::ECHO_REPLY => Icmpv6Repr::EchoReply {
-                ident: be16(packet, field::IDENT),
-                seq: be16(packet, field::SEQ),
-                data: rest,
-            },
-            kind::NEIGHBOR_SOLICIT => {
-                if packet.len() < ND_LEN {
-                    return Err(WireError::Truncated);
+        Ok(match icmp.get_icmpv6_type().0 {
+            kind::ECHO_REQUEST => {
+                let e = EchoRequestPacket::new(packet).ok_or(WireError::Truncated)?;
+                Icmpv6Repr::EchoRequest {
+                    ident: e.get_identifier(),
+                    seq: e.get_sequence_number(),
+                    data: rest,
                 }
+            }
+            kind::ECHO_REPLY => {
+                let e = EchoReplyPacket::new(packet).ok_or(WireError::Truncated)?;
+                Icmpv6Repr::EchoReply {
+                    ident: e.get_identifier(),
+                    seq: e.get_sequence_number(),
+                    data: rest,
+                }
+            }
+            kind::NEIGHBOR_SOLICIT => {
+                let ns = NeighborSolicitPacket::new(packet).ok_or(WireError::Truncated)?;
                 Icmpv6Repr::NeighborSolicit {
-                    target: ip6(&packet[field::TARGET]),
+                    target: ns.get_target_addr(),
                     source_lladdr: find_lladdr(&packet[ND_LEN..], OPT_SOURCE_LLADDR)?,
                 }
             }
             kind::NEIGHBOR_ADVERT => {
-                if packet.len() < ND_LEN {
-                    return Err(WireError::Truncated);
-                }
+                let na = NeighborAdvertPacket::new(packet).ok_or(WireError::Truncated)?;
                 Icmpv6Repr::NeighborAdvert {
-                    flags: be32(packet, field::WORD),
-                    target: ip6(&packet[field::TARGET]),
+                    flags: (u32::from(na.get_flags()) << 24) | na.get_reserved(),
+                    target: na.get_target_addr(),
                     target_lladdr: find_lladdr(&packet[ND_LEN..], OPT_TARGET_LLADDR)?,
                 }
             }
@@ -186,7 +190,7 @@ impl<'a> Icmpv6Repr<'a> {
             },
             kind::PARAM_PROBLEM => Icmpv6Repr::ParamProblem {
                 code,
-                pointer: be32(packet, field::WORD),
+                pointer: be32(packet, WORD),
                 invoking: rest,
             },
             kind => Icmpv6Repr::Other { kind, code },
@@ -216,24 +220,30 @@ impl<'a> Icmpv6Repr<'a> {
         let len = self.buffer_len();
         let buf = &mut buf[..len];
         let (kind, code) = match *self {
-            Icmpv6Repr::EchoRequest { ident, seq, data }
-            | Icmpv6Repr::EchoReply { ident, seq, data } => {
-                put16(buf, field::IDENT, ident);
-                put16(buf, field::SEQ, seq);
-                buf[HEADER_LEN..].copy_from_slice(data);
-                let kind = if matches!(self, Icmpv6Repr::EchoRequest { .. }) {
-                    kind::ECHO_REQUEST
-                } else {
-                    kind::ECHO_REPLY
-                };
-                (kind, 0)
+            Icmpv6Repr::EchoRequest { ident, seq, data } => {
+                if let Some(mut e) = MutableEchoRequestPacket::new(buf) {
+                    e.set_identifier(ident);
+                    e.set_sequence_number(seq);
+                    e.set_payload(data);
+                }
+                (kind::ECHO_REQUEST, 0)
+            }
+            Icmpv6Repr::EchoReply { ident, seq, data } => {
+                if let Some(mut e) = MutableEchoReplyPacket::new(buf) {
+                    e.set_identifier(ident);
+                    e.set_sequence_number(seq);
+                    e.set_payload(data);
+                }
+                (kind::ECHO_REPLY, 0)
             }
             Icmpv6Repr::NeighborSolicit {
                 target,
                 source_lladdr,
             } => {
-                put32(buf, field::WORD, 0);
-                buf[field::TARGET].copy_from_slice(&target.octets());
+                if let Some(mut ns) = MutableNeighborSolicitPacket::new(buf) {
+                    ns.set_reserved(0);
+                    ns.set_target_addr(target);
+                }
                 if let Some(mac) = source_lladdr {
                     emit_lladdr(&mut buf[ND_LEN..], OPT_SOURCE_LLADDR, mac);
                 }
@@ -244,21 +254,22 @@ impl<'a> Icmpv6Repr<'a> {
                 target,
                 target_lladdr,
             } => {
-                put32(buf, field::WORD, flags);
-                buf[field::TARGET].copy_from_slice(&target.octets());
+                if let Some(mut na) = MutableNeighborAdvertPacket::new(buf) {
+                    na.set_flags((flags >> 24) as u8);
+                    na.set_reserved(flags & 0x00ff_ffff);
+                    na.set_target_addr(target);
+                }
                 if let Some(mac) = target_lladdr {
                     emit_lladdr(&mut buf[ND_LEN..], OPT_TARGET_LLADDR, mac);
                 }
                 (kind::NEIGHBOR_ADVERT, 0)
             }
             Icmpv6Repr::DstUnreachable { code, invoking } => {
-                put32(buf, field::WORD, 0);
-                buf[HEADER_LEN..].copy_from_slice(invoking);
+                emit_error(buf, 0, invoking);
                 (kind::DST_UNREACHABLE, code)
             }
             Icmpv6Repr::TimeExceeded { code, invoking } => {
-                put32(buf, field::WORD, 0);
-                buf[HEADER_LEN..].copy_from_slice(invoking);
+                emit_error(buf, 0, invoking);
                 (kind::TIME_EXCEEDED, code)
             }
             Icmpv6Repr::ParamProblem {
@@ -266,21 +277,28 @@ impl<'a> Icmpv6Repr<'a> {
                 pointer,
                 invoking,
             } => {
-                put32(buf, field::WORD, pointer);
-                buf[HEADER_LEN..].copy_from_slice(invoking);
+                emit_error(buf, pointer, invoking);
                 (kind::PARAM_PROBLEM, code)
             }
             Icmpv6Repr::Other { kind, code } => {
-                put32(buf, field::WORD, 0);
+                emit_error(buf, 0, &[]);
                 (kind, code)
             }
         };
-        buf[field::TYPE] = kind;
-        buf[field::CODE] = code;
-        put16(buf, field::CHECKSUM, 0);
-        let c = checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), protocol::ICMPV6, buf);
-        put16(buf, field::CHECKSUM, c);
+        let Some(mut icmp) = MutableIcmpv6Packet::new(buf) else {
+            return;
+        };
+        icmp.set_icmpv6_type(Icmpv6Type(kind));
+        icmp.set_icmpv6_code(Icmpv6Code(code));
+        let c = pnet_icmpv6::checksum(&icmp.to_immutable(), &src, &dst);
+        icmp.set_checksum(c);
     }
+}
+
+/// An error message's second word and the quoted packet behind it.
+fn emit_error(buf: &mut [u8], word: u32, invoking: &[u8]) {
+    put32(buf, WORD, word);
+    buf[HEADER_LEN..HEADER_LEN + invoking.len()].copy_from_slice(invoking);
 }
 
 fn emit_lladdr(buf: &mut [u8], kind: u8, mac: MacAddr) {
@@ -364,5 +382,24 @@ mod tests {
         let c = checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), 58, &buf);
         buf[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(Icmpv6Repr::parse(src, dst, &buf), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn option_length_beyond_the_message_is_truncated_not_a_panic() {
+        // 255 * 8 bytes claimed: pnet's own option view would overflow computing it.
+        let src = a("2001:db8::11");
+        let dst = a("2001:db8::2");
+        let mut buf = [0u8; 32];
+        Icmpv6Repr::NeighborAdvert {
+            flags: 0,
+            target: src,
+            target_lladdr: Some(MacAddr([2, 0, 0, 0, 0, 0x0b])),
+        }
+        .emit(src, dst, &mut buf);
+        buf[25] = 0xff;
+        buf[2..4].fill(0);
+        let c = checksum::with_pseudo(IpAddr::V6(src), IpAddr::V6(dst), 58, &buf);
+        buf[2..4].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(Icmpv6Repr::parse(src, dst, &buf), Err(WireError::Truncated));
     }
 }

@@ -21,6 +21,55 @@ pub fn inner_protocol(inner_dst: IpAddr) -> u8 {
     }
 }
 
+/// The outer header's length for a tunnel to `outer_dst`.
+pub fn outer_header_len(outer_dst: IpAddr) -> usize {
+    if outer_dst.is_ipv4() {
+        ipv4::HEADER_LEN
+    } else {
+        ipv6::HEADER_LEN
+    }
+}
+
+/// Writes the outer header `outer_src` -> `outer_dst` for an inner packet of `inner_len`
+/// bytes to `inner_dst` into the front of `buf` (the inner packet follows it there);
+/// returns the EtherType of the result.
+pub fn emit_outer(
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    ident: u16,
+    inner_dst: IpAddr,
+    inner_len: usize,
+    buf: &mut [u8],
+) -> Result<u16> {
+    let proto = inner_protocol(inner_dst);
+    match (outer_src, outer_dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            Ipv4Repr {
+                src,
+                dst,
+                protocol: proto,
+                ttl: OUTER_HOP_LIMIT,
+                ident,
+                payload_len: inner_len,
+            }
+            .emit(buf);
+            Ok(ethertype::IPV4)
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            Ipv6Repr {
+                src,
+                dst,
+                next_header: proto,
+                hop_limit: OUTER_HOP_LIMIT,
+                payload_len: inner_len,
+            }
+            .emit(buf);
+            Ok(ethertype::IPV6)
+        }
+        _ => Err(WireError::Unsupported),
+    }
+}
+
 /// Wraps the IP packet `inner` (to `inner_dst`) in an outer header `outer_src` ->
 /// `outer_dst`; returns the EtherType of the result and its bytes.
 pub fn encapsulate(
@@ -30,37 +79,11 @@ pub fn encapsulate(
     inner_dst: IpAddr,
     inner: &[u8],
 ) -> Result<(u16, Vec<u8>)> {
-    let proto = inner_protocol(inner_dst);
-    match (outer_src, outer_dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let mut b = vec![0xa5; ipv4::HEADER_LEN + inner.len()];
-            Ipv4Repr {
-                src,
-                dst,
-                protocol: proto,
-                ttl: OUTER_HOP_LIMIT,
-                ident,
-                payload_len: inner.len(),
-            }
-            .emit(&mut b);
-            b[ipv4::HEADER_LEN..].copy_from_slice(inner);
-            Ok((ethertype::IPV4, b))
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let mut b = vec![0xa5; ipv6::HEADER_LEN + inner.len()];
-            Ipv6Repr {
-                src,
-                dst,
-                next_header: proto,
-                hop_limit: OUTER_HOP_LIMIT,
-                payload_len: inner.len(),
-            }
-            .emit(&mut b);
-            b[ipv6::HEADER_LEN..].copy_from_slice(inner);
-            Ok((ethertype::IPV6, b))
-        }
-        _ => Err(WireError::Unsupported),
-    }
+    let head = outer_header_len(outer_dst);
+    let mut b = vec![0xa5; head + inner.len()];
+    let etype = emit_outer(outer_src, outer_dst, ident, inner_dst, inner.len(), &mut b)?;
+    b[head..].copy_from_slice(inner);
+    Ok((etype, b))
 }
 
 #[cfg(test)]
@@ -127,5 +150,23 @@ mod tests {
             encapsulate(ip("192.0.2.2"), ip("2001:db8::b"), 0, ip("192.0.2.20"), &[]),
             Err(WireError::Unsupported)
         );
+    }
+
+    #[test]
+    fn outer_header_in_place_is_the_encapsulated_one() {
+        for (src, dst, inner) in [
+            ("192.0.2.2", "192.0.2.11", "2001:db8::20"),
+            ("2001:db8::2", "2001:db8::b", "192.0.2.20"),
+        ] {
+            let (etype, whole) = encapsulate(ip(src), ip(dst), 9, ip(inner), &[1, 2, 3]).unwrap();
+            let head = outer_header_len(ip(dst));
+            let mut buf = vec![0xa5; head + 3];
+            buf[head..].copy_from_slice(&[1, 2, 3]);
+            assert_eq!(
+                emit_outer(ip(src), ip(dst), 9, ip(inner), 3, &mut buf),
+                Ok(etype)
+            );
+            assert_eq!(buf, whole);
+        }
     }
 }

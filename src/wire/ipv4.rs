@@ -1,22 +1,12 @@
-//! The IPv4 header (RFC 791), without options on emit; options are skipped on parse.
+//! The IPv4 header (RFC 791) on pnet's [`Ipv4Packet`], without options on emit; options
+//! are skipped on parse.
 
 use std::net::Ipv4Addr;
 
-use super::{be16, checksum, put16, Result, WireError};
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::ipv4::{self as pnet_ipv4, Ipv4Flags, Ipv4Packet, MutableIpv4Packet};
 
-mod field {
-    use std::ops::Range;
-    pub const VER_IHL: usize = 0;
-    pub const TOS: usize = 1;
-    pub const LENGTH: usize = 2;
-    pub const IDENT: usize = 4;
-    pub const FLAGS_FRAG: usize = 6;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Range<usize> = 10..12;
-    pub const SRC: Range<usize> = 12..16;
-    pub const DST: Range<usize> = 16..20;
-}
+use super::{checksum, Result, WireError};
 
 pub const HEADER_LEN: usize = 20;
 
@@ -41,10 +31,6 @@ pub struct Ipv4Repr {
     pub payload_len: usize,
 }
 
-fn ip4(b: &[u8]) -> Ipv4Addr {
-    Ipv4Addr::new(b[0], b[1], b[2], b[3])
-}
-
 impl Ipv4Repr {
     /// A received packet: checks version, lengths and the header checksum; returns the
     /// payload cut to the header's total length. Fragments other than the first are
@@ -57,7 +43,7 @@ impl Ipv4Repr {
         if checksum::of(&packet[..hlen]) != 0 {
             return Err(WireError::Checksum);
         }
-        if be16(packet, field::FLAGS_FRAG) & 0x1fff != 0 {
+        if Ipv4Packet::new(packet).is_some_and(|p| p.get_fragment_offset() != 0) {
             return Err(WireError::Unsupported);
         }
         Ok((repr, &packet[hlen..total]))
@@ -71,14 +57,12 @@ impl Ipv4Repr {
     }
 
     fn parse_header(packet: &[u8]) -> Result<(Ipv4Repr, usize, usize)> {
-        if packet.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        if packet[field::VER_IHL] >> 4 != 4 {
+        let ip = Ipv4Packet::new(packet).ok_or(WireError::Truncated)?;
+        if ip.get_version() != 4 {
             return Err(WireError::Malformed);
         }
-        let hlen = usize::from(packet[field::VER_IHL] & 0x0f) * 4;
-        let total = usize::from(be16(packet, field::LENGTH));
+        let hlen = usize::from(ip.get_header_length()) * 4;
+        let total = usize::from(ip.get_total_length());
         if hlen < HEADER_LEN || total < hlen {
             return Err(WireError::Malformed);
         }
@@ -86,11 +70,11 @@ impl Ipv4Repr {
             return Err(WireError::Truncated);
         }
         let repr = Ipv4Repr {
-            src: ip4(&packet[field::SRC]),
-            dst: ip4(&packet[field::DST]),
-            protocol: packet[field::PROTOCOL],
-            ttl: packet[field::TTL],
-            ident: be16(packet, field::IDENT),
+            src: ip.get_source(),
+            dst: ip.get_destination(),
+            protocol: ip.get_next_level_protocol().0,
+            ttl: ip.get_ttl(),
+            ident: ip.get_identification(),
             payload_len: total - hlen,
         };
         Ok((repr, hlen, total))
@@ -102,19 +86,36 @@ impl Ipv4Repr {
 
     /// Writes a 20-byte header with DF set and its checksum.
     pub fn emit(&self, buf: &mut [u8]) {
-        buf[field::VER_IHL] = 0x45;
-        buf[field::TOS] = 0;
-        put16(buf, field::LENGTH, (HEADER_LEN + self.payload_len) as u16);
-        put16(buf, field::IDENT, self.ident);
-        put16(buf, field::FLAGS_FRAG, 0x4000);
-        buf[field::TTL] = self.ttl;
-        buf[field::PROTOCOL] = self.protocol;
-        buf[field::CHECKSUM].copy_from_slice(&[0, 0]);
-        buf[field::SRC].copy_from_slice(&self.src.octets());
-        buf[field::DST].copy_from_slice(&self.dst.octets());
-        let c = checksum::of(&buf[..HEADER_LEN]);
-        buf[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+        let Some(mut ip) = MutableIpv4Packet::new(&mut buf[..HEADER_LEN]) else {
+            return;
+        };
+        ip.set_version(4);
+        ip.set_header_length((HEADER_LEN / 4) as u8);
+        ip.set_dscp(0);
+        ip.set_ecn(0);
+        ip.set_total_length((HEADER_LEN + self.payload_len) as u16);
+        ip.set_identification(self.ident);
+        ip.set_flags(Ipv4Flags::DontFragment);
+        ip.set_fragment_offset(0);
+        ip.set_ttl(self.ttl);
+        ip.set_next_level_protocol(IpNextHeaderProtocol(self.protocol));
+        ip.set_source(self.src);
+        ip.set_destination(self.dst);
+        let c = pnet_ipv4::checksum(&ip.to_immutable());
+        ip.set_checksum(c);
     }
+}
+
+/// The header's length in bytes (with options), for a packet [`Ipv4Repr::parse`] took.
+pub fn header_len(packet: &[u8]) -> usize {
+    Ipv4Packet::new(packet).map_or(HEADER_LEN, |p| usize::from(p.get_header_length()) * 4)
+}
+
+/// Whether the packet is a fragment: more follow, or it is not the first.
+pub fn is_fragment(packet: &[u8]) -> bool {
+    Ipv4Packet::new(packet).is_some_and(|p| {
+        p.get_flags() & Ipv4Flags::MoreFragments != 0 || p.get_fragment_offset() != 0
+    })
 }
 
 #[cfg(test)]

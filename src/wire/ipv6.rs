@@ -1,19 +1,12 @@
-//! The IPv6 fixed header (RFC 8200). Extension headers are not emitted; on parse the
-//! next header is reported as found (replies to probes carry none).
+//! The IPv6 fixed header (RFC 8200) on pnet's [`Ipv6Packet`]. Extension headers are not
+//! emitted; on parse the next header is reported as found (replies to probes carry none).
 
 use std::net::Ipv6Addr;
 
-use super::{be16, put16, Result, WireError};
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::ipv6::{Ipv6Packet, MutableIpv6Packet};
 
-mod field {
-    use std::ops::Range;
-    pub const VER_TC_FLOW: Range<usize> = 0..4;
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: Range<usize> = 8..24;
-    pub const DST: Range<usize> = 24..40;
-}
+use super::{Result, WireError};
 
 pub const HEADER_LEN: usize = 40;
 
@@ -24,12 +17,6 @@ pub struct Ipv6Repr {
     pub next_header: u8,
     pub hop_limit: u8,
     pub payload_len: usize,
-}
-
-fn ip6(b: &[u8]) -> Ipv6Addr {
-    let mut o = [0u8; 16];
-    o.copy_from_slice(&b[..16]);
-    Ipv6Addr::from(o)
 }
 
 impl Ipv6Repr {
@@ -51,18 +38,16 @@ impl Ipv6Repr {
     }
 
     fn parse_header(packet: &[u8]) -> Result<Ipv6Repr> {
-        if packet.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        if packet[0] >> 4 != 6 {
+        let ip = Ipv6Packet::new(packet).ok_or(WireError::Truncated)?;
+        if ip.get_version() != 6 {
             return Err(WireError::Malformed);
         }
         Ok(Ipv6Repr {
-            src: ip6(&packet[field::SRC]),
-            dst: ip6(&packet[field::DST]),
-            next_header: packet[field::NEXT_HEADER],
-            hop_limit: packet[field::HOP_LIMIT],
-            payload_len: usize::from(be16(packet, field::PAYLOAD_LEN)),
+            src: ip.get_source(),
+            dst: ip.get_destination(),
+            next_header: ip.get_next_header().0,
+            hop_limit: ip.get_hop_limit(),
+            payload_len: usize::from(ip.get_payload_length()),
         })
     }
 
@@ -72,12 +57,17 @@ impl Ipv6Repr {
 
     /// Writes the 40-byte header: traffic class and flow label zero.
     pub fn emit(&self, buf: &mut [u8]) {
-        buf[field::VER_TC_FLOW].copy_from_slice(&[0x60, 0, 0, 0]);
-        put16(buf, field::PAYLOAD_LEN, self.payload_len as u16);
-        buf[field::NEXT_HEADER] = self.next_header;
-        buf[field::HOP_LIMIT] = self.hop_limit;
-        buf[field::SRC].copy_from_slice(&self.src.octets());
-        buf[field::DST].copy_from_slice(&self.dst.octets());
+        let Some(mut ip) = MutableIpv6Packet::new(&mut buf[..HEADER_LEN]) else {
+            return;
+        };
+        ip.set_version(6);
+        ip.set_traffic_class(0);
+        ip.set_flow_label(0);
+        ip.set_payload_length(self.payload_len as u16);
+        ip.set_next_header(IpNextHeaderProtocol(self.next_header));
+        ip.set_hop_limit(self.hop_limit);
+        ip.set_source(self.src);
+        ip.set_destination(self.dst);
     }
 }
 

@@ -1,10 +1,28 @@
-//! Pure packet formats: build and parse the frames the prober sends and receives.
-//! Nothing here touches a socket.
+//! Pure packet formats: build and parse the frames the prober and the application check
+//! send and receive. Nothing here touches a socket, and nothing imports the rest of the
+//! project.
 //!
 //! Every format follows one pattern: a `Repr` (the fields that matter) with `parse`
 //! (checked, for untrusted bytes), `emit` (writes every byte of the header, so a buffer
-//! pre-filled with garbage comes out right) and `buffer_len`. Byte ranges live in a
-//! private `field` module per format. [`frame`] composes them into whole Ethernet frames.
+//! pre-filled with garbage comes out right) and `buffer_len`. [`frame`] composes them into
+//! whole Ethernet frames; [`ipip`] is the one function per encapsulation.
+//!
+//! The bytes are read and written through pnet's packet types (`pnet_packet`:
+//! `EthernetPacket`, `ArpPacket`, `Ipv4Packet`, `Ipv6Packet`, `IcmpPacket` and its echo,
+//! unreachable and time-exceeded views, `Icmpv6Packet` with its echo and NDP views,
+//! `TcpPacket`) and its checksum functions. What stays ours, and why:
+//! - The `Repr`s themselves: pnet's owned structs (`Ethernet`, `Ipv4`, ...) allocate
+//!   for every payload and option list and have no checked constructor for untrusted
+//!   input beyond a minimum length; a `Repr` holds only what a verdict reads.
+//! - [`MacAddr`]: a `[u8; 6]` newtype usable in `const`s and patterns; pnet's `MacAddr`
+//!   (six fields, in `pnet_base`) is converted at the packet view.
+//! - The ICMPv6 errors' second word (unused / parameter-problem pointer): pnet 0.35 has no
+//!   view for ICMPv6 errors.
+//! - The NDP link-layer address options: pnet's `NdpOption` length computes
+//!   `length * 8 - 2` in a `u8`, which overflows (a panic in debug builds) on a hostile
+//!   length byte; [`icmpv6`] walks the options with every length checked.
+//! - The validation rules (version, lengths, fragments, which checksums to verify): pnet's
+//!   views only check that a minimum header is there.
 
 pub mod arp;
 pub mod checksum;
@@ -53,6 +71,28 @@ impl MacAddr {
     }
 }
 
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+
+    /// `02:00:5e:00:00:11` (or with `-`), as `ip link` prints it.
+    fn from_str(text: &str) -> std::result::Result<MacAddr, String> {
+        let bad = || format!("'{text}' is not a MAC address (e.g. 02:00:5e:00:00:11)");
+        let parts: Vec<&str> = text.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (m, p) in mac.iter_mut().zip(&parts) {
+            // from_str_radix alone would take a sign: `+2`.
+            if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            *m = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        Ok(MacAddr(mac))
+    }
+}
+
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
@@ -64,17 +104,9 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// Reads a big-endian u16 at `at`; callers have checked the length.
-pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
+/// Reads a big-endian u32 at `at`; callers have checked the length.
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
@@ -100,5 +132,21 @@ mod tests {
             MacAddr::ipv6_multicast(ip),
             MacAddr([0x33, 0x33, 0xff, 0x00, 0x00, 0x11])
         );
+    }
+
+    #[test]
+    fn mac_parses_from_colon_or_dash_hex_and_nothing_else() {
+        let mac = MacAddr([0x02, 0, 0x5e, 0, 0, 0x11]);
+        assert_eq!("02:00:5e:00:00:11".parse(), Ok(mac));
+        assert_eq!("02-00-5E-00-00-11".parse(), Ok(mac));
+        assert_eq!(mac.to_string().parse(), Ok(mac));
+        for bad in [
+            "02:00:5e:00:00",
+            "02:00:5e:00:00:1",
+            "zz:00:5e:00:00:11",
+            "+2:00:5e:00:00:11",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
     }
 }

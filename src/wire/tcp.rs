@@ -1,21 +1,12 @@
-//! The TCP header (RFC 9293) for what a reachability probe needs: SYN (with an MSS
-//! option), RST, and reading SYN-ACK / RST replies. Options are skipped on parse.
+//! The TCP header (RFC 9293) on pnet's [`TcpPacket`], for what a reachability probe
+//! needs: SYN (with an MSS option), RST, and reading SYN-ACK / RST replies. Options are
+//! skipped on parse.
 
 use std::net::IpAddr;
 
-use super::{be16, be32, checksum, ipv4::protocol, put16, put32, Result, WireError};
+use pnet_packet::tcp::{self as pnet_tcp, MutableTcpPacket, TcpOption, TcpPacket};
 
-mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const SEQ: usize = 4;
-    pub const ACK: usize = 8;
-    pub const OFFSET: usize = 12;
-    pub const FLAGS: usize = 13;
-    pub const WINDOW: usize = 14;
-    pub const CHECKSUM: usize = 16;
-    pub const URGENT: usize = 18;
-}
+use super::{checksum, ipv4::protocol, Result, WireError};
 
 pub const HEADER_LEN: usize = 20;
 
@@ -48,37 +39,32 @@ impl TcpRepr {
     /// As [`TcpRepr::parse`]; `verify = false` skips the checksum, for segments the
     /// kernel says it has not checksummed yet (local traffic over veth) or has verified.
     pub fn parse_with(src: IpAddr, dst: IpAddr, segment: &[u8], verify: bool) -> Result<TcpRepr> {
-        let repr = Self::parse_ports(segment)?;
-        if segment.len() < HEADER_LEN {
-            return Err(WireError::Truncated);
-        }
-        let offset = usize::from(segment[field::OFFSET] >> 4) * 4;
-        if offset < HEADER_LEN {
-            return Err(WireError::Malformed);
-        }
-        if offset > segment.len() {
-            return Err(WireError::Truncated);
-        }
+        let tcp = TcpPacket::new(segment).ok_or(WireError::Truncated)?;
+        header_len(segment)?;
         if verify && checksum::with_pseudo(src, dst, protocol::TCP, segment) != 0 {
             return Err(WireError::Checksum);
         }
         Ok(TcpRepr {
-            seq: be32(segment, field::SEQ),
-            ack: be32(segment, field::ACK),
-            flags: segment[field::FLAGS] & 0x3f,
-            window: be16(segment, field::WINDOW),
-            ..repr
+            src_port: tcp.get_source(),
+            dst_port: tcp.get_destination(),
+            seq: tcp.get_sequence(),
+            ack: tcp.get_acknowledgement(),
+            flags: tcp.get_flags() & 0x3f,
+            window: tcp.get_window(),
+            mss: None,
         })
     }
 
     /// Only the ports (the first 4 bytes), as quoted in an ICMP error.
     pub fn parse_ports(segment: &[u8]) -> Result<TcpRepr> {
-        if segment.len() < 4 {
-            return Err(WireError::Truncated);
-        }
+        // pnet's view needs a whole header; an ICMP error may quote as little as 8 bytes.
+        let mut header = [0u8; HEADER_LEN];
+        let quoted = segment.get(..4).ok_or(WireError::Truncated)?;
+        header[..4].copy_from_slice(quoted);
+        let tcp = TcpPacket::new(&header).ok_or(WireError::Truncated)?;
         Ok(TcpRepr {
-            src_port: be16(segment, field::SRC_PORT),
-            dst_port: be16(segment, field::DST_PORT),
+            src_port: tcp.get_source(),
+            dst_port: tcp.get_destination(),
             seq: 0,
             ack: 0,
             flags: 0,
@@ -94,24 +80,53 @@ impl TcpRepr {
     /// Writes the segment (no payload) and its checksum for `src` -> `dst`.
     pub fn emit(&self, src: IpAddr, dst: IpAddr, buf: &mut [u8]) {
         let len = self.buffer_len();
-        let buf = &mut buf[..len];
-        put16(buf, field::SRC_PORT, self.src_port);
-        put16(buf, field::DST_PORT, self.dst_port);
-        put32(buf, field::SEQ, self.seq);
-        put32(buf, field::ACK, self.ack);
-        buf[field::OFFSET] = ((len / 4) as u8) << 4;
-        buf[field::FLAGS] = self.flags;
-        put16(buf, field::WINDOW, self.window);
-        put16(buf, field::CHECKSUM, 0);
-        put16(buf, field::URGENT, 0);
+        let Some(mut tcp) = MutableTcpPacket::new(&mut buf[..len]) else {
+            return;
+        };
+        tcp.set_source(self.src_port);
+        tcp.set_destination(self.dst_port);
+        tcp.set_sequence(self.seq);
+        tcp.set_acknowledgement(self.ack);
+        tcp.set_data_offset((len / 4) as u8);
+        tcp.set_reserved(0);
+        tcp.set_flags(self.flags);
+        tcp.set_window(self.window);
+        tcp.set_checksum(0);
+        tcp.set_urgent_ptr(0);
         if let Some(mss) = self.mss {
-            buf[HEADER_LEN] = 2;
-            buf[HEADER_LEN + 1] = 4;
-            put16(buf, HEADER_LEN + 2, mss);
+            tcp.set_options(&[TcpOption::mss(mss)]);
         }
-        let c = checksum::with_pseudo(src, dst, protocol::TCP, buf);
-        put16(buf, field::CHECKSUM, c);
+        fill_checksum(src, dst, &mut buf[..len]);
     }
+}
+
+/// The header's length in bytes (the data offset), checked against the segment.
+pub fn header_len(segment: &[u8]) -> Result<usize> {
+    let tcp = TcpPacket::new(segment).ok_or(WireError::Truncated)?;
+    let offset = usize::from(tcp.get_data_offset()) * 4;
+    if offset < HEADER_LEN {
+        return Err(WireError::Malformed);
+    }
+    if offset > segment.len() {
+        return Err(WireError::Truncated);
+    }
+    Ok(offset)
+}
+
+/// (Re)computes the checksum of a whole segment from `src` to `dst`: for segments we
+/// build, and for received ones the kernel handed over with the checksum not filled in
+/// (a veth peer's, offloaded to hardware that never saw them).
+pub fn fill_checksum(src: IpAddr, dst: IpAddr, segment: &mut [u8]) {
+    let Some(mut tcp) = MutableTcpPacket::new(segment) else {
+        return;
+    };
+    let c = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pnet_tcp::ipv4_checksum(&tcp.to_immutable(), &s, &d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => pnet_tcp::ipv6_checksum(&tcp.to_immutable(), &s, &d),
+        // Mixed families never share a packet; leave the field as it is.
+        _ => return,
+    };
+    tcp.set_checksum(c);
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `vipcheck appcheck`: the application check with its path given explicitly (interface,
-//! source address, next-hop MAC). The prober's route and neighbour lookups will fill the
-//! same [`SessionPath`] for `vipcheck probe --check http|https|tcp-session`; this command
-//! is for trying a real server by hand, for scripts and for the benchmark.
+//! source address, next-hop MAC). The prober's route and neighbour lookups fill the same
+//! [`NetPath`] for `vipcheck probe --check http|https|tcp-session`; this command is for
+//! trying a real server by hand, for scripts and for the benchmark.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -9,9 +9,11 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::{AppCheckArgs, AppCheckKind};
-use super::{run, Outcome, SessionPath};
+use super::{run, Outcome, Target};
 use crate::cli::{parse_duration, MethodArg};
 use crate::config::ForwardingMethod;
+use crate::net::NetPath;
+use crate::wire::MacAddr;
 
 /// Check that the application answers through the VIP on one real server.
 #[derive(Debug, Args)]
@@ -56,21 +58,8 @@ pub struct AppCheckCommand {
 }
 
 /// Parses `02:00:5e:00:00:11` (or with `-`).
-pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    let mut mac = [0u8; 6];
-    if parts.len() != 6 {
-        return Err(format!(
-            "'{text}' is not a MAC address (e.g. 02:00:5e:00:00:11)"
-        ));
-    }
-    for (m, p) in mac.iter_mut().zip(&parts) {
-        *m = u8::from_str_radix(p, 16)
-            .ok()
-            .filter(|_| p.len() == 2)
-            .ok_or_else(|| format!("'{text}' is not a MAC address (e.g. 02:00:5e:00:00:11)"))?;
-    }
-    Ok(mac)
+pub fn parse_mac(text: &str) -> Result<MacAddr, String> {
+    text.parse()
 }
 
 fn sysfs(iface: &str, file: &str) -> Result<String, String> {
@@ -84,30 +73,34 @@ fn sysfs(iface: &str, file: &str) -> Result<String, String> {
         })
 }
 
-/// Builds the path from the command line and the interface's sysfs entries.
-pub fn session_path(cmd: &AppCheckCommand) -> Result<SessionPath, String> {
+/// Builds the path and the target from the command line and the interface's sysfs
+/// entries.
+pub fn session_path(cmd: &AppCheckCommand) -> Result<(NetPath, Target), String> {
     let ifindex = sysfs(&cmd.iface, "ifindex")?
         .parse::<u32>()
         .map_err(|_| format!("interface {} has no usable index", cmd.iface))?;
     let mtu = sysfs(&cmd.iface, "mtu")?.parse::<usize>().unwrap_or(1500);
-    let src_mac = parse_mac(&sysfs(&cmd.iface, "address")?)
+    let our_mac = parse_mac(&sysfs(&cmd.iface, "address")?)
         .map_err(|_| format!("interface {} has no Ethernet address", cmd.iface))?;
-    Ok(SessionPath {
+    let path = NetPath {
         iface: cmd.iface.clone(),
         ifindex,
-        mtu,
-        src_mac,
-        src_ip: cmd.src,
-        tunnel_src: cmd.tunnel_src,
-        next_hop_mac: parse_mac(&cmd.next_hop_mac).map_err(|e| format!("--next-hop-mac: {e}"))?,
+        our_mac,
+        src: cmd.tunnel_src.unwrap_or(cmd.src),
         rip: cmd.rip,
-        vip: cmd.vip,
-        port: cmd.port,
+        next_hop_mac: parse_mac(&cmd.next_hop_mac).map_err(|e| format!("--next-hop-mac: {e}"))?,
         method: match cmd.method {
             MethodArg::Dr => ForwardingMethod::DirectRouting,
             MethodArg::Tun => ForwardingMethod::Tunnel,
         },
-    })
+    };
+    let target = Target {
+        vip: cmd.vip,
+        src: cmd.src,
+        port: cmd.port,
+        mtu,
+    };
+    Ok((path, target))
 }
 
 fn json(outcome: &Outcome) -> String {
@@ -129,24 +122,24 @@ pub fn run_cli(cmd: AppCheckCommand) -> i32 {
     let prepared = (|| {
         let timeout = parse_duration(&cmd.timeout).map_err(|e| format!("--timeout: {e}"))?;
         let check = cmd.app.to_check(cmd.check)?;
-        let path = session_path(&cmd)?;
-        Ok::<_, String>((timeout, check, path))
+        let (path, target) = session_path(&cmd)?;
+        Ok::<_, String>((timeout, check, path, target))
     })();
-    let (timeout, check, path) = match prepared {
+    let (timeout, check, path, target) = match prepared {
         Ok(p) => p,
         Err(e) => {
             eprintln!("vipcheck appcheck: {e}");
             return 1;
         }
     };
-    match run(&path, &check, start + timeout) {
+    match run(&path, &target, &check, start + timeout) {
         Ok(outcome) => {
             if cmd.json {
                 println!("{}", json(&outcome));
             } else {
                 println!(
                     "{} {}:{} via {}: {outcome}",
-                    path.rip, path.vip, path.port, path.iface
+                    path.rip, target.vip, target.port, path.iface
                 );
             }
             i32::from(!outcome.is_up())
@@ -164,8 +157,9 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:00:5e:00:00:11"), Ok([2, 0, 0x5e, 0, 0, 0x11]));
-        assert_eq!(parse_mac("02-00-5E-00-00-11"), Ok([2, 0, 0x5e, 0, 0, 0x11]));
+        let mac = MacAddr([2, 0, 0x5e, 0, 0, 0x11]);
+        assert_eq!(parse_mac("02:00:5e:00:00:11"), Ok(mac));
+        assert_eq!(parse_mac("02-00-5E-00-00-11"), Ok(mac));
         assert!(parse_mac("02:00:5e:00:00").is_err());
         assert!(parse_mac("02:00:5e:00:00:1").is_err());
         assert!(parse_mac("zz:00:5e:00:00:11").is_err());

@@ -8,7 +8,8 @@
 //! helper resets the real server's side should vipcheck be killed mid-session ([`reaper`]).
 //!
 //! Entry point: [`run`]. The caller (the prober) resolves the interface, the director's
-//! address and MAC and the next hop's MAC into a [`SessionPath`].
+//! address and MAC and the next hop's MAC into a [`NetPath`]; the [`Target`] says which
+//! VIP and port, from which address.
 
 pub mod args;
 pub mod command;
@@ -30,63 +31,54 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 use crate::config::ForwardingMethod;
+use crate::net::{FrameIo, NetPath, PacketSocket};
 
 pub use args::{AppCheckArgs, AppCheckKind};
 pub use http::{HttpExpect, Mismatch, ResponseError, StatusRange};
 pub use tls::TlsOptions;
 
-use link::{FrameIo, Framing, Link, PacketSocket};
+use link::{Framing, Link};
 use std::os::fd::AsRawFd;
 
-/// Where the session goes and how: everything the prober's route and neighbour lookups
-/// produce for one real server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionPath {
-    pub iface: String,
-    pub ifindex: u32,
+/// What one session is to, over a [`NetPath`]: VIP:port, from which of the director's
+/// addresses, within which MTU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub vip: IpAddr,
+    /// The director's address: the session's client address, of the VIP's family (the
+    /// inner source for TUN; the path's source is the outer one).
+    pub src: IpAddr,
+    pub port: u16,
     /// The interface's MTU.
     pub mtu: usize,
-    pub src_mac: [u8; 6],
-    /// The director's address: the session's client address, of the VIP's family.
-    pub src_ip: IpAddr,
-    /// TUN only: the tunnel's outer source, of the RIP's family (the director's address
-    /// towards the real server); `src_ip` when unset.
-    pub tunnel_src: Option<IpAddr>,
-    /// The real server's MAC (DR) or the next hop towards the RIP (TUN).
-    pub next_hop_mac: [u8; 6],
-    pub rip: IpAddr,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub method: ForwardingMethod,
 }
 
-impl SessionPath {
-    fn validate(&self) -> Result<(), SessionError> {
-        if self.method == ForwardingMethod::Nat {
-            return Err(SessionError::Unsupported {
-                detail: "a NAT real server does not hold the VIP; check it through its own address"
-                    .into(),
-            });
-        }
-        if self.src_ip.is_ipv6() != self.vip.is_ipv6() {
-            return Err(SessionError::Unsupported {
-                detail: format!(
-                    "the source address {} and the VIP {} are of different families",
-                    self.src_ip, self.vip
-                ),
-            });
-        }
-        let outer = self.tunnel_src.unwrap_or(self.src_ip);
-        if self.method == ForwardingMethod::Tunnel && outer.is_ipv6() != self.rip.is_ipv6() {
-            return Err(SessionError::Unsupported {
-                detail: format!(
-                    "tunnelling to {} needs a tunnel source of its family (got {outer})",
-                    self.rip
-                ),
-            });
-        }
-        Ok(())
+/// Refuses what no frame can be built for: a NAT path, a source of another family
+/// than the VIP, a tunnel source of another family than the RIP.
+fn validate(path: &NetPath, target: &Target) -> Result<(), SessionError> {
+    if path.method == ForwardingMethod::Nat {
+        return Err(SessionError::Unsupported {
+            detail: "a NAT real server does not hold the VIP; check it through its own address"
+                .into(),
+        });
     }
+    if target.src.is_ipv6() != target.vip.is_ipv6() {
+        return Err(SessionError::Unsupported {
+            detail: format!(
+                "the source address {} and the VIP {} are of different families",
+                target.src, target.vip
+            ),
+        });
+    }
+    if path.is_tunnel() && path.src.is_ipv6() != path.rip.is_ipv6() {
+        return Err(SessionError::Unsupported {
+            detail: format!(
+                "tunnelling to {} needs a tunnel source of its family (got {})",
+                path.rip, path.src
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What to check once the session is up.
@@ -190,80 +182,78 @@ pub enum SessionError {
     Stack { vip: IpAddr, detail: String },
 }
 
-/// Runs one application check on the path and returns its verdict. Every wait ends by
-/// `deadline`; the session is closed with a RST before returning, so nothing stays
-/// half-open on the real server.
+/// Runs one application check to `target` over `path` and returns its verdict. Every
+/// wait ends by `deadline`; the session is closed with a RST before returning, so nothing
+/// stays half-open on the real server.
 pub fn run(
-    path: &SessionPath,
+    path: &NetPath,
+    target: &Target,
     check: &AppCheck,
     deadline: Instant,
 ) -> Result<Outcome, SessionError> {
-    run_guarded(path, check, deadline, true)
+    run_guarded(path, target, check, deadline, true)
 }
 
 /// As [`run`] without the RST guard, so a director without the VIP resets the session.
 /// Only for the test that shows what the guard is for; vipcheck itself never calls it.
 #[doc(hidden)]
 pub fn run_unguarded(
-    path: &SessionPath,
+    path: &NetPath,
+    target: &Target,
     check: &AppCheck,
     deadline: Instant,
 ) -> Result<Outcome, SessionError> {
-    run_guarded(path, check, deadline, false)
+    run_guarded(path, target, check, deadline, false)
 }
 
 fn run_guarded(
-    path: &SessionPath,
+    path: &NetPath,
+    target: &Target,
     check: &AppCheck,
     deadline: Instant,
     guarded: bool,
 ) -> Result<Outcome, SessionError> {
     let start = Instant::now();
-    path.validate()?;
+    validate(path, target)?;
     let tls = match check {
-        AppCheck::Https(_, options) => Some(tls::connect(options, path.vip)?),
+        AppCheck::Https(_, options) => Some(tls::connect(options, target.vip)?),
         _ => None,
     };
     // A kernel socket bound to the port keeps the kernel from handing it to anyone else
     // while the session uses it.
-    let port_hold = reserve_port(path.src_ip).map_err(|source| SessionError::Port {
-        addr: path.src_ip,
+    let port_hold = reserve_port(target.src).map_err(|source| SessionError::Port {
+        addr: target.src,
         source,
     })?;
     let local_port = port_hold.1;
-    let socket = PacketSocket::open(path.ifindex).map_err(|source| SessionError::PacketSocket {
+    let packet_error = |source| SessionError::PacketSocket {
         iface: path.iface.clone(),
         source,
-    })?;
+    };
+    // Only the answers to our address reach the session (the outer source for TUN
+    // takes the ICMP errors a tunnel may draw, which the session ignores).
+    let socket = PacketSocket::open(path.ifindex, path.our_mac, &[target.src, path.src])
+        .map_err(packet_error)?;
     let guard = match guarded {
         true => Some(guard::RstGuard::install(
-            path.src_ip,
+            target.src,
             local_port,
-            path.vip,
-            path.port,
+            target.vip,
+            target.port,
             deadline,
         )?),
         false => None,
     };
     let netlink_fd = guard.as_ref().map(guard::RstGuard::netlink_fd);
-    let mut reaper = reaper::Reaper::spawn(socket.as_raw_fd(), netlink_fd).map_err(|source| {
-        SessionError::PacketSocket {
-            iface: path.iface.clone(),
-            source,
-        }
-    })?;
+    let mut reaper = reaper::Reaper::spawn(socket.as_raw_fd(), netlink_fd).map_err(packet_error)?;
     let framing = Framing {
-        method: path.method,
-        src_mac: path.src_mac,
-        next_hop_mac: path.next_hop_mac,
-        src_ip: path.src_ip,
-        outer_src: path.tunnel_src.unwrap_or(path.src_ip),
-        rip: path.rip,
-        vip: path.vip,
-        port: path.port,
+        path: path.clone(),
+        src: target.src,
+        vip: target.vip,
+        port: target.port,
         local_port,
     };
-    let link = Link::new(socket, framing, path.mtu);
+    let link = Link::new(socket, framing, target.mtu);
     let outcome = drive(
         &path.iface,
         link,
@@ -393,26 +383,6 @@ pub fn host_header(expect: &HttpExpect, vip: IpAddr, port: u16, tls: bool) -> St
     }
 }
 
-/// Something the session loop can wait on for frames.
-pub trait Wait {
-    /// Returns when a frame may be ready or after `timeout`.
-    fn wait(&mut self, timeout: Duration);
-}
-
-impl Wait for PacketSocket {
-    fn wait(&mut self, timeout: Duration) {
-        use std::os::fd::AsRawFd;
-        let mut pfd = libc::pollfd {
-            fd: self.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_micros().div_ceil(1000).min(60_000) as libc::c_int;
-        // SAFETY: one valid pollfd; an error or EINTR just ends the wait early.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
-    }
-}
-
 /// The application's side of the session: what to send, what came back.
 struct Exchange {
     tls: Option<rustls::ClientConnection>,
@@ -501,7 +471,7 @@ fn smol_now(origin: Instant) -> smoltcp::time::Instant {
 
 /// The session loop: connect, exchange, judge, reset. Generic over the frame I/O so it can
 /// run against an in-memory peer in tests.
-fn drive<F: FrameIo + Wait>(
+fn drive<F: FrameIo>(
     iface_name: &str,
     mut link: Link<F>,
     mut reaper: Option<&mut reaper::Reaper>,
@@ -516,7 +486,7 @@ fn drive<F: FrameIo + Wait>(
     let mut iface = Interface::new(config, &mut link, smol_now(start));
     iface.update_ip_addrs(|addrs| {
         // Prefix 0: every destination is "on link"; framing decides where frames go.
-        let _ = addrs.push(IpCidr::new(IpAddress::from(f.src_ip), 0));
+        let _ = addrs.push(IpCidr::new(IpAddress::from(f.src), 0));
     });
     let mut sockets = SocketSet::new(vec![]);
     let mut sock = tcp::Socket::new(
@@ -530,7 +500,7 @@ fn drive<F: FrameIo + Wait>(
     sock.connect(
         iface.context(),
         (IpAddress::from(f.vip), f.port),
-        (IpAddress::from(f.src_ip), f.local_port),
+        (IpAddress::from(f.src), f.local_port),
     )
     .map_err(|e| SessionError::Stack {
         vip: f.vip,
@@ -620,7 +590,7 @@ fn drive<F: FrameIo + Wait>(
             .unwrap_or(Duration::from_millis(100))
             .min(left);
         if !delay.is_zero() {
-            link.io.wait(delay);
+            link.wait(delay);
         }
     };
 

@@ -12,13 +12,15 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
-use super::link::{FrameIo, Framing, Link};
+use super::link::{Framing, Link};
 use super::*;
+use crate::net::Frame;
+use crate::wire::MacAddr;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const MY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+const MY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const SERVER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x11]);
 
 /// A smoltcp device made of two queues.
 #[derive(Default)]
@@ -146,8 +148,8 @@ impl FakeWire {
         }
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         for ip in self.dev.tx.drain(..) {
-            let mut frame = MY_MAC.to_vec();
-            frame.extend_from_slice(&SERVER_MAC);
+            let mut frame = MY_MAC.0.to_vec();
+            frame.extend_from_slice(&SERVER_MAC.0);
             frame.extend_from_slice(&[0x08, 0x00]);
             frame.extend_from_slice(&ip);
             self.inbox.push_back(frame);
@@ -159,7 +161,7 @@ impl FrameIo for FakeWire {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         assert_eq!(
             &frame[..6],
-            &SERVER_MAC,
+            &SERVER_MAC.0,
             "frames go to the real server's MAC"
         );
         if self.header == 34 {
@@ -178,20 +180,18 @@ impl FrameIo for FakeWire {
         Ok(())
     }
 
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
-        Ok(self.inbox.pop_front().map(|f| {
-            buf[..f.len()].copy_from_slice(&f);
-            (f.len(), false)
-        }))
-    }
-}
-
-impl Wait for FakeWire {
-    fn wait(&mut self, timeout: Duration) {
-        std::thread::sleep(timeout.min(Duration::from_millis(1)));
+    /// Lets the server run for a moment, then takes what it sent.
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(left.min(Duration::from_millis(1)));
         if self.mode != Server::Silent {
             self.turn();
         }
+        self.recv_ready()
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.inbox.pop_front().map(Frame::wire))
     }
 }
 
@@ -208,14 +208,12 @@ impl FrameIo for Logged {
         }
         self.inner.send(frame)
     }
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
-        self.inner.recv(buf)
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        self.inner.recv(deadline)
     }
-}
 
-impl Wait for Logged {
-    fn wait(&mut self, timeout: Duration) {
-        self.inner.wait(timeout)
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        self.inner.recv_ready()
     }
 }
 
@@ -230,12 +228,16 @@ fn session_via(
     budget: Duration,
 ) -> (Outcome, Vec<Vec<u8>>) {
     let framing = Framing {
-        method,
-        src_mac: MY_MAC,
-        next_hop_mac: SERVER_MAC,
-        src_ip: IpAddr::V4(SRC),
-        outer_src: IpAddr::V4(SRC),
-        rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
+        path: NetPath {
+            iface: "fake0".into(),
+            ifindex: 1,
+            our_mac: MY_MAC,
+            src: IpAddr::V4(SRC),
+            rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
+            next_hop_mac: SERVER_MAC,
+            method,
+        },
+        src: IpAddr::V4(SRC),
         vip: IpAddr::V4(VIP),
         port: 80,
         local_port: 40000,

@@ -1,12 +1,13 @@
-//! The AF_PACKET socket the prober sends and receives whole frames on, behind the
-//! [`FrameIo`] trait so the probe logic can be tested with recorded frames.
+//! The one AF_PACKET socket every check sends and receives whole frames on (the probe,
+//! the fleet behind `status`, the application check's session), behind the one
+//! [`FrameIo`] trait so the logic above it can be tested with recorded frames.
 //!
 //! Frames are captured below the IP layer on purpose: on a director that holds the VIP
 //! its own IP stack drops the replies (their source is one of its addresses) as martians.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::wire::MacAddr;
@@ -31,7 +32,8 @@ impl Frame {
     }
 }
 
-/// Sends and receives whole Ethernet frames on one interface.
+/// Sends and receives whole Ethernet frames on one interface: the packet socket in
+/// production, a recorder or an in-memory peer in tests.
 pub trait FrameIo {
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// The next frame received before `deadline`, or `None` once it has passed.
@@ -170,8 +172,17 @@ impl PacketSocket {
         })?;
         Ok(PacketSocket {
             fd,
-            buf: vec![0; 65536],
+            buf: vec![0; RECV_BUF],
         })
+    }
+}
+
+/// The largest IP packet plus its Ethernet header: GRO can merge segments up to it.
+const RECV_BUF: usize = 65_535 + 64;
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -290,7 +301,7 @@ impl PacketSocket {
     pub fn try_clone(&self) -> io::Result<PacketSocket> {
         Ok(PacketSocket {
             fd: self.fd.try_clone()?,
-            buf: vec![0; 65536],
+            buf: vec![0; RECV_BUF],
         })
     }
 
@@ -328,7 +339,7 @@ impl PacketSocket {
 
 /// The first IPv4 and the first IPv6 address among `sources`: the filter and the socket
 /// take one source per family.
-pub(crate) fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+pub fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
     let v4 = sources.iter().find_map(|a| match a {
         IpAddr::V4(a) => Some(*a),
         IpAddr::V6(_) => None,
@@ -344,11 +355,8 @@ pub(crate) fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Opt
 /// `Ok(None)` when none is queued. With it comes whether the transport checksum as it
 /// stands is not to be checked (PACKET_AUXDATA): a local peer left it to the hardware
 /// (CSUMNOTREADY), or the NIC or kernel verified it already and GRO may have merged the
-/// segment since (CSUM_VALID). Shared by the prober's socket and the application check's.
-pub(crate) fn recv_frame(
-    fd: std::os::fd::RawFd,
-    buf: &mut [u8],
-) -> io::Result<Option<(usize, bool)>> {
+/// segment since (CSUM_VALID).
+fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
     loop {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
