@@ -310,3 +310,119 @@ fn roll_back(done: Vec<Ready>, failure: RewriteError) -> RewriteError {
         unrestored.join(", ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(dest: &Path, text: &'static str) -> Staged<'static> {
+        Staged {
+            dest: dest.to_path_buf(),
+            contents: Cow::Borrowed(text),
+            mode: 0o644,
+            owner: None,
+        }
+    }
+
+    /// Every entry of `dir` with its bytes.
+    fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.strip_prefix(dir).unwrap().display().to_string();
+                if p.is_dir() {
+                    stack.push(p);
+                    out.insert(name, b"<dir>".to_vec());
+                } else {
+                    out.insert(name, fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_failed_rename_at_any_point_leaves_every_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("sub")).unwrap();
+        fs::write(d.join("a.conf"), "a old\n").unwrap();
+        fs::write(d.join("sub/b.conf"), "b old\n").unwrap();
+        fs::write(d.join("c.sh"), "c old\n").unwrap();
+        let before = snapshot(d);
+        let writes = || {
+            vec![
+                staged(&d.join("a.conf"), "a new\n"),
+                staged(&d.join("sub/b.conf"), "b new\n"),
+                staged(&d.join("c.sh"), "c new\n"),
+                staged(&d.join("new1.sh"), "n1\n"),
+                staged(&d.join("sub/new2.sh"), "n2\n"),
+            ]
+        };
+        let n = writes().len();
+        for fail_at in 0..n {
+            let mut calls = 0;
+            let mut rename = |from: &Path, to: &Path| {
+                calls += 1;
+                if calls == fail_at + 1 {
+                    return Err(io::Error::from_raw_os_error(libc::EPERM));
+                }
+                fs::rename(from, to)
+            };
+            let err = commit_with(writes(), &mut rename).unwrap_err().to_string();
+            assert!(err.contains("put back"), "{err}");
+            assert_eq!(calls, fail_at + 1, "renames stop at the first failure");
+            assert_eq!(
+                snapshot(d),
+                before,
+                "rename {fail_at} failed: files differ (or temp files are left)"
+            );
+        }
+        // And without a failure, everything is written.
+        let written = commit_all(writes()).unwrap();
+        assert_eq!(written.len(), n);
+        assert_eq!(fs::read_to_string(d.join("sub/b.conf")).unwrap(), "b new\n");
+        assert_eq!(fs::read_to_string(d.join("sub/new2.sh")).unwrap(), "n2\n");
+        assert_eq!(snapshot(d).len(), before.len() + 2, "no temp file is left");
+    }
+
+    #[test]
+    fn every_target_is_checked_before_the_first_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("a.conf"), "a old\n").unwrap();
+        fs::create_dir(d.join("w.sh")).unwrap();
+        let before = snapshot(d);
+        let mut renames = 0;
+        let err = commit_with(
+            vec![staged(&d.join("a.conf"), "a new\n"), staged(&d.join("w.sh"), "w\n")],
+            &mut |from: &Path, to: &Path| {
+                renames += 1;
+                fs::rename(from, to)
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        assert_eq!(renames, 0);
+        assert_eq!(snapshot(d), before);
+    }
+
+    #[test]
+    fn the_same_file_through_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("a.conf"), "a\n").unwrap();
+        std::os::unix::fs::symlink("a.conf", d.join("l.conf")).unwrap();
+        let err = commit_all(vec![
+            staged(&d.join("a.conf"), "1\n"),
+            staged(&d.join("l.conf"), "2\n"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("same file"), "{err}");
+        assert_eq!(fs::read_to_string(d.join("a.conf")).unwrap(), "a\n");
+    }
+}

@@ -206,7 +206,7 @@ fn split_by_common_lines(ol: &Lines, nl: &Lines, c: LineChange, out: &mut Vec<Li
     }
     let (mut i, mut j) = (0, 0);
     let mut open: Option<LineChange> = None;
-    let mut close = |open: &mut Option<LineChange>, out: &mut Vec<LineChange>| {
+    let close = |open: &mut Option<LineChange>, out: &mut Vec<LineChange>| {
         if let Some(o) = open.take() {
             out.push(o);
         }
