@@ -8,10 +8,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use vipcheck::config::keepalived::{parse_str, parser::MAX_BLOCK_DEPTH, ParseOptions, MAX_WARNINGS};
+use vipcheck::config::keepalived::{
+    parse_str, parser::MAX_BLOCK_DEPTH, Document, ParseOptions, MAX_WARNINGS,
+};
+use vipcheck::config::Diagnostic;
 
-fn parse(text: &str) -> Result<vipcheck::config::keepalived::Document, vipcheck::config::Diagnostic> {
-    parse_str(Path::new("nested.conf"), text, &ParseOptions::default())
+fn parse(text: &str) -> Result<Document, Box<Diagnostic>> {
+    parse_str(Path::new("nested.conf"), text, &ParseOptions::default()).map_err(Box::new)
 }
 
 /// `depth` blocks nested on one line inside `global_defs`.
@@ -49,7 +52,11 @@ fn many_warnings_on_one_line_are_kept_once() {
     // 30,000 `{` without a keyword, each worth a warning that quotes the 60 KB line.
     let text = format!("{}\n", "{}".repeat(30_000));
     let doc = parse(&text).unwrap();
-    assert!(doc.warnings.len() <= MAX_WARNINGS + 1, "{}", doc.warnings.len());
+    assert!(
+        doc.warnings.len() <= MAX_WARNINGS + 1,
+        "{}",
+        doc.warnings.len()
+    );
     assert!(doc.warnings.len() >= 2, "the first warning and the count");
 }
 

@@ -90,14 +90,14 @@ fn in_place_follows_symlinks_and_keeps_owner_group_and_mode() {
     // The config and the included file are both links into `real`.
     symlink(&targets[0].0, etc.join("keepalived.conf")).unwrap();
     symlink("../../real/conf.d/web.conf", etc.join("conf.d/web.conf")).unwrap();
-    let out = vipcheck(&["rewrite", "etc/keepalived.conf", "--in-place"], tmp.path());
+    let out = vipcheck(
+        &["rewrite", "etc/keepalived.conf", "--in-place"],
+        tmp.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for (link, (target, before)) in [
-        etc.join("keepalived.conf"),
-        etc.join("conf.d/web.conf"),
-    ]
-    .iter()
-    .zip(&targets)
+    for (link, (target, before)) in [etc.join("keepalived.conf"), etc.join("conf.d/web.conf")]
+        .iter()
+        .zip(&targets)
     {
         let meta = fs::symlink_metadata(link).unwrap();
         assert!(
@@ -154,8 +154,8 @@ fn a_directory_where_a_wrapper_should_go_leaves_every_file_untouched() {
     let out = vipcheck(&["rewrite", "ldirectord.cf", "--in-place"], tmp.path());
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("is a directory"), "{err}");
     assert_eq!(tree(tmp.path()), before, "a file changed: {err}");
+    assert!(err.contains("is a directory"), "{err}");
 }
 
 /// `chattr +i` on a file; false when the file system does not support it.
@@ -196,8 +196,8 @@ fn an_immutable_wrapper_leaves_every_file_untouched() {
     let out = vipcheck(&["rewrite", "ldirectord.cf", "--in-place"], tmp.path());
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("immutable"), "{err}");
     assert_eq!(tree(tmp.path()), before, "a file changed: {err}");
+    assert!(err.contains("immutable"), "{err}");
 }
 
 #[test]
@@ -294,7 +294,9 @@ fn keepalived_inputs() -> Vec<PathBuf> {
     let mut inputs = Vec::new();
     walk(&fixture("rewrite/keepalived"), &mut inputs);
     inputs.push(fixture("rewrite/keepalived_tree/keepalived.conf"));
-    inputs.push(fixture("rewrite/keepalived_conditional_include/keepalived.conf"));
+    inputs.push(fixture(
+        "rewrite/keepalived_conditional_include/keepalived.conf",
+    ));
     inputs.push(fixture("examples/keepalived.conf"));
     inputs
 }
@@ -398,7 +400,7 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
 
-/// Runs `vipcheck rewrite --dry-run CONFIG` (killed after 20 s).
+/// Runs `vipcheck rewrite --dry-run CONFIG` (killed after 20 s); exit 2 is an error.
 fn dry_run(config: &Path, format: &str, cwd: &Path) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
         .args(["rewrite", "--dry-run", "--format", format])
@@ -431,7 +433,7 @@ fn special_files_as_config_are_refused_with_their_name() {
             (tmp.path(), "directory"),
         ] {
             let out = dry_run(config, format, tmp.path());
-            assert!(!out.status.success(), "{format} {}", config.display());
+            assert_eq!(out.status.code(), Some(2), "{format} {}", config.display());
             let err = text(&out.stderr);
             assert!(
                 err.contains(&config.display().to_string()) && err.contains(what),
@@ -461,7 +463,7 @@ fn files_over_the_size_limit_are_refused_main_and_included() {
         (&main, "keepalived"),
     ] {
         let out = dry_run(config, format, tmp.path());
-        assert!(!out.status.success(), "{}", config.display());
+        assert_eq!(out.status.code(), Some(2), "{}", config.display());
         let err = text(&out.stderr);
         assert!(
             err.contains("big.conf") && err.contains("MiB"),

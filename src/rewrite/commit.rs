@@ -103,7 +103,11 @@ fn check_target(dest: &Path) -> Result<Target, RewriteError> {
                 } else {
                     "append-only"
                 },
-                if flag & FS_IMMUTABLE_FL != 0 { 'i' } else { 'a' },
+                if flag & FS_IMMUTABLE_FL != 0 {
+                    'i'
+                } else {
+                    'a'
+                },
                 real.display()
             )));
         }
@@ -157,22 +161,21 @@ fn stage_file(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(io_err("create a temporary file in", dir))?;
-    tmp.write_all(contents).map_err(io_err("write", tmp.path()))?;
+    tmp.write_all(contents)
+        .map_err(io_err("write", tmp.path()))?;
     keep_owner(tmp.as_file(), tmp.path(), owner)?;
     // After chown, which clears set-id bits.
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_err("set permissions on", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err("sync", tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err("sync", tmp.path()))?;
     // Closes the descriptor; the path is removed on drop unless persisted.
     Ok(tmp.into_temp_path())
 }
 
-fn keep_owner(
-    file: &fs::File,
-    path: &Path,
-    owner: Option<(u32, u32)>,
-) -> Result<(), RewriteError> {
+fn keep_owner(file: &fs::File, path: &Path, owner: Option<(u32, u32)>) -> Result<(), RewriteError> {
     let Some((uid, gid)) = owner else {
         return Ok(());
     };
@@ -397,7 +400,10 @@ mod tests {
         let before = snapshot(d);
         let mut renames = 0;
         let err = commit_with(
-            vec![staged(&d.join("a.conf"), "a new\n"), staged(&d.join("w.sh"), "w\n")],
+            vec![
+                staged(&d.join("a.conf"), "a new\n"),
+                staged(&d.join("w.sh"), "w\n"),
+            ],
             &mut |from: &Path, to: &Path| {
                 renames += 1;
                 fs::rename(from, to)

@@ -119,9 +119,7 @@ pub fn unified(old: &str, new: &str, changes: &[ByteChange], a: &str, b: &str) -
             c.old.0 += 1;
             c.new.0 += 1;
         }
-        while c.old.0 < c.old.1
-            && c.new.0 < c.new.1
-            && ol.line(c.old.1 - 1) == nl.line(c.new.1 - 1)
+        while c.old.0 < c.old.1 && c.new.0 < c.new.1 && ol.line(c.old.1 - 1) == nl.line(c.new.1 - 1)
         {
             c.old.1 -= 1;
             c.new.1 -= 1;

@@ -314,7 +314,13 @@ fn global_defs_edit(
             mid_line,
             doc.global_defs.keyword,
         ),
-        None => (Span::point(FileId(0), 0), "    ".to_string(), true, false, None),
+        None => (
+            Span::point(FileId(0), 0),
+            "    ".to_string(),
+            true,
+            false,
+            None,
+        ),
     };
     let text = gen.render(
         "keepalived/global_defs.conf.j2",

@@ -153,7 +153,8 @@ mod tests {
     fn a_block_inside_a_one_line_block_covers_exactly_the_added_bytes() {
         let original = "a\n@lb1   real_server 192.0.2.11 80 { weight 1 }\nz\n";
         let at = original.find("}").unwrap();
-        let stanza = "@lb1       # vipcheck:begin x\n@lb1       MISC_CHECK {}\n@lb1       # vipcheck:end\n";
+        let stanza =
+            "@lb1       # vipcheck:begin x\n@lb1       MISC_CHECK {}\n@lb1       # vipcheck:end\n";
         let added = mid_line_block(stanza, "@lb1   ").unwrap();
         let text = format!("{}{added}{}", &original[..at], &original[at..]);
         assert_eq!(

@@ -535,8 +535,10 @@ impl Parser {
                     self.warnings.push(
                         sources,
                         vs.header,
-                        Diagnostic::warning("no protocol set; keepalived 2.2 makes this service UDP")
-                            .with_hint("add 'protocol TCP' if the service is TCP"),
+                        Diagnostic::warning(
+                            "no protocol set; keepalived 2.2 makes this service UDP",
+                        )
+                        .with_hint("add 'protocol TCP' if the service is TCP"),
                     );
                     Protocol::Udp
                 }
