@@ -135,6 +135,8 @@ fn inode_flags(path: &Path) -> Option<libc::c_long> {
 /// A staged write: the new text in a closed temp file beside the real target, and a
 /// second name for the original (to put it back) when there is one.
 struct Ready {
+    /// Its place in the caller's list (the paths written are reported in that order).
+    index: usize,
     dest: PathBuf,
     real: PathBuf,
     temp: TempPath,
@@ -232,7 +234,7 @@ pub(super) fn commit_with(
     }
     // 2. Every new text is staged; the originals get a second name.
     let mut ready = Vec::with_capacity(writes.len());
-    for (w, t) in writes.into_iter().zip(targets) {
+    for (index, (w, t)) in writes.into_iter().zip(targets).enumerate() {
         let dir = dir_of(&t.real);
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let (mode, owner) = match t.existing {
@@ -245,6 +247,7 @@ pub(super) fn commit_with(
             None => None,
         };
         ready.push(Ready {
+            index,
             dest: w.dest,
             real: t.real,
             temp,
@@ -274,6 +277,7 @@ pub(super) fn commit_with(
             let _ = d.sync_all();
         }
     }
+    done.sort_by_key(|r| r.index);
     let mut written = Vec::with_capacity(done.len());
     for r in done {
         // The temp path now names the target: forget it without removing anything.

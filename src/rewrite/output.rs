@@ -221,6 +221,9 @@ impl Plan {
         for (id, f) in self.sources.files() {
             let mut changes = Vec::new();
             let new = self.apply(id, Some(&mut changes));
+            if changes.is_empty() {
+                continue;
+            }
             let path = display_abs(&f.path);
             emit(diff::unified(
                 &f.text,
