@@ -12,6 +12,7 @@ pkgs=(
     curl nmap openssl python3 jq perl iputils-ping
     qemu-system-x86 busybox-static
     hyperfine
+    e2fsprogs
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -384,10 +384,8 @@ fn family_of(ip: IpAddr) -> Family {
 
 /// Reads and parses `path` with the system resolver.
 pub fn parse_file(path: &Path) -> Result<Document, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::error(format!("cannot read {}: {e}", path.display()))
-            .with_hint("check the path and its permissions")
-    })?;
+    let bytes = super::read_config_file(path)
+        .map_err(|e| Diagnostic::error(e.message).with_hint(e.hint))?;
     let text = text_from_bytes(path, bytes)?;
     parse_str(path.to_path_buf(), text, &SystemResolver)
 }

@@ -5,6 +5,7 @@ pub mod diagnostic;
 pub mod keepalived;
 pub mod ldirectord;
 pub mod model;
+pub mod read;
 pub mod span;
 
 pub use diagnostic::{Diagnostic, Location, Severity};
@@ -12,6 +13,7 @@ pub use model::{
     ExistingCheck, Format, ForwardingMethod, InsertionPoint, Origin, Protocol, RealServer,
     ServiceKey, VirtualService,
 };
+pub use read::{read_config_file, MAX_FILE_SIZE};
 pub use span::{FileId, SourceMap, Span};
 
 use std::path::Path;

@@ -34,6 +34,15 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
     plan.include_patterns.dedup();
     plan.warnings = docs.iter().flat_map(|d| d.warnings.clone()).collect();
 
+    // Every file any branch reads is part of the plan, also one that only an `@id
+    // include` brings in, so its earlier output is found and replaced like any other.
+    for doc in docs.iter().skip(1) {
+        for (_, file) in doc.sources.files() {
+            if sources.find(&file.path).is_none() {
+                sources.add(file.path.clone(), file.text.clone());
+            }
+        }
+    }
     // Our own earlier output is removed; what we generate now goes in its place.
     let mut blocks = HashMap::new();
     for (id, file) in sources.files() {
@@ -122,7 +131,17 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     );
                     continue;
                 };
-                let at = remap(&mut sources, di, &doc.sources, ins.at);
+                let mut at = remap(&mut sources, di, &doc.sources, ins.at);
+                let mut mid_line = ins.mid_line;
+                if let Some(start) = markers::mid_line_block_at(
+                    &sources.file(at.file).text,
+                    blocks.get(&at.file).map_or(&[][..], Vec::as_slice),
+                    at.start,
+                ) {
+                    // Our block from an earlier run sits where the brace was.
+                    at = Span::point(at.file, start);
+                    mid_line = true;
+                }
                 let app = if opts.app_check && vs.protocol == crate::config::Protocol::Tcp {
                     let mut found = None;
                     for check in rs
@@ -166,10 +185,9 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     app,
                 };
                 let stanza = stanzas.render(gen, &ins.indent, &command, misc_timeout)?;
-                let text = if ins.mid_line {
-                    let rs_indent =
-                        leading_ws(line_text(&sources.file(rs_span.file).text, rs_span.start));
-                    format!("\n{stanza}{rs_indent}")
+                let text = if mid_line {
+                    let prefix = close_prefix(&sources, rs_span, at);
+                    mid_line_text(&stanza, &prefix, "keepalived/misc_check.conf.j2")?
                 } else {
                     stanza
                 };
@@ -182,7 +200,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
         return Err(RewriteError::Many(errors));
     }
     if plan.checks > 0 {
-        if let Some(edit) = global_defs_edit(&docs[0], &blocks, gen)? {
+        if let Some(edit) = global_defs_edit(&docs[0], &sources, &blocks, gen)? {
             plan.edits.push(edit);
         }
     }
@@ -268,9 +286,10 @@ struct GlobalDefsCtx<'a> {
 /// keepalived runs no MISC_CHECK without `enable_script_security` and a `script_user`
 /// (`--config-test` exits 6). Adds what is missing, into the first `global_defs` block the
 /// user wrote, or a block of its own at the top of the main file. `doc` is the first
-/// parse, whose spans point into the plan's files as they are.
+/// parse, whose spans point into the plan's files (`sources`) as they are.
 fn global_defs_edit(
     doc: &Document,
+    sources: &SourceMap,
     blocks: &HashMap<FileId, Vec<std::ops::Range<usize>>>,
     gen: &Generator,
 ) -> Result<Option<Edit>, RewriteError> {
@@ -283,13 +302,29 @@ fn global_defs_edit(
     }
     let insert = doc.global_defs.insert.as_ref().and_then(|ins| {
         let id = ins.at.file;
+        let text = &sources.file(id).text;
+        if let Some(start) = markers::mid_line_block_at(text, ours(id), ins.at.start) {
+            return Some((Span::point(id, start), ins, true));
+        }
         let inside_ours = within(ours(id), ins.at.start..ins.at.end)
             && !ours(id).iter().any(|r| r.end == ins.at.start);
-        (!inside_ours).then(|| (Span::point(id, ins.at.start), ins))
+        (!inside_ours).then(|| (Span::point(id, ins.at.start), ins, ins.mid_line))
     });
-    let (span, indent, new_block, mid_line) = match insert {
-        Some((span, ins)) => (span, ins.indent.clone(), false, ins.mid_line),
-        None => (Span::point(FileId(0), 0), "    ".to_string(), true, false),
+    let (span, indent, new_block, mid_line, keyword) = match insert {
+        Some((span, ins, mid_line)) => (
+            span,
+            ins.indent.clone(),
+            false,
+            mid_line,
+            doc.global_defs.keyword,
+        ),
+        None => (
+            Span::point(FileId(0), 0),
+            "    ".to_string(),
+            true,
+            false,
+            None,
+        ),
     };
     let text = gen.render(
         "keepalived/global_defs.conf.j2",
@@ -300,8 +335,44 @@ fn global_defs_edit(
             new_block,
         },
     )?;
-    let text = if mid_line { format!("\n{text}") } else { text };
+    let text = match (mid_line, keyword) {
+        (true, Some(keyword)) => {
+            let prefix = close_prefix(sources, keyword, span);
+            mid_line_text(&text, &prefix, "keepalived/global_defs.conf.j2")?
+        }
+        _ => text,
+    };
     Ok(Some(Edit { span, text }))
+}
+
+/// What goes before a block's closing brace when the block was written on one line and
+/// gets a generated block before that brace: the brace moves to a line of its own, which
+/// needs the `@id` prefix of the line the brace was on and the indentation of the line
+/// that opened the block (`opener`).
+fn close_prefix(sources: &SourceMap, opener: Span, close: Span) -> String {
+    let close_line = line_text(&sources.file(close.file).text, close.start);
+    let condition = close_line
+        .trim_start_matches([' ', '\t'])
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once([' ', '\t']))
+        .map(|(id, _)| format!("@{id}"));
+    let open_line = line_text(&sources.file(opener.file).text, opener.start);
+    let body = match open_line.trim_start_matches([' ', '\t']).strip_prefix('@') {
+        Some(rest) => rest.trim_start_matches(|c: char| !c.is_whitespace()),
+        None => open_line,
+    };
+    format!("{}{}", condition.unwrap_or_default(), leading_ws(body))
+}
+
+/// A rendered stanza as a block that starts mid-line (see [`markers::mid_line_block`]).
+fn mid_line_text(stanza: &str, prefix: &str, template: &str) -> Result<String, RewriteError> {
+    markers::mid_line_block(stanza, prefix).ok_or_else(|| {
+        RewriteError::Output(format!(
+            "the output of {template} does not start with a '{}' line: the next run could \
+             not find and replace it",
+            markers::BEGIN
+        ))
+    })
 }
 
 /// The VIPs to probe for a service, or `Err(marks)` for a fwmark service with no mapping.

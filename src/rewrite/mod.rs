@@ -2,6 +2,8 @@
 //! Every byte outside an edit is copied from the source as it was read.
 
 pub mod command;
+mod commit;
+mod diff;
 pub mod keepalived;
 pub mod ldirectord;
 pub mod markers;

@@ -4,12 +4,11 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use similar::TextDiff;
-
+use super::commit::{commit_all, owner_of, Staged};
+use super::diff::{self, ByteChange};
 use super::{Plan, RewriteError};
 use crate::config::FileId;
 
@@ -37,6 +36,12 @@ impl Plan {
     }
 
     fn new_text_cow(&self, file: FileId) -> Cow<'_, str> {
+        self.apply(file, None)
+    }
+
+    /// Applies this plan's edits to one file; records where each edit landed in
+    /// `changes` when it is given.
+    fn apply(&self, file: FileId, mut changes: Option<&mut Vec<ByteChange>>) -> Cow<'_, str> {
         let text = &self.sources.file(file).text;
         let mut edits: Vec<_> = self.edits.iter().filter(|e| e.span.file == file).collect();
         if edits.is_empty() {
@@ -56,7 +61,16 @@ impl Plan {
                 continue;
             }
             out.push_str(&text[pos..e.span.start]);
+            let new_start = out.len();
             out.push_str(&e.text);
+            if let Some(changes) = changes.as_deref_mut() {
+                changes.push(ByteChange {
+                    old_start: e.span.start,
+                    old_end: e.span.end,
+                    new_start,
+                    new_end: out.len(),
+                });
+            }
             pos = e.span.end;
         }
         out.push_str(&text[pos..]);
@@ -76,7 +90,12 @@ impl Plan {
             })
             .collect();
         for nf in &self.new_files {
-            let old = fs::read_to_string(&nf.path).ok().map(Cow::Owned);
+            // Only a regular file is read (a FIFO there would block; the commit refuses it).
+            let old = fs::metadata(&nf.path)
+                .is_ok_and(|m| m.is_file())
+                .then(|| fs::read_to_string(&nf.path).ok())
+                .flatten()
+                .map(Cow::Owned);
             files.push(OutputFile {
                 path: nf.path.clone(),
                 old,
@@ -187,56 +206,59 @@ impl Plan {
         dirs.into_iter().collect()
     }
 
-    /// A unified diff of every changed or new file; empty when nothing changes.
+    /// A unified diff of every changed or new file; empty when nothing changes. Built
+    /// from the edits (see [`super::diff`]), so its cost follows the size of the files,
+    /// not its square.
     pub fn unified_diff(&self, color: bool) -> String {
         let mut out = String::new();
-        for f in self.outputs().iter().filter(|f| f.changed()) {
-            let old = f.old.as_deref().unwrap_or("");
-            let (a, b) = match &f.old {
-                Some(_) => (
-                    format!("a{}", display_abs(&f.path)),
-                    format!("b{}", display_abs(&f.path)),
-                ),
-                None => (
-                    "/dev/null".to_string(),
-                    format!("b{}", display_abs(&f.path)),
-                ),
-            };
-            let diff = TextDiff::from_lines(old, &f.new);
-            let text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&a, &b)
-                .to_string();
+        let mut emit = |text: String| {
             if color {
-                for line in text.split_inclusive('\n') {
-                    let code = if line.starts_with("+++") || line.starts_with("---") {
-                        "1"
-                    } else if line.starts_with('+') {
-                        "32"
-                    } else if line.starts_with('-') {
-                        "31"
-                    } else if line.starts_with("@@") {
-                        "36"
-                    } else {
-                        ""
-                    };
-                    if code.is_empty() {
-                        out.push_str(line);
-                    } else {
-                        let body = line.trim_end_matches('\n');
-                        out.push_str(&format!("\x1b[{code}m{body}\x1b[0m"));
-                        if line.ends_with('\n') {
-                            out.push('\n');
-                        }
-                    }
-                }
+                colorize(&mut out, &text);
             } else {
                 out.push_str(&text);
             }
-            if !out.ends_with('\n') {
-                out.push_str("\n\\ No newline at end of file\n");
+        };
+        for (id, f) in self.sources.files() {
+            let mut changes = Vec::new();
+            let new = self.apply(id, Some(&mut changes));
+            if changes.is_empty() {
+                continue;
             }
+            let path = display_abs(&f.path);
+            emit(diff::unified(
+                &f.text,
+                &new,
+                &changes,
+                &format!("a{path}"),
+                &format!("b{path}"),
+            ));
+        }
+        for nf in &self.new_files {
+            let path = display_abs(&nf.path);
+            let old = fs::metadata(&nf.path)
+                .is_ok_and(|m| m.is_file())
+                .then(|| fs::read_to_string(&nf.path).ok())
+                .flatten();
+            let a = match old {
+                Some(_) => format!("a{path}"),
+                None => "/dev/null".to_string(),
+            };
+            let old = old.unwrap_or_default();
+            // A file written anew: one change over the whole text (the diff keeps the
+            // lines both have as context).
+            let whole = ByteChange {
+                old_start: 0,
+                old_end: old.len(),
+                new_start: 0,
+                new_end: nf.contents.len(),
+            };
+            emit(diff::unified(
+                &old,
+                &nf.contents,
+                &[whole],
+                &a,
+                &format!("b{path}"),
+            ));
         }
         out
     }
@@ -255,6 +277,7 @@ impl Plan {
                         dest: PathBuf::from(bak),
                         contents: old.clone(),
                         mode: mode_of(&f.path, false),
+                        owner: owner_of(&f.path),
                     });
                 }
             }
@@ -262,6 +285,7 @@ impl Plan {
                 dest: f.path,
                 contents: f.new,
                 mode,
+                owner: None,
             });
         }
         commit_all(writes)
@@ -273,11 +297,16 @@ impl Plan {
         let mut writes = Vec::new();
         for (dest, f) in self.placed_outputs(Some(out))? {
             let mode = mode_of(&f.path, f.executable);
-            if fs::read(&dest).ok().as_deref() != Some(f.new.as_bytes()) {
+            let held = fs::metadata(&dest)
+                .is_ok_and(|m| m.is_file())
+                .then(|| fs::read(&dest).ok())
+                .flatten();
+            if held.as_deref() != Some(f.new.as_bytes()) {
                 writes.push(Staged {
                     dest,
                     contents: f.new,
                     mode,
+                    owner: None,
                 });
             }
         }
@@ -322,7 +351,8 @@ fn relative_inside(path: &Path, root: &Path) -> Option<PathBuf> {
     }
 }
 
-/// The permission bits for a rewritten file: the original's when it exists.
+/// The permission bits for a new file; an existing file keeps its own (see
+/// [`commit`](super::commit)).
 fn mode_of(path: &Path, executable: bool) -> u32 {
     let base = fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
@@ -334,60 +364,30 @@ fn mode_of(path: &Path, executable: bool) -> u32 {
     }
 }
 
-struct Staged<'a> {
-    dest: PathBuf,
-    contents: Cow<'a, str>,
-    mode: u32,
-}
-
-/// Writes every file to a temp file beside its destination and syncs it; only when all of
-/// them are written are they renamed into place. On an error before the renames, the temp
-/// files are removed and no destination has changed.
-fn commit_all(writes: Vec<Staged<'_>>) -> Result<Vec<PathBuf>, RewriteError> {
-    let io = |op, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RewriteError::Io { op, path, source }
-    };
-    let mut temps = Vec::with_capacity(writes.len());
-    for w in &writes {
-        let dir = match w.dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+/// Adds terminal colours to a unified diff.
+fn colorize(out: &mut String, text: &str) {
+    for line in text.split_inclusive('\n') {
+        let code = if line.starts_with("+++") || line.starts_with("---") {
+            "1"
+        } else if line.starts_with('+') {
+            "32"
+        } else if line.starts_with('-') {
+            "31"
+        } else if line.starts_with("@@") {
+            "36"
+        } else {
+            ""
         };
-        fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".vipcheck-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(io("create a temporary file in", &dir))?;
-        tmp.write_all(w.contents.as_bytes())
-            .map_err(io("write", tmp.path()))?;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(w.mode))
-            .map_err(io("set permissions on", tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io("sync", tmp.path()))?;
-        temps.push(tmp);
-    }
-    let mut written = Vec::with_capacity(writes.len());
-    for (tmp, w) in temps.into_iter().zip(writes) {
-        tmp.persist(&w.dest).map_err(|e| RewriteError::Io {
-            op: "rename a temporary file onto",
-            path: w.dest.clone(),
-            source: e.error,
-        })?;
-        if let Some(dir) = w.dest.parent() {
-            // Make the rename itself durable.
-            if let Ok(d) = fs::File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            }) {
-                let _ = d.sync_all();
+        if code.is_empty() {
+            out.push_str(line);
+        } else {
+            let body = line.trim_end_matches('\n');
+            out.push_str(&format!("\x1b[{code}m{body}\x1b[0m"));
+            if line.ends_with('\n') {
+                out.push('\n');
             }
         }
-        written.push(w.dest);
     }
-    Ok(written)
 }
 
 #[cfg(test)]

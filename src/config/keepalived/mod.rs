@@ -39,6 +39,8 @@ pub struct GlobalDefs {
     /// Where to add lines inside the first written `global_defs` block; `None` when there is
     /// no such block (the rewrite then adds one at the top of the main file).
     pub insert: Option<InsertionPoint>,
+    /// The `global_defs` keyword of that block.
+    pub keyword: Option<Span>,
     /// Every `enable_script_security` keyword met in a `global_defs` block.
     pub enable_script_security: Vec<Span>,
     /// Every `script_user` line met in a `global_defs` block.
@@ -59,12 +61,53 @@ pub struct Document {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// The most warnings one parse keeps; the rest are counted in a last one.
+pub const MAX_WARNINGS: usize = 100;
+
+/// Warnings of one parse, bounded: at most [`MAX_WARNINGS`], and one per source line (a
+/// warning carries a copy of its line, so a long line repeated in many warnings would
+/// cost memory by the square of the input).
+#[derive(Debug, Default)]
+pub struct Warnings {
+    list: Vec<Diagnostic>,
+    dropped: usize,
+    /// The line of the last warning kept: file, start and end offsets.
+    last_line: Option<(super::FileId, usize, usize)>,
+}
+
+impl Warnings {
+    pub fn push(&mut self, sources: &SourceMap, span: Span, warning: Diagnostic) {
+        let same_line = self.last_line.is_some_and(|(file, start, end)| {
+            file == span.file && start <= span.start && span.start <= end
+        });
+        if same_line || self.list.len() >= MAX_WARNINGS {
+            self.dropped += 1;
+            return;
+        }
+        let text = &sources.file(span.file).text;
+        let at = span.start.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        self.last_line = Some((span.file, start, end));
+        self.list.push(warning.at(sources, span));
+    }
+
+    /// Every warning kept, and one that counts the others.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        if self.dropped > 0 {
+            self.list.push(Diagnostic::warning(format!(
+                "{} more warning(s) not shown (at most one per line and {MAX_WARNINGS} in all)",
+                self.dropped
+            )));
+        }
+        self.list
+    }
+}
+
 /// Reads `path` and everything it includes.
 pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<Document, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::error(format!("cannot read {}: {e}", path.display()))
-            .with_hint("check the path and its permissions")
-    })?;
+    let bytes = super::read_config_file(path)
+        .map_err(|e| Diagnostic::error(e.message).with_hint(e.hint))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
@@ -88,7 +131,7 @@ pub fn parse_str(path: &Path, text: &str, opts: &ParseOptions) -> Result<Documen
     let mut parser = parser::Parser::default();
     pre.run(path, text.to_string(), &mut parser)?;
     let (services, global_defs, mut warnings) = parser.finish(&pre.sources)?;
-    let mut all_warnings = std::mem::take(&mut pre.collected.warnings);
+    let mut all_warnings = std::mem::take(&mut pre.collected.warnings).finish();
     all_warnings.append(&mut warnings);
     Ok(Document {
         sources: pre.sources,

@@ -26,6 +26,11 @@ use crate::config::{
 /// The most addresses a `virtual_server_group` may expand to.
 pub const MAX_GROUP_ADDRESSES: usize = 65_536;
 
+/// The deepest blocks may nest. keepalived's own configs nest about 5 deep
+/// (`virtual_server` > `real_server` > `HTTP_GET` > `url`); far more is a broken or
+/// hostile file, whose parse would otherwise grow with every level.
+pub const MAX_BLOCK_DEPTH: usize = 128;
+
 /// The most VIPs all services together may have (groups are copied into each service
 /// that names them).
 pub const MAX_TOTAL_VIPS: usize = 1_000_000;
@@ -131,7 +136,7 @@ pub struct Parser {
     services: Vec<VsBuild>,
     groups: HashMap<String, (GroupBuild, Span)>,
     pub global_defs: GlobalDefs,
-    pub warnings: Vec<Diagnostic>,
+    pub warnings: super::Warnings,
     tabs: HashMap<FileId, bool>,
     /// The outermost block still open and its `{`, for the "never closed" error.
     open_braces: Vec<Span>,
@@ -145,7 +150,7 @@ impl Default for Parser {
             services: Vec::new(),
             groups: HashMap::new(),
             global_defs: GlobalDefs::default(),
-            warnings: Vec::new(),
+            warnings: super::Warnings::default(),
             tabs: HashMap::new(),
             open_braces: Vec::new(),
         }
@@ -287,7 +292,7 @@ impl Parser {
 
     fn warn(&mut self, sources: &SourceMap, span: Span, message: &str) {
         self.warnings
-            .push(Diagnostic::warning(message).at(sources, span));
+            .push(sources, span, Diagnostic::warning(message));
     }
 
     fn open(&mut self, sources: &SourceMap, brace: Word) -> Result<(), Diagnostic> {
@@ -297,9 +302,7 @@ impl Parser {
                 brace.span,
                 "'{' without a keyword before it; its block is skipped",
             );
-            self.frames.push(Frame::Skip);
-            self.open_braces.push(brace.span);
-            return Ok(());
+            return self.push_frame(sources, Frame::Skip, brace.span);
         };
         let kw = header.keyword().to_string();
         let frame = match (self.frames.last(), kw.as_str()) {
@@ -333,8 +336,29 @@ impl Parser {
             },
             _ => Frame::Skip,
         };
+        self.push_frame(sources, frame, brace.span)
+    }
+
+    /// Opens a block, unless blocks already nest [`MAX_BLOCK_DEPTH`] deep.
+    fn push_frame(
+        &mut self,
+        sources: &SourceMap,
+        frame: Frame,
+        brace: Span,
+    ) -> Result<(), Diagnostic> {
+        // The first frame is the top level, not a block.
+        if self.frames.len() > MAX_BLOCK_DEPTH {
+            return Err(Diagnostic::error(format!(
+                "blocks nest more than {MAX_BLOCK_DEPTH} deep"
+            ))
+            .at(sources, brace)
+            .with_hint(
+                "keepalived configs nest a few blocks deep (virtual_server > real_server > \
+                 checker > url); check the braces",
+            ));
+        }
         self.frames.push(frame);
-        self.open_braces.push(brace.span);
+        self.open_braces.push(brace);
         Ok(())
     }
 
@@ -354,6 +378,7 @@ impl Parser {
                     && brace.via.is_none() =>
             {
                 self.global_defs.insert = Some(self.insertion(sources, &keyword, &brace));
+                self.global_defs.keyword = Some(keyword.span);
             }
             Some(Frame::VirtualServer(mut vs)) => {
                 vs.block = join(vs.header, brace.span);
@@ -478,10 +503,11 @@ impl Parser {
                         let same = g.ports.iter().all(|p| *p == g.ports[0]);
                         if !same {
                             self.warnings.push(
+                                sources,
+                                vs.header,
                                 Diagnostic::warning(format!(
                                     "virtual_server_group {name} mixes ports; the service is treated as covering all ports"
-                                ))
-                                .at(sources, vs.header),
+                                )),
                             );
                         }
                         let port = if same { first } else { None };
@@ -489,10 +515,11 @@ impl Parser {
                     }
                     None => {
                         self.warnings.push(
+                            sources,
+                            vs.header,
                             Diagnostic::warning(format!(
                                 "virtual_server_group {name} is not defined; the service has no addresses"
-                            ))
-                            .at(sources, vs.header),
+                            )),
                         );
                         (Vec::new(), Vec::new(), None)
                     }
@@ -506,10 +533,11 @@ impl Parser {
                 None if vips.is_empty() => Protocol::Tcp,
                 None => {
                     self.warnings.push(
+                        sources,
+                        vs.header,
                         Diagnostic::warning(
                             "no protocol set; keepalived 2.2 makes this service UDP",
                         )
-                        .at(sources, vs.header)
                         .with_hint("add 'protocol TCP' if the service is TCP"),
                     );
                     Protocol::Udp
@@ -559,7 +587,7 @@ impl Parser {
                 block: vs.block,
             });
         }
-        Ok((services, self.global_defs, self.warnings))
+        Ok((services, self.global_defs, self.warnings.finish()))
     }
 }
 

@@ -141,7 +141,7 @@ struct Definition {
 pub struct Collected {
     pub conditional_ids: BTreeSet<String>,
     pub include_patterns: Vec<PathBuf>,
-    pub warnings: Vec<Diagnostic>,
+    pub warnings: super::Warnings,
 }
 
 pub struct Preprocessor {
@@ -185,8 +185,9 @@ impl Preprocessor {
     }
 
     fn warn_at(&mut self, span: Span, message: impl Into<String>) {
-        let d = Diagnostic::warning(message).at(&self.sources, span);
-        self.collected.warnings.push(d);
+        self.collected
+            .warnings
+            .push(&self.sources, span, Diagnostic::warning(message));
     }
 
     fn read_file(&mut self, file: FileId, sink: &mut dyn LineSink) -> Result<(), Diagnostic> {
@@ -829,12 +830,9 @@ impl Preprocessor {
             let id = match self.sources.find(&path) {
                 Some(id) => id,
                 None => {
-                    let bytes = std::fs::read(&path).map_err(|e| {
-                        self.error_at(
-                            line.site,
-                            format!("cannot read included file '{}': {e}", path.display()),
-                        )
-                        .with_hint("check the path and its permissions")
+                    let bytes = crate::config::read_config_file(&path).map_err(|e| {
+                        self.error_at(line.site, format!("included file: {}", e.message))
+                            .with_hint(e.hint)
                     })?;
                     let text = String::from_utf8(bytes).map_err(|_| {
                         self.error_at(
