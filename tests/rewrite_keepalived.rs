@@ -125,6 +125,15 @@ fn real_servers_made_by_seq_are_refused_with_their_line() {
     insta::assert_snapshot!(relative_paths(&err, None));
 }
 
+#[test]
+fn direct_routing_across_address_families_is_refused_with_its_line() {
+    let path = fixture("rewrite/keepalived_refused/group_mixed_families.conf");
+    let err = plan(&path, Format::Keepalived, &options())
+        .unwrap_err()
+        .to_string();
+    insta::assert_snapshot!(relative_paths(&err, None));
+}
+
 /// keepalived's own verdict: 0 = accepted.
 fn keepalived_config_test(keepalived: &Path, config: &Path) -> (i32, String) {
     let out = Command::new(keepalived)

@@ -66,11 +66,7 @@ const KEEPALIVED_INCLUDED: &str = "virtual_server 192.0.2.20 80 {\n    lb_kind D
 
 #[test]
 fn in_place_follows_symlinks_and_keeps_owner_group_and_mode() {
-    if !require(
-        is_root(),
-        "in_place_follows_symlinks_and_keeps_owner_group_and_mode",
-        "needs root to give the files another owner",
-    ) {
+    if !require(is_root(), "needs root to give the files another owner") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -187,7 +183,6 @@ fn an_immutable_wrapper_leaves_every_file_untouched() {
     let _guard = Immutable(wrapper.clone());
     if !require(
         supported,
-        "an_immutable_wrapper_leaves_every_file_untouched",
         "chattr +i does not work here (needs root and a file system with inode flags)",
     ) {
         return;
@@ -354,7 +349,6 @@ fn removing_the_generated_blocks_gives_back_debians_samples() {
         .collect();
     if !require(
         !inputs.is_empty(),
-        "removing_the_generated_blocks_gives_back_debians_samples",
         "Debian's keepalived samples are not installed",
     ) {
         return;
@@ -366,11 +360,7 @@ fn removing_the_generated_blocks_gives_back_debians_samples() {
 #[test]
 fn removing_the_generated_blocks_gives_back_the_corpus() {
     let corpus = corpus_dir();
-    if !require(
-        corpus.is_some(),
-        "removing_the_generated_blocks_gives_back_the_corpus",
-        "../shared/corpus is absent",
-    ) {
+    if !require(corpus.is_some(), "../shared/corpus is absent") {
         return;
     }
     let corpus = corpus.unwrap_or_default();
