@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod duration;
 pub mod generate;
 pub mod net;
 pub mod probe;
