@@ -508,8 +508,8 @@ mod command {
 }
 
 /// Probes pairs in this process over shared packet sockets ([`Fleet`]), each with the
-/// arguments the generated check would pass to `vipcheck probe`, so `status` shows what
-/// the daemon will see.
+/// request the generated check's `vipcheck probe` builds ([`FleetProbe::request`]), so
+/// `status` shows what the daemon will see.
 pub struct FleetProbe {
     pub fleet: Fleet,
     pub timeout: Duration,
