@@ -1,9 +1,22 @@
-//! Command-line definitions (clap) for every subcommand; nothing here does the work.
+//! Command-line definitions (clap) for every subcommand, and their conversion into the
+//! types of the modules that do the work ([`crate::probe::request::ProbeInputs`],
+//! [`crate::rewrite::command::RewriteInputs`], [`crate::watch::WatchInputs`],
+//! [`crate::status::StatusInputs`], ...). Nothing below this module imports it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Format, ForwardingMethod, Protocol};
+use crate::duration::parse_duration;
+use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
+use crate::probe::session::command::AppCheckInputs;
+use crate::probe::session::{AppCheckKind, AppCheckOptions};
+use crate::rewrite::command::{ColorChoice, GenerateInputs, RewriteInputs};
+use crate::status::StatusInputs;
+use crate::watch::{ReloadChoice, WatchInputs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +36,7 @@ pub struct Cli {
 pub enum Command {
     Rewrite(RewriteArgs),
     Probe(ProbeArgs),
-    Appcheck(crate::probe::session::command::AppCheckCommand),
+    Appcheck(AppCheckCommandArgs),
     Watch(WatchArgs),
     Status(StatusArgs),
     /// Print shell completions for SHELL to standard output.
@@ -57,8 +70,8 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "PATH")]
     pub probe_path: Option<PathBuf>,
     /// The probe's own timeout (1ms to 1h); the daemon's check timeout is set above it.
-    #[arg(long, default_value = "2s", value_name = "DUR", value_parser = duration_arg)]
-    pub probe_timeout: String,
+    #[arg(long, default_value = "2s", value_name = "DUR", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
     /// A directory whose templates replace the embedded ones of the same name.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
@@ -170,12 +183,12 @@ pub struct ProbeArgs {
     pub allow_arp_answer: bool,
     /// Options of the application checks (`--check http|https|tcp-session`).
     #[command(flatten)]
-    pub app: crate::probe::session::args::AppCheckArgs,
+    pub app: AppCheckArgs,
     /// The whole probe's time budget, retries included (1ms to 1h, e.g. 500ms, 2s).
-    #[arg(long, default_value = "2s", value_name = "DUR")]
+    #[arg(long, default_value = crate::probe::request::DEFAULT_TIMEOUT, value_name = "DUR")]
     pub timeout: String,
     /// Extra attempts, each with a fresh identifier, within the timeout.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
     /// The egress interface (default: the one the kernel routes the real server through).
     #[arg(long, value_name = "IF")]
@@ -204,8 +217,8 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = parallel_arg)]
     pub parallel: usize,
     /// Each probe's time budget (1ms to 1h).
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = duration_arg)]
-    pub timeout: String,
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Duration,
     /// One JSON array, an object per pair.
     #[arg(long, conflicts_with = "prometheus")]
     pub json: bool,
@@ -253,64 +266,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
     /// Wait this long after the last change before acting (1ms to 1h).
-    #[arg(long, default_value = "100ms", value_name = "DUR", value_parser = duration_arg)]
-    pub debounce: String,
+    #[arg(long, default_value = "100ms", value_name = "DUR", value_parser = parse_duration)]
+    pub debounce: Duration,
     /// One regeneration pass, then exit.
     #[arg(long)]
     pub once: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
-}
-
-/// The shortest duration any option takes: below a millisecond nothing vipcheck waits
-/// for can happen, and `0` would make every probe "down" at once.
-pub const DURATION_MIN: std::time::Duration = std::time::Duration::from_millis(1);
-/// The longest duration any option takes: a probe or a debounce of more than an hour is a
-/// typo, not a setting.
-pub const DURATION_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
-/// How to write a duration; the hint of every duration error.
-pub const DURATION_HINT: &str = "write it like 500ms, 2s, 1.5s or 1m";
-
-/// Why `text` is not a duration: the one sentence every duration option uses.
-pub fn duration_message(text: &str) -> String {
-    format!("{text:?} is not a duration from 1ms to 1h")
-}
-
-/// Parses a duration as written on the command line: `250ms`, `2s`, `1.5s`, `1m`, `1h`, or
-/// a bare number of seconds, from [`DURATION_MIN`] to [`DURATION_MAX`]. Every duration
-/// option (`--timeout`, `--probe-timeout`, `--debounce`) is read by this one function.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t, 1.0)
-    };
-    let secs = num
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .map(|v| v * scale)
-        .filter(|s| s.is_finite());
-    // Compared in seconds before building a Duration: from_secs_f64 panics on huge values.
-    match secs {
-        Some(s)
-            if s >= DURATION_MIN.as_secs_f64() - 1e-12
-                && s <= DURATION_MAX.as_secs_f64() + 1e-12 =>
-        {
-            Ok(std::time::Duration::from_secs_f64(s).clamp(DURATION_MIN, DURATION_MAX))
-        }
-        _ => Err(format!(
-            "{} (hint: {DURATION_HINT})",
-            duration_message(text)
-        )),
-    }
 }
 
 /// `--parallel`: how many probes at once, at least one (0 would probe nothing and report
@@ -322,40 +284,655 @@ pub fn parallel_arg(text: &str) -> Result<usize, String> {
     }
 }
 
-/// [`parse_duration`] as a clap value parser: a bad duration is a usage error before
-/// anything runs. The text is kept, so the fields stay `String`.
-pub fn duration_arg(text: &str) -> Result<String, String> {
-    parse_duration(text).map(|_| text.to_string())
+/// Check that the application answers through the VIP on one real server.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    vipcheck appcheck --iface eth0 --src 192.0.2.1 --next-hop-mac 02:00:5e:00:00:11 \\\n    \
+      --vip 192.0.2.20 --rip 192.0.2.11 --port 80 --check http --expect-body OK\n  \
+    vipcheck appcheck --iface eth0 --src 2001:db8::1 --next-hop-mac 02:00:5e:00:00:11 \\\n    \
+      --vip 2001:db8::20 --rip 2001:db8::11 --port 443 --check https --sni www.example.com\n\n\
+    Exit status: 0 = up, 1 = down (any reason, including errors).")]
+pub struct AppCheckCommandArgs {
+    /// The interface the real server (DR) or the next hop towards it (TUN) is on.
+    #[arg(long, value_name = "IF")]
+    pub iface: String,
+    /// The director's address on that interface: the session's source.
+    #[arg(long, value_name = "IP")]
+    pub src: IpAddr,
+    /// The real server's MAC (DR) or the next hop's (TUN), e.g. 02:00:5e:00:00:11.
+    #[arg(long, value_name = "MAC")]
+    pub next_hop_mac: String,
+    /// TUN: the tunnel's outer source when the RIP's family differs from the VIP's.
+    #[arg(long, value_name = "IP")]
+    pub tunnel_src: Option<IpAddr>,
+    #[arg(long, value_name = "VIP")]
+    pub vip: IpAddr,
+    /// The real server's own address (the tunnel's end for TUN).
+    #[arg(long, value_name = "RIP")]
+    pub rip: IpAddr,
+    #[arg(long)]
+    pub port: u16,
+    #[arg(long, value_enum, default_value = "dr")]
+    pub method: MethodArg,
+    #[arg(long, value_enum, default_value = "http")]
+    pub check: AppCheckKindArg,
+    /// The whole check's time budget (e.g. 500ms, 2s).
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub timeout: String,
+    /// Print the verdict as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub app: AppCheckArgs,
+}
+
+/// Which application check `--check` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppCheckKindArg {
+    /// HTTP/1.1 GET through the VIP.
+    Http,
+    /// HTTP/1.1 GET over TLS through the VIP.
+    Https,
+    /// A complete TCP handshake through the VIP, then a reset.
+    TcpSession,
+}
+
+/// Options of `--check http|https|tcp-session`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AppCheckArgs {
+    /// The path to GET.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub http_path: String,
+    /// The Host header (default: the VIP, with the port when not 80/443).
+    #[arg(long, value_name = "HOST")]
+    pub http_host: Option<String>,
+    /// Acceptable status codes: a code or a range.
+    #[arg(long, default_value = "200-299", value_name = "RANGE")]
+    pub expect_status: String,
+    /// Text the body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// MD5 of the body (hex), like keepalived's HTTP_GET `digest`.
+    #[arg(long, value_name = "MD5")]
+    pub expect_digest: Option<String>,
+    /// TLS server name to send (default: the --http-host name, else none: the VIP).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Verify the server's certificate chain and name (off: health checks often meet
+    /// internal certificates).
+    #[arg(long)]
+    pub tls_verify: bool,
+    /// CA bundle for --tls-verify (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, value_name = "FILE", requires = "tls_verify")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+// From the command line's arguments to the modules' own types.
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Format {
+        match arg {
+            FormatArg::Keepalived => Format::Keepalived,
+            FormatArg::Ldirectord => Format::Ldirectord,
+        }
+    }
+}
+
+impl From<ColorWhen> for ColorChoice {
+    fn from(arg: ColorWhen) -> ColorChoice {
+        match arg {
+            ColorWhen::Auto => ColorChoice::Auto,
+            ColorWhen::Always => ColorChoice::Always,
+            ColorWhen::Never => ColorChoice::Never,
+        }
+    }
+}
+
+impl From<ProtoArg> for Protocol {
+    fn from(arg: ProtoArg) -> Protocol {
+        match arg {
+            ProtoArg::Tcp => Protocol::Tcp,
+            ProtoArg::Udp => Protocol::Udp,
+        }
+    }
+}
+
+impl From<MethodArg> for ForwardingMethod {
+    fn from(arg: MethodArg) -> ForwardingMethod {
+        match arg {
+            MethodArg::Dr => ForwardingMethod::DirectRouting,
+            MethodArg::Tun => ForwardingMethod::Tunnel,
+        }
+    }
+}
+
+impl From<AppCheckKindArg> for AppCheckKind {
+    fn from(arg: AppCheckKindArg) -> AppCheckKind {
+        match arg {
+            AppCheckKindArg::Http => AppCheckKind::Http,
+            AppCheckKindArg::Https => AppCheckKind::Https,
+            AppCheckKindArg::TcpSession => AppCheckKind::TcpSession,
+        }
+    }
+}
+
+impl From<CheckArg> for CheckSelection {
+    fn from(arg: CheckArg) -> CheckSelection {
+        match arg {
+            CheckArg::Icmp => CheckSelection::Icmp,
+            CheckArg::Tcp => CheckSelection::Tcp,
+            CheckArg::Arp => CheckSelection::Arp,
+            CheckArg::All => CheckSelection::All,
+            CheckArg::Http => CheckSelection::App(AppCheckKind::Http),
+            CheckArg::Https => CheckSelection::App(AppCheckKind::Https),
+            CheckArg::TcpSession => CheckSelection::App(AppCheckKind::TcpSession),
+        }
+    }
+}
+
+impl From<AppCheckArgs> for AppCheckOptions {
+    fn from(a: AppCheckArgs) -> AppCheckOptions {
+        AppCheckOptions {
+            http_path: a.http_path,
+            http_host: a.http_host,
+            expect_status: a.expect_status,
+            expect_body: a.expect_body,
+            expect_digest: a.expect_digest,
+            sni: a.sni,
+            tls_verify: a.tls_verify,
+            tls_ca: a.tls_ca,
+        }
+    }
+}
+
+impl From<ProbeArgs> for ProbeInputs {
+    fn from(a: ProbeArgs) -> ProbeInputs {
+        ProbeInputs {
+            vips: a.vips,
+            rip: a.rip,
+            port: a.port,
+            proto: a.proto.into(),
+            method: a.method.into(),
+            check: a.check.into(),
+            allow_arp_answer: a.allow_arp_answer,
+            app: a.app.into(),
+            timeout: a.timeout,
+            retries: a.retries,
+            iface: a.iface,
+            json: a.json,
+            positional: a.positional,
+        }
+    }
+}
+
+impl From<AppCheckCommandArgs> for AppCheckInputs {
+    fn from(a: AppCheckCommandArgs) -> AppCheckInputs {
+        AppCheckInputs {
+            iface: a.iface,
+            src: a.src,
+            next_hop_mac: a.next_hop_mac,
+            tunnel_src: a.tunnel_src,
+            vip: a.vip,
+            rip: a.rip,
+            port: a.port,
+            method: a.method.into(),
+            check: a.check.into(),
+            timeout: a.timeout,
+            json: a.json,
+            app: a.app.into(),
+        }
+    }
+}
+
+impl From<GenerateArgs> for GenerateInputs {
+    fn from(a: GenerateArgs) -> GenerateInputs {
+        GenerateInputs {
+            format: a.format.map(Format::from),
+            fwmark_vips: a.fwmark_vip,
+            probe_path: a.probe_path,
+            probe_timeout: a.probe_timeout,
+            templates: a.templates,
+            config_id: a.config_id,
+            app_check: a.app_check,
+        }
+    }
+}
+
+impl From<RewriteArgs> for RewriteInputs {
+    fn from(a: RewriteArgs) -> RewriteInputs {
+        RewriteInputs {
+            config: a.config,
+            dry_run: a.dry_run,
+            in_place: a.in_place,
+            backup: a.backup,
+            output: a.output,
+            color: a.color.into(),
+            generate: a.generate.into(),
+        }
+    }
+}
+
+impl From<StatusArgs> for StatusInputs {
+    fn from(a: StatusArgs) -> StatusInputs {
+        StatusInputs {
+            config: a.config,
+            parallel: a.parallel,
+            timeout: a.timeout,
+            json: a.json,
+            prometheus: a.prometheus,
+            color: a.color.into(),
+            allow_arp_answer: a.allow_arp_answer,
+            generate: a.generate.into(),
+        }
+    }
+}
+
+impl From<ReloadArg> for ReloadChoice {
+    fn from(arg: ReloadArg) -> ReloadChoice {
+        match arg {
+            ReloadArg::Auto => ReloadChoice::Auto,
+            ReloadArg::Keepalived => ReloadChoice::Keepalived,
+            ReloadArg::Ldirectord => ReloadChoice::Ldirectord,
+            ReloadArg::None => ReloadChoice::None,
+        }
+    }
+}
+
+impl From<&WatchArgs> for WatchInputs {
+    fn from(a: &WatchArgs) -> WatchInputs {
+        WatchInputs {
+            config: a.config.clone(),
+            output: a.output.clone(),
+            in_place: a.in_place,
+            reload: a.reload.into(),
+            reload_command: a.reload_command.clone(),
+            pidfile: a.pidfile.clone(),
+            debounce: a.debounce,
+            once: a.once,
+            generate: a.generate.clone().into(),
+        }
+    }
+}
+
+impl From<WatchArgs> for WatchInputs {
+    fn from(a: WatchArgs) -> WatchInputs {
+        WatchInputs::from(&a)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::config::Protocol;
+    use crate::generate::ProbeCommand;
+    use crate::probe::engine::CheckKind;
+    use crate::probe::request::{Request, RequestError};
+    use crate::probe::session::AppCheck;
+    use crate::status::{FleetProbe, Pair};
 
+    /// `vipcheck probe ARGS` read as the binary reads it: clap, then the conversion.
+    fn probe_inputs(argv: &[String]) -> ProbeInputs {
+        let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        let Command::Probe(args) = cli.command else {
+            panic!("{argv:?} is not a probe command")
+        };
+        args.into()
+    }
+
+    fn req(argv: &[&str]) -> Result<Request, RequestError> {
+        let argv: Vec<String> = ["vipcheck", "probe"]
+            .iter()
+            .chain(argv)
+            .map(|s| s.to_string())
+            .collect();
+        Request::from_inputs(&probe_inputs(&argv))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// What `status` probes for a pair is what the generated check asks for: the
+    /// `misc_path` argv (as the keepalived template renders it, split at spaces) read by
+    /// the probe's command line gives the very request `status` builds for that pair.
     #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
+    fn generated_probe_argv_reads_back_as_the_request_status_builds() {
+        let mut seen = 0;
+        for (vip, rip, method) in [
+            ("192.0.2.20", "192.0.2.11", ForwardingMethod::DirectRouting),
+            (
+                "2001:db8::20",
+                "2001:db8::11",
+                ForwardingMethod::DirectRouting,
+            ),
+            ("192.0.2.20", "198.51.100.11", ForwardingMethod::Tunnel),
+            ("2001:db8::20", "192.0.2.11", ForwardingMethod::Tunnel),
+        ] {
+            for (proto, port) in [
+                (Protocol::Tcp, Some(80)),
+                (Protocol::Udp, Some(53)),
+                (Protocol::Tcp, None),
+            ] {
+                for allow_arp_answer in [false, true] {
+                    // `--timeout 1.5007s` is probed as the generated `1500ms`.
+                    for timeout in [
+                        Duration::from_millis(1500),
+                        Duration::from_secs(1),
+                        Duration::from_micros(1_500_700),
+                    ] {
+                        let pair = Pair {
+                            service: "test".into(),
+                            vip: ip(vip),
+                            port,
+                            proto,
+                            rip: ip(rip),
+                            method,
+                            config_checks: Vec::new(),
+                        };
+                        let cmd = ProbeCommand {
+                            program: "/usr/sbin/vipcheck".into(),
+                            vips: vec![pair.vip],
+                            rip: pair.rip,
+                            port,
+                            protocol: proto,
+                            method,
+                            timeout,
+                            app: None,
+                        };
+                        // keepalived's misc_path: the rendered line, split at white space.
+                        let line = cmd.command_line();
+                        let mut argv: Vec<String> =
+                            line.split_whitespace().map(str::to_string).collect();
+                        assert_eq!(argv[1..], cmd.args()[..], "{line}");
+                        if allow_arp_answer {
+                            argv.push("--allow-arp-answer".into());
+                        }
+                        let from_cli = Request::from_inputs(&probe_inputs(&argv))
+                            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                        let status = FleetProbe::new(timeout, allow_arp_answer);
+                        let direct = status.request(&pair).unwrap();
+                        assert_eq!(direct, from_cli, "{argv:?}");
+                        assert_eq!(direct.allow_arp_answer, allow_arp_answer);
+                        assert_eq!(direct.method, method);
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, 4 * 3 * 2 * 3);
     }
 
     #[test]
-    fn durations_outside_1ms_to_1h_are_refused_with_one_message() {
-        assert_eq!(parse_duration("1ms"), Ok(DURATION_MIN));
-        assert_eq!(parse_duration("60m"), Ok(DURATION_MAX));
-        for bad in [
-            "0", "0s", "0ms", "0.5ms", "3601", "61m", "2h", "1e300", "NaN", "inf", "",
+    fn the_defaults_of_the_app_check_options_are_the_command_lines() {
+        let inputs = probe_inputs(&["vipcheck".into(), "probe".into()]);
+        assert_eq!(inputs.app, AppCheckOptions::default());
+        assert_eq!(inputs.retries, DEFAULT_RETRIES);
+        assert_eq!(inputs.check, CheckSelection::All);
+    }
+
+    #[test]
+    fn a_tls_ca_needs_tls_verify() {
+        let argv = ["vipcheck", "probe", "--check", "https", "--tls-ca", "x"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn options_give_icmp_and_tcp_for_a_tcp_service() {
+        let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11", "--port", "80"]).unwrap();
+        assert_eq!(r.vips, vec![ip("192.0.2.20")]);
+        assert_eq!(r.rip, ip("192.0.2.11"));
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
+        assert_eq!(r.method, ForwardingMethod::DirectRouting);
+        assert_eq!(r.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn ldirectord_positionals_with_bracketed_ipv6() {
+        let r = req(&[
+            "--method",
+            "tun",
+            "[2001:db8::20]",
+            "443",
+            "[2001:db8::11]",
+            "443",
+        ])
+        .unwrap();
+        assert_eq!(r.vips, vec![ip("2001:db8::20")]);
+        assert_eq!(r.rip, ip("2001:db8::11"));
+        assert_eq!(
+            r.checks,
+            vec![
+                CheckKind::Icmp,
+                CheckKind::Tcp { port: 443 },
+                CheckKind::Arp
+            ]
+        );
+        assert_eq!(r.method, ForwardingMethod::Tunnel);
+    }
+
+    #[test]
+    fn fwmark_needs_vips_and_takes_the_real_port() {
+        let e = req(&["5", "0", "192.0.2.11", "80"]).unwrap_err();
+        assert!(e.message.contains("fwmark 5"), "{e}");
+        assert!(e.hint.contains("--vip"));
+        let r = req(&["--vip", "192.0.2.20", "5", "0", "192.0.2.11", "80"]).unwrap();
+        assert_eq!(r.vips, vec![ip("192.0.2.20")]);
+        assert_eq!(
+            r.checks,
+            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
+        );
+    }
+
+    #[test]
+    fn wrong_positional_counts_and_values_are_errors() {
+        assert!(req(&["192.0.2.20", "80"]).is_err());
+        assert!(req(&["vip", "80", "192.0.2.11", "80"]).is_err());
+        assert!(req(&["192.0.2.20", "http", "192.0.2.11", "80"]).is_err());
+        let e = req(&[
+            "--rip",
+            "192.0.2.12",
+            "192.0.2.20",
+            "80",
+            "192.0.2.11",
+            "80",
+        ])
+        .unwrap_err();
+        assert!(e.message.contains("differ"));
+    }
+
+    #[test]
+    fn udp_service_is_icmp_only() {
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+        ])
+        .unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert!(r.icmp_only_udp);
+        assert!(req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--proto",
+            "udp",
+            "--check",
+            "tcp"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn missing_vip_rip_or_port_is_an_error() {
+        assert!(req(&["--rip", "192.0.2.11"]).is_err());
+        assert!(req(&["--vip", "192.0.2.20"]).is_err());
+        assert!(req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "tcp"
+        ])
+        .is_err());
+        assert!(req(&["--vip", "192.0.2.20", "--rip", "192.0.2.20"]).is_err());
+    }
+
+    #[test]
+    fn without_a_port_only_icmp_runs() {
+        let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11"]).unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert!(!r.icmp_only_udp);
+    }
+
+    #[test]
+    fn check_arp_alone_and_the_allow_flag() {
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "arp",
+        ])
+        .unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Arp]);
+        assert!(!r.allow_arp_answer);
+        assert!(!r.icmp_only_udp);
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--allow-arp-answer",
+        ])
+        .unwrap();
+        assert!(r.allow_arp_answer);
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+    }
+
+    #[test]
+    fn application_checks_run_after_icmp_and_arp_and_need_a_tcp_port() {
+        let r = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "http",
+        ])
+        .unwrap();
+        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert!(matches!(r.app, Some((AppCheck::Http(_), 80))));
+        let no_port = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--check",
+            "tcp-session",
+        ]);
+        assert!(no_port.unwrap_err().message.contains("needs a port"));
+        let udp = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+            "--check",
+            "https",
+        ]);
+        assert!(udp.unwrap_err().message.contains("UDP"));
+        let bad = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "80",
+            "--check",
+            "http",
+            "--expect-status",
+            "2xx",
+        ]);
+        assert!(bad.unwrap_err().message.contains("--expect-status"));
+    }
+
+    #[test]
+    fn targets_that_cannot_be_right_are_refused_up_front() {
+        for (vip, rip, method, says) in [
+            (
+                "0.0.0.0",
+                "192.0.2.11",
+                "dr",
+                "VIP 0.0.0.0 is the unspecified address",
+            ),
+            (
+                "255.255.255.255",
+                "192.0.2.11",
+                "dr",
+                "is the broadcast address",
+            ),
+            ("224.0.0.18", "192.0.2.11", "dr", "is a multicast address"),
+            (
+                "127.0.0.1",
+                "192.0.2.11",
+                "dr",
+                "VIP 127.0.0.1 is a loopback address",
+            ),
+            ("::1", "2001:db8::b", "dr", "VIP ::1 is a loopback address"),
+            ("ff02::1", "2001:db8::b", "tun", "is a multicast address"),
+            ("::", "2001:db8::b", "tun", "is the unspecified address"),
+            (
+                "192.0.2.20",
+                "127.0.0.2",
+                "dr",
+                "real server 127.0.0.2 is a loopback address",
+            ),
+            (
+                "192.0.2.20",
+                "2001:db8::b",
+                "dr",
+                "of different address families",
+            ),
+            (
+                "2001:db8::20",
+                "192.0.2.11",
+                "dr",
+                "of different address families",
+            ),
         ] {
-            let e = parse_duration(bad).unwrap_err();
-            assert!(
-                e.starts_with(&duration_message(bad)) && e.contains(DURATION_HINT),
-                "{bad}: {e}"
-            );
+            let e = req(&[
+                "--vip", vip, "--rip", rip, "--method", method, "--port", "80",
+            ])
+            .expect_err(vip);
+            assert!(e.message.contains(says), "{vip} {rip}: {e}");
         }
+        // A tunnel may carry another family than its outer header's.
+        let mixed = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "2001:db8::b",
+            "--method",
+            "tun",
+            "--port",
+            "80",
+        ]);
+        assert!(mixed.is_ok(), "{mixed:?}");
     }
 }

@@ -3,8 +3,10 @@
 //! Layers, from the bottom: [`config`] (text -> model), [`generate`] (model -> check
 //! stanzas from templates), [`rewrite`] (edits -> new texts, diff, atomic writes),
 //! [`wire`] (pure packet formats), [`net`] (the packet socket and the path to a real
-//! server), [`probe`] (routes, checks, verdicts), [`watch`]
-//! (regenerate and reload on change), [`cli`] (argument definitions).
+//! server), [`probe`] (routes, checks, verdicts), [`status`] (every pair at once),
+//! [`watch`] (regenerate and reload on change), [`duration`] (the one duration syntax),
+//! and on top [`cli`]: the argument definitions, converted there into each module's own
+//! types. Nothing below [`cli`] imports it (tests/layering.rs checks).
 
 // A located Diagnostic (path, source line) is large; it is only ever built on the way out
 // with an error, so boxing it everywhere would buy nothing.
@@ -12,6 +14,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod duration;
 pub mod generate;
 pub mod net;
 pub mod probe;

@@ -40,11 +40,12 @@ fn main() {
                 }
             }
         }
-        Command::Probe(args) => vipcheck::probe::run_cli(args),
-        Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd),
-        Command::Watch(args) => vipcheck::watch::run_cli(args),
-        Command::Status(args) => vipcheck::status::run_cli(args),
-        Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args),
+        // Each module takes its own types: the arguments convert into them (cli.rs).
+        Command::Probe(args) => vipcheck::probe::run_cli(args.into()),
+        Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd.into()),
+        Command::Watch(args) => vipcheck::watch::run_cli(args.into()),
+        Command::Status(args) => vipcheck::status::run_cli(args.into()),
+        Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args.into()),
     };
     std::process::exit(code);
 }

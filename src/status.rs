@@ -3,7 +3,8 @@
 //! textfile metrics.
 //!
 //! Probing happens in this process ([`FleetProbe`] over [`Fleet`]): each pair gets the
-//! request the generated check would pass to `vipcheck probe`, and the probes share one
+//! [`Request`] the generated check's `vipcheck probe` would build (built here directly;
+//! a test proves the two agree), and the probes share one
 //! packet socket per interface, one route and neighbour lookup per real server, and one
 //! ICMP result per VIP and real server.
 
@@ -16,13 +17,32 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
 use crate::config::{ForwardingMethod, Protocol, VirtualService};
 use crate::probe::fleet::Fleet;
-use crate::probe::request::Request;
+use crate::probe::request::{CheckSelection, ProbeSpec, Request, DEFAULT_RETRIES};
+use crate::probe::session::AppCheckOptions;
 use crate::probe::Verdict;
+use crate::rewrite::command::{ColorChoice, GenerateInputs};
+
+/// What `vipcheck status` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusInputs {
+    /// The keepalived.conf or ldirectord.cf to read.
+    pub config: std::path::PathBuf,
+    /// At most this many probes in flight (1 or more).
+    pub parallel: usize,
+    /// Each probe's time budget.
+    pub timeout: Duration,
+    /// One JSON array, an object per pair.
+    pub json: bool,
+    /// Metrics for node_exporter's textfile collector.
+    pub prometheus: bool,
+    /// Colour the table.
+    pub color: ColorChoice,
+    /// A real server that answers ARP for the VIP is a warning, not down.
+    pub allow_arp_answer: bool,
+    pub generate: GenerateInputs,
+}
 
 /// One real server behind one VIP:port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -433,18 +453,18 @@ pub use command::run_cli;
 mod command {
     use std::io::{IsTerminal, Write};
 
+    use super::StatusInputs;
     use super::{pairs, probe_all, progress_printer, render_json, render_prometheus, render_table};
-    use crate::cli::{parse_duration, ColorWhen, StatusArgs};
     use crate::config::load;
     use crate::rewrite::command::{generate_options, resolve_format};
 
     /// Exit codes: 0 every pair up, 1 any down, 2 the config or arguments are wrong.
-    pub fn run_cli(args: StatusArgs) -> i32 {
+    pub fn run_cli(args: StatusInputs) -> i32 {
         let setup = (|| {
             let format =
                 resolve_format(&args.config, args.generate.format).map_err(|e| e.to_string())?;
             let opts = generate_options(&args.generate, None).map_err(|e| e.to_string())?;
-            let timeout = parse_duration(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
+            let timeout = args.timeout;
             let loaded =
                 load(&args.config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
             crate::config::check_targets(&loaded.services, &loaded.sources).map_err(|errors| {
@@ -478,11 +498,7 @@ mod command {
         } else if args.prometheus {
             render_prometheus(&pairs, &outcomes)
         } else {
-            let color = match args.color {
-                ColorWhen::Always => true,
-                ColorWhen::Never => false,
-                ColorWhen::Auto => std::io::stdout().is_terminal(),
-            };
+            let color = args.color.colors(std::io::stdout().is_terminal());
             render_table(&pairs, &outcomes, color)
         };
         let mut out = std::io::stdout().lock();
@@ -492,8 +508,8 @@ mod command {
 }
 
 /// Probes pairs in this process over shared packet sockets ([`Fleet`]), each with the
-/// arguments the generated check would pass to `vipcheck probe`, so `status` shows what
-/// the daemon will see.
+/// request the generated check's `vipcheck probe` builds ([`FleetProbe::request`]), so
+/// `status` shows what the daemon will see.
 pub struct FleetProbe {
     pub fleet: Fleet,
     pub timeout: Duration,
@@ -509,28 +525,26 @@ impl FleetProbe {
         }
     }
 
-    /// The probe request for a pair: the generated check's command line, read back.
+    /// The probe request for a pair: what the generated check (`vipcheck probe` with the
+    /// pair, `--timeout` and the default checks) asks for, built from the pair's values.
+    /// The timeout is whole milliseconds, as the generated command line writes it.
     pub fn request(&self, pair: &Pair) -> Result<Request, String> {
-        let cmd = crate::generate::ProbeCommand {
-            program: "vipcheck".into(),
+        let millis = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        Request::new(ProbeSpec {
             vips: vec![pair.vip],
             rip: pair.rip,
             port: pair.port,
-            protocol: pair.proto,
+            proto: pair.proto,
             method: pair.method,
-            timeout: self.timeout,
-            app: None,
-        };
-        let mut argv = vec!["vipcheck".to_string()];
-        argv.extend(cmd.args());
-        if self.allow_arp_answer {
-            argv.push("--allow-arp-answer".into());
-        }
-        let cli = Cli::try_parse_from(&argv).map_err(|e| e.to_string())?;
-        let Command::Probe(args) = cli.command else {
-            return Err("the generated check is not a probe command".into());
-        };
-        Request::from_args(&args).map_err(|e| e.to_string())
+            check: CheckSelection::All,
+            allow_arp_answer: self.allow_arp_answer,
+            app: AppCheckOptions::default(),
+            timeout: Duration::from_millis(millis),
+            retries: DEFAULT_RETRIES,
+            iface: None,
+            json: false,
+        })
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -1,10 +1,11 @@
 //! The prober: route and neighbour lookup, the packet socket, DR and TUN probes, verdicts.
 //!
-//! `run_cli` turns arguments into a [`request::Request`], resolves the path to the real
-//! server ([`NetPath`]) from the kernel's tables ([`crate::net::rtnl`]), opens the
-//! [`PacketSocket`] and lets [`engine`] run the checks; the [`Verdict`] is printed as one
-//! line (stdout when up, stderr when down) or one JSON object (stdout). Every failure, including bad
-//! arguments and a missing capability, is a "down" verdict with exit status 1.
+//! `run_cli` turns the command line's values ([`request::ProbeInputs`]) into a
+//! [`request::Request`], resolves the path to the real server ([`NetPath`]) from the
+//! kernel's tables ([`crate::net::rtnl`]), opens the [`PacketSocket`] and lets [`engine`]
+//! run the checks; the [`Verdict`] is printed as one line (stdout when up, stderr when
+//! down) or one JSON object (stdout). Every failure, including bad arguments and a missing
+//! capability, is a "down" verdict with exit status 1.
 //!
 //! Decisions worth knowing:
 //! - Source address: the kernel's preferred source for the route to the RIP, unless it
@@ -65,7 +66,6 @@ use serde::Serialize;
 
 pub mod session;
 
-use crate::cli::ProbeArgs;
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath, PacketSocket};
 use crate::wire::MacAddr;
@@ -73,7 +73,7 @@ pub use engine::IcmpMemo;
 use engine::{
     Answer, Check, CheckKind, CheckResult, Entropy, MacChange, OsEntropy, Prober, RoundSpec,
 };
-use request::Request;
+use request::{ProbeInputs, Request};
 
 /// The answer to "does this real server answer on the VIP?".
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -225,12 +225,12 @@ impl Verdict {
 
 /// Runs `vipcheck probe`; returns the process exit code (0 = up, 1 = down). Never 2..255:
 /// keepalived's `misc_dynamic` reads those as "up, weight = code - 2".
-pub fn run_cli(args: ProbeArgs) -> i32 {
+pub fn run_cli(args: ProbeInputs) -> i32 {
     let start = Instant::now();
     let json = args.json;
     // A panic would exit 101, which keepalived's misc_dynamic reads as "up": turn any
     // bug into a "down" instead.
-    let verdict = std::panic::catch_unwind(|| match Request::from_args(&args) {
+    let verdict = std::panic::catch_unwind(|| match Request::from_inputs(&args) {
         Ok(req) => probe_with(&req, start, true),
         Err(e) => Verdict::failed(format!("bad arguments: {e}")),
     })

@@ -1,13 +1,77 @@
-//! `vipcheck probe` arguments -> a checked request: durations, ldirectord's positional
-//! `VIP VPORT RIP RPORT`, and which checks to run.
+//! What a probe is asked -> a checked [`Request`]. Two ways in: [`ProbeInputs`], the
+//! probe's command line as plain values (durations as written, ldirectord's positional
+//! `VIP VPORT RIP RPORT`), read by [`Request::from_inputs`]; and [`ProbeSpec`], typed
+//! values (what `status` has for each pair), read by [`Request::new`]. Both choose the
+//! checks the same way.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::engine::CheckKind;
-use super::session::args::AppCheckKind;
-use crate::cli::{CheckArg, MethodArg, ProbeArgs, ProtoArg};
-use crate::config::ForwardingMethod;
+use super::session::{AppCheck, AppCheckKind, AppCheckOptions};
+use crate::config::{ForwardingMethod, Protocol};
+use crate::duration::{duration_message, parse_duration as parse_any_duration, DURATION_HINT};
+
+/// Extra attempts when none are asked for (`--retries`).
+pub const DEFAULT_RETRIES: u32 = 2;
+/// The probe's time budget when none is asked for (`--timeout`).
+pub const DEFAULT_TIMEOUT: &str = "2s";
+
+/// Which checks a probe runs (`--check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckSelection {
+    Icmp,
+    Tcp,
+    /// Only whether the real server answers ARP / neighbour solicitation for the VIP.
+    Arp,
+    /// ICMP, TCP for a TCP service with a port, and ARP.
+    All,
+    /// ICMP and ARP, then the application check through the VIP.
+    App(AppCheckKind),
+}
+
+/// The probe's command line as plain values: what `vipcheck probe` was asked, before any
+/// of it is checked. Everything wrong in it is a "down" verdict, never a usage error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInputs {
+    /// The VIPs (every one must answer).
+    pub vips: Vec<IpAddr>,
+    /// The real server's own address.
+    pub rip: Option<IpAddr>,
+    /// The service port (for the TCP and application checks).
+    pub port: Option<u16>,
+    /// The service's protocol: a UDP service gets the ICMP check only.
+    pub proto: Protocol,
+    pub method: ForwardingMethod,
+    pub check: CheckSelection,
+    /// An ARP answer is a warning instead of down.
+    pub allow_arp_answer: bool,
+    pub app: AppCheckOptions,
+    /// The whole probe's time budget, as written (read by [`parse_duration`]).
+    pub timeout: String,
+    pub retries: u32,
+    pub iface: Option<String>,
+    pub json: bool,
+    /// ldirectord's `VIP VPORT RIP RPORT` (IPv6 may be in brackets), or nothing.
+    pub positional: Vec<String>,
+}
+
+/// A probe in typed values: the pair, the checks and the budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub vips: Vec<IpAddr>,
+    pub rip: IpAddr,
+    pub port: Option<u16>,
+    pub proto: Protocol,
+    pub method: ForwardingMethod,
+    pub check: CheckSelection,
+    pub allow_arp_answer: bool,
+    pub app: AppCheckOptions,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub iface: Option<String>,
+    pub json: bool,
+}
 
 /// A probe request whose arguments make sense together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +87,7 @@ pub struct Request {
     pub allow_arp_answer: bool,
     /// The application check through the VIP (`--check http|https|tcp-session`), run
     /// after the others pass.
-    pub app: Option<(super::session::AppCheck, u16)>,
+    pub app: Option<(AppCheck, u16)>,
     pub timeout: Duration,
     pub retries: u32,
     pub iface: Option<String>,
@@ -46,14 +110,10 @@ fn err(message: impl Into<String>, hint: impl Into<String>) -> RequestError {
 }
 
 /// `500ms`, `2s`, `1.5s`, `2` (seconds), read as every duration option is, with the
-/// same range (1ms to 1h) and message ([`crate::cli::parse_duration`]).
+/// same range (1ms to 1h) and message ([`crate::duration::parse_duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, RequestError> {
-    crate::cli::parse_duration(s).map_err(|_| {
-        err(
-            format!("--timeout {}", crate::cli::duration_message(s)),
-            crate::cli::DURATION_HINT,
-        )
-    })
+    parse_any_duration(s)
+        .map_err(|_| err(format!("--timeout {}", duration_message(s)), DURATION_HINT))
 }
 
 /// An address as ldirectord writes it: IPv6 may come in brackets.
@@ -76,7 +136,11 @@ fn parse_port(s: &str, what: &str) -> Result<u16, RequestError> {
 
 /// Refuses VIPs and real servers no probe can check (see
 /// [`crate::config::model::unusable_target`]), and direct routing between families.
-fn check_targets(vips: &[IpAddr], rip: IpAddr, method: MethodArg) -> Result<(), RequestError> {
+fn check_targets(
+    vips: &[IpAddr],
+    rip: IpAddr,
+    method: ForwardingMethod,
+) -> Result<(), RequestError> {
     use crate::config::model::unusable_target;
     for &vip in vips {
         if let Some(what) = unusable_target(vip) {
@@ -92,7 +156,13 @@ fn check_targets(vips: &[IpAddr], rip: IpAddr, method: MethodArg) -> Result<(), 
             "give the real server's own unicast address",
         ));
     }
-    if method == MethodArg::Dr {
+    if method == ForwardingMethod::Nat {
+        return Err(err(
+            format!("real server {rip} is behind NAT and does not hold the VIP"),
+            "vipcheck probes direct routing (dr) and tunnelling (tun) real servers",
+        ));
+    }
+    if method == ForwardingMethod::DirectRouting {
         if let Some(vip) = vips.iter().find(|v| v.is_ipv4() != rip.is_ipv4()) {
             return Err(err(
                 format!(
@@ -111,7 +181,7 @@ impl Request {
     /// the VIP (an address, or a fwmark number that then needs `--vip`), the ports
     /// (`--port`, else VPORT, else RPORT: DR and TUN do not translate ports, so the real
     /// server sees VPORT) and the RIP (which must agree with `--rip` when both are given).
-    pub fn from_args(args: &ProbeArgs) -> Result<Request, RequestError> {
+    pub fn from_inputs(args: &ProbeInputs) -> Result<Request, RequestError> {
         let mut vips = args.vips.clone();
         let mut rip = args.rip;
         let mut port = args.port;
@@ -170,24 +240,65 @@ impl Request {
             return Err(err("no VIP to probe", "give one with --vip VIP"));
         }
         let rip = rip.ok_or_else(|| err("no real server to probe", "give it with --rip RIP"))?;
+        // Read now, reported after the other checks, as it always was.
+        let timeout = parse_duration(&args.timeout);
+        let req = Request::new(ProbeSpec {
+            vips,
+            rip,
+            port,
+            proto: args.proto,
+            method: args.method,
+            check: args.check,
+            allow_arp_answer: args.allow_arp_answer,
+            app: args.app.clone(),
+            timeout: timeout.clone().unwrap_or_default(),
+            retries: args.retries,
+            iface: args.iface.clone(),
+            json: args.json,
+        })?;
+        Ok(Request {
+            timeout: timeout?,
+            ..req
+        })
+    }
+
+    /// Checks a probe given in typed values and chooses its checks: ICMP, TCP (a TCP
+    /// service with a port), ARP, or the application check after ICMP and ARP.
+    pub fn new(spec: ProbeSpec) -> Result<Request, RequestError> {
+        let ProbeSpec {
+            vips,
+            rip,
+            port,
+            proto,
+            method,
+            check,
+            allow_arp_answer,
+            app: app_options,
+            timeout,
+            retries,
+            iface,
+            json,
+        } = spec;
+        if vips.is_empty() {
+            return Err(err("no VIP to probe", "give one with --vip VIP"));
+        }
         if vips.contains(&rip) {
             return Err(err(
                 format!("the real server {rip} is also given as a VIP"),
                 "--rip is the real server's own address, --vip the service's",
             ));
         }
-        check_targets(&vips, rip, args.method)?;
-        let tcp_service = args.proto == ProtoArg::Tcp;
+        check_targets(&vips, rip, method)?;
+        if proto == Protocol::Sctp {
+            return Err(err(
+                "an SCTP service cannot be probed",
+                "vipcheck probes TCP and UDP services",
+            ));
+        }
+        let tcp_service = proto == Protocol::Tcp;
         let mut checks = Vec::new();
-        let app_kind = match args.check {
-            CheckArg::Http => Some(AppCheckKind::Http),
-            CheckArg::Https => Some(AppCheckKind::Https),
-            CheckArg::TcpSession => Some(AppCheckKind::TcpSession),
-            _ => None,
-        };
-        let app = match app_kind {
-            None => None,
-            Some(kind) => {
+        let app = match check {
+            CheckSelection::App(kind) => {
                 if !tcp_service {
                     return Err(err(
                         "an application check was asked for a UDP service",
@@ -200,26 +311,26 @@ impl Request {
                         "give it with --port PORT",
                     )
                 })?;
-                let check = args
-                    .app
+                let check = app_options
                     .to_check(kind)
                     .map_err(|e| err(e, "see vipcheck probe --help"))?;
                 Some((check, port))
             }
+            _ => None,
         };
-        if matches!(args.check, CheckArg::Icmp | CheckArg::All) || app.is_some() {
+        if matches!(check, CheckSelection::Icmp | CheckSelection::All) || app.is_some() {
             checks.push(CheckKind::Icmp);
         }
-        if args.check == CheckArg::Tcp && !tcp_service {
+        if check == CheckSelection::Tcp && !tcp_service {
             return Err(err(
                 "--check tcp was asked for a UDP service",
                 "UDP services are checked with ICMP only: use --check icmp",
             ));
         }
-        if args.check == CheckArg::Tcp && port.is_none() {
+        if check == CheckSelection::Tcp && port.is_none() {
             return Err(err("--check tcp needs a port", "give it with --port PORT"));
         }
-        if matches!(args.check, CheckArg::Tcp | CheckArg::All) && tcp_service {
+        if matches!(check, CheckSelection::Tcp | CheckSelection::All) && tcp_service {
             if let Some(port) = port {
                 if port == 0 {
                     return Err(err("port 0 cannot be probed", "give the service's port"));
@@ -227,24 +338,21 @@ impl Request {
                 checks.push(CheckKind::Tcp { port });
             }
         }
-        if matches!(args.check, CheckArg::Arp | CheckArg::All) || app.is_some() {
+        if matches!(check, CheckSelection::Arp | CheckSelection::All) || app.is_some() {
             checks.push(CheckKind::Arp);
         }
         Ok(Request {
             vips,
             rip,
-            method: match args.method {
-                MethodArg::Dr => ForwardingMethod::DirectRouting,
-                MethodArg::Tun => ForwardingMethod::Tunnel,
-            },
+            method,
             checks,
-            icmp_only_udp: !tcp_service && matches!(args.check, CheckArg::All),
-            allow_arp_answer: args.allow_arp_answer,
+            icmp_only_udp: !tcp_service && check == CheckSelection::All,
+            allow_arp_answer,
             app,
-            timeout: parse_duration(&args.timeout)?,
-            retries: args.retries.min(100),
-            iface: args.iface.clone(),
-            json: args.json,
+            timeout,
+            retries: retries.min(100),
+            iface,
+            json,
         })
     }
 }
@@ -252,23 +360,26 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: ProbeArgs,
-    }
-
-    fn req(argv: &[&str]) -> Result<Request, RequestError> {
-        let mut v = vec!["probe"];
-        v.extend_from_slice(argv);
-        let w = Wrap::try_parse_from(v).expect("clap accepts the arguments");
-        Request::from_args(&w.args)
-    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    fn spec(proto: Protocol, check: CheckSelection) -> ProbeSpec {
+        ProbeSpec {
+            vips: vec![ip("192.0.2.20")],
+            rip: ip("192.0.2.11"),
+            port: Some(80),
+            proto,
+            method: ForwardingMethod::DirectRouting,
+            check,
+            allow_arp_answer: false,
+            app: AppCheckOptions::default(),
+            timeout: Duration::from_secs(1),
+            retries: DEFAULT_RETRIES,
+            iface: None,
+            json: false,
+        }
     }
 
     #[test]
@@ -284,265 +395,70 @@ mod tests {
     }
 
     #[test]
-    fn options_give_icmp_and_tcp_for_a_tcp_service() {
-        let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11", "--port", "80"]).unwrap();
-        assert_eq!(r.vips, vec![ip("192.0.2.20")]);
-        assert_eq!(r.rip, ip("192.0.2.11"));
+    fn typed_specs_choose_the_checks_as_the_command_line_does() {
+        let r = Request::new(spec(Protocol::Tcp, CheckSelection::All)).unwrap();
         assert_eq!(
             r.checks,
             vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
         );
-        assert_eq!(r.method, ForwardingMethod::DirectRouting);
-        assert_eq!(r.timeout, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn ldirectord_positionals_with_bracketed_ipv6() {
-        let r = req(&[
-            "--method",
-            "tun",
-            "[2001:db8::20]",
-            "443",
-            "[2001:db8::11]",
-            "443",
-        ])
-        .unwrap();
-        assert_eq!(r.vips, vec![ip("2001:db8::20")]);
-        assert_eq!(r.rip, ip("2001:db8::11"));
-        assert_eq!(
-            r.checks,
-            vec![
-                CheckKind::Icmp,
-                CheckKind::Tcp { port: 443 },
-                CheckKind::Arp
-            ]
-        );
-        assert_eq!(r.method, ForwardingMethod::Tunnel);
-    }
-
-    #[test]
-    fn fwmark_needs_vips_and_takes_the_real_port() {
-        let e = req(&["5", "0", "192.0.2.11", "80"]).unwrap_err();
-        assert!(e.message.contains("fwmark 5"), "{e}");
-        assert!(e.hint.contains("--vip"));
-        let r = req(&["--vip", "192.0.2.20", "5", "0", "192.0.2.11", "80"]).unwrap();
-        assert_eq!(r.vips, vec![ip("192.0.2.20")]);
-        assert_eq!(
-            r.checks,
-            vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }, CheckKind::Arp]
-        );
-    }
-
-    #[test]
-    fn wrong_positional_counts_and_values_are_errors() {
-        assert!(req(&["192.0.2.20", "80"]).is_err());
-        assert!(req(&["vip", "80", "192.0.2.11", "80"]).is_err());
-        assert!(req(&["192.0.2.20", "http", "192.0.2.11", "80"]).is_err());
-        let e = req(&[
-            "--rip",
-            "192.0.2.12",
-            "192.0.2.20",
-            "80",
-            "192.0.2.11",
-            "80",
-        ])
-        .unwrap_err();
-        assert!(e.message.contains("differ"));
-    }
-
-    #[test]
-    fn udp_service_is_icmp_only() {
-        let r = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--port",
-            "53",
-            "--proto",
-            "udp",
-        ])
-        .unwrap();
+        assert_eq!(r.timeout, Duration::from_secs(1));
+        let r = Request::new(spec(Protocol::Udp, CheckSelection::All)).unwrap();
         assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
         assert!(r.icmp_only_udp);
-        assert!(req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--proto",
-            "udp",
-            "--check",
-            "tcp"
-        ])
-        .is_err());
-    }
-
-    #[test]
-    fn missing_vip_rip_or_port_is_an_error() {
-        assert!(req(&["--rip", "192.0.2.11"]).is_err());
-        assert!(req(&["--vip", "192.0.2.20"]).is_err());
-        assert!(req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--check",
-            "tcp"
-        ])
-        .is_err());
-        assert!(req(&["--vip", "192.0.2.20", "--rip", "192.0.2.20"]).is_err());
-    }
-
-    #[test]
-    fn without_a_port_only_icmp_runs() {
-        let r = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11"]).unwrap();
-        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
-        assert!(!r.icmp_only_udp);
-    }
-
-    #[test]
-    fn check_arp_alone_and_the_allow_flag() {
-        let r = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--check",
-            "arp",
-        ])
+        let r = Request::new(spec(
+            Protocol::Tcp,
+            CheckSelection::App(AppCheckKind::TcpSession),
+        ))
         .unwrap();
-        assert_eq!(r.checks, vec![CheckKind::Arp]);
-        assert!(!r.allow_arp_answer);
-        assert!(!r.icmp_only_udp);
-        let r = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--allow-arp-answer",
-        ])
-        .unwrap();
-        assert!(r.allow_arp_answer);
-        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
+        assert_eq!(r.app, Some((AppCheck::TcpSession, 80)));
     }
 
     #[test]
-    fn application_checks_run_after_icmp_and_arp_and_need_a_tcp_port() {
-        let r = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--port",
-            "80",
-            "--check",
-            "http",
-        ])
-        .unwrap();
-        assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
-        assert!(matches!(
-            r.app,
-            Some((super::super::session::AppCheck::Http(_), 80))
-        ));
-        let no_port = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--check",
-            "tcp-session",
-        ]);
-        assert!(no_port.unwrap_err().message.contains("needs a port"));
-        let udp = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--port",
-            "53",
-            "--proto",
-            "udp",
-            "--check",
-            "https",
-        ]);
-        assert!(udp.unwrap_err().message.contains("UDP"));
-        let bad = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "192.0.2.11",
-            "--port",
-            "80",
-            "--check",
-            "http",
-            "--expect-status",
-            "2xx",
-        ]);
-        assert!(bad.unwrap_err().message.contains("--expect-status"));
+    fn typed_specs_that_cannot_be_probed_are_refused() {
+        let e = Request::new(spec(Protocol::Sctp, CheckSelection::All)).unwrap_err();
+        assert!(e.message.contains("SCTP"), "{e}");
+        let e = Request::new(ProbeSpec {
+            method: ForwardingMethod::Nat,
+            ..spec(Protocol::Tcp, CheckSelection::All)
+        })
+        .unwrap_err();
+        assert!(e.message.contains("NAT"), "{e}");
+        let e = Request::new(ProbeSpec {
+            vips: Vec::new(),
+            ..spec(Protocol::Tcp, CheckSelection::All)
+        })
+        .unwrap_err();
+        assert!(e.message.contains("no VIP"), "{e}");
     }
 
     #[test]
-    fn targets_that_cannot_be_right_are_refused_up_front() {
-        for (vip, rip, method, says) in [
-            (
-                "0.0.0.0",
-                "192.0.2.11",
-                "dr",
-                "VIP 0.0.0.0 is the unspecified address",
-            ),
-            (
-                "255.255.255.255",
-                "192.0.2.11",
-                "dr",
-                "is the broadcast address",
-            ),
-            ("224.0.0.18", "192.0.2.11", "dr", "is a multicast address"),
-            (
-                "127.0.0.1",
-                "192.0.2.11",
-                "dr",
-                "VIP 127.0.0.1 is a loopback address",
-            ),
-            ("::1", "2001:db8::b", "dr", "VIP ::1 is a loopback address"),
-            ("ff02::1", "2001:db8::b", "tun", "is a multicast address"),
-            ("::", "2001:db8::b", "tun", "is the unspecified address"),
-            (
-                "192.0.2.20",
-                "127.0.0.2",
-                "dr",
-                "real server 127.0.0.2 is a loopback address",
-            ),
-            (
-                "192.0.2.20",
-                "2001:db8::b",
-                "dr",
-                "of different address families",
-            ),
-            (
-                "2001:db8::20",
-                "192.0.2.11",
-                "dr",
-                "of different address families",
-            ),
-        ] {
-            let e = req(&[
-                "--vip", vip, "--rip", rip, "--method", method, "--port", "80",
-            ])
-            .expect_err(vip);
-            assert!(e.message.contains(says), "{vip} {rip}: {e}");
-        }
-        // A tunnel may carry another family than its outer header's.
-        let mixed = req(&[
-            "--vip",
-            "192.0.2.20",
-            "--rip",
-            "2001:db8::b",
-            "--method",
-            "tun",
-            "--port",
-            "80",
-        ]);
-        assert!(mixed.is_ok(), "{mixed:?}");
+    fn a_bad_timeout_is_reported_after_the_other_mistakes() {
+        let inputs = ProbeInputs {
+            vips: vec![ip("192.0.2.20")],
+            rip: Some(ip("192.0.2.11")),
+            port: None,
+            proto: Protocol::Tcp,
+            method: ForwardingMethod::DirectRouting,
+            check: CheckSelection::Tcp,
+            allow_arp_answer: false,
+            app: AppCheckOptions::default(),
+            timeout: "soon".into(),
+            retries: DEFAULT_RETRIES,
+            iface: None,
+            json: false,
+            positional: Vec::new(),
+        };
+        let e = Request::from_inputs(&inputs).unwrap_err();
+        assert!(e.message.contains("needs a port"), "{e}");
+        let e = Request::from_inputs(&ProbeInputs {
+            port: Some(80),
+            ..inputs
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "--timeout \"soon\" is not a duration from 1ms to 1h"
+        );
+        assert_eq!(e.hint, DURATION_HINT);
     }
 }

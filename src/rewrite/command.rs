@@ -1,17 +1,77 @@
-//! `vipcheck rewrite`: plan, then show the diff or write.
+//! `vipcheck rewrite`: plan, then show the diff or write. Also the options every command
+//! that reads a config and generates checks shares ([`GenerateInputs`]), and their reading
+//! into [`GenerateOptions`].
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{plan, GenerateOptions, RewriteError};
-use crate::cli::{parse_duration, ColorWhen, FormatArg, GenerateArgs, RewriteArgs};
 use crate::config::diagnostic::escape_control;
 use crate::config::{detect_format, Diagnostic, Format};
 
+/// Whether to colour what goes to a terminal (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour when the output is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether the output is a terminal.
+    pub fn colors(self, terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal,
+        }
+    }
+}
+
+/// What `rewrite`, `watch` and `status` are told about the config and the checks to
+/// generate, as given (read by [`generate_options`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateInputs {
+    /// The config's language, when its file name does not tell.
+    pub format: Option<Format>,
+    /// VIPs of fwmark services, each written `MARK=IP`.
+    pub fwmark_vips: Vec<String>,
+    /// The vipcheck binary the generated checks run (default: this executable).
+    pub probe_path: Option<PathBuf>,
+    /// The probe's own timeout.
+    pub probe_timeout: Duration,
+    /// A directory whose templates replace the embedded ones of the same name.
+    pub templates: Option<PathBuf>,
+    /// keepalived's config id (`-i`).
+    pub config_id: Option<String>,
+    /// Also run the application check through the VIP.
+    pub app_check: bool,
+}
+
+/// What `vipcheck rewrite` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteInputs {
+    /// The keepalived.conf or ldirectord.cf to read.
+    pub config: PathBuf,
+    /// Print a unified diff; write nothing.
+    pub dry_run: bool,
+    /// Rewrite the config (and the included files that change) in place.
+    pub in_place: bool,
+    /// With `in_place`: keep each changed file's previous text as FILE.bak.
+    pub backup: bool,
+    /// Write the result here: a file, or a directory for a config with includes.
+    pub output: Option<PathBuf>,
+    /// Colour the diff.
+    pub color: ColorChoice,
+    pub generate: GenerateInputs,
+}
+
 /// Exit codes: 0 done (or, with --dry-run, nothing to change), 1 changes pending
 /// (--dry-run), 2 error.
-pub fn run_cli(args: RewriteArgs) -> i32 {
+pub fn run_cli(args: RewriteInputs) -> i32 {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
@@ -34,7 +94,7 @@ pub fn print_diagnostics(notes: &[Diagnostic]) {
     }
 }
 
-fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
+fn run(args: &RewriteInputs) -> Result<i32, RewriteError> {
     if args.backup && !args.in_place {
         return Err(RewriteError::Output(
             "--backup only works with --in-place: it keeps the previous text of each file \
@@ -53,11 +113,7 @@ fn run(args: &RewriteArgs) -> Result<i32, RewriteError> {
     print_diagnostics(&[&plan.warnings[..], &plan.skipped[..]].concat());
     if args.dry_run {
         let terminal = std::io::stdout().is_terminal();
-        let color = match args.color {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => terminal,
-        };
+        let color = args.color.colors(terminal);
         let diff = plan.unified_diff(color);
         // A diff for a terminal (or coloured for one) shows control characters of the
         // config escaped; one into a pipe or file keeps the bytes `patch` needs.
@@ -123,10 +179,9 @@ fn terminal_diff(diff: &str) -> String {
 }
 
 /// The format from `--format`, else from the file name.
-pub fn resolve_format(config: &Path, arg: Option<FormatArg>) -> Result<Format, RewriteError> {
-    match arg {
-        Some(FormatArg::Keepalived) => Ok(Format::Keepalived),
-        Some(FormatArg::Ldirectord) => Ok(Format::Ldirectord),
+pub fn resolve_format(config: &Path, given: Option<Format>) -> Result<Format, RewriteError> {
+    match given {
+        Some(format) => Ok(format),
         None => detect_format(config).ok_or_else(|| {
             RewriteError::Output(format!(
                 "cannot tell whether {} is a keepalived or an ldirectord config: pass --format keepalived|ldirectord",
@@ -136,9 +191,9 @@ pub fn resolve_format(config: &Path, arg: Option<FormatArg>) -> Result<Format, R
     }
 }
 
-/// Turns the shared command-line options into [`GenerateOptions`].
+/// Reads the shared options into [`GenerateOptions`].
 pub fn generate_options(
-    args: &GenerateArgs,
+    args: &GenerateInputs,
     output_dir: Option<PathBuf>,
 ) -> Result<GenerateOptions, RewriteError> {
     let probe_path = match &args.probe_path {
@@ -153,9 +208,8 @@ pub fn generate_options(
     };
     check_probe_path(&probe_path, args.probe_path.is_some())?;
     let mut opts = GenerateOptions::new(probe_path);
-    opts.probe_timeout = parse_duration(&args.probe_timeout)
-        .map_err(|e| RewriteError::Output(format!("--probe-timeout: {e}")))?;
-    for m in &args.fwmark_vip {
+    opts.probe_timeout = args.probe_timeout;
+    for m in &args.fwmark_vips {
         let (mark, ip) = m
             .split_once('=')
             .and_then(|(mark, ip)| {

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
-use crate::cli::{parse_duration, ReloadArg, WatchArgs};
 use crate::config::{Diagnostic, Format};
-use crate::rewrite::command::resolve_format;
+use crate::rewrite::command::{resolve_format, GenerateInputs};
 use crate::rewrite::RewriteError;
 
 pub use daemon::{
@@ -34,6 +33,38 @@ pub use daemon::{
 pub use log::{Logger, Priority, Report};
 pub use paths::{fingerprint, is_editor_scratch, link_chain, WatchSet};
 pub use regenerate::RewriteRegenerator;
+
+/// Which daemon to reload after a pass (`--reload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadChoice {
+    /// The one the config's format belongs to.
+    Auto,
+    Keepalived,
+    Ldirectord,
+    None,
+}
+
+/// What `vipcheck watch` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchInputs {
+    /// The config to watch (its includes are watched too).
+    pub config: PathBuf,
+    /// Write the generated config here (a file, or a directory for a config with
+    /// includes); without it, the watched files are rewritten in place.
+    pub output: Option<PathBuf>,
+    /// Rewrite the watched files themselves.
+    pub in_place: bool,
+    pub reload: ReloadChoice,
+    /// Run this command (through /bin/sh) to reload instead.
+    pub reload_command: Option<String>,
+    /// keepalived's pidfile.
+    pub pidfile: Option<PathBuf>,
+    /// Quiet time after the last change before a pass runs.
+    pub debounce: Duration,
+    /// One regeneration pass, then exit.
+    pub once: bool,
+    pub generate: GenerateInputs,
+}
 
 /// One regeneration: re-read the sources and write the outputs whose text changed.
 pub trait Regenerate {
@@ -716,18 +747,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Runs `vipcheck watch`; returns the process exit code: 0 stopped by SIGTERM/SIGINT (or
 /// `--once` done), 1 watching failed (or `--once` met a bad config), 2 usage error.
-pub fn run_cli(args: WatchArgs) -> i32 {
-    let debounce = match parse_duration(&args.debounce) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
-            eprintln!("vipcheck: --debounce must be above zero; hint: e.g. --debounce 100ms");
-            return 2;
-        }
-        Err(e) => {
-            eprintln!("vipcheck: --debounce: {e}; hint: e.g. --debounce 100ms");
-            return 2;
-        }
-    };
+pub fn run_cli(args: WatchInputs) -> i32 {
+    let debounce = args.debounce;
+    if debounce.is_zero() {
+        eprintln!("vipcheck: --debounce must be above zero; hint: e.g. --debounce 100ms");
+        return 2;
+    }
     let format = match resolve_format(&args.config, args.generate.format) {
         Ok(f) => f,
         Err(e) => {
@@ -736,7 +761,7 @@ pub fn run_cli(args: WatchArgs) -> i32 {
         }
     };
     let config = paths::absolute(&args.config);
-    let regen = match RewriteRegenerator::from_args(&args, format, &config) {
+    let regen = match RewriteRegenerator::from_args(args.clone(), format, &config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vipcheck: {e}");
@@ -750,26 +775,25 @@ pub fn run_cli(args: WatchArgs) -> i32 {
         },
         _ => Validation::None,
     };
-    let reload = match (&args.reload_command, args.reload, format) {
-        (Some(command), ..) => Reload::Command {
-            command: command.clone(),
-        },
-        (None, ReloadArg::None, _) => Reload::None,
-        (None, ReloadArg::Keepalived, _) | (None, ReloadArg::Auto, Format::Keepalived) => {
-            Reload::Signal {
+    let reload =
+        match (&args.reload_command, args.reload, format) {
+            (Some(command), ..) => Reload::Command {
+                command: command.clone(),
+            },
+            (None, ReloadChoice::None, _) => Reload::None,
+            (None, ReloadChoice::Keepalived, _)
+            | (None, ReloadChoice::Auto, Format::Keepalived) => Reload::Signal {
                 pidfile: args
                     .pidfile
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("/run/keepalived.pid")),
                 daemon: "keepalived".into(),
-            }
-        }
-        (None, ReloadArg::Ldirectord, _) | (None, ReloadArg::Auto, Format::Ldirectord) => {
-            Reload::Ldirectord {
+            },
+            (None, ReloadChoice::Ldirectord, _)
+            | (None, ReloadChoice::Auto, Format::Ldirectord) => Reload::Ldirectord {
                 program: find_program("ldirectord").unwrap_or_else(|| "ldirectord".into()),
-            }
-        }
-    };
+            },
+        };
     let opts = Options {
         config,
         debounce,

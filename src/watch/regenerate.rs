@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{Prior, Regenerate, Regenerated, Written};
-use crate::cli::WatchArgs;
+use super::{Prior, Regenerate, Regenerated, WatchInputs, Written};
 use crate::config::Format;
 use crate::rewrite::command::generate_options;
 use crate::rewrite::{self, GenerateOptions, Plan, RewriteError};
@@ -33,12 +32,14 @@ pub struct RewriteRegenerator {
 }
 
 impl RewriteRegenerator {
-    /// Builds it from the command line (`config` already absolute).
+    /// Builds it from what `watch` was asked (`config` already absolute). Anything that
+    /// converts into [`WatchInputs`] will do (the command line's arguments do).
     pub fn from_args(
-        args: &WatchArgs,
+        args: impl Into<WatchInputs>,
         format: Format,
         config: &Path,
     ) -> Result<Self, RewriteError> {
+        let args: WatchInputs = args.into();
         let target = match (&args.output, args.in_place) {
             (Some(out), false) => Target::Out(super::paths::absolute(out)),
             _ => Target::InPlace,

@@ -6,55 +6,37 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use clap::Args;
-
-use super::args::{AppCheckArgs, AppCheckKind};
+use super::options::{AppCheckKind, AppCheckOptions};
 use super::{run, Outcome, Target};
-use crate::cli::{parse_duration, MethodArg};
 use crate::config::ForwardingMethod;
+use crate::duration::parse_duration;
 use crate::net::NetPath;
 use crate::wire::MacAddr;
 
-/// Check that the application answers through the VIP on one real server.
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
-    vipcheck appcheck --iface eth0 --src 192.0.2.1 --next-hop-mac 02:00:5e:00:00:11 \\\n    \
-      --vip 192.0.2.20 --rip 192.0.2.11 --port 80 --check http --expect-body OK\n  \
-    vipcheck appcheck --iface eth0 --src 2001:db8::1 --next-hop-mac 02:00:5e:00:00:11 \\\n    \
-      --vip 2001:db8::20 --rip 2001:db8::11 --port 443 --check https --sni www.example.com\n\n\
-    Exit status: 0 = up, 1 = down (any reason, including errors).")]
-pub struct AppCheckCommand {
+/// What `vipcheck appcheck` was asked, as plain values (the command line converts into
+/// this). Texts are kept as given and checked by [`run_cli`], so every mistake is a
+/// "down" (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCheckInputs {
     /// The interface the real server (DR) or the next hop towards it (TUN) is on.
-    #[arg(long, value_name = "IF")]
     pub iface: String,
     /// The director's address on that interface: the session's source.
-    #[arg(long, value_name = "IP")]
     pub src: IpAddr,
     /// The real server's MAC (DR) or the next hop's (TUN), e.g. 02:00:5e:00:00:11.
-    #[arg(long, value_name = "MAC")]
     pub next_hop_mac: String,
     /// TUN: the tunnel's outer source when the RIP's family differs from the VIP's.
-    #[arg(long, value_name = "IP")]
     pub tunnel_src: Option<IpAddr>,
-    #[arg(long, value_name = "VIP")]
     pub vip: IpAddr,
     /// The real server's own address (the tunnel's end for TUN).
-    #[arg(long, value_name = "RIP")]
     pub rip: IpAddr,
-    #[arg(long)]
     pub port: u16,
-    #[arg(long, value_enum, default_value = "dr")]
-    pub method: MethodArg,
-    #[arg(long, value_enum, default_value = "http")]
+    pub method: ForwardingMethod,
     pub check: AppCheckKind,
-    /// The whole check's time budget (e.g. 500ms, 2s).
-    #[arg(long, default_value = "2s", value_name = "DUR")]
+    /// The whole check's time budget, as written (e.g. 500ms, 2s).
     pub timeout: String,
     /// Print the verdict as one JSON object.
-    #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub app: AppCheckArgs,
+    pub app: AppCheckOptions,
 }
 
 /// Parses `02:00:5e:00:00:11` (or with `-`).
@@ -75,7 +57,7 @@ fn sysfs(iface: &str, file: &str) -> Result<String, String> {
 
 /// Builds the path and the target from the command line and the interface's sysfs
 /// entries.
-pub fn session_path(cmd: &AppCheckCommand) -> Result<(NetPath, Target), String> {
+pub fn session_path(cmd: &AppCheckInputs) -> Result<(NetPath, Target), String> {
     let ifindex = sysfs(&cmd.iface, "ifindex")?
         .parse::<u32>()
         .map_err(|_| format!("interface {} has no usable index", cmd.iface))?;
@@ -89,10 +71,7 @@ pub fn session_path(cmd: &AppCheckCommand) -> Result<(NetPath, Target), String> 
         src: cmd.tunnel_src.unwrap_or(cmd.src),
         rip: cmd.rip,
         next_hop_mac: parse_mac(&cmd.next_hop_mac).map_err(|e| format!("--next-hop-mac: {e}"))?,
-        method: match cmd.method {
-            MethodArg::Dr => ForwardingMethod::DirectRouting,
-            MethodArg::Tun => ForwardingMethod::Tunnel,
-        },
+        method: cmd.method,
     };
     let target = Target {
         vip: cmd.vip,
@@ -117,7 +96,7 @@ fn json(outcome: &Outcome) -> String {
 }
 
 /// Runs the command; 0 = up, 1 = down or error (never 2..255, like `probe`).
-pub fn run_cli(cmd: AppCheckCommand) -> i32 {
+pub fn run_cli(cmd: AppCheckInputs) -> i32 {
     let start = Instant::now();
     let prepared = (|| {
         let timeout = parse_duration(&cmd.timeout).map_err(|e| format!("--timeout: {e}"))?;

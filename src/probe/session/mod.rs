@@ -11,11 +11,11 @@
 //! address and MAC and the next hop's MAC into a [`NetPath`]; the [`Target`] says which
 //! VIP and port, from which address.
 
-pub mod args;
 pub mod command;
 pub mod guard;
 pub mod http;
 pub mod link;
+pub mod options;
 pub mod reaper;
 #[cfg(test)]
 mod tests;
@@ -33,8 +33,8 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath, PacketSocket};
 
-pub use args::{AppCheckArgs, AppCheckKind};
 pub use http::{HttpExpect, Mismatch, ResponseError, StatusRange};
+pub use options::{AppCheckKind, AppCheckOptions};
 pub use tls::TlsOptions;
 
 use link::{Framing, Link};

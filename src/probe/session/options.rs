@@ -1,15 +1,14 @@
-//! Command-line options of the application check (clap), flattened into `vipcheck probe`
-//! by the caller, and their conversion into an [`AppCheck`].
+//! The options of the application check (`--check http|https|tcp-session` of `vipcheck
+//! probe`, and `vipcheck appcheck`) as plain values, and their conversion into an
+//! [`AppCheck`]. The command line (cli.rs) converts its arguments into these.
 
 use std::path::PathBuf;
-
-use clap::{Args, ValueEnum};
 
 use super::http::{parse_digest, HttpExpect, StatusRange};
 use super::{AppCheck, TlsOptions};
 
 /// Which application check `--check` asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppCheckKind {
     /// HTTP/1.1 GET through the VIP.
     Http,
@@ -19,37 +18,45 @@ pub enum AppCheckKind {
     TcpSession,
 }
 
-/// Options of `--check http|https|tcp-session`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
-pub struct AppCheckArgs {
-    /// The path to GET.
-    #[arg(long, default_value = "/", value_name = "PATH")]
+/// Options of `--check http|https|tcp-session`, as given (checked by
+/// [`AppCheckOptions::to_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCheckOptions {
+    /// The path to GET (a missing leading `/` is added).
     pub http_path: String,
     /// The Host header (default: the VIP, with the port when not 80/443).
-    #[arg(long, value_name = "HOST")]
     pub http_host: Option<String>,
     /// Acceptable status codes: a code or a range.
-    #[arg(long, default_value = "200-299", value_name = "RANGE")]
     pub expect_status: String,
     /// Text the body must contain.
-    #[arg(long, value_name = "TEXT")]
     pub expect_body: Option<String>,
     /// MD5 of the body (hex), like keepalived's HTTP_GET `digest`.
-    #[arg(long, value_name = "MD5")]
     pub expect_digest: Option<String>,
-    /// TLS server name to send (default: the --http-host name, else none: the VIP).
-    #[arg(long, value_name = "NAME")]
+    /// TLS server name to send (default: the `http_host` name, else none).
     pub sni: Option<String>,
-    /// Verify the server's certificate chain and name (off: health checks often meet
-    /// internal certificates).
-    #[arg(long)]
+    /// Verify the server's certificate chain and name.
     pub tls_verify: bool,
-    /// CA bundle for --tls-verify (default: /etc/ssl/certs/ca-certificates.crt).
-    #[arg(long, value_name = "FILE", requires = "tls_verify")]
+    /// CA bundle for `tls_verify`.
     pub tls_ca: Option<PathBuf>,
 }
 
-impl AppCheckArgs {
+impl Default for AppCheckOptions {
+    /// What the command line gives when no option is set: GET `/`, any 2xx.
+    fn default() -> Self {
+        AppCheckOptions {
+            http_path: "/".into(),
+            http_host: None,
+            expect_status: "200-299".into(),
+            expect_body: None,
+            expect_digest: None,
+            sni: None,
+            tls_verify: false,
+            tls_ca: None,
+        }
+    }
+}
+
+impl AppCheckOptions {
     /// The check these options describe; an error names the bad option and value.
     pub fn to_check(&self, kind: AppCheckKind) -> Result<AppCheck, String> {
         if kind == AppCheckKind::TcpSession {
@@ -133,12 +140,12 @@ pub fn from_ldirectord_negotiate(
             ))
         }
     };
-    let args = AppCheckArgs {
+    let args = AppCheckOptions {
         http_path: request.unwrap_or("/").to_string(),
         http_host: virtualhost.map(str::to_string),
         expect_status: "200-299".into(),
         expect_body: receive.map(str::to_string),
-        ..AppCheckArgs::default()
+        ..AppCheckOptions::default()
     };
     args.to_check(kind)
 }
@@ -153,12 +160,12 @@ pub fn from_keepalived_url(
     status_code: Option<u16>,
     virtualhost: Option<&str>,
 ) -> Result<AppCheck, String> {
-    let args = AppCheckArgs {
+    let args = AppCheckOptions {
         http_path: path.to_string(),
         http_host: virtualhost.map(str::to_string),
         expect_status: status_code.map_or_else(|| "200-299".to_string(), |c| c.to_string()),
         expect_digest: digest.map(str::to_string),
-        ..AppCheckArgs::default()
+        ..AppCheckOptions::default()
     };
     args.to_check(if ssl {
         AppCheckKind::Https
@@ -170,25 +177,14 @@ pub fn from_keepalived_url(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[arg(long, value_enum)]
-        check: AppCheckKind,
-        #[command(flatten)]
-        app: AppCheckArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<AppCheck, String> {
-        let cli = Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
-        cli.app.to_check(cli.check)
+    fn http(opts: AppCheckOptions) -> Result<AppCheck, String> {
+        opts.to_check(AppCheckKind::Http)
     }
 
     #[test]
     fn http_defaults() {
-        let AppCheck::Http(e) = parse(&["--check", "http"]).unwrap() else {
+        let AppCheck::Http(e) = http(AppCheckOptions::default()).unwrap() else {
             panic!("not http")
         };
         assert_eq!(e.path, "/");
@@ -205,20 +201,15 @@ mod tests {
 
     #[test]
     fn https_options_and_sni_from_host() {
-        let check = parse(&[
-            "--check",
-            "https",
-            "--http-path",
-            "health",
-            "--http-host",
-            "www.example.com:8443",
-            "--expect-status",
-            "200",
-            "--expect-body",
-            "OK",
-            "--expect-digest",
-            "900150983CD24FB0D6963F7D28E17F72",
-        ])
+        let check = AppCheckOptions {
+            http_path: "health".into(),
+            http_host: Some("www.example.com:8443".into()),
+            expect_status: "200".into(),
+            expect_body: Some("OK".into()),
+            expect_digest: Some("900150983CD24FB0D6963F7D28E17F72".into()),
+            ..AppCheckOptions::default()
+        }
+        .to_check(AppCheckKind::Https)
         .unwrap();
         let AppCheck::Https(e, t) = check else {
             panic!("not https")
@@ -237,13 +228,12 @@ mod tests {
         );
         assert_eq!(t.sni.as_deref(), Some("www.example.com"));
         assert!(!t.verify);
-        let AppCheck::Https(_, t) = parse(&[
-            "--check",
-            "https",
-            "--http-host",
-            "192.0.2.20",
-            "--tls-verify",
-        ])
+        let AppCheck::Https(_, t) = AppCheckOptions {
+            http_host: Some("192.0.2.20".into()),
+            tls_verify: true,
+            ..AppCheckOptions::default()
+        }
+        .to_check(AppCheckKind::Https)
         .unwrap() else {
             panic!("not https")
         };
@@ -253,21 +243,32 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_option() {
-        let e = parse(&["--check", "http", "--expect-status", "2xx"]).unwrap_err();
+        let e = http(AppCheckOptions {
+            expect_status: "2xx".into(),
+            ..AppCheckOptions::default()
+        })
+        .unwrap_err();
         assert!(e.starts_with("--expect-status:"), "{e}");
-        let e = parse(&["--check", "http", "--expect-digest", "abc"]).unwrap_err();
+        let e = http(AppCheckOptions {
+            expect_digest: Some("abc".into()),
+            ..AppCheckOptions::default()
+        })
+        .unwrap_err();
         assert!(e.starts_with("--expect-digest:"), "{e}");
-        let e = parse(&["--check", "http", "--http-path", "/a b"]).unwrap_err();
+        let e = http(AppCheckOptions {
+            http_path: "/a b".into(),
+            ..AppCheckOptions::default()
+        })
+        .unwrap_err();
         assert!(e.starts_with("--http-path"), "{e}");
-        assert!(
-            parse(&["--check", "http", "--tls-ca", "x"]).is_err(),
-            "--tls-ca needs --tls-verify"
-        );
     }
 
     #[test]
     fn tcp_session_needs_nothing_else() {
-        assert_eq!(parse(&["--check", "tcp-session"]), Ok(AppCheck::TcpSession));
+        assert_eq!(
+            AppCheckOptions::default().to_check(AppCheckKind::TcpSession),
+            Ok(AppCheck::TcpSession)
+        );
     }
 
     #[test]
