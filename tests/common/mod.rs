@@ -1,11 +1,24 @@
-//! Helpers shared by the integration tests.
+//! The one test support module: every integration test target that needs shared
+//! scaffolding declares `mod common;` (and never a second module that includes these
+//! files again; clippy's `duplicate_mod`).
+//!
+//! - [`netns`]: network namespaces, a bridge, veth links and cables, processes and
+//!   threads inside a namespace, a relay that drops or delays frames; removed on drop.
+//! - [`topo`]: director and real-server topologies by scenario (good, no VIP, no listener,
+//!   forwarder, ARP-answering, VIP on eth0, hardened, moved; IPv4 and IPv6).
+//! - [`skip`]: the one skip rule (`skipped: <why>`, or a failure under
+//!   `VIPCHECK_REQUIRE_PRIVILEGED=1`), declared inside `netns` so the benches that include
+//!   `netns.rs` alone by `#[path]` have it too.
+//!
+//! `tests/guest/harness.rs` (the qemu guest) includes `skip.rs` by path and nothing else.
 
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod topo;
 
 /// tests/common/skip.rs, the one skip rule (declared inside `netns`, see there).
 pub use netns::skip;
 
 #[allow(unused_imports)]
-pub use skip::{require, skip};
+pub use skip::{require, root, skip, tool, tools, which};
