@@ -146,16 +146,22 @@ impl Netns {
     /// Runs `f` on a thread that has entered the namespace; sockets it creates stay in
     /// the namespace after it returns.
     pub fn in_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = self.path();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                enter(&path);
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| panic!("a thread inside {} panicked", self.name))
-        })
+        in_named(&self.name, f)
     }
+}
+
+/// [`Netns::in_ns`] for a namespace this process did not create (a child process given
+/// its parent's namespace name).
+pub fn in_named<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{name}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(&path);
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("a thread inside {name} panicked"))
+    })
 }
 
 /// A namespace with nothing but lo, for code that may look up host names (ldirectord,
