@@ -6,6 +6,9 @@
 //!   threads inside a namespace, a relay that drops or delays frames; removed on drop.
 //! - [`topo`]: director and real-server topologies by scenario (good, no VIP, no listener,
 //!   forwarder, ARP-answering, VIP on eth0, hardened, moved; IPv4 and IPv6).
+//! - [`fixtures`] (re-exported here): fixture paths, the corpus, machine-independent text.
+//! - [`ldirectord_props`]: properties every ldirectord rewrite must have (the fuzz target
+//!   includes that file by path too).
 //! - [`skip`]: the one skip rule (`skipped: <why>`, or a failure under
 //!   `VIPCHECK_REQUIRE_PRIVILEGED=1`), declared inside `netns` so the benches that include
 //!   `netns.rs` alone by `#[path]` have it too.
@@ -14,8 +17,13 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod ldirectord_props;
 pub mod netns;
 pub mod topo;
+
+#[allow(unused_imports)]
+pub use fixtures::*;
 
 /// tests/common/skip.rs, the one skip rule (declared inside `netns`, see there).
 pub use netns::skip;
