@@ -111,8 +111,11 @@ fn real_server_without_the_vip_is_down() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let p = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
-    let dir = &p.dir;
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
     let r = probe(&dir, &[&V4_ARGS[..], &["--timeout", "800ms"]].concat());
     assert_down(
         &r,
@@ -127,8 +130,11 @@ fn vip_without_listener_is_down_closed() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let p = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
-    let dir = &p.dir;
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
     assert_down(
         &probe(&dir, &V4_ARGS),
         "VIP answers but TCP 80 is closed (RST)",
@@ -152,10 +158,13 @@ fn forwarding_real_server_without_vip_is_down_even_when_the_director_holds_the_v
     }
     // The original report's trap: the real server routes the VIP back to the director,
     // which holds it and would answer a probe with a normal TTL.
-    let p = Pair::new(RS_MAC, Scenario::Forwarder, &[80]);
-    let dir = &p.dir;
-    add_vips(dir, "lo");
-    let _dir_listeners = [listen(dir, VIP4, 80), listen(dir, VIP6, 80)];
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::Forwarder, &[80]);
+    add_vips(&dir, "lo");
+    let _dir_listeners = [listen(&dir, VIP4, 80), listen(&dir, VIP6, 80)];
     assert_down(
         &probe(&dir, &V4_ARGS),
         "192.0.2.11 forwarded the probe for VIP 192.0.2.20 instead of answering it",
@@ -250,10 +259,15 @@ fn lost_first_echo_is_up_on_retry() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let c = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
-    let (relay_ns, dir, ra, rb) = (&c.relay, &c.dir, &c.ra, &c.rb);
+    let Cabled {
+        rs: _rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
     let mut dropped = 0;
-    let _relay = Relay::start(relay_ns, ra, rb, move |f| {
+    let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
         // The first ICMP echo request to the VIP is lost.
         let echo_to_vip = f.len() > 34
             && f[12..14] == [0x08, 0x00]
@@ -402,8 +416,11 @@ fn tunnel_to_a_real_server_that_cannot_decapsulate_is_down_saying_so() {
     // IPIP with ICMP protocol unreachable (IPv6: parameter problem, next header), exactly
     // what a real server without a tunnel device does. Tunnels that work are tested in
     // the qemu guest, whose kernel has the modules.
-    let p = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
-    let dir = &p.dir;
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
     let r = probe(
         &dir,
         &[
@@ -463,11 +480,16 @@ fn lost_first_syn_is_up_on_retry() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let c = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
-    let (relay_ns, dir, ra, rb) = (&c.relay, &c.dir, &c.ra, &c.rb);
-    let _listener = listen(&c.rs, VIP4, 80);
+    let Cabled {
+        rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
+    let _listener = listen(&rs, VIP4, 80);
     let mut dropped = 0;
-    let _relay = Relay::start(relay_ns, ra, rb, move |f| {
+    let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
         // The first TCP SYN to the VIP is lost.
         let syn_to_vip = f.len() > 47
             && f[12..14] == [0x08, 0x00]
@@ -613,8 +635,7 @@ fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
         return;
     }
     // arp_ignore=1 still answers for an address on the receiving interface.
-    let p = Pair::new(RS_MAC, Scenario::VipOnEth0, &[80]);
-    let (dir, rs) = (&p.dir, &p.rs);
+    let Pair { dir, rs, lan: _lan } = Pair::new(RS_MAC, Scenario::VipOnEth0, &[80]);
     assert_down(&probe(&dir, &V4_ARGS), ARP_REASON);
     assert_down(
         &probe(&dir, &V6_ARGS),
@@ -623,7 +644,7 @@ fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
     );
     // Two VIPs at once, one on lo (not answered for): the reason names the one that is.
     rs.ip("addr add 192.0.2.21/32 dev lo");
-    let _second = listen(rs, "192.0.2.21", 80);
+    let _second = listen(&rs, "192.0.2.21", 80);
     let r = probe(
         &dir,
         &[
@@ -752,9 +773,8 @@ fn hardened_real_server_without_vip_or_listener_is_still_down() {
     if !privileged("network namespaces, packet sockets and nftables") {
         return;
     }
-    let p = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
-    let (dir, rs) = (&p.dir, &p.rs);
-    drop_echo(rs, "drop");
+    let Pair { dir, rs, lan: _lan } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
+    drop_echo(&rs, "drop");
     fn with(args: [&'static str; 6]) -> Vec<&'static str> {
         let mut v = args.to_vec();
         v.extend(["--timeout", "400ms"]);
@@ -768,7 +788,7 @@ fn hardened_real_server_without_vip_or_listener_is_still_down() {
         &probe(&dir, &with(V6_ARGS)),
         "VIP 2001:db8::20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
     );
-    add_vips(rs, "lo");
+    add_vips(&rs, "lo");
     assert_down(
         &probe(&dir, &with(V4_ARGS)),
         "VIP answers but TCP 80 is closed (RST)",
@@ -842,8 +862,11 @@ fn stale_entry_for_a_real_server_without_the_vip_is_still_down() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let p = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
-    let dir = &p.dir;
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
     dir.ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:99 dev eth0 nud stale");
     let mut args = V4_ARGS.to_vec();
     args.extend(["--timeout", "600ms"]);
@@ -859,11 +882,16 @@ fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let c = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
-    let (relay_ns, dir, ra, rb) = (&c.relay, &c.dir, &c.ra, &c.rb);
-    let _listener = listen(&c.rs, VIP4, 80);
+    let Cabled {
+        rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
+    let _listener = listen(&rs, VIP4, 80);
     // Every reply from the VIP (echo reply, SYN-ACK) takes 700 ms of a 1 s budget.
-    let _relay = Relay::start_with(relay_ns, ra, rb, |f| {
+    let _relay = Relay::start_with(&relay_ns, &ra, &rb, |f| {
         let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
         if from_vip {
             Forward::Delay(Duration::from_millis(700))
