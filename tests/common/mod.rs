@@ -13,7 +13,10 @@
 //!   `VIPCHECK_REQUIRE_PRIVILEGED=1`), declared inside `netns` so the benches that include
 //!   `netns.rs` alone by `#[path]` have it too.
 //!
-//! `tests/guest/harness.rs` (the qemu guest) includes `skip.rs` by path and nothing else.
+//! There is no second support module: `tests/support/` was folded in here. The only
+//! other shared test modules are domain ones that never include these files:
+//! `tests/watch_support/` (watch stand-ins, beside `mod common;`) and
+//! `tests/guest/harness.rs` (the qemu guest; includes `skip.rs` alone by path).
 
 #![allow(dead_code)]
 
