@@ -1,8 +1,9 @@
 //! Network topologies for tests that need root: network namespaces, a bridge joining
 //! them, veth links, addresses, sysctls, processes and threads inside a namespace, and a
 //! relay that can drop chosen frames. Everything is removed on drop, also when a test
-//! fails (a namespace kills whatever still runs inside it first). Namespace names carry the process id and a counter so parallel tests (and
-//! parallel test binaries) never collide.
+//! fails (a namespace kills whatever still runs inside it first). Namespace names carry
+//! the process id and a counter so parallel tests (and parallel test binaries) never
+//! collide.
 
 #![allow(dead_code)] // each test target uses a different part of the harness
 
