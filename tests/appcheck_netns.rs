@@ -8,11 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::netns::{ifindex, in_named, must, ChildGuard, Lan, Netns};
+use common::topo;
 use vipcheck::config::ForwardingMethod;
 use vipcheck::net::NetPath;
 use vipcheck::probe::session::{self, AppCheck, HttpExpect, Outcome, StatusRange, Target};
@@ -24,101 +25,27 @@ const BODY: &str = "vipcheck test page: service is up\n";
 
 /// Skips (returns false) without root or tools, unless VIPCHECK_REQUIRE_PRIVILEGED=1.
 fn privileged(what: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let missing: Vec<&str> = ["ip", "nft", "python3", "ss"]
-        .into_iter()
-        .filter(|t| {
-            Command::new(t)
-                .arg(if *t == "python3" || *t == "nft" {
-                    "--version"
-                } else {
-                    "-V"
-                })
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_err()
-        })
-        .collect();
-    let why = if !root {
-        Some("needs root (network namespaces, packet sockets, nftables)".to_string())
-    } else if !missing.is_empty() {
-        Some(format!("needs {}", missing.join(", ")))
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(w) => common::require(false, &format!("{w} ({what})")),
-    }
+    common::root(&format!(
+        "network namespaces, packet sockets, nftables: {what}"
+    )) && common::tools(&[
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("python3", "python3"),
+        ("ss", "iproute2"),
+    ])
 }
 
+/// Runs a host command (openssl, md5sum) that must succeed; returns its stdout.
 fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ns(ns: &str, args: &[&str]) -> String {
-    let mut all = vec!["ip", "netns", "exec", ns];
-    all.extend_from_slice(args);
-    sh(&all)
-}
-
-/// A network namespace, deleted (its processes killed first) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(role: &str) -> Netns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "vcapp{}{}{}",
-            role,
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let n = Netns(name);
-        ns(&n.0, &["ip", "link", "set", "lo", "up"]);
-        n
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    must(Command::new(args[0]).args(&args[1..]))
 }
 
 /// Director and real server joined by a bridge in a third namespace.
 struct Lab {
+    servers: Vec<ChildGuard>,
     director: Netns,
     server: Netns,
-    _bridge: Netns,
-    servers: Vec<Proc>,
+    _lan: Lan,
     dir: tempfile::TempDir,
     v6: bool,
     baseline: (String, String),
@@ -126,77 +53,40 @@ struct Lab {
 
 impl Lab {
     fn new(v6: bool, director_has_vip: bool) -> Lab {
+        let lan = Lan::new();
         let director = Netns::new("d");
         let server = Netns::new("r");
-        let bridge = Netns::new("b");
-        let b = bridge.0.as_str();
-        ns(b, &["ip", "link", "add", "br0", "type", "bridge"]);
-        ns(b, &["ip", "link", "set", "br0", "up"]);
         for (peer, mac, addrs) in [
             (&director, DIRECTOR_MAC, ["192.0.2.1/24", "2001:db8::1/64"]),
             (&server, SERVER_MAC, ["192.0.2.11/24", "2001:db8::11/64"]),
         ] {
-            let port = format!("p{}", &peer.0[5..6]);
-            ns(
-                b,
-                &[
-                    "ip", "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                ],
-            );
-            ns(b, &["ip", "link", "set", "eth0", "netns", &peer.0]);
-            ns(b, &["ip", "link", "set", &port, "master", "br0", "up"]);
-            let mac = mac_text(mac);
-            ns(
-                &peer.0,
-                &["ip", "link", "set", "eth0", "address", &mac, "up"],
-            );
-            ns(&peer.0, &["ip", "addr", "add", addrs[0], "dev", "eth0"]);
-            ns(
-                &peer.0,
-                &["ip", "addr", "add", addrs[1], "dev", "eth0", "nodad"],
-            );
+            lan.attach(peer, "eth0", &mac_text(mac));
+            peer.ip(&format!("addr add {} dev eth0", addrs[0]));
+            peer.ip(&format!("addr add {} dev eth0 nodad", addrs[1]));
         }
         // The real server holds the VIP on lo and neither answers nor announces it (DR).
-        let r = server.0.as_str();
-        ns(r, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
-        ns(r, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
-        ns(r, &["ip", "addr", "add", "192.0.2.20/32", "dev", "lo"]);
-        ns(r, &["ip", "addr", "add", "2001:db8::20/128", "dev", "lo"]);
+        topo::arp_sysctls(&server, "eth0", "1");
+        topo::add_vips(&server, "lo");
         if !director_has_vip {
             // The director's kernel reaches the VIP, as a backup director reaches the
             // master's: without the guard its RSTs would reach the real server.
-            let d = director.0.as_str();
             let mac = mac_text(SERVER_MAC);
-            for vip in ["192.0.2.20", "2001:db8::20"] {
-                ns(
-                    d,
-                    &[
-                        "ip",
-                        "neigh",
-                        "replace",
-                        vip,
-                        "lladdr",
-                        &mac,
-                        "dev",
-                        "eth0",
-                        "nud",
-                        "permanent",
-                    ],
-                );
+            for vip in [topo::VIP4, topo::VIP6] {
+                director.ip(&format!(
+                    "neigh replace {vip} lladdr {mac} dev eth0 nud permanent"
+                ));
             }
         }
         if director_has_vip {
-            let d = director.0.as_str();
-            ns(d, &["ip", "addr", "add", "192.0.2.20/32", "dev", "lo"]);
-            ns(d, &["ip", "addr", "add", "2001:db8::20/128", "dev", "lo"]);
+            topo::add_vips(&director, "lo");
         }
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("index.html"), BODY).expect("write page");
         let mut lab = Lab {
+            servers: Vec::new(),
             director,
             server,
-            _bridge: bridge,
-            servers: Vec::new(),
+            _lan: lan,
             dir,
             v6,
             baseline: (String::new(), String::new()),
@@ -210,13 +100,10 @@ impl Lab {
     /// appears only then, and the baseline must not catch it half-way.
     fn settle(&self) {
         let until = Instant::now() + Duration::from_secs(10);
-        for n in [&self.director.0, &self.server.0] {
+        for n in [&self.director, &self.server] {
             loop {
-                let link = ns(
-                    n,
-                    &["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"],
-                );
-                let tentative = ns(n, &["ip", "-6", "addr", "show", "dev", "eth0", "tentative"]);
+                let link = n.ip("-6 addr show dev eth0 scope link");
+                let tentative = n.ip("-6 addr show dev eth0 tentative");
                 if link.contains("fe80::") && tentative.trim().is_empty() {
                     break;
                 }
@@ -259,12 +146,7 @@ impl Lab {
     /// Modes: ok, status503, https (with a fresh self-signed certificate), hang.
     fn serve(&mut self, addr: IpAddr, port: u16, mode: &str) {
         let mut args = vec![
-            "ip".to_string(),
-            "netns".into(),
-            "exec".into(),
-            self.server.0.clone(),
-            "python3".into(),
-            "-c".into(),
+            "-c".to_string(),
             SERVER_PY.into(),
             addr.to_string(),
             port.to_string(),
@@ -276,14 +158,16 @@ impl Lab {
             args.push(cert);
             args.push(key);
         }
-        let mut child = Command::new(&args[0])
-            .args(&args[1..])
+        let mut child = self
+            .server
+            .command("python3")
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the test server");
         let out = child.stdout.take().expect("server stdout");
-        self.servers.push(Proc(child));
+        self.servers.push(ChildGuard(child));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -383,8 +267,7 @@ impl Lab {
     /// Runs one session from the director's namespace.
     fn check(&self, port: u16, check: AppCheck) -> Outcome {
         let (path, target) = (self.path(), self.target(port));
-        let name = self.director.0.clone();
-        in_netns(&name, move || {
+        self.director.in_ns(move || {
             let mut path = path;
             path.ifindex = ifindex("eth0");
             session::run(
@@ -399,16 +282,18 @@ impl Lab {
 
     /// The director's ruleset, rules and routes; the real server's connections.
     fn snapshot(&self) -> (String, String) {
-        let d = &self.director.0;
+        let d = &self.director;
         let director = [
-            ns(d, &["nft", "list", "ruleset"]),
-            ns(d, &["ip", "rule"]),
-            ns(d, &["ip", "-6", "rule"]),
-            ns(d, &["ip", "route", "show", "table", "all"]),
-            ns(d, &["ip", "-6", "route", "show", "table", "all"]),
+            d.run("nft", &["list", "ruleset"]),
+            d.ip("rule"),
+            d.ip("-6 rule"),
+            d.ip("route show table all"),
+            d.ip("-6 route show table all"),
         ]
         .join("\n");
-        let conns: Vec<String> = ns(&self.server.0, &["ss", "-tanH"])
+        let conns: Vec<String> = self
+            .server
+            .run("ss", &["-tanH"])
             .lines()
             .filter(|l| !l.starts_with("LISTEN"))
             .map(str::to_string)
@@ -434,30 +319,6 @@ fn mac_text(m: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-fn ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).expect("interface name");
-    // SAFETY: c is a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert!(i != 0, "no interface {name}");
-    i
-}
-
-/// Runs `f` on a thread that has entered the named network namespace (setns is per
-/// thread for network namespaces); the test thread itself never moves.
-fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{name}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        use std::os::fd::AsRawFd;
-        // SAFETY: a namespace fd and the matching flag.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("session thread")
 }
 
 fn http(status: &str, body: Option<&str>, digest: Option<String>) -> HttpExpect {
@@ -577,7 +438,7 @@ fn management_only_is_down(v6: bool) {
         IpAddr::V6(a) => format!("http://[{a}]:8080/index.html"),
         IpAddr::V4(a) => format!("http://{a}:8080/index.html"),
     };
-    let page = ns(&lab.director.0, &["curl", "-sf", "--max-time", "5", &url]);
+    let page = lab.director.run("curl", &["-sf", "--max-time", "5", &url]);
     assert_eq!(page, BODY);
     // ...but not through the VIP.
     let o = lab.check(8080, AppCheck::Http(http("200-299", None, None)));
@@ -719,7 +580,7 @@ fn appcheck_child_session() {
     let rip: IpAddr = if v6 { "2001:db8::11" } else { "192.0.2.11" }
         .parse()
         .unwrap();
-    let o = in_netns(&netns, move || {
+    let o = in_named(&netns, move || {
         let path = NetPath {
             iface: "eth0".into(),
             ifindex: ifindex("eth0"),
@@ -764,17 +625,17 @@ fn killed_mid_session(v6: bool, director_has_vip: bool) {
         ])
         .env(
             "VIPCHECK_APPCHECK_CHILD",
-            format!("{},{}", lab.director.0, if v6 { 6 } else { 4 }),
+            format!("{},{}", lab.director.name(), if v6 { 6 } else { 4 }),
         )
         .stdout(Stdio::null())
         .spawn()
         .expect("start the child probe");
-    let mut child = Proc(child);
+    let mut child = ChildGuard(child);
     // Wait (bounded) until the real server holds the session and the director the table.
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let conns = ns(&lab.server.0, &["ss", "-tanH", "state", "established"]);
-        let rules = ns(&lab.director.0, &["nft", "list", "ruleset"]);
+        let conns = lab.server.run("ss", &["-tanH", "state", "established"]);
+        let rules = lab.director.run("nft", &["list", "ruleset"]);
         if !conns.trim().is_empty() && rules.contains("vipcheck_") {
             break;
         }
@@ -821,7 +682,7 @@ fn without_the_guard_the_directors_rsts_break_the_session() {
         ])
         .env(
             "VIPCHECK_APPCHECK_CHILD",
-            format!("{},4,5,{guard}", lab.director.0),
+            format!("{},4,5,{guard}", lab.director.name()),
         );
         let out = cmd.output().expect("run the child probe");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -851,10 +712,6 @@ fn appcheck_command_exit_status_and_json() {
     lab.serve(vip, 80, "ok");
     let run = |port: &str, extra: &[&str]| {
         let mut args = vec![
-            "netns",
-            "exec",
-            &lab.director.0,
-            env!("CARGO_BIN_EXE_vipcheck"),
             "appcheck",
             "--iface",
             "eth0",
@@ -873,7 +730,9 @@ fn appcheck_command_exit_status_and_json() {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let out = Command::new("ip")
+        let out = lab
+            .director
+            .command(env!("CARGO_BIN_EXE_vipcheck"))
             .args(&args)
             .output()
             .expect("run vipcheck appcheck");
@@ -954,10 +813,6 @@ fn probe_check_http_runs_the_session_through_the_vip() {
     lab.serve(rip, 8080, "ok");
     let probe = |port: &str, extra: &[&str]| {
         let mut args = vec![
-            "netns",
-            "exec",
-            &lab.director.0,
-            env!("CARGO_BIN_EXE_vipcheck"),
             "probe",
             "--vip",
             "192.0.2.20",
@@ -970,7 +825,9 @@ fn probe_check_http_runs_the_session_through_the_vip() {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let out = Command::new("ip")
+        let out = lab
+            .director
+            .command(env!("CARGO_BIN_EXE_vipcheck"))
             .args(&args)
             .output()
             .expect("run vipcheck probe");

@@ -1,12 +1,12 @@
 //! The built `vipcheck` binary, run as a user would in a temp dir.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::{fixture, relative_paths};
+use common::{fixture, relative_paths};
 
 fn vipcheck(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vipcheck"))

@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use common::netns::{ChildGuard, Lan, Netns};
+use common::topo;
 use std::time::{Duration, Instant};
 
 const VIP: &str = "192.0.2.100";
@@ -228,137 +231,69 @@ save();
 exit 0;
 "#;
 
-fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
-}
-
-/// True when the test should go on; prints why and returns false when it must skip.
+/// True when the test should go on; a skip (the one rule) when it must not.
 fn prerequisites() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let missing = if unsafe { libc::geteuid() } != 0 {
-        Some("needs root (network namespaces, ldirectord)")
-    } else if !in_path("ldirectord") {
-        Some("ldirectord not found (apt-get install ldirectord)")
-    } else if !in_path("busybox") {
-        Some("busybox not found (apt-get install busybox-static)")
-    } else if !in_path("ip") {
-        Some("ip not found (apt-get install iproute2)")
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(reason) => common::require(false, reason),
-    }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ip_batch(ns: Option<&str>, lines: &[String]) {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin
-            .write_all(lines.join("\n").as_bytes())
-            .expect("write ip batch");
-    }
-    let out = child.wait_with_output().expect("wait for ip");
-    assert!(
-        out.status.success(),
-        "ip -batch in {ns:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        lines.join("\n")
-    );
+    common::root("network namespaces, ldirectord")
+        && common::tools(&[
+            ("ldirectord", "ldirectord"),
+            ("busybox", "busybox-static"),
+            ("ip", "iproute2"),
+        ])
 }
 
 /// Network namespaces, web servers and the daemon of one test; all torn down on drop,
 /// also when the test fails.
 struct Topology {
     tag: String,
+    _web: Vec<ChildGuard>,
+    servers: Vec<(&'static str, Netns)>,
+    lb: Netns,
+    _lan: Lan,
     dir: tempfile::TempDir,
-    namespaces: Vec<String>,
-    children: Vec<Child>,
 }
 
 impl Topology {
-    fn ns(&self, name: &str) -> String {
-        format!("{}-{name}", self.tag)
+    /// The namespace of the real server `name` (see [`SERVERS`]).
+    fn server(&self, name: &str) -> &Netns {
+        self.servers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, ns)| ns)
+            .unwrap_or_else(|| panic!("no real server {name}"))
     }
 
     fn build(test: &str) -> Topology {
         let tag = format!("vce2e{}{test}", std::process::id());
-        let mut t = Topology {
-            tag,
-            dir: tempfile::tempdir().expect("temp dir"),
-            namespaces: Vec::new(),
-            children: Vec::new(),
-        };
+        let dir = tempfile::tempdir().expect("temp dir");
         // The bridge lives in a namespace of its own: nothing is added to the host's.
-        let sw = t.ns("sw");
-        t.add_ns(&sw);
-        ip_batch(
-            Some(&sw),
-            &["link add br0 type bridge".into(), "link set br0 up".into()],
-        );
-        let lb = t.ns("lb");
-        t.plug(
-            1,
-            &lb,
-            &[
-                "addr add 192.0.2.1/24 dev eth0".into(),
-                "addr add 2001:db8::1/64 dev eth0 nodad".into(),
-                format!("addr add {VIP}/32 dev eth0"),
-                // Deprecated, so the director never picks the VIP as its source address.
-                format!("addr add {VIP6}/128 dev eth0 nodad preferred_lft 0"),
-            ],
-        );
-        let www = t.dir.path().join("www");
+        let lan = Lan::new();
+        let lb = Netns::new("lb");
+        lan.attach(&lb, "eth0", "02:00:00:00:02:01");
+        topo::address(&lb, "eth0", 1);
+        topo::add_vip(&lb, VIP, "eth0");
+        // Deprecated, so the director never picks the VIP as its source address.
+        lb.ip(&format!(
+            "addr add {VIP6}/128 dev eth0 nodad preferred_lft 0"
+        ));
+        let www = dir.path().join("www");
+        let mut servers = Vec::new();
+        let mut web = Vec::new();
         for (i, rs) in SERVERS.iter().enumerate() {
-            let ns = t.ns(rs.name);
-            let mut lines = vec![format!("addr add {}/24 dev eth0", rs.ip4)];
+            let ns = Netns::new(rs.name);
+            lan.attach(&ns, "eth0", &format!("02:00:00:00:02:{:02x}", i + 2));
+            ns.ip(&format!("addr add {}/24 dev eth0", rs.ip4));
             if let Some(ip6) = rs.ip6 {
-                lines.push(format!("addr add {ip6}/64 dev eth0 nodad"));
+                ns.ip(&format!("addr add {ip6}/64 dev eth0 nodad"));
             }
             if rs.vip_on_lo {
-                lines.push(format!("addr add {VIP}/32 dev lo"));
-                lines.push(format!("addr add {VIP6}/128 dev lo nodad"));
+                topo::add_vip(&ns, VIP, "lo");
+                topo::add_vip(&ns, VIP6, "lo");
             }
+            topo::arp_sysctls(&ns, "eth0", "1");
             if rs.forwarder {
-                lines.push(format!("route add {VIP}/32 via 192.0.2.1"));
+                ns.ip(&format!("route add {VIP}/32 via 192.0.2.1"));
+                ns.sysctl("net.ipv4.ip_forward", "1");
             }
-            t.plug(i + 2, &ns, &lines);
-            let mut sysctls = vec![
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-            ];
-            if rs.forwarder {
-                sysctls.push("net.ipv4.ip_forward=1");
-            }
-            run(Command::new("ip")
-                .args(["netns", "exec", &ns, "sysctl", "-qw"])
-                .args(&sysctls));
             let root = www.join(rs.name);
             fs::create_dir_all(&root).expect("create web root");
             fs::write(root.join("index.html"), rs.page).expect("write page");
@@ -367,60 +302,19 @@ impl Topology {
             } else {
                 "[::]:80".into()
             };
-            let child = Command::new("ip")
-                .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
-                .arg(&listen)
-                .arg("-h")
-                .arg(&root)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start busybox httpd: {e}"));
-            t.children.push(child);
+            let root = root.to_str().expect("a UTF-8 temp dir");
+            web.push(ns.spawn("busybox", &["httpd", "-f", "-p", &listen, "-h", root]));
+            servers.push((rs.name, ns));
         }
-        fs::write(t.dir.path().join("ipvsadm"), IPVSADM_STANDIN).expect("write ipvsadm");
-        make_executable(&t.dir.path().join("ipvsadm"));
-        t
-    }
-
-    fn add_ns(&mut self, ns: &str) {
-        run(Command::new("ip").args(["netns", "add", ns]));
-        self.namespaces.push(ns.to_string());
-    }
-
-    /// A namespace with eth0 on the bridge (port `port`), lo and eth0 up, then `lines`.
-    fn plug(&mut self, port: usize, ns: &str, lines: &[String]) {
-        self.add_ns(ns);
-        let sw = self.ns("sw");
-        ip_batch(
-            Some(&sw),
-            &[
-                format!("link add p{port} type veth peer name eth0 netns {ns}"),
-                format!("link set p{port} master br0 up"),
-            ],
-        );
-        let mut all = vec!["link set lo up".to_string(), "link set eth0 up".to_string()];
-        all.extend_from_slice(lines);
-        ip_batch(Some(ns), &all);
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in self.namespaces.iter().rev() {
-            // Anything still running in it (a check a daemon started) goes first.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        // SAFETY: kill has no memory-safety preconditions.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        fs::write(dir.path().join("ipvsadm"), IPVSADM_STANDIN).expect("write ipvsadm");
+        make_executable(&dir.path().join("ipvsadm"));
+        Topology {
+            tag,
+            _web: web,
+            servers,
+            lb,
+            _lan: lan,
+            dir,
         }
     }
 }
@@ -478,8 +372,10 @@ impl Ldirectord {
         let log = config.with_extension("log");
         let out = fs::File::create(&log).expect("create ldirectord log");
         let err = out.try_clone().expect("clone log handle");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &topo.ns("lb"), "ldirectord", "-d"])
+        let child = topo
+            .lb
+            .command("ldirectord")
+            .arg("-d")
             .arg(config)
             .arg("start")
             .current_dir(topo.dir.path())
@@ -679,13 +575,13 @@ fn ldirectord_with_vipcheck_keeps_only_the_good_real_servers() {
 
     // Break the good IPv4 server (take its VIP away): it must leave; give it back: it must
     // return. checkinterval 1 s, the probe's timeout 1 s, checktimeout 4 s.
-    let good = topo.ns("good");
+    let good = topo.server("good");
     let vip_on_lo = format!("{VIP}/32");
-    run(Command::new("ip").args(["-n", &good, "addr", "del", &vip_on_lo, "dev", "lo"]));
+    good.ip(&format!("addr del {vip_on_lo} dev lo"));
     let broken = table(&[(SVC4, &[]), (SVC6, &["[2001:db8::21]:80"])]);
     let took = daemon.wait_for(topo.dir.path(), &broken, Duration::from_secs(20));
     println!("good server without its VIP removed after {took:.1?}");
-    run(Command::new("ip").args(["-n", &good, "addr", "add", &vip_on_lo, "dev", "lo"]));
+    good.ip(&format!("addr add {vip_on_lo} dev lo"));
     let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(20));
     println!("good server with its VIP again back after {took:.1?}");
 }

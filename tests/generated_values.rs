@@ -3,7 +3,7 @@
 //! read as an option, an ldirectord request is encoded as ldirectord encodes it, and a
 //! replacement template that would break the next run or the daemon is refused.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -315,7 +315,7 @@ fn perl_uri(url: &str) -> Option<String> {
 #[test]
 fn ldirectord_urls_are_encoded_as_perls_uri_module_does() {
     let have = perl_uri("http://h/").is_some();
-    if !support::require(have, "perl with URI.pm (liburi-perl) is not installed") {
+    if !common::require(have, "perl with URI.pm (liburi-perl) is not installed") {
         return;
     }
     for url in [
@@ -338,8 +338,8 @@ fn ldirectord_urls_are_encoded_as_perls_uri_module_does() {
 fn an_ldirectord_request_with_a_space_is_sent_as_ldirectord_sends_it() {
     let tools = ["curl", "perl", "timeout"]
         .iter()
-        .all(|t| support::which(t).is_some());
-    if !support::require(
+        .all(|t| common::which(t).is_some());
+    if !common::require(
         tools,
         "curl, perl or timeout is not installed (the wrapper needs them)",
     ) {

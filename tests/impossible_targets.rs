@@ -2,7 +2,7 @@
 //! loopback addresses; direct routing between address families) are refused before
 //! anything runs: `rewrite` and `status` exit 2 naming file and line, and write nothing.
 
-mod support;
+mod common;
 
 use std::process::Command;
 
@@ -18,7 +18,7 @@ fn vipcheck(args: &[&str]) -> (i32, String) {
 }
 
 fn fixture(name: &str) -> String {
-    support::fixture(&format!("targets/{name}"))
+    common::fixture(&format!("targets/{name}"))
         .display()
         .to_string()
 }

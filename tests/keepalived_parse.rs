@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use vipcheck::config::keepalived::{lexer, parse_file, Document, ParseOptions};
 use vipcheck::config::{ForwardingMethod, Origin, Protocol, RealServer, ServiceKey};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::crate_dir as root;
 
 /// Parses a fixture by its path relative to the crate (as a user would name it).
 fn parse(rel: &str, id: &str) -> Document {

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-mod support;
+mod common;
 
 use std::time::Duration;
 
-use support::ldirectord_props::{assert_rewrite, Remembering};
+use common::ldirectord_props::{assert_rewrite, Remembering};
 use vipcheck::config::ldirectord;
 use vipcheck::generate::Generator;
 use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
@@ -50,11 +50,11 @@ fn verdicts(dir: &std::path::Path) -> BTreeMap<String, u32> {
 #[test]
 fn corpus_matches_ldirectord_verdicts_and_round_trips() {
     let Some(dir) = corpus() else {
-        support::skip("../shared/corpus/ldirectord not found");
+        common::skip("../shared/corpus/ldirectord not found");
         return;
     };
     // Corpus files name hosts: their lookups stay inside a namespace with no route out.
-    let Some(ns) = support::netns::offline("the system resolver looks up the corpus's host names")
+    let Some(ns) = common::netns::offline("the system resolver looks up the corpus's host names")
     else {
         return;
     };

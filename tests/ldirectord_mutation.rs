@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-mod support;
+mod common;
 
-use support::ldirectord_props::assert_rewrite;
+use common::ldirectord_props::assert_rewrite;
 use vipcheck::config::ldirectord::{self, Document, OfflineResolver};
 use vipcheck::generate::Generator;
 use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};

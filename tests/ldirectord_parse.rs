@@ -2,11 +2,11 @@
 //! ldirectord.cf parsing: the line rules, defaults and rejections of ldirectord 4.12's
 //! read_config, on small inline configs (no name lookups leave the process).
 
-mod support;
+mod common;
 
 use std::net::IpAddr;
 
-use support::ldirectord_props::assert_rewrite;
+use common::ldirectord_props::assert_rewrite;
 use vipcheck::generate::Generator;
 use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
 
@@ -31,7 +31,7 @@ fn parse(text: &str) -> Result<Document, Diagnostic> {
 }
 
 /// Parses `text`, which must be accepted; when it can be rewritten, the rewrite keeps its
-/// bytes and services (see support/ldirectord_props.rs).
+/// bytes and services (see common/ldirectord_props.rs).
 fn ok(text: &str) -> Document {
     match parse(text) {
         Ok(doc) => {

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod support;
+mod common;
 
-use support::ldirectord_props::assert_rewrite;
+use common::ldirectord_props::assert_rewrite;
 use vipcheck::config::ldirectord::{self, Document, OfflineResolver, Services};
 use vipcheck::generate::Generator;
 use vipcheck::rewrite::{ldirectord::plan, GenerateOptions, Plan};
@@ -110,7 +110,7 @@ fn rewriting_the_output_changes_nothing() {
 fn fixtures_keep_their_bytes_and_services_through_the_rewrite() {
     for path in valid_fixtures() {
         let text = std::fs::read_to_string(&path).unwrap();
-        // `rewrite` asserts the properties (see support/ldirectord_props.rs).
+        // `rewrite` asserts the properties (see common/ldirectord_props.rs).
         rewrite(&path, &text);
     }
 }

@@ -19,27 +19,15 @@ use vipcheck::config::ldirectord::{self, OfflineResolver};
 use vipcheck::generate::Generator;
 use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// True when the tools the wrappers use are here; a skip (the one rule) otherwise.
 #[track_caller]
 fn tools() -> bool {
-    let missing: Vec<&str> = ["curl", "perl", "bash", "timeout"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    common::require(
-        missing.is_empty(),
-        &format!(
-            "{} not installed (the wrapper needs it)",
-            missing.join(", ")
-        ),
-    )
+    common::tools(&[
+        ("curl", "curl"),
+        ("perl", "perl"),
+        ("bash", "bash"),
+        ("timeout", "coreutils"),
+    ])
 }
 
 /// A one-thread HTTP server answering every request with `status` and `body`; it keeps

@@ -2,7 +2,7 @@
 //! located, a bad option is a usage error (exit 2, never a verdict), and text from the
 //! config reaches the terminal with its control characters escaped.
 
-mod support;
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -6,61 +6,18 @@
 mod common;
 
 use std::fs::File;
-use std::net::{IpAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{privileged, run_bounded, Forward, Lan, Netns, Relay};
+use common::topo::{
+    add_vips, director, drop_echo, firewall, listen, Cabled, Pair, RealServer, Scenario,
+    DIRECTOR_MAC as DIR_MAC, VIP4, VIP6,
+};
 
-const DIR_MAC: &str = "02:00:00:00:00:02";
 const RS_MAC: &str = "02:00:00:00:00:0b";
-const VIP4: &str = "192.0.2.20";
-const VIP6: &str = "2001:db8::20";
-
-/// The director: eth0 with 192.0.2.2 and 2001:db8::2.
-fn director(lan: &Lan) -> Netns {
-    let ns = Netns::new("dir");
-    lan.attach(&ns, "eth0", DIR_MAC);
-    address(&ns, "eth0", 2);
-    ns
-}
-
-fn address(ns: &Netns, ifname: &str, host: u8) {
-    ns.ip(&format!("addr add 192.0.2.{host}/24 dev {ifname}"));
-    ns.ip(&format!(
-        "addr add 2001:db8::{host:x}/64 dev {ifname} nodad"
-    ));
-}
-
-/// A real server prepared for DR (arp_ignore=1, arp_announce=2), without the VIP yet.
-fn real_server(ns: &Netns, ifname: &str) {
-    for scope in ["all", ifname] {
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
-    address(ns, ifname, 0x0b);
-}
-
-fn attach_real_server(lan: &Lan, mac: &str) -> Netns {
-    let ns = Netns::new("rs");
-    lan.attach(&ns, "eth0", mac);
-    real_server(&ns, "eth0");
-    ns
-}
-
-/// The VIPs on lo, as a DR real server holds them.
-fn add_vips(ns: &Netns) {
-    ns.ip(&format!("addr add {VIP4}/32 dev lo"));
-    ns.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
-}
-
-/// A TCP listener on `addr:80` inside `ns`; the kernel completes handshakes while it lives.
-fn listen(ns: &Netns, addr: &str) -> TcpListener {
-    let ip: IpAddr = addr.parse().unwrap();
-    ns.in_ns(|| TcpListener::bind((ip, 80)).expect("listen on the VIP"))
-}
 
 struct Run {
     code: i32,
@@ -105,25 +62,8 @@ fn assert_down(r: &Run, reason: &str) {
 }
 
 /// Director + one real server with VIPs and a listener on VIP:80, v4 and v6.
-struct Good {
-    _listeners: Vec<TcpListener>,
-    rs: Netns,
-    dir: Netns,
-    _lan: Lan,
-}
-
-fn good() -> Good {
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let rs = attach_real_server(&lan, RS_MAC);
-    add_vips(&rs);
-    let listeners = vec![listen(&rs, VIP4), listen(&rs, VIP6)];
-    Good {
-        _listeners: listeners,
-        rs,
-        dir,
-        _lan: lan,
-    }
+fn good() -> Pair {
+    Pair::new(RS_MAC, Scenario::Good, &[80])
 }
 
 const V4_ARGS: [&str; 6] = ["--vip", VIP4, "--rip", "192.0.2.11", "--port", "80"];
@@ -171,9 +111,11 @@ fn real_server_without_the_vip_is_down() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let _rs = attach_real_server(&lan, RS_MAC);
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
     let r = probe(&dir, &[&V4_ARGS[..], &["--timeout", "800ms"]].concat());
     assert_down(
         &r,
@@ -188,10 +130,11 @@ fn vip_without_listener_is_down_closed() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let rs = attach_real_server(&lan, RS_MAC);
-    add_vips(&rs);
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
     assert_down(
         &probe(&dir, &V4_ARGS),
         "VIP answers but TCP 80 is closed (RST)",
@@ -215,16 +158,13 @@ fn forwarding_real_server_without_vip_is_down_even_when_the_director_holds_the_v
     }
     // The original report's trap: the real server routes the VIP back to the director,
     // which holds it and would answer a probe with a normal TTL.
-    let lan = Lan::new();
-    let dir = director(&lan);
-    dir.ip(&format!("addr add {VIP4}/32 dev lo"));
-    dir.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
-    let _dir_listeners = [listen(&dir, VIP4), listen(&dir, VIP6)];
-    let rs = attach_real_server(&lan, RS_MAC);
-    rs.sysctl("net.ipv4.ip_forward", "1");
-    rs.sysctl("net.ipv6.conf.all.forwarding", "1");
-    rs.ip(&format!("route add {VIP4}/32 via 192.0.2.2"));
-    rs.ip(&format!("route add {VIP6}/128 via 2001:db8::2"));
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::Forwarder, &[80]);
+    add_vips(&dir, "lo");
+    let _dir_listeners = [listen(&dir, VIP4, 80), listen(&dir, VIP6, 80)];
     assert_down(
         &probe(&dir, &V4_ARGS),
         "192.0.2.11 forwarded the probe for VIP 192.0.2.20 instead of answering it",
@@ -256,14 +196,13 @@ fn director_holding_the_vip_still_sees_the_replies() {
         return;
     }
     let g = good();
-    g.dir.ip(&format!("addr add {VIP4}/32 dev lo"));
-    g.dir.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
+    add_vips(&g.dir, "lo");
     assert_up(&probe(&g.dir, &V4_ARGS));
     assert_up(&probe(&g.dir, &V6_ARGS));
     // Two VIPs at once (direct routing keeps one address family), and the VIP on the
     // egress interface itself.
     g.rs.ip("addr add 192.0.2.21/32 dev lo");
-    let _second = listen(&g.rs, "192.0.2.21");
+    let _second = listen(&g.rs, "192.0.2.21", 80);
     g.dir.ip(&format!("addr del {VIP4}/32 dev lo"));
     g.dir.ip(&format!("addr add {VIP4}/32 dev eth0"));
     g.dir.ip("addr add 192.0.2.21/32 dev lo");
@@ -320,13 +259,13 @@ fn lost_first_echo_is_up_on_retry() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let relay_ns = Netns::new("relay");
-    let dir = Netns::new("dir");
-    let rs = Netns::new("rs");
-    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
-    address(&dir, "eth0", 2);
-    real_server(&rs, "eth0");
-    add_vips(&rs);
+    let Cabled {
+        rs: _rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
     let mut dropped = 0;
     let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
         // The first ICMP echo request to the VIP is lost.
@@ -443,7 +382,7 @@ fn without_cap_net_raw_the_error_says_how_to_grant_it() {
     }
     let lan = Lan::new();
     let dir = director(&lan);
-    let ns_file = File::open(format!("/var/run/netns/{}", dir.name())).expect("netns file");
+    let ns_file = File::open(dir.path()).expect("netns file");
     let ns_fd = ns_file.as_raw_fd();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
     cmd.args(["probe", "--vip", VIP4, "--rip", "192.0.2.11"]);
@@ -477,10 +416,11 @@ fn tunnel_to_a_real_server_that_cannot_decapsulate_is_down_saying_so() {
     // IPIP with ICMP protocol unreachable (IPv6: parameter problem, next header), exactly
     // what a real server without a tunnel device does. Tunnels that work are tested in
     // the qemu guest, whose kernel has the modules.
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let rs = attach_real_server(&lan, RS_MAC);
-    add_vips(&rs);
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoListener, &[80]);
     let r = probe(
         &dir,
         &[
@@ -540,14 +480,14 @@ fn lost_first_syn_is_up_on_retry() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let relay_ns = Netns::new("relay");
-    let dir = Netns::new("dir");
-    let rs = Netns::new("rs");
-    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
-    address(&dir, "eth0", 2);
-    real_server(&rs, "eth0");
-    add_vips(&rs);
-    let _listener = listen(&rs, VIP4);
+    let Cabled {
+        rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
+    let _listener = listen(&rs, VIP4, 80);
     let mut dropped = 0;
     let _relay = Relay::start(&relay_ns, &ra, &rb, move |f| {
         // The first TCP SYN to the VIP is lost.
@@ -596,9 +536,8 @@ fn a_vip_as_the_routes_preferred_source_is_never_used() {
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     let route = dir.ip("route get 192.0.2.11");
     assert!(route.contains(&format!("src {VIP4}")), "{route}");
-    let rs = attach_real_server(&lan, RS_MAC);
-    add_vips(&rs);
-    let _listener = listen(&rs, VIP4);
+    let rs = RealServer::attach(&lan, 11, RS_MAC, Scenario::NoListener, &[80]);
+    let _listener = listen(&rs, VIP4, 80);
     assert_up(&probe(&dir, &V4_ARGS));
 }
 
@@ -696,12 +635,7 @@ fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
         return;
     }
     // arp_ignore=1 still answers for an address on the receiving interface.
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let rs = attach_real_server(&lan, RS_MAC);
-    rs.ip(&format!("addr add {VIP4}/32 dev eth0"));
-    rs.ip(&format!("addr add {VIP6}/128 dev eth0 nodad"));
-    let _l = [listen(&rs, VIP4), listen(&rs, VIP6)];
+    let Pair { dir, rs, lan: _lan } = Pair::new(RS_MAC, Scenario::VipOnEth0, &[80]);
     assert_down(&probe(&dir, &V4_ARGS), ARP_REASON);
     assert_down(
         &probe(&dir, &V6_ARGS),
@@ -710,7 +644,7 @@ fn vip_on_eth0_answers_arp_and_neighbour_solicitation_and_is_down() {
     );
     // Two VIPs at once, one on lo (not answered for): the reason names the one that is.
     rs.ip("addr add 192.0.2.21/32 dev lo");
-    let _second = listen(&rs, "192.0.2.21");
+    let _second = listen(&rs, "192.0.2.21", 80);
     let r = probe(
         &dir,
         &[
@@ -769,37 +703,6 @@ fn generated_keepalived_check_command_passes_for_a_correct_server() {
     }
 }
 
-/// Loads an nftables ruleset into `ns` (a hardened real server's firewall); the rules go
-/// with the namespace.
-fn firewall(ns: &Netns, rules: &str) {
-    use std::io::Write;
-    let mut child = ns
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (Debian package nftables)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(rules.as_bytes())
-        .expect("write the ruleset");
-    let status = child.wait().expect("nft exits");
-    assert!(status.success(), "nft rejected: {rules}");
-}
-
-/// Drops (or rejects) every ICMP and ICMPv6 echo request, as hardened servers do.
-fn drop_echo(ns: &Netns, verdict: &str) {
-    firewall(
-        ns,
-        &format!(
-            "table inet hardened {{\n chain input {{\n type filter hook input priority 0;\n \
-             icmp type echo-request {verdict}\n icmpv6 type echo-request {verdict}\n }}\n}}\n"
-        ),
-    );
-}
-
 #[test]
 fn hardened_real_server_that_drops_echo_is_up_with_icmp_filtered() {
     if !privileged("network namespaces, packet sockets and nftables") {
@@ -824,8 +727,7 @@ fn hardened_real_server_that_drops_echo_is_up_with_icmp_filtered() {
         assert_eq!(v["checks"][1]["decides"], true, "{v}");
     }
     // On a director that holds the VIP too.
-    g.dir.ip(&format!("addr add {VIP4}/32 dev lo"));
-    g.dir.ip(&format!("addr add {VIP6}/128 dev lo nodad"));
+    add_vips(&g.dir, "lo");
     for args in [V4_ARGS, V6_ARGS] {
         let r = probe(&g.dir, &args);
         assert_eq!(r.code, 0, "{args:?}: {} {}", r.stdout, r.stderr);
@@ -871,9 +773,7 @@ fn hardened_real_server_without_vip_or_listener_is_still_down() {
     if !privileged("network namespaces, packet sockets and nftables") {
         return;
     }
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let rs = attach_real_server(&lan, RS_MAC);
+    let Pair { dir, rs, lan: _lan } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
     drop_echo(&rs, "drop");
     fn with(args: [&'static str; 6]) -> Vec<&'static str> {
         let mut v = args.to_vec();
@@ -888,7 +788,7 @@ fn hardened_real_server_without_vip_or_listener_is_still_down() {
         &probe(&dir, &with(V6_ARGS)),
         "VIP 2001:db8::20 did not answer through 02:00:00:00:00:0b (VIP not configured?)",
     );
-    add_vips(&rs);
+    add_vips(&rs, "lo");
     assert_down(
         &probe(&dir, &with(V4_ARGS)),
         "VIP answers but TCP 80 is closed (RST)",
@@ -962,9 +862,11 @@ fn stale_entry_for_a_real_server_without_the_vip_is_still_down() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let lan = Lan::new();
-    let dir = director(&lan);
-    let _rs = attach_real_server(&lan, RS_MAC);
+    let Pair {
+        dir,
+        rs: _rs,
+        lan: _lan,
+    } = Pair::new(RS_MAC, Scenario::NoVip, &[80]);
     dir.ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:99 dev eth0 nud stale");
     let mut args = V4_ARGS.to_vec();
     args.extend(["--timeout", "600ms"]);
@@ -980,14 +882,14 @@ fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let relay_ns = Netns::new("relay");
-    let dir = Netns::new("dir");
-    let rs = Netns::new("rs");
-    let (ra, rb) = Lan::cable_through(&relay_ns, (&dir, "eth0", DIR_MAC), (&rs, "eth0", RS_MAC));
-    address(&dir, "eth0", 2);
-    real_server(&rs, "eth0");
-    add_vips(&rs);
-    let _listener = listen(&rs, VIP4);
+    let Cabled {
+        rs,
+        dir,
+        relay: relay_ns,
+        ra,
+        rb,
+    } = Cabled::new(RS_MAC, Scenario::NoListener, &[80]);
+    let _listener = listen(&rs, VIP4, 80);
     // Every reply from the VIP (echo reply, SYN-ACK) takes 700 ms of a 1 s budget.
     let _relay = Relay::start_with(&relay_ns, &ra, &rb, |f| {
         let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];

@@ -6,105 +6,26 @@
 
 mod common;
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::netns::{privileged, run_bounded, Lan, Netns};
+use common::netns::{privileged, run_bounded};
+use common::topo::{self, Scenario, VIP4, VIP6};
 
-const VIP4: &str = "192.0.2.20";
-const VIP6: &str = "2001:db8::20";
-
-/// How a real server is set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scenario {
-    /// VIPs on lo, arp_ignore=1, arp_announce=2, listeners on 80 and 443.
-    Good,
-    /// No VIP at all.
-    NoVip,
-    /// VIPs on lo but nothing listening.
-    NoListener,
-    /// No VIP; forwards the VIP back to the director (the original report's trap).
-    Forwarder,
-    /// VIP on lo with listeners, but arp_ignore=0: answers ARP for the VIP.
-    ArpAnswering,
-    /// VIPs on eth0 (with listeners): answers ARP and neighbour solicitation.
-    VipOnEth0,
-    /// Good, but its firewall drops every echo request (ICMP and ICMPv6).
-    Hardened,
-    /// Good, but the director's neighbour entry for it is STALE with an old NIC's MAC.
-    Moved,
-}
-
-struct RealServer {
-    _ns: Netns,
-    _listeners: Vec<TcpListener>,
-}
-
-/// Host number `host` (192.0.2.host, 2001:db8::host) in `scenario`, listening on 80 and
-/// 443 when it has the VIP and a listener.
-fn real_server(lan: &Lan, host: u8, scenario: Scenario) -> RealServer {
-    real_server_on(lan, host, scenario, &[80, 443])
-}
-
-fn real_server_on(lan: &Lan, host: u8, scenario: Scenario, ports: &[u16]) -> RealServer {
-    let ns = Netns::new("srs");
-    lan.attach(&ns, "eth0", &format!("02:00:00:00:01:{host:02x}"));
-    let ignore = if scenario == Scenario::ArpAnswering {
-        "0"
-    } else {
-        "1"
-    };
-    for scope in ["all", "eth0"] {
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), ignore);
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
-    ns.ip(&format!("addr add 192.0.2.{host}/24 dev eth0"));
-    ns.ip(&format!("addr add 2001:db8::{host:x}/64 dev eth0 nodad"));
-    let vip_dev = match scenario {
-        Scenario::NoVip | Scenario::Forwarder => None,
-        Scenario::VipOnEth0 => Some("eth0"),
-        _ => Some("lo"),
-    };
-    if let Some(dev) = vip_dev {
-        ns.ip(&format!("addr add {VIP4}/32 dev {dev}"));
-        ns.ip(&format!("addr add {VIP6}/128 dev {dev} nodad"));
-    }
-    if scenario == Scenario::Forwarder {
-        ns.sysctl("net.ipv4.ip_forward", "1");
-        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-        ns.ip(&format!("route add {VIP4}/32 via 192.0.2.2"));
-        ns.ip(&format!("route add {VIP6}/128 via 2001:db8::2"));
-    }
-    let mut listeners = Vec::new();
-    if scenario == Scenario::Hardened {
-        let mut nft = ns.command("nft");
-        nft.args(["add table inet hardened ; \
-             add chain inet hardened input { type filter hook input priority 0 ; } ; \
-             add rule inet hardened input icmp type echo-request drop ; \
-             add rule inet hardened input icmpv6 type echo-request drop"]);
-        common::netns::must(&mut nft);
-    }
-    if vip_dev.is_some() && scenario != Scenario::NoListener {
-        for vip in [VIP4, VIP6] {
-            let ip: IpAddr = vip.parse().unwrap();
-            for &port in ports {
-                listeners.push(ns.in_ns(|| TcpListener::bind((ip, port)).expect("listen")));
-            }
-        }
-    }
-    RealServer {
-        _ns: ns,
-        _listeners: listeners,
-    }
-}
-
+/// The servers on their bridge, and a temp dir for the configs.
 struct Site {
-    dir: Netns,
-    _servers: Vec<RealServer>,
-    _lan: Lan,
+    site: topo::Site,
     dir_path: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Site {
+    type Target = topo::Site;
+
+    fn deref(&self) -> &topo::Site {
+        &self.site
+    }
 }
 
 const HOSTS: [(u8, Scenario); 12] = [
@@ -138,26 +59,8 @@ const MIX: [(u8, Scenario); 6] = [
 ];
 
 fn site_of(hosts: &[(u8, Scenario)]) -> Site {
-    let lan = Lan::new();
-    let dir = Netns::new("sdir");
-    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
-    dir.ip("addr add 192.0.2.2/24 dev eth0");
-    dir.ip("addr add 2001:db8::2/64 dev eth0 nodad");
-    let servers = hosts
-        .iter()
-        .map(|&(h, s)| real_server(&lan, h, s))
-        .collect();
-    for &(h, _) in hosts.iter().filter(|(_, s)| *s == Scenario::Moved) {
-        for rip in [format!("192.0.2.{h}"), format!("2001:db8::{h:x}")] {
-            dir.ip(&format!(
-                "neigh replace {rip} lladdr 02:00:00:00:00:99 dev eth0 nud stale"
-            ));
-        }
-    }
     Site {
-        dir,
-        _servers: servers,
-        _lan: lan,
+        site: topo::Site::new(hosts, &[80, 443]),
         dir_path: tempfile::tempdir().expect("temp dir"),
     }
 }
@@ -463,10 +366,6 @@ fn two_hundred_pairs_at_once_get_their_own_replies() {
     }
     // 20 real servers x 10 ports, every scenario, all probed with 64 in flight over one
     // shared socket: each row must still carry its own server's verdict.
-    let lan = Lan::new();
-    let dir = Netns::new("sdir");
-    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
-    dir.ip("addr add 192.0.2.2/24 dev eth0");
     let ports: Vec<u16> = (8000..8010).collect();
     let cycle = [
         Scenario::Good,
@@ -483,10 +382,8 @@ fn two_hundred_pairs_at_once_get_their_own_replies() {
     let hosts: Vec<(u8, Scenario)> = (0..20u8)
         .map(|i| (40 + i, cycle[usize::from(i) % 10]))
         .collect();
-    let _servers: Vec<RealServer> = hosts
-        .iter()
-        .map(|&(h, sc)| real_server_on(&lan, h, sc, &ports))
-        .collect();
+    let site = topo::Site::new(&hosts, &ports);
+    let dir = &site.dir;
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("keepalived.conf");
     let mut text = String::new();

@@ -2,12 +2,12 @@
 //! byte-exactness outside the generated blocks, includes, refusals, and real keepalived's
 //! `--config-test` on what it writes.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{corpus_dir, fixture, relative_paths, skip, tool};
+use common::{corpus_dir, fixture, relative_paths, skip, tool};
 use vipcheck::config::Format;
 use vipcheck::rewrite::{markers, plan, GenerateOptions, Plan};
 
@@ -22,7 +22,7 @@ fn options() -> GenerateOptions {
 /// Plans with the path relative to the crate (the tests' working directory), so paths in
 /// diffs and messages do not depend on where the checkout is.
 fn plan_of(path: &Path) -> Plan {
-    let path = path.strip_prefix(support::crate_dir()).unwrap_or(path);
+    let path = path.strip_prefix(common::crate_dir()).unwrap_or(path);
     plan(path, Format::Keepalived, &options()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -6,7 +6,7 @@ mod watch_support;
 
 use std::sync::atomic::Ordering;
 
-use vipcheck::watch::{find_program, Regenerate, Report, Validation};
+use vipcheck::watch::{Regenerate, Report, Validation};
 use watch_support::*;
 
 fn service(method: &str, real: &str) -> String {
@@ -19,13 +19,7 @@ fn service(method: &str, real: &str) -> String {
 
 /// keepalived, or a skip when it is not installed.
 fn keepalived() -> Option<std::path::PathBuf> {
-    let program = find_program("keepalived");
-    common::require(
-        program.is_some(),
-        "keepalived is not installed (Debian package keepalived)",
-    )
-    .then_some(program)
-    .flatten()
+    common::tool("keepalived", "keepalived")
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vipcheck::watch::{find_program, Regenerate, Reload, Reloaded, Report, Validation};
+use vipcheck::watch::{Regenerate, Reload, Reloaded, Report, Validation};
 use watch_support::*;
 
 const IPVSADM: &str = r#"#!/bin/sh
@@ -79,12 +79,7 @@ fn wait_for_call(dir: &Path, part: &str) -> bool {
 }
 
 fn ldirectord_or_skip() -> Option<std::path::PathBuf> {
-    let found = find_program("ldirectord");
-    common::require(
-        found.is_some(),
-        "ldirectord is not installed (Debian package ldirectord)",
-    );
-    found
+    common::tool("ldirectord", "ldirectord")
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/support/ldirectord_props.rs"]
+#[path = "../../tests/common/ldirectord_props.rs"]
 mod props;
 
 use props::assert_rewrite;

@@ -1,8 +1,9 @@
 //! Network topologies for tests that need root: network namespaces, a bridge joining
 //! them, veth links, addresses, sysctls, processes and threads inside a namespace, and a
 //! relay that can drop chosen frames. Everything is removed on drop, also when a test
-//! fails. Namespace names carry the process id and a counter so parallel tests (and
-//! parallel test binaries) never collide.
+//! fails (a namespace kills whatever still runs inside it first). Namespace names carry
+//! the process id and a counter so parallel tests (and parallel test binaries) never
+//! collide.
 
 #![allow(dead_code)] // each test target uses a different part of the harness
 
@@ -132,19 +133,36 @@ impl Netns {
         ChildGuard(child)
     }
 
+    /// The namespace's file (`/var/run/netns/NAME`), for `setns`.
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// Runs `program args...` inside the namespace; it must succeed (within 10 s).
+    /// Returns its stdout.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        must(self.command(program).args(args))
+    }
+
     /// Runs `f` on a thread that has entered the namespace; sockets it creates stay in
     /// the namespace after it returns.
     pub fn in_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                enter(&path);
-                f()
-            })
-            .join()
-            .unwrap_or_else(|_| panic!("a thread inside {} panicked", self.name))
-        })
+        in_named(&self.name, f)
     }
+}
+
+/// [`Netns::in_ns`] for a namespace this process did not create (a child process given
+/// its parent's namespace name).
+pub fn in_named<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{name}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(&path);
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("a thread inside {name} panicked"))
+    })
 }
 
 /// A namespace with nothing but lo, for code that may look up host names (ldirectord,
@@ -164,8 +182,31 @@ fn enter(path: &str) {
     assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
+/// The index of interface `name` in the calling thread's namespace.
+pub fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).expect("interface name");
+    // SAFETY: c is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(index, 0, "no interface {name}");
+    index
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Whatever still runs inside (a daemon, a check it started) goes first.
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        if let Ok(out) = pids {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         let _ = run_bounded(
             Command::new("ip").args(["netns", "del", &self.name]),
             Duration::from_secs(10),
@@ -265,11 +306,9 @@ pub struct Relay {
 const MAX_RUN: Duration = Duration::from_secs(60);
 
 fn packet_socket(ifname: &str) -> i32 {
-    let c = std::ffi::CString::new(ifname).expect("interface name");
+    let index = ifindex(ifname);
     // SAFETY: plain libc calls with valid arguments; results are checked.
     unsafe {
-        let index = libc::if_nametoindex(c.as_ptr());
-        assert_ne!(index, 0, "no interface {ifname}");
         let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
         assert!(
             fd >= 0,
@@ -353,7 +392,7 @@ impl Relay {
         mut rule: impl FnMut(&[u8]) -> Forward + Send + 'static,
     ) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
-        let path = format!("/var/run/netns/{}", ns.name());
+        let path = ns.path();
         let (if_a, if_b) = (if_a.to_string(), if_b.to_string());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let flag = stop.clone();

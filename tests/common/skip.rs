@@ -39,17 +39,37 @@ pub fn root(why: &str) -> bool {
     )
 }
 
+/// `program` from PATH (or the sbin directories), if it is installed.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// `program` from PATH (or the sbin directories), or a skip naming the Debian package.
 #[track_caller]
 pub fn tool(program: &str, package: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
+    let found = which(program);
     require(
         found.is_some(),
         &format!("{program} is not installed (Debian package {package})"),
     );
     found
+}
+
+/// True when every `(program, Debian package)` is installed; otherwise one skip naming
+/// the missing ones and their packages.
+#[track_caller]
+pub fn tools(needed: &[(&str, &str)]) -> bool {
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(program, _)| which(program).is_none())
+        .map(|(program, package)| format!("{program} (Debian package {package})"))
+        .collect();
+    require(
+        missing.is_empty(),
+        &format!("not installed: {}", missing.join(", ")),
+    )
 }

@@ -24,9 +24,7 @@ pub fn vipcheck_bin() -> PathBuf {
 }
 
 fn in_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
+    skip::which(program).is_some()
 }
 
 /// Why the guest cannot run on this machine, if it cannot.

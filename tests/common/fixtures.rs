@@ -1,17 +1,5 @@
-//! Helpers shared by the integration tests: fixture paths, machine-independent text,
-//! and the rule for tests that need something this machine may lack.
-
-#![allow(dead_code)]
-
-// The network-namespace harness, with the one skip rule inside it (see there).
-#[path = "../common/netns.rs"]
-pub mod netns;
-use netns::skip;
-
-#[allow(unused_imports)]
-pub use skip::{require, root, skip, tool};
-
-pub mod ldirectord_props;
+//! Fixture paths, the corpus beside the checkout, and machine-independent text for
+//! snapshots.
 
 use std::path::{Path, PathBuf};
 
@@ -42,12 +30,4 @@ pub fn relative_paths(text: &str, temp: Option<&Path>) -> String {
         out = out.replace(&t.display().to_string(), "$TMP");
     }
     out
-}
-
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
