@@ -2,7 +2,7 @@
 //! fixed depth with a located error, in memory linear in the input; a deep but sane
 //! nesting still parses; warnings stay bounded.
 
-mod support;
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -3,14 +3,14 @@
 //! `@id` branch idempotent, the original bytes back when the generated blocks are removed,
 //! and special or huge files refused as input.
 
-mod support;
+mod common;
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{corpus_dir, fixture, require};
+use common::{corpus_dir, fixture, require};
 use vipcheck::config::Format;
 use vipcheck::rewrite::{markers, plan, GenerateOptions, Plan};
 
