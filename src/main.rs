@@ -27,7 +27,7 @@ fn main() {
             );
             0
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let man = clap_mangen::Man::new(Cli::command());
             match man.render(&mut std::io::stdout()) {
                 Ok(()) => 0,
@@ -37,6 +37,16 @@ fn main() {
                 }
             }
         }
+        Command::Man { dir: Some(dir) } => match clap_mangen::generate_to(Cli::command(), &dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!(
+                    "vipcheck: cannot write the man pages to {}: {e}",
+                    dir.display()
+                );
+                2
+            }
+        },
         Command::Probe(args) => vipcheck::probe::run_cli(args),
         Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd),
         Command::Watch(args) => vipcheck::watch::run_cli(args),
