@@ -37,7 +37,9 @@ fn main() {
                 }
             }
         }
-        Command::Man { dir: Some(dir) } => match clap_mangen::generate_to(Cli::command(), &dir) {
+        Command::Man { dir: Some(dir) } => match std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+        {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!(
