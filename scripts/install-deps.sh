@@ -12,6 +12,7 @@ pkgs=(
     curl nmap openssl python3 jq perl iputils-ping
     qemu-system-x86 busybox-static
     hyperfine
+    dpkg-dev binutils lintian man-db libcap2-bin
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every vipcheck test: formatting, lints, unit, CLI, golden, corpus, network-namespace
 # and guest-VM tests. As root it first installs the Debian packages the tests drive
-# (keepalived, ldirectord, qemu, ...). Privileged tests skip (saying so) when not root,
+# (keepalived, ldirectord, qemu, lintian, ...) and builds the Debian package that
+# tests/deb_package.rs installs. Privileged tests skip (saying so) when not root,
 # unless VIPCHECK_REQUIRE_PRIVILEGED=1, which turns every skip into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,10 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+if [ "$(id -u)" -eq 0 ] && [ -z "${VIPCHECK_DEB:-}" ]; then
+    # The package test (tests/deb_package.rs) installs this .deb; building it here keeps
+    # the release build out of the test's time limit.
+    VIPCHECK_DEB=$(scripts/build-deb.sh | tail -n 1)
+    export VIPCHECK_DEB
+fi
 cargo test --locked --no-fail-fast
