@@ -463,3 +463,53 @@ fn lintian_has_no_errors_and_only_explained_warnings(deb: &Path) {
         );
     }
 }
+
+/// postinst where `setcap` fails (a file system without extended attributes): it says so,
+/// with setcap's own error and the command to run, and the install still succeeds. It
+/// records the units with deb-systemd-helper and enables none. Runs the script itself with
+/// stand-ins for setcap and deb-systemd-helper first in PATH, so it needs no root.
+#[test]
+fn postinst_explains_a_file_system_without_capabilities_and_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("bin");
+    fs::create_dir(&fake).unwrap();
+    let log = tmp.path().join("calls");
+    for (name, exit) in [("setcap", 1), ("deb-systemd-helper", 0)] {
+        let script = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{}exit {exit}\n",
+            log.display(),
+            if exit == 0 {
+                ""
+            } else {
+                "echo 'Failed to set capabilities on file `/usr/bin/vipcheck` (Operation not supported)' >&2\n"
+            }
+        );
+        let path = fake.join(name);
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", fake.display());
+    let out = run(
+        Command::new("sh")
+            .arg(repo().join("contrib/debian/postinst"))
+            .arg("configure")
+            .env("PATH", path),
+        Duration::from_secs(30),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("could not give /usr/bin/vipcheck the file capabilities")
+            && stderr.contains("(Operation not supported)")
+            && stderr.contains("setcap cap_net_raw,cap_net_admin+ep /usr/bin/vipcheck"),
+        "{stderr}"
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls,
+        "setcap cap_net_raw,cap_net_admin+ep /usr/bin/vipcheck\n\
+         deb-systemd-helper update-state vipcheck-watch.service\n\
+         deb-systemd-helper update-state vipcheck-rewrite.path\n\
+         deb-systemd-helper update-state vipcheck-rewrite.service\n"
+    );
+}
