@@ -8,8 +8,9 @@
 //! Needs root (prints "skipped: needs root (...)" otherwise, unless
 //! VIPCHECK_REQUIRE_PRIVILEGED=1). It refuses to run when vipcheck is already installed,
 //! so it never replaces an operator's copy, and purges on the way out, also on failure.
-//! Everything is one test function, and a lock file keeps two runs (two test binaries,
-//! two checkouts) from installing at the same time: dpkg allows one writer.
+//! Everything dpkg does is in one test function, and a lock file keeps two runs (two
+//! checkouts, two `cargo test`s) from installing at the same time: dpkg allows one writer.
+//! The postinst's message for a file system without capabilities is tested on its own.
 
 mod common;
 
