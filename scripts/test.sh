@@ -14,7 +14,8 @@ cargo clippy --all-targets --locked -- -D warnings
 if [ "$(id -u)" -eq 0 ] && [ -z "${VIPCHECK_DEB:-}" ]; then
     # The package test (tests/deb_package.rs) installs this .deb; building it here keeps
     # the release build out of the test's time limit.
-    VIPCHECK_DEB=$(scripts/build-deb.sh | tail -n 1)
+    deb=$(scripts/build-deb.sh | tail -n 1)
+    VIPCHECK_DEB=$(readlink -f "$deb")
     export VIPCHECK_DEB
 fi
 cargo test --locked --no-fail-fast
