@@ -13,6 +13,7 @@ pkgs=(
     qemu-system-x86 busybox-static
     hyperfine
     e2fsprogs
+    dpkg-dev binutils lintian man-db libcap2-bin
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,7 +21,7 @@ use crate::watch::{ReloadChoice, WatchInputs};
 #[derive(Debug, Parser)]
 #[command(
     name = "vipcheck",
-    version,
+    version = env!("VIPCHECK_VERSION"),
     about = "Prove that LVS real servers really answer on the VIP (DR and TUN)",
     long_about = "vipcheck reads a keepalived.conf or ldirectord.cf, adds a check to every \
         direct-routing and tunnelling real server that proves the real server answers on the \
@@ -46,9 +46,14 @@ pub enum Command {
     Completions {
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to standard output.
-    #[command(after_help = "Example:\n  vipcheck man | man -l -")]
-    Man,
+    /// Print the man page (roff) to standard output, or write every page to a directory.
+    #[command(after_help = "Examples:\n  vipcheck man | man -l -\n  \
+        vipcheck man --dir /usr/local/share/man/man1")]
+    Man {
+        /// Write one page per subcommand into DIR (vipcheck.1, vipcheck-probe.1, ...).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

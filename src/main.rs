@@ -30,7 +30,7 @@ fn main() {
             );
             0
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let man = clap_mangen::Man::new(Cli::command());
             match man.render(&mut std::io::stdout()) {
                 Ok(()) => 0,
@@ -40,6 +40,18 @@ fn main() {
                 }
             }
         }
+        Command::Man { dir: Some(dir) } => match std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+        {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!(
+                    "vipcheck: cannot write the man pages to {}: {e}",
+                    dir.display()
+                );
+                2
+            }
+        },
         // Each module takes its own types: the arguments convert into them (cli.rs).
         Command::Probe(args) => vipcheck::probe::run_cli(args.into()),
         Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd.into()),

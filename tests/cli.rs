@@ -69,6 +69,52 @@ fn completions_and_man_page_come_from_the_cli_definitions() {
 }
 
 #[test]
+fn version_names_the_git_revision_it_was_built_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = vipcheck(&["--version"], tmp.path());
+    assert_eq!(out.status.code(), Some(0));
+    // What build.rs saw: this checkout's HEAD, or "unknown" where there is no git.
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        text(&out.stdout),
+        format!("vipcheck {} (git {rev})\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn man_dir_writes_a_page_per_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = vipcheck(&["man", "--dir", "share/man1"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dir = tmp.path().join("share/man1");
+    assert_eq!(
+        dir_listing(&dir),
+        [
+            "vipcheck-appcheck.1",
+            "vipcheck-completions.1",
+            "vipcheck-man.1",
+            "vipcheck-probe.1",
+            "vipcheck-rewrite.1",
+            "vipcheck-status.1",
+            "vipcheck-watch.1",
+            "vipcheck.1",
+        ]
+    );
+    let probe = fs::read_to_string(dir.join("vipcheck-probe.1")).unwrap();
+    assert!(probe.contains(".TH vipcheck-probe 1"), "{probe}");
+    assert!(probe.contains("\\fB\\-\\-vip\\fR"), "{probe}");
+    let top = fs::read_to_string(dir.join("vipcheck.1")).unwrap();
+    assert!(top.contains("vipcheck\\-probe(1)"), "{top}");
+}
+
+#[test]
 fn dry_run_prints_the_diff_and_exits_1_when_changes_are_pending() {
     let tmp = tempfile::tempdir().unwrap();
     let example = fixture("examples/keepalived.conf");
