@@ -44,7 +44,7 @@ fn guest_runner_ends_a_scenario_that_outlives_its_timeout() {
     if !harness::guest_available() {
         return;
     }
-    let run = harness::run_scenario("scenarios/hang.sh", &[], &[], 12);
+    let run = harness::run_scenario("scenarios/hang.sh", &[], &[], 40);
     // 124 comes only from the runner's timeout: the scenario itself would sleep 600 s.
     assert_eq!(run.status, Some(124), "run.sh reports a timeout as 124");
     assert!(
