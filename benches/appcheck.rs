@@ -130,6 +130,7 @@ struct Series {
     wall: Vec<Duration>,
     cpu: Vec<Duration>,
     tree: Vec<Duration>,
+    own: Vec<Duration>,
     reaped: Vec<u32>,
 }
 
@@ -139,6 +140,7 @@ impl Series {
             wall: Vec::new(),
             cpu: Vec::new(),
             tree: Vec::new(),
+            own: Vec::new(),
             reaped: Vec::new(),
         }
     }
@@ -147,6 +149,7 @@ impl Series {
         self.wall.push(m.wall);
         self.cpu.push(m.cpu());
         self.tree.push(m.tree_wall);
+        self.own.push(m.own_cpu);
         self.reaped.push(m.reaped);
     }
 
@@ -163,6 +166,10 @@ impl Series {
             self.wall.len(),
             spread(&self.wall),
             spread(&self.cpu)
+        );
+        println!(
+            "    of that CPU, the process alone (what a plain wait4 would report): {}",
+            spread(&self.own)
         );
         println!(
             "    processes reaped per run: {lo}..{hi}; last of them gone after {}",

@@ -221,6 +221,7 @@ fn run_probe(
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     let mut trees = Vec::new();
+    let mut owns = Vec::new();
     let mut reaped = Vec::new();
     let mut last = String::new();
     for _ in 0..runs {
@@ -237,6 +238,7 @@ fn run_probe(
         walls.push(s.wall);
         cpus.push(s.cpu());
         trees.push(s.tree_wall);
+        owns.push(s.own_cpu);
         reaped.push(s.reaped);
         last = s.stdout;
     }
@@ -251,6 +253,10 @@ fn run_probe(
          starts) {}",
         spread(&walls),
         spread(&cpus)
+    );
+    println!(
+        "  of that CPU, the probe process alone (what a plain wait4 would report): {}",
+        spread(&owns)
     );
     println!(
         "  processes reaped per run (the probe + helpers that outlived it): {}..{}; last \

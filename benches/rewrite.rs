@@ -20,10 +20,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use measure::{median, spread, Measured};
+use measure::{median, ms, spread, Measured};
 use netns::{privileged, Netns};
 
-const LIMIT: Duration = Duration::from_secs(120);
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn generate(services: usize, reals: usize) -> String {
     let mut s = String::with_capacity(services * reals * 120);
@@ -55,11 +55,16 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 fn summary(runs: &[Measured]) -> String {
     let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
     let cpus: Vec<Duration> = runs.iter().map(Measured::cpu).collect();
+    let user = median(runs.iter().map(|m| m.user).collect());
+    let system = median(runs.iter().map(|m| m.system).collect());
     let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
     format!(
-        "wall {}; CPU (every process) {}; peak RSS {:.1} MiB",
+        "wall {}; CPU (every process) {} (median user {:.0} ms, system {:.0} ms); peak RSS \
+         {:.1} MiB",
         spread(&walls),
         spread(&cpus),
+        ms(user),
+        ms(system),
         rss as f64 / 1024.0
     )
 }

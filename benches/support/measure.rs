@@ -43,6 +43,9 @@ pub struct Measured {
     pub user: Duration,
     /// System CPU of the command and every descendant.
     pub system: Duration,
+    /// User + system CPU of the command itself and the children it waited for, without
+    /// the descendants that outlived it (the part a plain wait4 would have seen).
+    pub own_cpu: Duration,
     /// The largest peak resident set size of any process of the tree, KiB.
     pub max_rss_kib: i64,
     /// Processes reaped by the measuring process: the command and every descendant that
@@ -125,6 +128,7 @@ fn parse_report(report: &str, stdout: &str, stderr: String) -> Option<Measured> 
         tree_wall: ns(field("tree_ns")?),
         user: us(field("user_us")?),
         system: us(field("sys_us")?),
+        own_cpu: us(field("own_us")?),
         max_rss_kib: field("maxrss_kib")?,
         reaped: field("reaped")? as u32,
         killed: field("killed")? as u32,
@@ -301,9 +305,11 @@ fn measure_here(args: &[OsString]) -> Result<Vec<u8>, String> {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let mut status = 0;
-    // SAFETY: our own child; status is valid for writes.
-    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        return Err(os_err("waitpid"));
+    // SAFETY: rusage is plain data; zero is a valid value.
+    let mut own: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child; status and own are valid for writes.
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut own) } != pid {
+        return Err(os_err("wait4"));
     }
     let wall = start.elapsed();
     let end = if timed_out {
@@ -376,12 +382,13 @@ fn measure_here(args: &[OsString]) -> Result<Vec<u8>, String> {
         End::TimedOut => "timeout=1".to_string(),
     };
     let mut report = format!(
-        "measured {end_word} wall_ns={} tree_ns={} user_us={} sys_us={} maxrss_kib={} \
-         reaped={reaped} killed={killed}\n",
+        "measured {end_word} wall_ns={} tree_ns={} user_us={} sys_us={} own_us={} \
+         maxrss_kib={} reaped={reaped} killed={killed}\n",
         wall.as_nanos(),
         tree_wall.as_nanos(),
         micros(after.ru_utime) - micros(before.ru_utime),
         micros(after.ru_stime) - micros(before.ru_stime),
+        micros(own.ru_utime) + micros(own.ru_stime),
         after.ru_maxrss,
     )
     .into_bytes();
