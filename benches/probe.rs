@@ -71,6 +71,9 @@ struct Recipe {
     wall: Duration,
     cpu: Duration,
     steps: Vec<(&'static str, Measured)>,
+    /// What the first two steps found: the real server's MAC and the source address.
+    mac: String,
+    src: String,
 }
 
 /// The original report's recipe, each output checked for the reply it is run for.
@@ -148,6 +151,8 @@ fn recipe(dir: &Netns, fast: bool) -> Recipe {
         wall: steps.iter().map(|(_, m)| m.wall).sum(),
         cpu: steps.iter().map(|(_, m)| m.cpu()).sum(),
         steps,
+        mac,
+        src,
     }
 }
 
@@ -172,9 +177,14 @@ fn run_recipe(dir: &Netns, fast: bool, cache: Cache, runs: usize) -> (Duration, 
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     let mut per_step: Vec<(&str, Vec<Duration>)> = Vec::new();
+    let mut found = String::new();
     for _ in 0..runs {
         cache.set(dir, RIP, RS_MAC);
         let r = recipe(dir, fast);
+        found = format!(
+            "MAC = {} (nping --arp), SRC = {} (ip route get)",
+            r.mac, r.src
+        );
         walls.push(r.wall);
         cpus.push(r.cpu);
         for (i, (n, m)) in r.steps.into_iter().enumerate() {
@@ -184,6 +194,7 @@ fn run_recipe(dir: &Netns, fast: bool, cache: Cache, runs: usize) -> (Duration, 
             per_step[i].1.push(m.wall);
         }
     }
+    println!("  where {found}");
     println!(
         "  {runs} runs, every exit code 0 and every reply seen: wall {}; CPU (every process \
          of every step) {}",
