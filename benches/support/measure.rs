@@ -281,11 +281,10 @@ fn measure_here(args: &[OsString]) -> Result<Vec<u8>, String> {
     }
     // SAFETY: a fresh descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut timed_out = false;
+    let mut exited = false;
     for _ in 0..10_000 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            timed_out = true;
             break;
         }
         let mut pfd = libc::pollfd {
@@ -297,9 +296,12 @@ fn measure_here(args: &[OsString]) -> Result<Vec<u8>, String> {
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
         if r > 0 {
+            exited = true;
             break;
         }
     }
+    // Past the limit (or, in theory, out of poll rounds): killed and counted as timed out.
+    let timed_out = !exited;
     if timed_out {
         // SAFETY: our own child, not yet reaped.
         unsafe { libc::kill(pid, libc::SIGKILL) };
