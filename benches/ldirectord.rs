@@ -1,24 +1,36 @@
-//! Benchmark (not a test): parse + rewrite plan of a generated ldirectord.cf with 10,000
-//! virtual services x 10 real servers. Prints wall time and peak memory, and the time real
-//! ldirectord (`ldirectord -d FILE status`, its config reader) takes on the same file.
+//! Benchmark (not a test): `vipcheck rewrite` of a generated ldirectord.cf with 10,000
+//! virtual services x 10 real servers, as a whole process (like benches/rewrite.rs for
+//! keepalived): wall time, CPU and peak RSS, with the new config and its 10,000 check
+//! wrappers written; and, as the reference, real ldirectord reading the same file
+//! (`ldirectord -d FILE status`: it reads the whole config, then reports that no daemon
+//! runs for it), exit code and output checked.
 //!
-//! Run: cargo bench --bench ldirectord
+//! Both run in a network namespace with nothing but loopback, so nothing either of them
+//! might resolve leaves the machine. Figures are whole process trees (support/measure.rs:
+//! CPU summed from RUSAGE_CHILDREN in a child-subreaper process once every descendant is
+//! reaped; peak RSS is the largest of any one process).
+//!
+//! Run: `cargo bench --bench ldirectord` as root.
+//! Env: VIPCHECK_BENCH_RUNS (default 3), VIPCHECK_BENCH_BASELINE_RUNS (default 3).
 
-use std::collections::BTreeMap;
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "../tests/common/netns.rs"]
+mod netns;
+
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vipcheck::config::ldirectord::{self, OfflineResolver, Services};
-use vipcheck::generate::Generator;
-use vipcheck::rewrite::{ldirectord::plan, GenerateOptions};
+use measure::{median, ms, spread, Measured};
+use netns::{privileged, Netns};
 
 const VIRTUALS: u32 = 10_000;
 const REALS: u32 = 10;
+const LIMIT: Duration = Duration::from_secs(600);
 
-/// VIPs from 10.0.0.0/8-style counting inside 198.18.0.0/15 (benchmark space), reals in
-/// 192.0.2.0/24; every virtual a DR HTTP service with a negotiate check.
+/// VIPs counted up inside 198.18.0.0/15 (benchmark space), reals in 192.0.2.0/24; every
+/// virtual a DR HTTP service with a negotiate check.
 fn config() -> String {
     let mut s = String::from("checktimeout=3\nnegotiatetimeout=10\nautoreload=no\n\n");
     for v in 0..VIRTUALS {
@@ -32,105 +44,156 @@ fn config() -> String {
     s
 }
 
-/// CPU seconds (user + system) this process has used: steadier than wall time on a
-/// shared machine.
-fn cpu_secs() -> f64 {
-    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return f64::NAN;
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
+fn env_runs(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
 }
 
-/// Peak resident set size of this process (VmHWM), in MiB.
-fn peak_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+fn summary(runs: &[Measured]) -> String {
+    let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
+    let cpus: Vec<Duration> = runs.iter().map(Measured::cpu).collect();
+    let user = median(runs.iter().map(|m| m.user).collect());
+    let system = median(runs.iter().map(|m| m.system).collect());
+    let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
+    format!(
+        "wall {}; CPU (every process) {} (median user {:.0} ms, system {:.0} ms); peak RSS \
+         {:.1} MiB",
+        spread(&walls),
+        spread(&cpus),
+        ms(user),
+        ms(system),
+        rss as f64 / 1024.0
+    )
 }
 
 fn main() {
+    measure::serve_if_asked();
+    if !privileged("a network namespace with no route out for ldirectord") {
+        return;
+    }
+    let runs = env_runs("VIPCHECK_BENCH_RUNS", 3);
+    let baseline_runs = env_runs("VIPCHECK_BENCH_BASELINE_RUNS", 3);
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
     let text = config();
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("bench.cf");
+    // A name of its own: ldirectord derives its pid file's name from it.
+    let path = dir
+        .path()
+        .join(format!("vipcheck-bench-{}.cf", std::process::id()));
     std::fs::write(&path, &text).expect("write the config");
+    let path_s = path.to_str().expect("a UTF-8 temp path").to_string();
     println!(
         "ldirectord.cf: {VIRTUALS} virtuals x {REALS} reals, {} lines, {:.1} MiB",
         text.lines().count(),
         text.len() as f64 / 1048576.0
     );
-
-    let gen = Generator::new(None).expect("templates");
-    let opts = GenerateOptions {
-        probe_path: "/usr/sbin/vipcheck".into(),
-        probe_timeout: Duration::from_secs(2),
-        fwmark_vips: BTreeMap::new(),
-        templates: None,
-        config_id: None,
-        output_dir: Some(dir.path().to_path_buf()),
-        app_check: false,
-    };
-    let resolver = OfflineResolver {
-        services: Services::parse("http 80/tcp www\n"),
-        ..Default::default()
-    };
-    let (start, cpu0) = (Instant::now(), cpu_secs());
-    let doc = ldirectord::parse_str(path.clone(), text.clone(), &resolver).expect("parses");
-    let (parsed, cpu1) = (start.elapsed(), cpu_secs());
-    let plan = plan(&doc, &gen, &opts).expect("plans");
-    let (total, cpu2) = (start.elapsed(), cpu_secs());
-    assert_eq!(plan.edits.len(), VIRTUALS as usize);
+    let ns = Netns::new("ldb");
     println!(
-        "vipcheck parse: {:.3} s wall ({:.3} s CPU), parse + rewrite plan: {:.3} s wall ({:.3} s CPU) \
-         ({} edits, {} wrappers), peak RSS {:.1} MiB",
-        parsed.as_secs_f64(),
-        cpu1 - cpu0,
-        total.as_secs_f64(),
-        cpu2 - cpu0,
-        plan.edits.len(),
-        plan.new_files.len(),
-        peak_mib().unwrap_or(f64::NAN)
+        "network namespace {}: loopback only, no route out",
+        ns.name()
     );
 
-    let ldirectord = Path::new("/usr/sbin/ldirectord");
-    if ldirectord.exists() {
-        let start = Instant::now();
-        // /usr/bin/time (Debian package "time") adds the CPU seconds when it is there.
-        let timed = Path::new("/usr/bin/time").exists();
-        let mut cmd = if timed {
-            let mut c = Command::new("/usr/bin/time");
-            c.args(["-f", "%U %S"]).arg(ldirectord);
-            c
-        } else {
-            Command::new(ldirectord)
-        };
-        let status = cmd
-            .arg("-d")
-            .arg(&path)
-            .arg("status")
-            .output()
-            .expect("ldirectord runs");
-        let stderr = String::from_utf8_lossy(&status.stderr);
-        let cpu: f64 = stderr
-            .lines()
-            .last()
-            .filter(|_| timed)
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|w| w.parse::<f64>().ok())
-                    .sum()
-            })
-            .unwrap_or(f64::NAN);
-        println!(
-            "reference: ldirectord -d FILE status: {:.3} s wall ({cpu:.3} s CPU, exit {:?})",
-            start.elapsed().as_secs_f64(),
-            status.status.code()
+    let vipcheck = env!("CARGO_BIN_EXE_vipcheck");
+    let out_dir = dir.path().join("out");
+    let out = out_dir.join("ldirectord.cf");
+    let out_s = out.to_str().expect("a UTF-8 temp path").to_string();
+    let args = [
+        "rewrite",
+        path_s.as_str(),
+        "-o",
+        out_s.as_str(),
+        "--probe-path",
+        "/usr/sbin/vipcheck",
+    ];
+    let mut measured = Vec::new();
+    for _ in 0..runs {
+        // Every run writes into an empty directory.
+        let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir(&out_dir).expect("output directory");
+        let m = measure::measure(Some(ns.name()), LIMIT, vipcheck, &args);
+        assert!(
+            m.success(),
+            "vipcheck rewrite failed ({}): {}{}",
+            m.end_text(),
+            m.stdout,
+            m.stderr
         );
-    } else {
-        println!("reference skipped: /usr/sbin/ldirectord not installed");
+        measured.push(m);
+    }
+    let new_text = std::fs::read_to_string(&out).expect("the rewritten config");
+    let external = new_text.matches("checktype=external").count();
+    let wrappers = std::fs::read_dir(&out_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("vipcheck-check-")
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        external, VIRTUALS as usize,
+        "checks in the rewritten config"
+    );
+    assert_eq!(wrappers, VIRTUALS as usize, "check wrappers written");
+    println!("\nvipcheck rewrite, whole process ({runs} runs, each into an empty directory):");
+    println!(
+        "  command (in the namespace): {vipcheck} {}",
+        args.join(" ")
+    );
+    println!(
+        "  every run exit 0; {external} virtuals switched to their wrapper, {wrappers} \
+         wrappers written"
+    );
+    println!("  {}", summary(&measured));
+    let vip_wall = median(measured.iter().map(|m| m.wall).collect());
+
+    let ldirectord = "/usr/sbin/ldirectord";
+    if !Path::new(ldirectord).exists() {
+        println!("\nreference skipped: {ldirectord} is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    let largs = ["-d", path_s.as_str(), "status"];
+    let stopped = format!("ldirectord is stopped for {path_s}");
+    let mut reference = Vec::new();
+    for _ in 0..baseline_runs {
+        let m = measure::measure(Some(ns.name()), LIMIT, ldirectord, &largs);
+        // Exit 3 (LSB "not running") with this line means it read the whole config and
+        // found no daemon for it; a config error exits 2, a stale pid file 1.
+        assert!(
+            m.end == measure::End::Exit(3) && m.stdout.contains(&stopped) && m.killed == 0,
+            "ldirectord did not read the config through ({}):\n{}{}",
+            m.end_text(),
+            m.stdout
+                .lines()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            m.stderr
+        );
+        reference.push(m);
+    }
+    println!("\nreference: ldirectord reading the same file ({baseline_runs} runs):");
+    println!(
+        "  command (in the namespace): {ldirectord} {}",
+        largs.join(" ")
+    );
+    println!("  every run exit 3 with \"ldirectord is stopped for FILE\" (config read through)");
+    println!("  {}", summary(&reference));
+    let ld_wall = median(reference.iter().map(|m| m.wall).collect());
+    println!(
+        "ratio (ldirectord / vipcheck rewrite wall, medians): {:.1}x",
+        ld_wall.as_secs_f64() / vip_wall.as_secs_f64()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at end: {}", load.trim());
     }
 }

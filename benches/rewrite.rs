@@ -1,16 +1,32 @@
 //! Benchmark: parse + rewrite of a generated keepalived.conf with 10,000 virtual servers x
-//! 10 real servers, as a whole `vipcheck rewrite` process (wall time, peak RSS), and in the
-//! same run real keepalived's own `--config-test` on the same file as the reference.
+//! 10 real servers, as a whole `vipcheck rewrite` process (wall time, CPU, peak RSS), and in
+//! the same run real keepalived's own `--config-test` on the same file as the reference,
+//! its exit code checked.
 //!
 //! Then `vipcheck rewrite --dry-run` on a 4 MiB config: the unified diff of every check it
 //! would add (built from the edits; a general line diff took 99 s on this size).
 //!
-//! `cargo bench --bench rewrite` (add `-- --services N --reals M` to change the size).
+//! Both run in a network namespace with nothing but loopback (nothing either might resolve
+//! leaves the machine). Figures are whole process trees (support/measure.rs: CPU summed
+//! from RUSAGE_CHILDREN in a child-subreaper process once every descendant is reaped;
+//! peak RSS is the largest of any one process).
+//!
+//! `cargo bench --bench rewrite` as root (add `-- --services N --reals M` to change the
+//! size; VIPCHECK_BENCH_RUNS, default 3, runs of each).
+
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "../tests/common/netns.rs"]
+mod netns;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use measure::{median, ms, spread, Measured};
+use netns::{privileged, Netns};
+
+const LIMIT: Duration = Duration::from_secs(300);
 
 fn generate(services: usize, reals: usize) -> String {
     let mut s = String::with_capacity(services * reals * 120);
@@ -31,30 +47,6 @@ fn generate(services: usize, reals: usize) -> String {
     s
 }
 
-/// Runs a command to completion; returns its wall time, peak RSS (KiB) and exit code.
-fn measure(cmd: &mut Command) -> (Duration, i64, i32) {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // wait4 reports the child's own peak RSS, which std's wait does not.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    assert_eq!(r, pid, "wait4 failed");
-    std::mem::forget(child);
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (wall, usage.ru_maxrss, code)
-}
-
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
@@ -63,10 +55,39 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn summary(runs: &[Measured]) -> String {
+    let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
+    let cpus: Vec<Duration> = runs.iter().map(Measured::cpu).collect();
+    let user = median(runs.iter().map(|m| m.user).collect());
+    let system = median(runs.iter().map(|m| m.system).collect());
+    let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
+    format!(
+        "wall {}; CPU (every process) {} (median user {:.0} ms, system {:.0} ms); peak RSS \
+         {:.1} MiB",
+        spread(&walls),
+        spread(&cpus),
+        ms(user),
+        ms(system),
+        rss as f64 / 1024.0
+    )
+}
+
 fn main() {
+    measure::serve_if_asked();
+    if !privileged("a network namespace with no route out for keepalived") {
+        return;
+    }
     let args: Vec<String> = std::env::args().collect();
     let services = arg(&args, "--services", 10_000);
     let reals = arg(&args, "--reals", 10);
+    let runs = std::env::var("VIPCHECK_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(3);
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("keepalived.conf");
     std::fs::write(&config, generate(services, reals)).expect("write config");
@@ -75,80 +96,121 @@ fn main() {
         "config: {services} virtual servers x {reals} real servers, {:.1} MiB",
         size as f64 / 1048576.0
     );
+    let ns = Netns::new("kab");
+    println!(
+        "network namespace {}: loopback only, no route out",
+        ns.name()
+    );
+    let config_s = config.to_str().expect("a UTF-8 temp path").to_string();
 
     let vipcheck = env!("CARGO_BIN_EXE_vipcheck");
     let out = dir.path().join("out.conf");
-    let mut runs = Vec::new();
-    for _ in 0..3 {
+    let out_s = out.to_str().expect("a UTF-8 temp path").to_string();
+    let vargs = [
+        "rewrite",
+        config_s.as_str(),
+        "-o",
+        out_s.as_str(),
+        "--probe-path",
+        "/usr/sbin/vipcheck",
+    ];
+    let mut measured = Vec::new();
+    for _ in 0..runs {
         let _ = std::fs::remove_file(&out);
-        let (wall, rss, code) = measure(
-            Command::new(vipcheck)
-                .arg("rewrite")
-                .arg(&config)
-                .arg("-o")
-                .arg(&out)
-                .args(["--probe-path", "/usr/sbin/vipcheck"]),
+        let m = measure::measure(Some(ns.name()), LIMIT, vipcheck, &vargs);
+        assert!(
+            m.success(),
+            "vipcheck rewrite failed ({}): {}{}",
+            m.end_text(),
+            m.stdout,
+            m.stderr
         );
-        assert_eq!(code, 0, "vipcheck rewrite failed");
-        runs.push((wall, rss));
+        measured.push(m);
     }
-    runs.sort();
-    let (wall, rss) = runs[runs.len() / 2];
     let checks = std::fs::read_to_string(&out)
         .map(|t| t.matches("MISC_CHECK {").count())
         .unwrap_or(0);
-    println!(
-        "vipcheck rewrite:            median wall {:8.1} ms, peak RSS {:6.1} MiB ({checks} checks generated)",
-        wall.as_secs_f64() * 1e3,
-        rss as f64 / 1024.0
+    assert_eq!(
+        checks,
+        services * reals,
+        "MISC_CHECKs in the rewritten config"
     );
+    println!("\nvipcheck rewrite, whole process ({runs} runs):");
+    println!(
+        "  command (in the namespace): {vipcheck} {}",
+        vargs.join(" ")
+    );
+    println!("  every run exit 0; {checks} checks generated");
+    println!("  {}", summary(&measured));
+    let wall = median(measured.iter().map(|m| m.wall).collect());
 
     // The diff of a 4 MiB config (3,400 services x 10 real servers).
     let small = dir.path().join("keepalived-4mib.conf");
     std::fs::write(&small, generate(3_400, 10)).expect("write config");
     let small_size = std::fs::metadata(&small).map(|m| m.len()).unwrap_or(0);
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        let (wall, rss, code) = measure(
-            Command::new(vipcheck)
-                .arg("rewrite")
-                .arg("--dry-run")
-                .arg(&small)
-                .args(["--probe-path", "/usr/sbin/vipcheck"]),
-        );
+    let small_s = small.to_str().expect("a UTF-8 temp path").to_string();
+    let dargs = [
+        "rewrite",
+        "--dry-run",
+        small_s.as_str(),
+        "--probe-path",
+        "/usr/sbin/vipcheck",
+    ];
+    let mut dry = Vec::new();
+    for _ in 0..runs {
+        let m = measure::measure(Some(ns.name()), LIMIT, vipcheck, &dargs);
         // 1 = there are changes (as diff(1) says), which there are.
         assert!(
-            code == 0 || code == 1,
-            "vipcheck rewrite --dry-run failed ({code})"
+            matches!(m.end, measure::End::Exit(0 | 1)) && m.killed == 0,
+            "vipcheck rewrite --dry-run failed ({}): {}",
+            m.end_text(),
+            m.stderr
         );
-        runs.push((wall, rss));
+        dry.push(m);
     }
-    runs.sort();
-    let (wall, rss) = runs[runs.len() / 2];
     println!(
-        "vipcheck rewrite --dry-run on {:.1} MiB: median wall {:8.1} ms, peak RSS {:6.1} MiB",
-        small_size as f64 / 1048576.0,
-        wall.as_secs_f64() * 1e3,
-        rss as f64 / 1024.0
+        "\nvipcheck rewrite --dry-run on {:.1} MiB, whole process ({runs} runs):",
+        small_size as f64 / 1048576.0
     );
+    println!(
+        "  command (in the namespace): {vipcheck} {}",
+        dargs.join(" ")
+    );
+    println!("  {}", summary(&dry));
 
-    let keepalived = ["/usr/sbin/keepalived", "/sbin/keepalived"]
+    let Some(keepalived) = ["/usr/sbin/keepalived", "/sbin/keepalived"]
         .into_iter()
-        .find(|p| Path::new(p).exists());
-    match keepalived {
-        Some(k) => {
-            let (kwall, krss, code) =
-                measure(Command::new(k).arg("--config-test").arg("-f").arg(&config));
-            println!(
-                "keepalived --config-test:    wall        {:8.1} ms, peak RSS {:6.1} MiB (exit {code})",
-                kwall.as_secs_f64() * 1e3,
-                krss as f64 / 1024.0
-            );
-            println!(
-                "ratio (keepalived / vipcheck wall): {:.1}x",
-                kwall.as_secs_f64() / wall.as_secs_f64()
-            );
-        }
-        None => println!("keepalived is not installed: no reference figure"),
+        .find(|p| Path::new(p).exists())
+    else {
+        println!("\nreference skipped: keepalived is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    let kargs = ["--config-test", "-f", config_s.as_str()];
+    let mut reference = Vec::new();
+    for _ in 0..runs {
+        let m = measure::measure(Some(ns.name()), LIMIT, keepalived, &kargs);
+        assert!(
+            m.success(),
+            "keepalived --config-test rejected the benchmark config ({}):\n{}{}",
+            m.end_text(),
+            m.stdout,
+            m.stderr
+        );
+        reference.push(m);
+    }
+    println!("\nreference: keepalived checking the same file ({runs} runs):");
+    println!(
+        "  command (in the namespace): {keepalived} {}",
+        kargs.join(" ")
+    );
+    println!("  every run exit 0");
+    println!("  {}", summary(&reference));
+    let kwall = median(reference.iter().map(|m| m.wall).collect());
+    println!(
+        "ratio (keepalived / vipcheck rewrite wall, medians): {:.1}x",
+        kwall.as_secs_f64() / wall.as_secs_f64()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at end: {}", load.trim());
     }
 }

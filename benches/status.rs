@@ -1,21 +1,22 @@
 //! Benchmark (not a test): `vipcheck status` over 1,000 pairs — 100 DR real servers x 10
-//! ports in network namespaces on one bridge — as a whole process: wall time, CPU and
-//! peak memory (wait4 rusage), and every row of `--json` checked against the scenario
-//! its real server was built in (good, no VIP, no listener, forwarder, ARP-answering).
+//! ports in network namespaces on one bridge — as a whole process tree (support/measure.rs:
+//! wall time to its exit, CPU of it and of every process it starts, summed from
+//! RUSAGE_CHILDREN in a child-subreaper process once every descendant is reaped, and the
+//! largest peak RSS), and every row of `--json` checked against the scenario its real
+//! server was built in (good, no VIP, no listener, forwarder, ARP-answering).
 //!
-//! Run: `cargo bench --bench status` as root (or scripts/bench-status.sh).
+//! Run: `cargo bench --bench status` as root (or scripts/bench-status.sh, which measures
+//! the static build an operator installs).
 //! Env: VIPCHECK_BENCH_RUNS (default 5), VIPCHECK_BENCH_SERVERS (default 100),
 //! VIPCHECK_BENCH_PORTS (default 10), VIPCHECK_BENCH_ARGS (extra `status` arguments,
-//! default "--timeout 500ms").
+//! default "--timeout 500ms"), VIPCHECK_BENCH_BIN (the binary to measure).
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "../tests/common/netns.rs"]
 mod netns;
 
-use std::fs::File;
 use std::net::{IpAddr, TcpListener};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::{privileged, Lan, Netns};
@@ -117,65 +118,6 @@ fn config(servers: usize, ports: &[u16]) -> String {
     s
 }
 
-struct Sample {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_kib: i64,
-    code: i32,
-    stdout: String,
-}
-
-fn tv(t: libc::timeval) -> Duration {
-    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-}
-
-/// Runs the binary inside the namespace behind `ns_fd` (entered between fork and exec)
-/// and reaps it with wait4 for its rusage.
-#[allow(clippy::zombie_processes)] // reaped with wait4, which also gives its rusage
-fn measure(ns_fd: i32, args: &[String]) -> Sample {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vipcheck"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: only setns, an async-signal-safe system call, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("run vipcheck status");
-    let mut out = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data; zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; status and usage are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    assert_eq!(pid, child.id() as i32, "wait4 failed");
-    Sample {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss,
-        code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-        stdout: reader.join().unwrap_or_default(),
-    }
-}
-
 /// Rows whose verdict or reason does not match their real server's scenario.
 fn mismatches(stdout: &str, servers: usize, ports: &[u16]) -> Vec<String> {
     let Ok(serde_json::Value::Array(rows)) = serde_json::from_str(stdout) else {
@@ -220,6 +162,7 @@ fn mismatches(stdout: &str, servers: usize, ports: &[u16]) -> Vec<String> {
 }
 
 fn main() {
+    measure::serve_if_asked();
     if !privileged("network namespaces and packet sockets") {
         return;
     }
@@ -243,7 +186,13 @@ fn main() {
         servers * nports,
         setup.elapsed().as_secs_f64()
     );
-    let ns_file = File::open(format!("/var/run/netns/{}", dir.name())).expect("netns file");
+    let exe_owned = std::env::var("VIPCHECK_BENCH_BIN").ok();
+    let exe = exe_owned
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_vipcheck"));
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
     let mut args = vec![
         "status".to_string(),
         conf.display().to_string(),
@@ -251,20 +200,34 @@ fn main() {
     ];
     args.extend(extra.split_whitespace().map(str::to_string));
 
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    println!(
+        "command (in the director's netns, cold neighbour cache: flushed before every run): \
+         {exe} {}",
+        args.join(" ")
+    );
     let mut walls = Vec::new();
+    let mut cpus = Vec::new();
     let mut total_bad = 0;
     for run in 0..runs {
         // Every run starts cold: the director's neighbour table is flushed.
         let _ = dir.ip("neigh flush dev eth0");
-        let s = measure(ns_file.as_raw_fd(), &args);
-        let bad = mismatches(&s.stdout, servers, &ports);
+        let s = measure::measure(Some(dir.name()), Duration::from_secs(60), exe, &args);
+        let mut bad = mismatches(&s.stdout, servers, &ports);
+        // Exit 0 only when every pair is up, 1 otherwise.
+        let all_good = (0..servers).all(|i| scenario(i) == Scenario::Good);
+        let expected = measure::End::Exit(if all_good { 0 } else { 1 });
+        if s.end != expected || s.killed != 0 {
+            bad.push(format!("{}, expected {expected:?}", s.end_text()));
+        }
         println!(
-            "run {run}: wall {:.1} ms, CPU {:.1} ms, peak RSS {} KiB, exit {}, rows not \
-             matching their scenario: {}",
+            "run {run}: wall {:.1} ms, CPU {:.1} ms (every process), peak RSS {} KiB, {}, \
+             {} process(es) reaped, rows not matching their scenario: {}",
             s.wall.as_secs_f64() * 1e3,
-            s.cpu.as_secs_f64() * 1e3,
+            s.cpu().as_secs_f64() * 1e3,
             s.max_rss_kib,
-            s.code,
+            s.end_text(),
+            s.reaped,
             bad.len()
         );
         for b in bad.iter().take(5) {
@@ -272,16 +235,18 @@ fn main() {
         }
         total_bad += bad.len();
         walls.push(s.wall);
+        cpus.push(s.cpu());
     }
     walls.sort();
     let median = walls[walls.len() / 2];
     println!(
         "vipcheck status {} ({} pairs), {runs} runs: median wall {:.1} ms, max {:.1} ms; \
-         mismatched rows in all runs: {total_bad}",
+         CPU {}; mismatched rows in all runs: {total_bad}",
         extra,
         servers * nports,
         median.as_secs_f64() * 1e3,
         walls[walls.len() - 1].as_secs_f64() * 1e3,
+        measure::spread(&cpus),
     );
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
