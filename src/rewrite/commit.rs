@@ -150,13 +150,18 @@ fn dir_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Writes `contents` to a temp file in `dir` with the given owner and mode, synced and
-/// closed.
+/// Up to this many files are synced one by one; more are synced with one `syncfs` per
+/// file system, so 10,000 ldirectord check wrappers cost one flush, not 10,000 fsyncs.
+const SYNC_EACH_UP_TO: usize = 16;
+
+/// Writes `contents` to a temp file in `dir` with the given owner and mode, synced when
+/// `sync` says so, and closed.
 fn stage_file(
     dir: &Path,
     contents: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
+    sync: bool,
 ) -> Result<TempPath, RewriteError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".vipcheck-")
@@ -170,9 +175,11 @@ fn stage_file(
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_err("set permissions on", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err("sync", tmp.path()))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("sync", tmp.path()))?;
+    }
     // Closes the descriptor; the path is removed on drop unless persisted.
     Ok(tmp.into_temp_path())
 }
@@ -194,7 +201,12 @@ fn keep_owner(file: &fs::File, path: &Path, owner: Option<(u32, u32)>) -> Result
 
 /// A second name for the original file, to rename back on failure: a hard link, or a
 /// copy where a link cannot be made.
-fn keep_original(real: &Path, owner: (u32, u32), mode: u32) -> Result<TempPath, RewriteError> {
+fn keep_original(
+    real: &Path,
+    owner: (u32, u32),
+    mode: u32,
+    sync: bool,
+) -> Result<TempPath, RewriteError> {
     let dir = dir_of(real);
     let pid = std::process::id();
     for i in 0..100u32 {
@@ -211,7 +223,7 @@ fn keep_original(real: &Path, owner: (u32, u32), mode: u32) -> Result<TempPath, 
         }
     }
     let bytes = fs::read(real).map_err(io_err("read", real))?;
-    stage_file(&dir, &bytes, mode, Some(owner))
+    stage_file(&dir, &bytes, mode, Some(owner), sync)
 }
 
 pub(super) fn commit_with(
@@ -233,6 +245,7 @@ pub(super) fn commit_with(
         targets.push(t);
     }
     // 2. Every new text is staged; the originals get a second name.
+    let sync_each = writes.len() <= SYNC_EACH_UP_TO;
     let mut ready = Vec::with_capacity(writes.len());
     for (index, (w, t)) in writes.into_iter().zip(targets).enumerate() {
         let dir = dir_of(&t.real);
@@ -241,9 +254,9 @@ pub(super) fn commit_with(
             Some((uid, gid, mode)) => (mode, Some((uid, gid))),
             None => (w.mode, w.owner),
         };
-        let temp = stage_file(&dir, w.contents.as_bytes(), mode, owner)?;
+        let temp = stage_file(&dir, w.contents.as_bytes(), mode, owner, sync_each)?;
         let original = match t.existing {
-            Some((uid, gid, mode)) => Some(keep_original(&t.real, (uid, gid), mode)?),
+            Some((uid, gid, mode)) => Some(keep_original(&t.real, (uid, gid), mode, sync_each)?),
             None => None,
         };
         ready.push(Ready {
@@ -253,6 +266,10 @@ pub(super) fn commit_with(
             temp,
             original,
         });
+    }
+    // The staged texts reach the disk before the first rename.
+    if !sync_each {
+        sync_file_systems(ready.iter().map(|r| dir_of(&r.real)))?;
     }
     // 3. The renames: files that are new first (a crash part-way leaves the old config
     // with unused new files, never a config naming files that are not there yet).
@@ -286,6 +303,29 @@ pub(super) fn commit_with(
         written.push(r.dest);
     }
     Ok(written)
+}
+
+/// `syncfs` once for each file system the directories are on.
+fn sync_file_systems(dirs: impl Iterator<Item = PathBuf>) -> Result<(), RewriteError> {
+    let mut seen_dirs = BTreeSet::new();
+    let mut seen_devices = BTreeSet::new();
+    for dir in dirs {
+        if !seen_dirs.insert(dir.clone()) {
+            continue;
+        }
+        let d = fs::File::open(&dir).map_err(io_err("open directory", &dir))?;
+        let device = d.metadata().map_err(io_err("inspect", &dir))?.dev();
+        if !seen_devices.insert(device) {
+            continue;
+        }
+        // SAFETY: syncfs on a descriptor this function owns.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io_err("sync the file system of", &dir)(
+                io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Puts back every file already replaced (newest first); returns the error to report.
