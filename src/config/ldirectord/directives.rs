@@ -14,8 +14,15 @@ use super::values::{
 };
 use super::{CheckType, Diagnostic, Family, Severity, VirtualProtocol, SERVICES};
 
+/// What a global directive's handler gets: the parser, the line and its setting.
+struct Global<'s, 'a> {
+    p: &'s mut Parser<'a>,
+    line: Line<'s>,
+    s: &'s Setting<'s>,
+}
+
 /// Reads a global setting's value; `Ok(false)`: not a form of this directive.
-type GlobalFn = fn(&mut Parser<'_>, Line<'_>, &Setting<'_>) -> Result<bool, Diagnostic>;
+type GlobalFn = fn(Global<'_, '_>) -> Result<bool, Diagnostic>;
 
 /// The column-0 directives, sorted by name.
 const GLOBAL: &[(&str, GlobalFn)] = &[
@@ -53,7 +60,11 @@ pub(super) fn global(
     setting: &Setting<'_>,
 ) -> Result<(), Diagnostic> {
     if let Some(handler) = lookup(GLOBAL, setting.key) {
-        if handler(p, line, setting)? {
+        if handler(Global {
+            p: &mut *p,
+            line,
+            s: setting,
+        })? {
             return Ok(());
         }
     }
@@ -91,27 +102,22 @@ fn yes_no(p: &Parser<'_>, line: Line<'_>, v: &str, key: &str) -> Result<bool, Di
     }
 }
 
-fn g_checktimeout(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_checktimeout(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.checktimeout = Some(positive(p, line, v, "check timeout")?);
     Ok(true)
 }
 
-fn g_negotiatetimeout(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_negotiatetimeout(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.negotiatetimeout = Some(positive(p, line, v, "negotiate timeout")?);
     Ok(true)
 }
 
-fn g_connecttimeout(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_connecttimeout(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     if s.value.is_none() {
         return Ok(false);
     }
@@ -123,7 +129,8 @@ fn g_connecttimeout(
         .with_hint("rename it to negotiatetimeout"))
 }
 
-fn g_timeout(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_timeout(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     if s.value.is_none() {
         return Ok(false);
     }
@@ -135,11 +142,8 @@ fn g_timeout(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool
         .with_hint("replace it with checktimeout= and negotiatetimeout="))
 }
 
-fn g_checkinterval(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_checkinterval(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.checkinterval = counted(v).ok_or_else(|| {
         p.error(line, "invalid check interval value")
@@ -148,7 +152,8 @@ fn g_checkinterval(
     Ok(true)
 }
 
-fn g_checkcount(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_checkcount(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.checkcount = counted(v).ok_or_else(|| {
         p.error(line, "invalid check count value")
@@ -162,7 +167,8 @@ fn g_checkcount(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<b
     Ok(true)
 }
 
-fn g_failurecount(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_failurecount(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     counted(v).ok_or_else(|| {
         p.error(line, "invalid failure count value")
@@ -171,7 +177,8 @@ fn g_failurecount(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result
     Ok(true)
 }
 
-fn g_fallback(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_fallback(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     let family = if s.key == "fallback6" {
         Family::V6
@@ -184,11 +191,8 @@ fn g_fallback(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<boo
     Ok(true)
 }
 
-fn g_fallbackcommand(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_fallbackcommand(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     match s.value {
         None => Ok(false),
         Some("") => Err(p
@@ -198,47 +202,50 @@ fn g_fallbackcommand(
     }
 }
 
-fn g_autoreload(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_autoreload(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.autoreload = yes_no(p, line, v, "autoreload")?;
     Ok(true)
 }
 
-fn g_fork(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_fork(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.fork = yes_no(p, line, v, "fork")?;
     Ok(true)
 }
 
-fn g_quiescent(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_quiescent(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.globals.quiescent = yes_no(p, line, v, "quiescent")?;
     Ok(true)
 }
 
 /// `readdquiescent=`, `cleanstop=`: checked, not used.
-fn g_yes_no_ignored(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_yes_no_ignored(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     yes_no(p, line, v, s.key)?;
     Ok(true)
 }
 
 /// `callback="..."`, `logfile="..."`: only the quoted form is accepted.
-fn g_quoted_ignored(_: &mut Parser<'_>, _: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_quoted_ignored(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { s, .. } = c;
     Ok(s.value.and_then(quoted).is_some())
 }
 
 /// `execute=`: anything.
-fn g_ignored(_: &mut Parser<'_>, _: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_ignored(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { s, .. } = c;
     Ok(s.value.is_some())
 }
 
 /// `supervised`, `supervised=yes|no`.
-fn g_supervised(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_supervised(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let ok = match s.value {
         Some(v) => v == "yes" || v == "no",
         None => !has_non_space(s.after_key),
@@ -251,37 +258,29 @@ fn g_supervised(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<b
     Ok(true)
 }
 
-fn g_emailalert(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_emailalert(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.email_alert(line, v)?;
     Ok(true)
 }
 
-fn g_emailalertfreq(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_emailalertfreq(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     email_alert_freq(p, line, v)?;
     Ok(true)
 }
 
-fn g_emailalertstatus(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_emailalertstatus(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     p.email_alert_status(line, v)?;
     Ok(true)
 }
 
-fn g_emailalertfrom(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_emailalertfrom(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     match s.value {
         None => Ok(false),
         Some("") => Err(p
@@ -291,17 +290,15 @@ fn g_emailalertfrom(
     }
 }
 
-fn g_smtp(p: &mut Parser<'_>, line: Line<'_>, s: &Setting<'_>) -> Result<bool, Diagnostic> {
+fn g_smtp(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     let Some(v) = s.value else { return Ok(false) };
     smtp(p, line, v)?;
     Ok(true)
 }
 
-fn g_maintenancedir(
-    p: &mut Parser<'_>,
-    line: Line<'_>,
-    s: &Setting<'_>,
-) -> Result<bool, Diagnostic> {
+fn g_maintenancedir(c: Global<'_, '_>) -> Result<bool, Diagnostic> {
+    let Global { p, line, s } = c;
     match s.value {
         None => Ok(false),
         Some("") => Err(p
@@ -339,13 +336,17 @@ pub(super) struct Directive<'c> {
     value: Option<&'c str>,
 }
 
+/// What a virtual directive's handler gets: the parser, the block read so far, the line
+/// and its directive.
+struct Virt<'s, 'a> {
+    p: &'s Parser<'a>,
+    pv: &'s mut PendingVirtual<'a>,
+    line: Line<'a>,
+    d: &'s Directive<'s>,
+}
+
 /// Reads a virtual directive's value; `Ok(false)`: not a form of this directive.
-type VirtualFn = for<'a> fn(
-    &Parser<'a>,
-    &mut PendingVirtual<'a>,
-    Line<'a>,
-    &Directive<'_>,
-) -> Result<bool, Diagnostic>;
+type VirtualFn = fn(Virt<'_, '_>) -> Result<bool, Diagnostic>;
 
 /// The directives of a virtual block, sorted by name.
 const VIRTUAL: &[(&str, VirtualFn)] = &[
@@ -404,7 +405,12 @@ pub(super) fn in_virtual<'a>(
         value: lines::value_after(after_key),
     };
     if let Some(handler) = lookup(VIRTUAL, key) {
-        if handler(p, pv, line, &directive)? {
+        if handler(Virt {
+            p,
+            pv: &mut *pv,
+            line,
+            d: &directive,
+        })? {
             return Ok(());
         }
     }
@@ -442,12 +448,8 @@ fn nonzero(p: &Parser<'_>, line: Line<'_>, v: &str, what: &str) -> Result<u64, D
 
 /// `real=` / `real6=`, kept for resolving once the block is read; the family must match
 /// the block's.
-fn v_real<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_real(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let six = d.key == "real6";
     if six != (pv.family == Family::V6) {
@@ -464,12 +466,8 @@ fn v_real<'a>(
     Ok(true)
 }
 
-fn v_request<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_request(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value.and_then(quoted) else {
         return Ok(false);
     };
@@ -484,12 +482,8 @@ fn v_request<'a>(
     Ok(true)
 }
 
-fn v_receive<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_receive(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value.and_then(quoted) else {
         return Ok(false);
     };
@@ -504,12 +498,8 @@ fn v_receive<'a>(
     Ok(true)
 }
 
-fn v_checktype<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checktype(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     pv.check.checktype = if let Some(digits) = first_digits(v) {
         CheckType::Combined(number(digits))
@@ -535,12 +525,8 @@ fn v_checktype<'a>(
 }
 
 /// `checkcommand="..."` or `checkcommand=...`.
-fn v_checkcommand<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checkcommand(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let v = quoted(v).unwrap_or(v);
     pv.check.checkcommand = need(
@@ -554,23 +540,15 @@ fn v_checkcommand<'a>(
     Ok(true)
 }
 
-fn v_checktimeout<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checktimeout(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     pv.check.checktimeout = Some(nonzero(p, line, v, "check timeout")?);
     Ok(true)
 }
 
-fn v_connecttimeout<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_connecttimeout(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     if d.value.is_none() {
         return Ok(false);
     }
@@ -582,56 +560,36 @@ fn v_connecttimeout<'a>(
         .with_hint("rename it to negotiatetimeout"))
 }
 
-fn v_negotiatetimeout<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_negotiatetimeout(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     pv.check.negotiatetimeout = Some(nonzero(p, line, v, "negotiate timeout")?);
     Ok(true)
 }
 
-fn v_checkcount<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checkcount(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     pv.check.checkcount = Some(nonzero(p, line, v, "check count")?);
     Ok(true)
 }
 
-fn v_failurecount<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_failurecount(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     nonzero(p, line, v, "failure count")?;
     Ok(true)
 }
 
-fn v_checkinterval<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checkinterval(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     nonzero(p, line, v, "checkinterval")?;
     Ok(true)
 }
 
-fn v_checkport<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_checkport(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let port = first_digits(v)
         .map(number)
@@ -646,12 +604,8 @@ fn v_checkport<'a>(
 }
 
 /// `login=`, `passwd=`, `database=`, `secret=`: a quoted, non-empty string.
-fn v_required_quoted<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_required_quoted(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value.and_then(quoted) else {
         return Ok(false);
     };
@@ -665,12 +619,8 @@ fn v_required_quoted<'a>(
     Ok(true)
 }
 
-fn v_load<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_load(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value.and_then(quoted) else {
         return Ok(false);
     };
@@ -682,12 +632,8 @@ fn v_load<'a>(
     Ok(true)
 }
 
-fn v_scheduler<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_scheduler(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     if !has_lowercase(v) {
         return Err(p
@@ -700,12 +646,8 @@ fn v_scheduler<'a>(
     Ok(true)
 }
 
-fn v_persistent<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_persistent(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     if first_digits(v).is_none() {
         return Err(p
@@ -715,12 +657,8 @@ fn v_persistent<'a>(
     Ok(true)
 }
 
-fn v_schedflags<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_schedflags(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     if !has_non_space(v) {
         return Err(p
@@ -730,12 +668,8 @@ fn v_schedflags<'a>(
     Ok(true)
 }
 
-fn v_netmask<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_netmask(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let ok = match pv.family {
         Family::V6 => super::values::all_digits(v) && (1..=128).contains(&number(v)),
@@ -750,12 +684,8 @@ fn v_netmask<'a>(
     Ok(true)
 }
 
-fn v_protocol<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_protocol(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     match (first_word(v), pv.protocol) {
         (None, _) => {
@@ -787,23 +717,15 @@ fn v_protocol<'a>(
 }
 
 /// `ops=`, `quiescent=`, `cleanstop=`: checked, not used.
-fn v_yes_no<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_yes_no(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     yes_no(p, line, v, d.key)?;
     Ok(true)
 }
 
-fn v_service<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_service(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let word = first_word(v).unwrap_or("");
     if !SERVICES.contains(&word) {
@@ -816,12 +738,8 @@ fn v_service<'a>(
     Ok(true)
 }
 
-fn v_httpmethod<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_httpmethod(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let word = first_word(v).unwrap_or("").to_ascii_uppercase();
     if word != "GET" && word != "HEAD" {
@@ -833,12 +751,8 @@ fn v_httpmethod<'a>(
     Ok(true)
 }
 
-fn v_virtualhost<'a>(
-    _: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    _: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_virtualhost(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { pv, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     pv.check.virtualhost = Some(maybe_quoted(v).to_string());
     Ok(true)
@@ -846,12 +760,8 @@ fn v_virtualhost<'a>(
 
 /// `fallback=` / `fallback6=`: the family must match the block's; resolved with the
 /// block's protocol once the block is read.
-fn v_fallback<'a>(
-    p: &Parser<'a>,
-    pv: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_fallback(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
     let six = d.key == "fallback6";
     if six != (pv.family == Family::V6) {
@@ -871,12 +781,8 @@ fn v_fallback<'a>(
 }
 
 /// `fallbackcommand="..."` or `fallbackcommand=...`.
-fn v_fallbackcommand<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_fallbackcommand(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     let v = quoted(v).unwrap_or(v);
     need(
@@ -889,45 +795,29 @@ fn v_fallbackcommand<'a>(
     Ok(true)
 }
 
-fn v_emailalert<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_emailalert(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     p.email_alert(line, v)?;
     Ok(true)
 }
 
-fn v_emailalertfreq<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_emailalertfreq(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     email_alert_freq(p, line, v)?;
     Ok(true)
 }
 
-fn v_emailalertstatus<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_emailalertstatus(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     p.email_alert_status(line, v)?;
     Ok(true)
 }
 
-fn v_smtp<'a>(
-    p: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    line: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_smtp(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { p, line, d, .. } = c;
     let Some(v) = d.value else { return Ok(false) };
     smtp(p, line, v)?;
     Ok(true)
@@ -935,12 +825,8 @@ fn v_smtp<'a>(
 
 /// `monitorfile=`, `servicename=`, `comment=`: accepted as they are (ldirectord opens a
 /// monitor file for appending; reading the configuration does not touch it).
-fn v_any<'a>(
-    _: &Parser<'a>,
-    _: &mut PendingVirtual<'a>,
-    _: Line<'a>,
-    d: &Directive<'_>,
-) -> Result<bool, Diagnostic> {
+fn v_any(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
+    let Virt { d, .. } = c;
     Ok(d.value.is_some())
 }
 
