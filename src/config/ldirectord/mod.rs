@@ -12,9 +12,10 @@
 //! - host and service names are resolved (getaddrinfo, /etc/services) after the whole
 //!   block is read, because the protocol may be set anywhere in it.
 //!
-//! The parts: [`lines`] classifies each line (nom), [`values`] holds the value grammars
-//! (nom), [`directives`] maps each directive name, global and virtual, to its handler,
-//! `parse` walks the lines and builds blocks, [`resolve`] looks names up.
+//! The parts: `lines` classifies each line (nom), `values` holds the value grammars
+//! (nom), `directives` maps each directive name, global and virtual, to its handler in
+//! one table per scope, `parse` walks the lines and builds blocks (the `real=` line and
+//! the fallback keep ldirectord's regexes, see there), `resolve` looks names up.
 
 // `Diagnostic` is the crate's located error type (as the keepalived parser returns it);
 // boxing it is a crate-wide choice, not this module's.
