@@ -7,10 +7,21 @@
 //! the next character (so `\"` does not open a quote); a backslash that ends the line
 //! continues a `$NAME=` definition, even after a comment; `{` and `}` outside double
 //! quotes are tokens of their own wherever they stand.
+//!
+//! Every token is a nom parser over the rest of the line (`spaces`, `continuation`,
+//! `comment`, a brace, `word`), and `scan_line` takes the first that matches, in that
+//! order, until the line is used up. The grammar is small but context-dependent (a
+//! backslash pairs with the next character unless it ends the line; a quote switches the
+//! comment and brace characters off until it closes); the combinators below spell those
+//! rules out one by one, so nom does the scanning rather than a byte loop dressed as a
+//! parser. Lines are split before lexing because every rule stops at the line's end.
 
 use nom::branch::alt;
-use nom::bytes::complete::{tag, take_while1};
-use nom::combinator::{eof, recognize};
+use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::character::complete::{anychar, char, one_of};
+use nom::combinator::{consumed, eof, map, not, opt, peek, recognize, value};
+use nom::multi::{fold_many1, many0_count};
+use nom::sequence::{pair, preceded, terminated, tuple};
 use nom::IResult;
 
 /// What a run of bytes is.
@@ -109,90 +120,83 @@ fn spaces(input: &str) -> IResult<&str, &str> {
     take_while1(is_space)(input)
 }
 
-fn brace(input: &str) -> IResult<&str, &str> {
-    alt((tag("{"), tag("}")))(input)
+/// Only carriage returns up to the end of the line.
+/// (keepalived drops the line's `\r` first, so `\` before `\r\n` continues too.)
+fn line_end(input: &str) -> IResult<&str, &str> {
+    terminated(take_while(|c| c == '\r'), eof)(input)
 }
 
 /// A backslash with nothing after it on the line.
-/// (keepalived drops the line's `\r` first, so `\` before `\r\n` continues too.)
 fn continuation(input: &str) -> IResult<&str, &str> {
-    recognize(nom::sequence::tuple((
-        tag("\\"),
-        nom::bytes::complete::take_while(|c| c == '\r'),
-        eof,
-    )))(input)
+    recognize(pair(char('\\'), line_end))(input)
 }
 
-/// True when only carriage returns follow byte `i` to the end of the line.
-fn at_line_end(bytes: &[u8], i: usize) -> bool {
-    bytes[i + 1..].iter().all(|&b| b == b'\r')
+/// A backslash that does not end the line, with the character it pairs with.
+fn escaped_pair(input: &str) -> IResult<&str, &str> {
+    recognize(tuple((char('\\'), not(line_end), anychar)))(input)
 }
 
 /// A comment: from `#`/`!` to the end of the line, stopping before a final unpaired
 /// backslash (keepalived still sees that one as a continuation).
 fn comment(input: &str) -> IResult<&str, &str> {
-    let (_, _) = alt((tag("#"), tag("!")))(input)?;
-    let bytes = input.as_bytes();
-    let mut i = 1;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            if !at_line_end(bytes, i) {
-                i += 2;
-                continue;
-            }
-            break;
-        }
-        i += 1;
-    }
-    let i = i.min(bytes.len());
-    Ok((&input[i..], &input[..i]))
+    recognize(pair(
+        one_of("#!"),
+        many0_count(alt((take_while1(|c| c != '\\'), escaped_pair))),
+    ))(input)
+}
+
+/// A double-quoted run: to the closing quote or the end of the line (a backslash pairs
+/// with the next character, so `\"` does not close it). Its output: whether it closed.
+fn quoted(input: &str) -> IResult<&str, bool> {
+    map(
+        preceded(
+            char('"'),
+            pair(
+                many0_count(alt((take_while1(|c| c != '"' && c != '\\'), escaped_pair))),
+                opt(char('"')),
+            ),
+        ),
+        |(_, close)| close.is_some(),
+    )(input)
+}
+
+/// An unquoted backslash that does not end the line: keepalived 2.2 does not let it hide
+/// a comment character, so before `#`/`!` it stands alone.
+fn escape_outside_quotes(input: &str) -> IResult<&str, &str> {
+    alt((terminated(tag("\\"), peek(one_of("#!"))), escaped_pair))(input)
+}
+
+/// Characters that end an unquoted run of a word.
+fn ends_plain(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t' | '\r' | '\x0b' | '\x0c' | '{' | '}' | '#' | '!' | '"' | '\\'
+    )
 }
 
 /// A word: everything up to whitespace, a brace or a comment character outside double
-/// quotes. Quotes run to the closing quote or the end of the line; a backslash takes the
-/// next character with it.
-fn word(input: &str) -> IResult<&str, &str> {
-    let bytes = input.as_bytes();
-    let mut i = 0;
-    let mut quoted = false;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'\\' {
-            if !at_line_end(bytes, i) {
-                // keepalived 2.2 does not let a backslash hide a comment character.
-                if !quoted && matches!(bytes[i + 1], b'#' | b'!') {
-                    i += 1;
-                    continue;
-                }
-                // Keep whole characters together when the escaped one is multi-byte.
-                let next = input[i + 1..].chars().next().map_or(1, char::len_utf8);
-                i += 1 + next;
-                continue;
-            }
-            break;
-        }
-        if b == b'"' {
-            quoted = !quoted;
-            i += 1;
-            continue;
-        }
-        if !quoted
-            && matches!(
-                b,
-                b' ' | b'\t' | b'\r' | 0x0b | 0x0c | b'{' | b'}' | b'#' | b'!'
-            )
-        {
-            break;
-        }
-        i += 1;
-    }
-    if i == 0 {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            input,
-            nom::error::ErrorKind::TakeTill1,
-        )));
-    }
-    Ok((&input[i..], &input[..i]))
+/// quotes. Its output: whether its last quote (if any) closed.
+fn word(input: &str) -> IResult<&str, (&str, bool)> {
+    consumed(fold_many1(
+        alt((
+            quoted,
+            value(true, escape_outside_quotes),
+            value(true, take_while1(|c| !ends_plain(c))),
+        )),
+        || true,
+        |closed, part| closed && part,
+    ))(input)
+}
+/// One token and, for a word, whether its quotes closed.
+fn token(input: &str) -> IResult<&str, (TokenKind, &str, bool)> {
+    alt((
+        map(spaces, |t| (TokenKind::Space, t, true)),
+        map(continuation, |t| (TokenKind::Continuation, t, true)),
+        map(comment, |t| (TokenKind::Comment, t, true)),
+        map(tag("{"), |t| (TokenKind::Open, t, true)),
+        map(tag("}"), |t| (TokenKind::Close, t, true)),
+        map(word, |(t, closed)| (TokenKind::Word, t, closed)),
+    ))(input)
 }
 
 /// Splits one line (without its newline) into tokens covering it exactly.
@@ -201,33 +205,17 @@ pub fn scan_line(line: &str) -> LineScan {
     let mut rest = line;
     while !rest.is_empty() {
         let start = line.len() - rest.len();
-        let parsed: IResult<&str, (TokenKind, &str)> = alt((
-            |i| spaces(i).map(|(r, t)| (r, (TokenKind::Space, t))),
-            |i| continuation(i).map(|(r, t)| (r, (TokenKind::Continuation, t))),
-            |i| comment(i).map(|(r, t)| (r, (TokenKind::Comment, t))),
-            |i| {
-                brace(i).map(|(r, t)| {
-                    let kind = if t == "{" {
-                        TokenKind::Open
-                    } else {
-                        TokenKind::Close
-                    };
-                    (r, (kind, t))
-                })
-            },
-            |i| word(i).map(|(r, t)| (r, (TokenKind::Word, t))),
-        ))(rest);
-        match parsed {
-            Ok((r, (kind, text))) => {
-                if kind == TokenKind::Word && !quote_closed(text) {
+        match token(rest) {
+            Ok((r, (kind, text, closed))) => {
+                if !closed {
                     scan.unterminated_quote = true;
                 }
                 scan.tokens.push((kind, start, start + text.len()));
                 rest = r;
             }
             Err(_) => {
-                // Cannot happen (every alternative set covers any first character), but
-                // stay lossless rather than loop: take one character as a word.
+                // Cannot happen (the alternatives cover any first character), but stay
+                // lossless rather than loop: take one character as a word.
                 let n = rest.chars().next().map_or(1, char::len_utf8);
                 scan.tokens.push((TokenKind::Word, start, start + n));
                 rest = &rest[n..];
@@ -235,22 +223,6 @@ pub fn scan_line(line: &str) -> LineScan {
         }
     }
     scan
-}
-
-/// Whether a word's double quotes (ignoring escaped ones) all close.
-fn quote_closed(word: &str) -> bool {
-    let bytes = word.as_bytes();
-    let mut quoted = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'"' => quoted = !quoted,
-            _ => {}
-        }
-        i += 1;
-    }
-    !quoted
 }
 
 /// The value keepalived sees for a word: double quotes removed (the text between them
