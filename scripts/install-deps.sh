@@ -11,7 +11,6 @@ pkgs=(
     iproute2 nftables kmod procps
     curl nmap openssl python3 jq perl iputils-ping
     qemu-system-x86 busybox-static
-    hyperfine
     e2fsprogs
     dpkg-dev binutils lintian man-db libcap2-bin
 )
