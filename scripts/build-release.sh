@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the vipcheck binary to install on a director: optimised, statically linked and
 # not position-independent. keepalived and ldirectord start `vipcheck probe` as a new
-# process on every check, so start-up is most of a probe's cost: the dynamic loader's
-# relocations and page faults of a PIE binary cost about 1.6 ms of CPU per probe here,
-# a static one about 0.1 ms (see README, "Measured").
+# process on every check, so start-up is most of a probe's cost: a static binary skips the
+# dynamic loader's relocations and page faults (scripts/bench-probe.sh measures both
+# builds; see README, "Measured").
 #
 # The target is named explicitly so that these flags apply to vipcheck only, not to the
 # build's own proc-macros. Output: target/x86_64-unknown-linux-gnu/release/vipcheck
