@@ -303,11 +303,17 @@ struct Pending {
     done: Option<(CheckResult, Instant)>,
     /// The shared ICMP result, and whether this probe is the one that fills it in.
     memo: Option<(Arc<MemoSlot>, bool)>,
+    /// A TCP check held back until the shared ICMP result of its VIP is in, or this
+    /// instant: when that result shows the path does not serve the VIP (forwarded, not
+    /// decapsulated), the SYN is not sent at all. A forwarder rate-limits its ICMP errors
+    /// per destination (Linux: a burst of 6, then one a second), so ten ports' SYNs
+    /// drawing ten errors each run would leave the next run's echo unexplained.
+    held_until: Option<Instant>,
 }
 
 impl Pending {
     fn sends(&self) -> bool {
-        self.done.is_none() && !matches!(self.memo, Some((_, false)))
+        self.done.is_none() && !matches!(self.memo, Some((_, false))) && self.held_until.is_none()
     }
 }
 
@@ -596,8 +602,20 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         let owner = !m.contains_key(&key);
                         (m.entry(key).or_default().clone(), owner)
                     }),
+                held_until: None,
             })
             .collect();
+        let hold = start + MEMO_HOLD.min(interval / 2);
+        let shared_icmp: Vec<IpAddr> = pend
+            .iter()
+            .filter(|p| matches!(p.memo, Some((_, false))))
+            .map(|p| p.check.vip)
+            .collect();
+        for p in pend.iter_mut() {
+            if matches!(p.check.kind, CheckKind::Tcp { .. }) && shared_icmp.contains(&p.check.vip) {
+                p.held_until = Some(hold);
+            }
+        }
         let mut arp = ArpAsk {
             vips: checks
                 .iter()
@@ -656,6 +674,28 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     }
                 }
             }
+            // Held SYNs go once their VIP's shared ICMP result is in (unless it shows the
+            // path cannot serve the VIP), or when the hold runs out.
+            let icmp_of = |pend: &[Pending], vip: IpAddr| {
+                pend.iter()
+                    .find(|q| q.check.vip == vip && q.check.kind == CheckKind::Icmp)
+                    .and_then(|q| q.done.as_ref().map(|(r, _)| r.answer))
+            };
+            for i in 0..pend.len() {
+                let Some(until) = pend[i].held_until else {
+                    continue;
+                };
+                match icmp_of(&pend, pend[i].check.vip) {
+                    Some(Answer::PathError) => continue,
+                    Some(_) => {}
+                    None if now < until => continue,
+                    None => {}
+                }
+                pend[i].held_until = None;
+                if pend[i].done.is_none() {
+                    self.send_one(&mut pend[i], peer)?;
+                }
+            }
             let (settled, grace_end) = self.settled(&pend, now);
             if settled || now >= spec.deadline {
                 break;
@@ -675,6 +715,9 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
             {
                 wake = wake.min(now + MEMO_POLL);
+            }
+            if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
+                wake = wake.min(h.max(now));
             }
             let Some(f) = self.io.recv(wake)? else {
                 continue;
@@ -766,12 +809,18 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     /// Sends a fresh probe for every check still open that this probe sends itself.
     fn send_all(&mut self, pend: &mut [Pending], peer: MacAddr) -> io::Result<()> {
         for p in pend.iter_mut().filter(|p| p.sends()) {
-            let kind = self.fresh(&p.check);
-            let bytes = self.frame(&p.check, kind, peer)?;
-            let sent_at = Instant::now();
-            self.io.send(&bytes)?;
-            p.sent.push((kind, sent_at));
+            self.send_one(p, peer)?;
         }
+        Ok(())
+    }
+
+    /// Sends one fresh probe of `p`'s check.
+    fn send_one(&mut self, p: &mut Pending, peer: MacAddr) -> io::Result<()> {
+        let kind = self.fresh(&p.check);
+        let bytes = self.frame(&p.check, kind, peer)?;
+        let sent_at = Instant::now();
+        self.io.send(&bytes)?;
+        p.sent.push((kind, sent_at));
         Ok(())
     }
 
@@ -983,6 +1032,10 @@ const MIN_GRACE: Duration = Duration::from_millis(20);
 
 /// How often a probe looks for an ICMP result another probe of the run is waiting for.
 const MEMO_POLL: Duration = Duration::from_millis(5);
+
+/// How long a TCP check waits for its VIP's shared ICMP result before sending anyway
+/// (at most half the first attempt's share of the budget).
+const MEMO_HOLD: Duration = Duration::from_millis(50);
 
 impl ArpAsk {
     /// Notes a claim of one of the asked VIPs by the real server.

@@ -1253,3 +1253,37 @@ fn verdict_json_names_the_method_as_the_command_line_does() {
     }
     assert!(serde_json::to_value(Verdict::failed("x")).unwrap()["method"].is_null());
 }
+
+#[test]
+fn a_shared_forwarded_echo_holds_back_the_other_ports_syns() {
+    let memo = super::IcmpMemo::default();
+    let req = request(
+        vec![CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    // A real server without the VIP that forwards it: TTL exceeded for every probe.
+    let forwarder = |_: usize, f: &[u8]| vec![icmp_error(f, ip("192.0.2.11"), 11, 0)];
+    let run = |mock: &mut Mock<_>| {
+        super::run_checks_with(
+            &req,
+            &path(ForwardingMethod::DirectRouting),
+            mock,
+            &mut Counter(0),
+            &[icmp_check(), tcp_check()],
+            Instant::now() + Duration::from_secs(1),
+            Some(&memo),
+            None,
+        )
+    };
+    let mut first = Mock::new(forwarder);
+    let v = run(&mut first);
+    assert!(!v.up);
+    assert!(v.reason.contains("forwarded the probe"), "{}", v.reason);
+    // Another port of the same real server: the shared echo already shows the path does
+    // not serve the VIP, so no SYN goes out to draw another rate-limited error.
+    let mut second = Mock::new(forwarder);
+    let v = run(&mut second);
+    assert!(!v.up);
+    assert!(v.reason.contains("forwarded the probe"), "{}", v.reason);
+    assert!(second.sent.is_empty(), "{} frames sent", second.sent.len());
+}
