@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use measure::{median, ms, spread, Measured};
+use measure::{median, summary};
 use netns::{privileged, Netns};
 
 const VIRTUALS: u32 = 10_000;
@@ -50,23 +50,6 @@ fn env_runs(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-fn summary(runs: &[Measured]) -> String {
-    let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
-    let cpus: Vec<Duration> = runs.iter().map(Measured::cpu).collect();
-    let user = median(runs.iter().map(|m| m.user).collect());
-    let system = median(runs.iter().map(|m| m.system).collect());
-    let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
-    format!(
-        "wall {}; CPU (every process) {} (median user {:.0} ms, system {:.0} ms); peak RSS \
-         {:.1} MiB",
-        spread(&walls),
-        spread(&cpus),
-        ms(user),
-        ms(system),
-        rss as f64 / 1024.0
-    )
 }
 
 fn main() {

@@ -419,3 +419,22 @@ pub fn spread(v: &[Duration]) -> String {
         ms(s[s.len() - 1])
     )
 }
+
+/// One line for a set of runs: wall and CPU spread, the median user/system split, and the
+/// largest peak RSS of any one process.
+pub fn summary(runs: &[Measured]) -> String {
+    let walls: Vec<Duration> = runs.iter().map(|m| m.wall).collect();
+    let cpus: Vec<Duration> = runs.iter().map(Measured::cpu).collect();
+    let user = median(runs.iter().map(|m| m.user).collect());
+    let system = median(runs.iter().map(|m| m.system).collect());
+    let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
+    format!(
+        "wall {}; CPU (every process) {} (median user {:.0} ms, system {:.0} ms); peak RSS \
+         {:.1} MiB",
+        spread(&walls),
+        spread(&cpus),
+        ms(user),
+        ms(system),
+        rss as f64 / 1024.0
+    )
+}
