@@ -58,6 +58,28 @@ pub struct Pair {
     pub config_checks: Vec<String>,
 }
 
+impl Pair {
+    /// The pair's name as a file name and a keepalived `track_file` name:
+    /// `PROTO_VIP_PORT_RIP`, with `any` for a service that covers every port and an IPv6
+    /// address's colons written as `-` (so `tcp_2001-db8--20_80_2001-db8--11`). The agent
+    /// writes its verdict to `STATE_DIR/NAME`; the generated `FILE_CHECK`s and ldirectord
+    /// checks read that file. Distinct pairs get distinct names: the parts are separated by
+    /// `_`, which no address contains, and `-` stands for `:` only.
+    pub fn state_name(&self) -> String {
+        let addr = |ip: IpAddr| ip.to_string().replace(':', "-");
+        let port = self
+            .port
+            .map_or_else(|| "any".to_string(), |p| p.to_string());
+        format!(
+            "{}_{}_{}_{}",
+            self.proto.as_str(),
+            addr(self.vip),
+            port,
+            addr(self.rip)
+        )
+    }
+}
+
 /// What probing one pair found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
@@ -361,6 +383,27 @@ mod tests {
                 assert_eq!(*o, ByAddress.probe(p), "parallel {parallel}");
             }
         }
+    }
+
+    #[test]
+    fn state_names_are_distinct_file_names_for_distinct_pairs() {
+        let mut v6 = pair("192.0.2.11", 53);
+        v6.vip = "2001:db8::20".parse().unwrap();
+        v6.rip = "2001:db8::11".parse().unwrap();
+        v6.proto = Protocol::Udp;
+        let mut any = pair("192.0.2.11", 80);
+        any.port = None;
+        assert_eq!(
+            pair("192.0.2.11", 80).state_name(),
+            "tcp_192.0.2.20_80_192.0.2.11"
+        );
+        assert_eq!(v6.state_name(), "udp_2001-db8--20_53_2001-db8--11");
+        assert_eq!(any.state_name(), "tcp_192.0.2.20_any_192.0.2.11");
+        let names: std::collections::BTreeSet<String> = (1..=40)
+            .flat_map(|i| [80, 8080].map(move |p| pair(&format!("192.0.2.{i}"), p).state_name()))
+            .collect();
+        assert_eq!(names.len(), 80);
+        assert!(names.iter().all(|n| !n.contains('/') && !n.contains(' ')));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod span;
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use model::{
     ExistingCheck, Format, ForwardingMethod, InsertionPoint, Origin, Protocol, RealServer,
-    ServiceKey, VirtualService,
+    ServiceKey, Tunnel, TunnelChecksum, TunnelType, VirtualService,
 };
 pub use read::{read_config_file, MAX_FILE_SIZE};
 pub use span::{FileId, SourceMap, Span};

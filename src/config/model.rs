@@ -56,6 +56,42 @@ impl fmt::Display for ForwardingMethod {
     }
 }
 
+/// How a TUN real server's packets are encapsulated (keepalived
+/// `lvs_method TUN type ipip|gue port N|gre [nocsum|csum|remcsum]`; the kernel's IPVS
+/// reports the same as `IPVS_DEST_ATTR_TUN_TYPE`, `_TUN_PORT` and `_TUN_FLAGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum TunnelType {
+    /// IP-in-IP (IPv4 in IPv4 or IPv6, or IPv6 in IPv6): IPVS's default.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation to this UDP port on the real server.
+    Gue { port: u16 },
+    /// Generic Routing Encapsulation.
+    Gre,
+}
+
+/// The checksum option of a GUE or GRE tunnel (IPVS's `IP_VS_TUNNEL_ENCAP_FLAG_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    /// No checksum (`nocsum`, the default).
+    #[default]
+    None,
+    /// A checksum in the encapsulation header (`csum`).
+    Csum,
+    /// Remote checksum offload (`remcsum`, GUE only).
+    Remcsum,
+}
+
+/// A TUN real server's encapsulation: its type and checksum option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct Tunnel {
+    #[serde(flatten)]
+    pub kind: TunnelType,
+    pub csum: TunnelChecksum,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
