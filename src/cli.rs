@@ -213,11 +213,16 @@ pub struct ProbeArgs {
 #[command(after_help = "Examples:\n  \
     vipcheck status /etc/keepalived/keepalived.conf\n  \
     vipcheck status /etc/ha.d/ldirectord.cf --json\n  \
-    vipcheck status keepalived.conf --prometheus > /var/lib/node_exporter/textfile/vipcheck.prom\n\n\
-    Exit status: 0 when every pair is up, 1 otherwise, 2 when the config cannot be read.")]
+    vipcheck status keepalived.conf --prometheus > /var/lib/node_exporter/textfile/vipcheck.prom\n  \
+    vipcheck status --ipvs --fwmark-vip 5=192.0.2.30\n  \
+    vipcheck status /etc/keepalived/keepalived.conf --ipvs\n\n\
+    Exit status: 0 when every pair is up, 1 otherwise, 2 when the config cannot be read\n\
+    (with --ipvs: also when the kernel has no IPVS or it cannot be read).")]
 pub struct StatusArgs {
-    /// The keepalived.conf or ldirectord.cf to read (includes are followed).
-    pub config: PathBuf,
+    /// The keepalived.conf or ldirectord.cf to read (includes are followed); optional
+    /// with --ipvs.
+    #[arg(required_unless_present = "ipvs")]
+    pub config: Option<PathBuf>,
     /// At most this many probes in flight (1 or more).
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = parallel_arg)]
     pub parallel: usize,
@@ -238,6 +243,10 @@ pub struct StatusArgs {
     pub allow_arp_answer: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
+    /// Audit the kernel's IPVS table: probe every DR/TUN destination on its VIP; with a
+    /// CONFIG, also report how the table and the config differ.
+    #[arg(long)]
+    pub ipvs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -528,6 +537,7 @@ impl From<StatusArgs> for StatusInputs {
             color: a.color.into(),
             allow_arp_answer: a.allow_arp_answer,
             generate: a.generate.into(),
+            ipvs: a.ipvs,
         }
     }
 }

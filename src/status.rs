@@ -24,11 +24,14 @@ use crate::probe::session::AppCheckOptions;
 use crate::probe::Verdict;
 use crate::rewrite::command::{ColorChoice, GenerateInputs};
 
+pub mod ipvs;
+pub use ipvs::pairs_from_ipvs;
+
 /// What `vipcheck status` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusInputs {
-    /// The keepalived.conf or ldirectord.cf to read.
-    pub config: std::path::PathBuf,
+    /// The keepalived.conf or ldirectord.cf to read (optional with `ipvs`).
+    pub config: Option<std::path::PathBuf>,
     /// At most this many probes in flight (1 or more).
     pub parallel: usize,
     /// Each probe's time budget.
@@ -42,6 +45,8 @@ pub struct StatusInputs {
     /// A real server that answers ARP for the VIP is a warning, not down.
     pub allow_arp_answer: bool,
     pub generate: GenerateInputs,
+    /// Audit the kernel's IPVS table (and, with a config, its drift from it).
+    pub ipvs: bool,
 }
 
 /// One real server behind one VIP:port.
@@ -503,13 +508,20 @@ mod command {
 
     /// Exit codes: 0 every pair up, 1 any down, 2 the config or arguments are wrong.
     pub fn run_cli(args: StatusInputs) -> i32 {
+        if args.ipvs {
+            return super::ipvs::run_cli(&args);
+        }
+        let Some(config) = args.config.clone() else {
+            eprintln!("vipcheck status: give a CONFIG, or --ipvs to audit the kernel's table");
+            return 2;
+        };
         let setup = (|| {
             let format =
-                resolve_format(&args.config, args.generate.format).map_err(|e| e.to_string())?;
+                resolve_format(&config, args.generate.format).map_err(|e| e.to_string())?;
             let opts = generate_options(&args.generate, None).map_err(|e| e.to_string())?;
             let timeout = args.timeout;
             let loaded =
-                load(&args.config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
+                load(&config, format, opts.config_id.clone()).map_err(|e| e.to_string())?;
             crate::config::check_targets(&loaded.services, &loaded.sources).map_err(|errors| {
                 errors
                     .iter()

@@ -8,7 +8,10 @@
 //! - The one netlink core ([`netlink`]: framing, sequence numbers, acks, dumps, receive by
 //!   a deadline), under the rtnetlink queries ([`rtnl`]: route, neighbour, address, link)
 //!   and the nf_tables owner-table batch ([`nftables`]).
+//! - Generic netlink ([`genl`]: the family list) and the IPVS table reader ([`ipvs`]).
 
+pub mod genl;
+pub mod ipvs;
 pub mod netlink;
 pub mod nftables;
 pub mod packet_socket;
