@@ -187,8 +187,15 @@ impl IpvsService {
                 ..
             } => format!("[{a}]:{port}/{proto}"),
             IpvsKey::Address { addr, port, .. } => format!("{addr}:{port}/{proto}"),
-            IpvsKey::Fwmark { mark, ipv6: false } => format!("fwmark {mark}/{proto}"),
-            IpvsKey::Fwmark { mark, ipv6: true } => format!("fwmark {mark} ipv6/{proto}"),
+            // ipvsadm creates fwmark services with protocol 0 (any).
+            IpvsKey::Fwmark { mark, ipv6 } => {
+                let family = if ipv6 { " ipv6" } else { "" };
+                if self.protocol == 0 {
+                    format!("fwmark {mark}{family}")
+                } else {
+                    format!("fwmark {mark}{family}/{proto}")
+                }
+            }
         }
     }
 }
@@ -200,6 +207,15 @@ pub struct Table {
 }
 
 impl Table {
+    /// Services by key (addresses, IPv4 first, then marks), destinations by address and
+    /// port: the kernel dumps them in hash and list order, which changes from run to run.
+    pub fn sort(&mut self) {
+        self.services.sort_by_key(|s| s.key);
+        for s in &mut self.services {
+            s.destinations.sort_by_key(|d| (d.addr, d.port));
+        }
+    }
+
     pub fn destination_count(&self) -> usize {
         self.services.iter().map(|s| s.destinations.len()).sum()
     }
@@ -505,6 +521,7 @@ pub fn read_table_capturing(
                 .push(parse_destination(&a.payload, af).map_err(IpvsError::Malformed)?);
         }
     }
+    table.sort();
     Ok(table)
 }
 
@@ -530,11 +547,12 @@ pub fn parse_captured(services: &[u8], dests: &[&[u8]]) -> Result<Table, String>
             svc.destinations.push(parse_destination(m.payload, af)?);
         }
     }
+    table.sort();
     Ok(table)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::net::netlink::{messages, NLM_F_REQUEST};
 
@@ -687,6 +705,78 @@ mod tests {
             }
             let _ = parse_service(&p[..cut]);
         }
+    }
+
+    /// The table the ipvs-audit guest scenario builds with ipvsadm, as the kernel answered
+    /// (fixtures/ipvs/README.md says how it was captured).
+    pub fn captured_table() -> Table {
+        let dests: [&[u8]; 5] = [
+            include_bytes!("../../fixtures/ipvs/dests-0.bin"),
+            include_bytes!("../../fixtures/ipvs/dests-1.bin"),
+            include_bytes!("../../fixtures/ipvs/dests-2.bin"),
+            include_bytes!("../../fixtures/ipvs/dests-3.bin"),
+            include_bytes!("../../fixtures/ipvs/dests-4.bin"),
+        ];
+        parse_captured(include_bytes!("../../fixtures/ipvs/services.bin"), &dests).unwrap()
+    }
+
+    #[test]
+    fn the_captured_table_parses_to_what_ipvsadm_created() {
+        let t = captured_table();
+        let labels: Vec<String> = t.services.iter().map(IpvsService::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "192.0.2.100:80/tcp",
+                "192.0.2.101:80/tcp",
+                "192.0.2.102:80/tcp",
+                "[2001:db8::100]:80/tcp",
+                "fwmark 5"
+            ]
+        );
+        let scheds: Vec<&str> = t.services.iter().map(|s| s.scheduler.as_str()).collect();
+        assert_eq!(scheds, ["wlc", "rr", "rr", "rr", "rr"]);
+        assert_eq!(t.destination_count(), 12);
+        let row = |s: usize, d: usize| {
+            let d = &t.services[s].destinations[d];
+            (d.addr.to_string(), d.port, d.forward, d.weight, d.tunnel)
+        };
+        use IpvsForward::{Masq, Route};
+        assert_eq!(row(0, 0), ("192.0.2.11".into(), 80, Route, 1, None));
+        assert_eq!(row(0, 4), ("192.0.2.16".into(), 80, Route, 0, None));
+        assert_eq!(
+            row(1, 0),
+            ("192.0.2.21".into(), 80, IpvsForward::Tunnel, 1, Some(Tunnel::default()))
+        );
+        assert_eq!(
+            row(1, 2),
+            (
+                "192.0.2.23".into(),
+                80,
+                IpvsForward::Tunnel,
+                1,
+                Some(Tunnel {
+                    kind: TunnelType::Gue { port: 6080 },
+                    csum: TunnelChecksum::Remcsum
+                })
+            )
+        );
+        assert_eq!(row(2, 0), ("192.0.2.41".into(), 8080, Masq, 1, None));
+        assert_eq!(row(3, 1), ("2001:db8::32".into(), 80, Route, 1, None));
+        assert_eq!(row(4, 0), ("192.0.2.12".into(), 0, Route, 1, None));
+        assert_eq!(
+            t.services[4].key,
+            IpvsKey::Fwmark {
+                mark: 5,
+                ipv6: false
+            }
+        );
+        assert_eq!(t.services[4].protocol, 0);
+        assert!(t
+            .services
+            .iter()
+            .flat_map(|s| &s.destinations)
+            .all(|d| d.active_conns == 0 && d.inactive_conns == 0));
     }
 
     #[test]

@@ -89,6 +89,16 @@ fn probe_port(svc: &IpvsService, d: &IpvsDestination) -> Option<u16> {
     [svc_port, d.port].into_iter().find(|p| *p != 0)
 }
 
+/// The protocol a probe of `svc` uses: the service's; TCP for a fwmark service of any
+/// protocol (0, as ipvsadm makes them), which is probed on its destination's port if any.
+fn probe_proto(svc: &IpvsService) -> Option<Protocol> {
+    match (svc.proto(), svc.key) {
+        (Some(p), _) => Some(p),
+        (None, IpvsKey::Fwmark { .. }) if svc.protocol == 0 => Some(Protocol::Tcp),
+        (None, _) => None,
+    }
+}
+
 /// Every destination of the table as rows, in the kernel's order; `fwmark_vips` supplies
 /// the VIPs of fwmark services (`--fwmark-vip`).
 pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<IpvsRow> {
@@ -110,7 +120,7 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     not_checked,
                 };
             let method = d.forward.method().filter(|m| m.needs_vip_on_real_server());
-            let why_not = match (method, svc.proto()) {
+            let why_not = match (method, probe_proto(svc)) {
                 (None, _) => Some(format!(
                     "not applicable: {} forwarding, the real server does not hold the VIP",
                     method_label(d)
@@ -119,13 +129,23 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     "not checked: protocol {} is not one vipcheck probes",
                     svc.protocol
                 )),
-                (Some(_), Some(_)) => None,
+                // The prober sends IPIP only: a GUE or GRE destination would fail for
+                // the wrong reason. (The lead's merge with issue 15 gives Pair a tunnel.)
+                (Some(_), Some(_)) => match d.tunnel.map(|t| t.kind) {
+                    Some(TunnelType::Gue { .. }) => {
+                        Some("not checked: GUE tunnels are not probed by this build".to_string())
+                    }
+                    Some(TunnelType::Gre) => {
+                        Some("not checked: GRE tunnels are not probed by this build".to_string())
+                    }
+                    _ => None,
+                },
             };
             if let Some(why) = why_not {
                 out.push(row(vips.first().copied(), None, Some(why)));
                 continue;
             }
-            let (Some(method), Some(proto)) = (method, svc.proto()) else {
+            let (Some(method), Some(proto)) = (method, probe_proto(svc)) else {
                 continue;
             };
             if vips.is_empty() {
