@@ -746,7 +746,13 @@ pub(crate) mod tests {
         assert_eq!(row(0, 4), ("192.0.2.16".into(), 80, Route, 0, None));
         assert_eq!(
             row(1, 0),
-            ("192.0.2.21".into(), 80, IpvsForward::Tunnel, 1, Some(Tunnel::default()))
+            (
+                "192.0.2.21".into(),
+                80,
+                IpvsForward::Tunnel,
+                1,
+                Some(Tunnel::default())
+            )
         );
         assert_eq!(
             row(1, 2),

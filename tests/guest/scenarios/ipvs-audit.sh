@@ -103,7 +103,7 @@ expect_rows() { # NAME FILE EXPECTED
     fi
 }
 t0=$(uptime_s)
-ip netns exec lb "$bin" status --ipvs --json --timeout 2s --fwmark-vip 5=$VIPF >"$work/audit.json"
+ip netns exec lb "$bin" status --ipvs --json --timeout 5s --fwmark-vip 5=$VIPF >"$work/audit.json"
 rc=$?
 note "status --ipvs --json took $(seconds_since "$t0")s, exit $rc"
 cat "$work/audit.json" | head -n 400 | sed 's/^/    | /'
@@ -135,15 +135,15 @@ if [ "$conns" = true ]; then pass "every row has its connection counts"; else fa
 
 # ---- the table: the destinations to act on first ----
 expect_status "status --ipvs table: five to act on first" 1 "Act first: 5 destination" \
-    ip netns exec lb "$bin" status --ipvs --timeout 2s --fwmark-vip 5=$VIPF --color never
+    ip netns exec lb "$bin" status --ipvs --timeout 5s --fwmark-vip 5=$VIPF --color never
 expect_status "status --ipvs table: a quiesced destination is shown as such" 1 "192\.0\.2\.16 .*0 quiesced" \
-    ip netns exec lb "$bin" status --ipvs --timeout 2s --fwmark-vip 5=$VIPF --color never
+    ip netns exec lb "$bin" status --ipvs --timeout 5s --fwmark-vip 5=$VIPF --color never
 expect_status "status --ipvs without --fwmark-vip: the fwmark row asks for it" 1 "no VIP known for fwmark 5 \(give --fwmark-vip 5=VIP\)" \
-    ip netns exec lb "$bin" status --ipvs --timeout 2s --color never
+    ip netns exec lb "$bin" status --ipvs --timeout 5s --color never
 expect_status "status --ipvs --prometheus: gauges for probed and weights for all" 1 \
     'vipcheck_ipvs_destination_weight\{service="192\.0\.2\.102:80/tcp",real="192\.0\.2\.41",method="nat"\} 1' \
-    ip netns exec lb "$bin" status --ipvs --prometheus --timeout 2s --fwmark-vip 5=$VIPF
-ip netns exec lb "$bin" status --ipvs --prometheus --timeout 2s --fwmark-vip 5=$VIPF >"$work/prom.txt"
+    ip netns exec lb "$bin" status --ipvs --prometheus --timeout 5s --fwmark-vip 5=$VIPF
+ip netns exec lb "$bin" status --ipvs --prometheus --timeout 5s --fwmark-vip 5=$VIPF >"$work/prom.txt"
 if grep -q 'vipcheck_real_server_up{vip="192.0.2.100",port="80",proto="tcp",real="192.0.2.11",method="dr"} 1' "$work/prom.txt" &&
     grep -q 'vipcheck_real_server_up{vip="192.0.2.100",port="80",proto="tcp",real="192.0.2.13",method="dr"} 0' "$work/prom.txt"; then
     pass "status --ipvs --prometheus: up and down gauges"
@@ -153,7 +153,7 @@ fi
 
 # ---- the drift report ----
 t0=$(uptime_s)
-ip netns exec lb "$bin" status "$here/../fixtures/ipvs-drift.conf" --ipvs --json --timeout 2s >"$work/drift.json"
+ip netns exec lb "$bin" status "$here/../fixtures/ipvs-drift.conf" --ipvs --json --timeout 5s >"$work/drift.json"
 rc=$?
 note "status CONFIG --ipvs --json took $(seconds_since "$t0")s, exit $rc"
 jq '.drift' "$work/drift.json" | sed 's/^/    | /'
@@ -161,7 +161,7 @@ drift=$(jq -c '.drift' "$work/drift.json")
 want='{"services_only_in_config":["192.0.2.104:80/tcp"],"services_only_in_kernel":["fwmark 5"],"destinations_only_in_config":[{"service":"192.0.2.100:80/tcp","real":"192.0.2.17","port":80,"method":"DR"}],"destinations_only_in_kernel":[{"service":"192.0.2.100:80/tcp","real":"192.0.2.16","port":80,"method":"DR"}],"differences":[{"service":"192.0.2.100:80/tcp","real":"192.0.2.15","field":"method","config":"TUN","kernel":"DR"},{"service":"192.0.2.102:80/tcp","real":"192.0.2.41","field":"port","config":"8081","kernel":"8080"}]}'
 if [ "$drift" = "$want" ]; then pass "status CONFIG --ipvs: the drift report"; else fail "status CONFIG --ipvs: the drift report"; echo "    wanted $want"; echo "    got    $drift"; fi
 expect_status "status CONFIG --ipvs table: a drift section" 1 "service only in the config: +192\.0\.2\.104:80/tcp" \
-    ip netns exec lb "$bin" status "$here/../fixtures/ipvs-drift.conf" --ipvs --timeout 2s --color never
+    ip netns exec lb "$bin" status "$here/../fixtures/ipvs-drift.conf" --ipvs --timeout 5s --color never
 
 # ---- captured answers for the unit tests (fixtures/ipvs) ----
 if [ "${VIPCHECK_IPVS_PRINT_CAPTURE:-}" = 1 ]; then
