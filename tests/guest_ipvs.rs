@@ -29,6 +29,7 @@ fn status_ipvs_audits_the_real_ipvs_table() {
         "status --ipvs --prometheus: up and down gauges",
         "status CONFIG --ipvs: the drift report",
         "status CONFIG --ipvs table: a drift section",
+        "status --ipvs unprivileged: exits 2 and names CAP_NET_ADMIN",
         "ip_vs unloaded",
         "status --ipvs without IPVS: says so, exits 2",
         "status --ipvs asked the kernel for no module",

@@ -174,6 +174,10 @@ if [ "${VIPCHECK_IPVS_PRINT_CAPTURE:-}" = 1 ]; then
     done
 fi
 
+# ---- without CAP_NET_ADMIN: exit 2 with the hint ----
+expect_status "status --ipvs unprivileged: exits 2 and names CAP_NET_ADMIN" 2 "needs CAP_NET_ADMIN" \
+    ip netns exec lb setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" status --ipvs
+
 # ---- without IPVS: exit 2, and no module requested ----
 ip netns exec lb ipvsadm -C
 for m in $(awk '$1 ~ /^ip_vs_/ { print $1 }' /proc/modules); do rmmod "$m"; done
