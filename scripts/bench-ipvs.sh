@@ -7,7 +7,8 @@
 #      forwarder, and a good one at weight 0), every row's verdict checked.
 #   2. Reading the table: `status --ipvs` over the same 1,000 destinations as NAT (nothing
 #      to probe: the cost is reading, parsing and printing the table) against
-#      `ipvsadm -Ln` on the same table; both exit codes and row counts checked.
+#      `ipvsadm -Ln` on the same table; both exit codes and row counts checked; and
+#      `vipcheck --version`, the binary's start-up alone, for scale.
 # Figures: wall and CPU (user + system of the process and its waited-for children, GNU
 # time) per run, the median of VIPCHECK_BENCH_RUNS (default 5) runs. Under TCG emulation:
 # compare figures with each other, not with the host's.
@@ -133,10 +134,11 @@ median() {
 note "1. status --ipvs --json over 1,000 DR destinations, $runs runs"
 r=1
 while [ $r -le "$runs" ]; do
-    measure probe "$work/audit.json" 1 "$bin" status --ipvs --json --timeout 2s
+    measure probe "$work/audit.json" 1 "$bin" status --ipvs --json --timeout 5s
     r=$((r + 1))
 done
 # Every row: 16 good + the weight-0 good one up (850), the other three down (150).
+# (--timeout 5s: under TCG a loaded guest answers slowly; 2 s gave false "did not answer".)
 up=$(jq '[.destinations[] | select(.up == true)] | length' "$work/audit.json")
 down=$(jq '[.destinations[] | select(.up == false)] | length' "$work/audit.json")
 act=$(jq '[.destinations[] | select(.act_first)] | length' "$work/audit.json")
@@ -162,6 +164,7 @@ while [ $r -le "$runs" ]; do
     measure read_vipcheck "$work/read.txt" 0 "$bin" status --ipvs --color never
     measure read_vipcheck_json "$work/read.json" 0 "$bin" status --ipvs --json
     measure read_ipvsadm "$work/ipvsadm.txt" 0 ipvsadm -Ln
+    measure startup "$work/version.txt" 0 "$bin" --version
     r=$((r + 1))
 done
 n_v=$(jq '.destinations | length' "$work/read.json")
@@ -178,5 +181,6 @@ echo "  status --ipvs --json, 1,000 DR destinations probed:  $probe_fig"
 echo "  status --ipvs (table), 1,000 NAT destinations read:   $(median read_vipcheck)"
 echo "  status --ipvs --json, 1,000 NAT destinations read:    $(median read_vipcheck_json)"
 echo "  ipvsadm -Ln, the same table:                           $(median read_ipvsadm)"
+echo "  vipcheck --version (the binary's start-up alone):      $(median startup)"
 ip netns exec lb ipvsadm -C
 finish
