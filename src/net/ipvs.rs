@@ -786,6 +786,15 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_refusal_is_a_permission_error_with_the_hint() {
+        let e = from_io(io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(e, IpvsError::Permission(_)));
+        assert!(e.to_string().contains("needs CAP_NET_ADMIN"), "{e}");
+        let e = from_io(io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(matches!(e, IpvsError::Netlink(_)));
+    }
+
+    #[test]
     fn the_host_without_ipvs_reports_it_not_loaded() {
         // This machine's kernel has no IPVS (tests/guest has); where it has, this is no test.
         if std::path::Path::new("/proc/net/ip_vs").exists() {
