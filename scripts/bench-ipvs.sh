@@ -37,7 +37,7 @@ runs=${VIPCHECK_BENCH_RUNS:-5}
 VIP=192.0.2.100
 work=/tmp/bench-ipvs
 mkdir -p "$work"
-echo "binary: $bin ($(file -b "$bin" | cut -d, -f1-2))"
+echo "binary: $bin"
 
 note "topology: director, 20 real servers"
 bridge_up

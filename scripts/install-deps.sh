@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs=(
     keepalived ldirectord ipvsadm
     iproute2 nftables kmod procps
-    curl nmap openssl python3 jq perl iputils-ping
+    curl nmap openssl python3 jq perl iputils-ping time
     qemu-system-x86 busybox-static
     e2fsprogs
     dpkg-dev binutils lintian man-db libcap2-bin
