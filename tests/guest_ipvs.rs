@@ -13,7 +13,7 @@ fn status_ipvs_audits_the_real_ipvs_table() {
     if !harness::guest_available() {
         return;
     }
-    let run = harness::run_scenario("scenarios/ipvs-audit.sh", &[], &[], 300);
+    let run = harness::run_scenario("scenarios/ipvs-audit.sh", &[], &[], 420);
     run.assert_passed(&[
         "status --ipvs exits 1 when a checked destination is down",
         "status --ipvs: every destination's row",
