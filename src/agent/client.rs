@@ -142,7 +142,7 @@ mod tests {
             reason: "icmp filtered".into(),
             latency: Some(Duration::from_micros(250)),
         };
-        let json = render_json(&[pair.clone()], &[outcome.clone()]);
+        let json = render_json(std::slice::from_ref(&pair), std::slice::from_ref(&outcome));
         let rows = parse_rows(&json).unwrap();
         assert_eq!(rows, vec![(pair, outcome)]);
         assert!(parse_rows("{}").is_err());
