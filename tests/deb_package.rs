@@ -337,7 +337,10 @@ fn deb_installs_with_capabilities_pages_completions_units_and_purges_clean() {
     assert!(read("/lib/systemd/system/vipcheck-watch.service")
         .contains("\nExecStart=/usr/bin/vipcheck watch "));
     let agent = read("/lib/systemd/system/vipcheck-agent.service");
-    assert!(agent.contains("\nExecStart=/usr/bin/vipcheck agent "), "{agent}");
+    assert!(
+        agent.contains("\nExecStart=/usr/bin/vipcheck agent "),
+        "{agent}"
+    );
     assert!(agent.contains("\nType=notify\n") && agent.contains("\nWatchdogSec="));
     let enabled = named_vipcheck(Path::new("/etc/systemd/system"));
     assert!(enabled.is_empty(), "postinst enabled a unit: {enabled:?}");

@@ -319,14 +319,16 @@ impl Book {
         }
         let up = result.up;
         r.last = Some(result);
-        if let Some(now) = r.health.record(up, thresholds) {
-            if !now {
-                self.seq += 1;
-                r.down_since = self.seq;
-            }
+        let changed = r.health.record(up, thresholds);
+        if changed == Some(false) {
+            self.seq += 1;
+            r.down_since = self.seq;
         }
-        let service = r.pair.service.clone();
-        self.settle(&service, known_at);
+        // Nothing to settle while the health stands and the file holds it.
+        if changed.is_some() || r.written != r.reported || r.reported.is_none() {
+            let service = r.pair.service.clone();
+            self.settle(&service, known_at);
+        }
     }
 }
 
@@ -340,7 +342,7 @@ struct Plan {
 /// Probes waiting for a worker.
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<Vec<Pair>>,
+    queue: VecDeque<(Pair, Arc<IcmpMemo>)>,
     idle: usize,
     threads: usize,
 }
@@ -540,70 +542,50 @@ impl Agent {
         std::thread::spawn(move || drop(old));
     }
 
-    /// Probes one target's pairs (at once, sharing one ICMP result) and counts the
-    /// results.
-    fn probe_target(&self, pairs: &[Pair]) {
+    /// Probes one pair, sharing ICMP results through `memo` with the other pairs of its
+    /// target's turn, and counts the result.
+    fn probe_pair(&self, pair: &Pair, memo: &IcmpMemo) {
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
         };
-        let memo = IcmpMemo::default();
-        let run = |p: &Pair| -> (Outcome, bool, Instant) {
-            let start = Instant::now();
-            let v = match fleet.request(p) {
-                Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    fleet.fleet.probe_with_memo(&req, start, &memo)
-                }))
-                .unwrap_or_else(|_| {
-                    Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
-                }),
-                Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
-            };
-            (outcome(&v), v.own_fault, Instant::now())
+        let start = Instant::now();
+        let v = match fleet.request(pair) {
+            Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fleet.fleet.probe_with_memo(&req, start, memo)
+            }))
+            .unwrap_or_else(|_| {
+                Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
+            }),
+            Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
         };
-        let results: Vec<(Outcome, bool, Instant)> = if pairs.len() == 1 {
-            vec![run(&pairs[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = pairs.iter().map(|p| s.spawn(|| run(p))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            (
-                                Outcome {
-                                    up: false,
-                                    reason: "internal error".into(),
-                                    latency: None,
-                                },
-                                true,
-                                Instant::now(),
-                            )
-                        })
-                    })
-                    .collect()
-            })
-        };
-        if results.iter().any(|r| r.1) {
+        let known_at = Instant::now();
+        if v.own_fault {
             self.refresh.store(true, Ordering::Relaxed);
         }
+        let name = pair.state_name();
         if let Ok(mut book) = self.book.lock() {
-            for (p, (o, fault, at)) in pairs.iter().zip(results) {
-                let name = p.state_name();
-                book.record(&name, o, fault, at);
-                if let Some(r) = book.records.get_mut(&name) {
-                    r.busy = false;
-                }
+            book.record(&name, outcome(&v), v.own_fault, known_at);
+            if let Some(r) = book.records.get_mut(&name) {
+                r.busy = false;
             }
         }
     }
 
-    fn enqueue(self: &Arc<Self>, job: Vec<Pair>) {
+    /// Queues one target's turn: a job per pair, all sharing one ICMP memo.
+    fn enqueue(self: &Arc<Self>, pairs: Vec<Pair>) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
-        jobs.queue.push_back(job);
-        if jobs.idle == 0 && jobs.threads < self.parallel {
+        let memo = Arc::new(IcmpMemo::default());
+        let n = pairs.len();
+        jobs.queue
+            .extend(pairs.into_iter().map(|p| (p, memo.clone())));
+        let spawn = n.saturating_sub(jobs.idle);
+        for _ in 0..spawn {
+            if jobs.threads >= self.parallel {
+                break;
+            }
             jobs.threads += 1;
             let me = self.clone();
             let spawned = std::thread::Builder::new()
@@ -611,10 +593,13 @@ impl Agent {
                 .spawn(move || me.work());
             if spawned.is_err() {
                 jobs.threads -= 1;
+                break;
             }
         }
         drop(jobs);
-        self.job_ready.notify_one();
+        for _ in 0..n {
+            self.job_ready.notify_one();
+        }
     }
 
     fn work(&self) {
@@ -638,7 +623,7 @@ impl Agent {
                     jobs.idle -= 1;
                 }
             };
-            self.probe_target(&job);
+            self.probe_pair(&job.0, &job.1);
         }
     }
 
