@@ -53,8 +53,9 @@ pub const LDIRECTORD_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// second after a probe could not run.
 const FLEET_REFRESH: Duration = Duration::from_secs(30);
 const FAULT_REFRESH: Duration = Duration::from_secs(1);
-/// Turns due within this of each other are dispatched together.
-const SLACK: Duration = Duration::from_millis(2);
+/// Turns due within this of each other are dispatched together (fewer wake-ups; the
+/// spread stays even to within this).
+const SLACK: Duration = Duration::from_millis(4);
 
 /// What `vipcheck agent` is asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -385,7 +386,12 @@ impl Agent {
             jobs: Mutex::default(),
             job_ready: Condvar::new(),
             fleet: RwLock::new(Arc::new(FleetProbe::new(timeout, inputs.allow_arp_answer))),
-            fleet_built: Mutex::new(Instant::now()),
+            // Built again on the scheduler's first turn, with the pairs' timeout.
+            fleet_built: Mutex::new(
+                Instant::now()
+                    .checked_sub(FLEET_REFRESH)
+                    .unwrap_or_else(Instant::now),
+            ),
             refresh: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             format,
