@@ -64,12 +64,18 @@ pub struct AgentInputs {
     /// generate options). Without `-o` and `--in-place` the agent only follows the config.
     pub watch: WatchInputs,
     pub state_dir: PathBuf,
+    pub listen: String,
+    pub settings: Settings,
+}
+
+/// How the agent probes and judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     /// Every service's interval (default: its own `delay_loop` / `checkinterval`).
     pub interval: Option<Duration>,
     pub thresholds: Thresholds,
     /// 0..=1: the share of each service's pairs never reported down (0: off).
     pub depool_threshold: f64,
-    pub listen: String,
     pub timeout: Option<Duration>,
     /// At most this many probes in flight.
     pub parallel: usize,
@@ -368,7 +374,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    fn new(inputs: &AgentInputs, format: Format, state: StateDir) -> Agent {
+    fn new(inputs: &Settings, format: Format, state: StateDir) -> Agent {
         let timeout = inputs.timeout.unwrap_or(DEFAULT_TIMEOUT);
         Agent {
             book: Mutex::new(Book {
@@ -775,11 +781,11 @@ impl Regenerate for Following {
 /// Runs `vipcheck agent`; returns the exit code: 0 stopped by SIGTERM/SIGINT, 1 the
 /// agent could not go on, 2 the config, arguments or listen address are wrong.
 pub fn run_cli(inputs: AgentInputs) -> i32 {
-    if !(0.0..=1.0).contains(&inputs.depool_threshold) {
+    if !(0.0..=1.0).contains(&inputs.settings.depool_threshold) {
         eprintln!(
             "vipcheck: --depool-threshold {} is not a fraction from 0 to 1; hint: e.g. 0.5 \
              keeps at least half of each service up",
-            inputs.depool_threshold
+            inputs.settings.depool_threshold
         );
         return 2;
     }
@@ -836,7 +842,7 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         watch_opts.validation = Validation::None;
         watch_opts.reload = Reload::None;
     }
-    let agent = Arc::new(Agent::new(&inputs, format, state));
+    let agent = Arc::new(Agent::new(&inputs.settings, format, state));
     agent.set_pairs(pairs(&loaded.services, &opts.fwmark_vips));
     let notifier = notify::Notifier::from_env().map(Arc::new);
     let scheduler = {
@@ -914,4 +920,145 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
     agent.shut();
     let _ = scheduler.join();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    fn pair(host: u8) -> Pair {
+        Pair {
+            service: "192.0.2.20:80/tcp".into(),
+            vip: "192.0.2.20".parse().unwrap(),
+            port: Some(80),
+            proto: Protocol::Tcp,
+            rip: format!("192.0.2.{host}").parse().unwrap(),
+            method: ForwardingMethod::DirectRouting,
+            config_checks: Vec::new(),
+            interval: Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn result(up: bool) -> Outcome {
+        Outcome {
+            up,
+            reason: if up {
+                String::new()
+            } else {
+                "VIP did not answer".into()
+            },
+            latency: up.then(|| Duration::from_micros(300)),
+        }
+    }
+
+    fn agent(dir: &std::path::Path, fall: u32, depool: f64, hosts: &[u8]) -> Agent {
+        let inputs = Settings {
+            interval: None,
+            thresholds: Thresholds { rise: 1, fall },
+            depool_threshold: depool,
+            timeout: None,
+            parallel: 4,
+            allow_arp_answer: false,
+        };
+        let a = Agent::new(&inputs, Format::Keepalived, StateDir::open(dir).unwrap());
+        a.set_pairs(hosts.iter().map(|&h| pair(h)).collect());
+        a
+    }
+
+    fn file(dir: &std::path::Path, host: u8) -> Option<String> {
+        std::fs::read_to_string(dir.join(pair(host).state_name())).ok()
+    }
+
+    fn feed(a: &Agent, host: u8, up: bool, fault: bool) {
+        let mut book = a.book.lock().unwrap();
+        book.record(&pair(host).state_name(), result(up), fault, Instant::now());
+    }
+
+    #[test]
+    fn a_file_appears_with_the_first_result_and_changes_only_with_the_verdict() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 2, 0.0, &[11]);
+        assert_eq!(file(tmp.path(), 11), None);
+        feed(&a, 11, true, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        let ino = |p: &std::path::Path| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+        };
+        let path = tmp.path().join(pair(11).state_name());
+        let first = ino(&path);
+        feed(&a, 11, true, false);
+        feed(&a, 11, false, false);
+        // One failure of two: not rewritten (a rename would give a new inode).
+        assert_eq!(ino(&path), first);
+        feed(&a, 11, false, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("1\n"));
+        let book = a.book.lock().unwrap();
+        assert_eq!(book.records[&pair(11).state_name()].flaps, 1);
+        assert_eq!(book.counters.write_latency.count, 2);
+    }
+
+    #[test]
+    fn the_agent_s_own_faults_change_no_verdict_and_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.0, &[11, 12]);
+        feed(&a, 11, true, false);
+        for _ in 0..5 {
+            feed(&a, 11, false, true);
+            feed(&a, 12, false, true);
+        }
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        // No verdict yet: no file rather than a guess.
+        assert_eq!(file(tmp.path(), 12), None);
+        let book = a.book.lock().unwrap();
+        assert_eq!(book.counters.faults, 10);
+        let text = metrics::render(&book, Duration::from_secs(1));
+        assert!(text.contains("\nvipcheck_agent_fail_static 1\n"), "{text}");
+        let row = metrics::outcome_of(&book.records[&pair(11).state_name()]);
+        assert!(row.up && row.reason.starts_with("cannot probe"), "{row:?}");
+        drop(book);
+        // Probing works again: results count again.
+        feed(&a, 11, false, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("1\n"));
+    }
+
+    #[test]
+    fn the_threshold_holds_the_latest_failure_up_and_lets_it_go_when_another_recovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.5, &[11, 12, 13, 14]);
+        for h in [11, 12, 13, 14] {
+            feed(&a, h, true, false);
+        }
+        for h in [11, 12, 13] {
+            feed(&a, h, false, false);
+        }
+        let files = [11, 12, 13, 14].map(|h| file(tmp.path(), h).unwrap());
+        assert_eq!(files, ["1\n", "1\n", "0\n", "0\n"]);
+        assert_eq!(
+            a.book.lock().unwrap().held().get("192.0.2.20:80/tcp"),
+            Some(&1)
+        );
+        // 11 recovers: two up without holding 13 any more.
+        feed(&a, 11, true, false);
+        let files = [11, 12, 13, 14].map(|h| file(tmp.path(), h).unwrap());
+        assert_eq!(files, ["0\n", "1\n", "1\n", "0\n"]);
+        assert!(a.book.lock().unwrap().held().is_empty());
+    }
+
+    #[test]
+    fn removed_pairs_lose_their_files_and_targets_group_a_server_s_ports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.0, &[11, 12]);
+        feed(&a, 11, true, false);
+        feed(&a, 12, true, false);
+        let mut p81 = pair(11);
+        p81.port = Some(81);
+        p81.service = "192.0.2.20:81/tcp".into();
+        a.set_pairs(vec![pair(11), p81]);
+        assert_eq!(file(tmp.path(), 12), None);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        let plan = a.plan.lock().unwrap();
+        assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
+        assert_eq!(plan.targets[0].len(), 2);
+    }
 }
