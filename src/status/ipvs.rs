@@ -171,6 +171,7 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     rip: d.addr,
                     method,
                     config_checks: Vec::new(),
+                    interval: None,
                 };
                 out.push(row(Some(*vip), Some(pair), None));
             }
