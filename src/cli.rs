@@ -14,7 +14,7 @@ use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
 use crate::probe::session::{AppCheckKind, AppCheckOptions};
-use crate::rewrite::command::{ColorChoice, GenerateInputs, RewriteInputs};
+use crate::rewrite::command::{ColorChoice, FeedChoice, GenerateInputs, RewriteInputs};
 use crate::status::StatusInputs;
 use crate::watch::{ReloadChoice, WatchInputs};
 
@@ -89,6 +89,21 @@ pub struct GenerateArgs {
     /// (request, receive, virtualhost), instead of only on the real server's own address.
     #[arg(long)]
     pub app_check: bool,
+    /// What the generated checks read: `probe` runs `vipcheck probe` per check (keepalived
+    /// MISC_CHECK); `agent` reads the verdict files of `vipcheck agent` (keepalived
+    /// FILE_CHECK on a track_file; the ldirectord wrapper reads the file).
+    #[arg(long, value_enum, default_value = "probe")]
+    pub feed: FeedArg,
+    /// With `--feed agent`: the directory of the agent's verdict files
+    /// (default /run/vipcheck).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeedArg {
+    Probe,
+    Agent,
 }
 
 /// Add a VIP check to every DR/TUN real server of a config; show the diff or write it.
@@ -499,6 +514,11 @@ impl From<GenerateArgs> for GenerateInputs {
             templates: a.templates,
             config_id: a.config_id,
             app_check: a.app_check,
+            feed: match a.feed {
+                FeedArg::Probe => FeedChoice::Probe,
+                FeedArg::Agent => FeedChoice::Agent,
+            },
+            state_dir: a.state_dir,
         }
     }
 }

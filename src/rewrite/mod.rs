@@ -72,7 +72,24 @@ pub struct GenerateOptions {
     /// Also run the real server's own HTTP_GET / SSL_GET check (its first url) through
     /// the VIP (`vipcheck probe --check http|https`).
     pub app_check: bool,
+    /// What the generated checks read: a probe per check, or the agent's verdict files.
+    pub feed: Feed,
 }
+
+/// Where the generated checks get their verdicts (`--feed`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Feed {
+    /// Each check runs `vipcheck probe` (keepalived MISC_CHECK, ldirectord wrapper).
+    #[default]
+    Probe,
+    /// Each check reads the verdict file `vipcheck agent` keeps for its pair in
+    /// `state_dir` (keepalived FILE_CHECK on a `track_file`; the ldirectord wrapper
+    /// reads the file).
+    Agent { state_dir: PathBuf },
+}
+
+/// Where `vipcheck agent` writes its verdict files unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/run/vipcheck";
 
 impl GenerateOptions {
     /// Defaults for `probe_path` (the files are written for this binary to run).
@@ -85,6 +102,7 @@ impl GenerateOptions {
             config_id: None,
             output_dir: None,
             app_check: false,
+            feed: Feed::Probe,
         }
     }
 }
