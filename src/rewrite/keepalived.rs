@@ -303,23 +303,13 @@ impl TrackFiles {
     }
 }
 
-/// The name of a pair's verdict file and track_file: the agent's own naming
-/// ([`crate::status::Pair::state_name`]), so both sides agree by construction.
+/// The name of the verdict file of the pair (`vip`, real server `rs` of `vs`).
 fn state_name(
     vs: &VirtualService,
     rs: &crate::config::RealServer,
     vip: std::net::IpAddr,
 ) -> String {
-    crate::status::Pair {
-        service: String::new(),
-        vip,
-        port: rs.port.or(vs.port),
-        proto: vs.protocol,
-        rip: rs.addr,
-        method: rs.method,
-        config_checks: Vec::new(),
-    }
-    .state_name()
+    super::state_name(vs.protocol, vip, rs.port.or(vs.port), rs.addr)
 }
 
 #[derive(Serialize)]
