@@ -163,7 +163,10 @@ fn track_files(text: &str, ctx: &Value) -> Result<(), String> {
         .flat_map(str::split_whitespace)
         .collect();
     let files = ctx.get_attr("track_files").ok();
-    for f in files.iter().flat_map(|v| v.try_iter().into_iter().flatten()) {
+    for f in files
+        .iter()
+        .flat_map(|v| v.try_iter().into_iter().flatten())
+    {
         let name = f.get_attr("name").ok();
         let Some(name) = name.as_ref().and_then(Value::as_str) else {
             continue;
@@ -296,7 +299,10 @@ mod tests {
         let name = "keepalived/misc_check.conf.j2";
         let text = env.get_template(name).unwrap().render(&misc).unwrap();
         rendered(name, &text, &misc).unwrap();
-        let names = ["tcp_192.0.2.20_80_192.0.2.11", "tcp_192.0.2.21_80_192.0.2.11"];
+        let names = [
+            "tcp_192.0.2.20_80_192.0.2.11",
+            "tcp_192.0.2.21_80_192.0.2.11",
+        ];
         let file = ctx(&[
             ("indent", "        ".into()),
             ("track_files", Value::from_serialize(names)),

@@ -372,7 +372,10 @@ mod tests {
     fn state_dirs_keepalived_would_split_are_refused() {
         for bad in ["/run/vip check", "/run/vip\"check", "/run/{x}", "/run/$X"] {
             let e = check_state_dir(Path::new(bad)).unwrap_err().to_string();
-            assert!(e.starts_with("--state-dir ") && e.contains("hint"), "{bad}: {e}");
+            assert!(
+                e.starts_with("--state-dir ") && e.contains("hint"),
+                "{bad}: {e}"
+            );
         }
         check_state_dir(Path::new("/run/vipcheck")).unwrap();
     }

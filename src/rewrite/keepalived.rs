@@ -147,14 +147,15 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     mid_line = true;
                 }
                 if let Feed::Agent { state_dir } = &opts.feed {
-                    let names: Vec<String> = vips
-                        .iter()
-                        .map(|vip| {
-                            let name = state_name(vs, rs, *vip);
+                    let mut names: Vec<String> = Vec::with_capacity(vips.len());
+                    for vip in &vips {
+                        // A group may list a VIP twice (with other ports): one check each.
+                        let name = state_name(vs, rs, *vip);
+                        if !names.contains(&name) {
                             track_files.add(&name, state_dir);
-                            name
-                        })
-                        .collect();
+                            names.push(name);
+                        }
+                    }
                     let stanza = gen.render(
                         FILE_CHECK_TEMPLATE,
                         FileCheckCtx {

@@ -215,7 +215,9 @@ fn plan_virtual(
                         row.states = a
                             .vips
                             .iter()
-                            .map(|vip| super::state_name(service.protocol, *vip, service.port, r.addr))
+                            .map(|vip| {
+                                super::state_name(service.protocol, *vip, service.port, r.addr)
+                            })
                             .collect::<Vec<_>>()
                             .join(" ");
                     }
