@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::agent::hysteresis::Thresholds;
+use crate::agent::AgentInputs;
 use crate::config::{Format, ForwardingMethod, Protocol};
 use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
@@ -39,6 +41,7 @@ pub enum Command {
     Appcheck(AppCheckCommandArgs),
     Watch(WatchArgs),
     Status(StatusArgs),
+    Agent(AgentArgs),
     /// Print shell completions for SHELL to standard output.
     #[command(
         after_help = "Example:\n  vipcheck completions bash > /etc/bash_completion.d/vipcheck"
@@ -232,7 +235,8 @@ pub struct ProbeArgs {
     Exit status: 0 when every pair is up, 1 otherwise, 2 when the config cannot be read.")]
 pub struct StatusArgs {
     /// The keepalived.conf or ldirectord.cf to read (includes are followed).
-    pub config: PathBuf,
+    #[arg(required_unless_present = "agent")]
+    pub config: Option<PathBuf>,
     /// At most this many probes in flight (1 or more).
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = parallel_arg)]
     pub parallel: usize,
@@ -253,6 +257,10 @@ pub struct StatusArgs {
     pub allow_arp_answer: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
+    /// Show what the running `vipcheck agent` listening on ADDR:PORT sees (its /status)
+    /// instead of probing.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,6 +301,98 @@ pub struct WatchArgs {
     pub once: bool,
     #[command(flatten)]
     pub generate: GenerateArgs,
+}
+
+/// Probe every DR/TUN pair continuously and write each verdict to a file for keepalived
+/// (`track_file`) or ldirectord; follow the config like `watch`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    vipcheck agent /etc/keepalived/keepalived.conf\n  \
+    vipcheck agent /etc/keepalived/keepalived.conf --in-place --reload keepalived --fall 3\n  \
+    vipcheck agent /etc/ha.d/ldirectord.cf --state-dir /run/vipcheck --depool-threshold 0.5\n\n\
+    Each pair's file STATE_DIR/PROTO_VIP_PORT_RIP holds 0 (up) or 1 (down). \
+    GET /metrics and /status on --listen.")]
+pub struct AgentArgs {
+    /// The keepalived.conf or ldirectord.cf to read (includes are followed and watched).
+    pub config: PathBuf,
+    /// Where the verdict files go.
+    #[arg(long, default_value = "/run/vipcheck", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Probe every pair this often (default: its service's delay_loop / checkinterval).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Successes in a row that bring a down pair back (keepalived: the first success).
+    #[arg(long, default_value_t = crate::agent::hysteresis::DEFAULT_RISE, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rise: u32,
+    /// Failures in a row that take an up pair down (keepalived's retry 1: two).
+    #[arg(long, default_value_t = crate::agent::hysteresis::DEFAULT_FALL, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub fall: u32,
+    /// Never report more than 1-F of a service's pairs down (0: off; PyBal uses 0.5).
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub depool_threshold: f64,
+    /// Serve /metrics and /status here.
+    #[arg(long, default_value = crate::agent::DEFAULT_LISTEN, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Each probe's time budget (default 1s, at most the shortest interval).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// At most this many probes in flight.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = parallel_arg)]
+    pub parallel: usize,
+    /// A real server that answers ARP for the VIP is a warning, not down.
+    #[arg(long)]
+    pub allow_arp_answer: bool,
+    /// Also write the generated config here, as `watch -o` does.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Also rewrite the config in place, as `watch --in-place` does.
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// The daemon to reload when the rewrite changes (with -o or --in-place).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub reload: ReloadArg,
+    /// Run this command (through /bin/sh) to reload instead.
+    #[arg(long, value_name = "CMD")]
+    pub reload_command: Option<String>,
+    /// keepalived's pidfile.
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+    /// Wait this long after the last change to the config before acting (1ms to 1h).
+    #[arg(long, default_value = "100ms", value_name = "DUR", value_parser = parse_duration)]
+    pub debounce: Duration,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
+impl From<AgentArgs> for AgentInputs {
+    fn from(a: AgentArgs) -> AgentInputs {
+        AgentInputs {
+            watch: WatchInputs {
+                config: a.config,
+                output: a.output,
+                in_place: a.in_place,
+                reload: a.reload.into(),
+                reload_command: a.reload_command,
+                pidfile: a.pidfile,
+                debounce: a.debounce,
+                once: false,
+                generate: a.generate.into(),
+            },
+            state_dir: a.state_dir,
+            interval: a.interval,
+            thresholds: Thresholds {
+                rise: a.rise,
+                fall: a.fall,
+            },
+            depool_threshold: a.depool_threshold,
+            listen: a.listen,
+            timeout: a.timeout,
+            parallel: a.parallel,
+            allow_arp_answer: a.allow_arp_answer,
+        }
+    }
 }
 
 /// `--parallel`: how many probes at once, at least one (0 would probe nothing and report
@@ -540,7 +640,7 @@ impl From<RewriteArgs> for RewriteInputs {
 impl From<StatusArgs> for StatusInputs {
     fn from(a: StatusArgs) -> StatusInputs {
         StatusInputs {
-            config: a.config,
+            config: a.config.unwrap_or_default(),
             parallel: a.parallel,
             timeout: a.timeout,
             json: a.json,
@@ -653,6 +753,7 @@ mod tests {
                             rip: ip(rip),
                             method,
                             config_checks: Vec::new(),
+                            interval: None,
                         };
                         let cmd = ProbeCommand {
                             program: "/usr/sbin/vipcheck".into(),

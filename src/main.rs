@@ -56,7 +56,11 @@ fn main() {
         Command::Probe(args) => vipcheck::probe::run_cli(args.into()),
         Command::Appcheck(cmd) => vipcheck::probe::session::command::run_cli(cmd.into()),
         Command::Watch(args) => vipcheck::watch::run_cli(args.into()),
-        Command::Status(args) => vipcheck::status::run_cli(args.into()),
+        Command::Status(args) => match args.agent.clone() {
+            Some(addr) => vipcheck::agent::client::run_cli(args.into(), &addr),
+            None => vipcheck::status::run_cli(args.into()),
+        },
+        Command::Agent(args) => vipcheck::agent::run_cli(args.into()),
         Command::Rewrite(args) => vipcheck::rewrite::command::run_cli(args.into()),
     };
     std::process::exit(code);

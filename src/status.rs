@@ -56,6 +56,9 @@ pub struct Pair {
     pub method: ForwardingMethod,
     /// What the config already checks on this real server (`HTTP_GET`, `negotiate http`).
     pub config_checks: Vec<String>,
+    /// The service's check interval ([`VirtualService::interval`]).
+    #[serde(skip)]
+    pub interval: Option<Duration>,
 }
 
 impl Pair {
@@ -127,6 +130,7 @@ pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr
                     rip: rs.addr,
                     method: rs.method,
                     config_checks: config_checks.clone(),
+                    interval: vs.interval,
                 });
             }
         }
@@ -352,6 +356,7 @@ mod tests {
             rip: rip.parse().unwrap(),
             method: ForwardingMethod::DirectRouting,
             config_checks: vec!["HTTP_GET".into()],
+            interval: None,
         }
     }
 

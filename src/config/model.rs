@@ -217,6 +217,10 @@ pub struct VirtualService {
     pub span: Span,
     /// The whole block.
     pub block: Span,
+    /// How often the daemon checks this service's real servers: keepalived's
+    /// `delay_loop` (`None` when not written), ldirectord's `checkinterval` (the
+    /// virtual's, else the global one, else its default of 10 s).
+    pub interval: Option<std::time::Duration>,
 }
 
 impl VirtualService {

@@ -78,6 +78,8 @@ struct Tap {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Frames received that no probe was waiting for (late replies, foreign traffic).
     unrouted: Arc<AtomicU64>,
+    /// Set when the dispatcher stopped on a socket error (the interface went away).
+    failed: Arc<AtomicBool>,
 }
 
 /// How long the dispatcher sleeps between looks at the stop flag.
@@ -92,7 +94,13 @@ impl Tap {
         let routes: Arc<Mutex<Routes>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let unrouted = Arc::new(AtomicU64::new(0));
-        let (r, st, un) = (routes.clone(), stop.clone(), unrouted.clone());
+        let failed = Arc::new(AtomicBool::new(false));
+        let (r, st, un, fa) = (
+            routes.clone(),
+            stop.clone(),
+            unrouted.clone(),
+            failed.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("vipcheck-dispatch".into())
             .spawn(move || {
@@ -101,7 +109,10 @@ impl Tap {
                         Ok(Some(f)) => f,
                         Ok(None) => continue,
                         // A socket error ends dispatching; the probes then time out.
-                        Err(_) => break,
+                        Err(_) => {
+                            fa.store(true, Ordering::Relaxed);
+                            break;
+                        }
                     };
                     let Some(key) = route_key(&f) else {
                         un.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +140,13 @@ impl Tap {
             stop,
             thread: Mutex::new(Some(thread)),
             unrouted,
+            failed,
         })
+    }
+
+    /// True once the dispatcher has stopped on a socket error.
+    fn dead(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     fn register(&self, key: Key, id: u64, tx: &Sender<Frame>) {
@@ -257,13 +274,13 @@ type SocketKey = (u32, Option<Ipv4Addr>, Option<Ipv6Addr>);
 
 /// A map whose values are computed once, by the first thread that needs them, while the
 /// others wait for that result.
-type OnceMap<K, V> = Mutex<HashMap<K, Arc<OnceLock<Result<V, String>>>>>;
+type OnceMap<K, V, E = String> = Mutex<HashMap<K, Arc<OnceLock<Result<V, E>>>>>;
 
 /// Probes many (VIP, real server) pairs concurrently over shared sockets.
 pub struct Fleet {
     ways: OnceMap<(IpAddr, Option<String>), Way>,
     /// The next hop's MAC, and whether the kernel's entry for it still needs confirming.
-    macs: OnceMap<(u32, IpAddr), (MacAddr, bool)>,
+    macs: OnceMap<(u32, IpAddr), (MacAddr, bool), (String, bool)>,
     taps: OnceMap<SocketKey, Arc<Tap>>,
     tokens: AtomicU32,
     ids: AtomicU64,
@@ -323,29 +340,43 @@ impl Fleet {
     /// Runs every check of `req` within its timeout, counted from `start`; the same
     /// checks and verdict as `vipcheck probe` with these arguments.
     pub fn probe(&self, req: &Request, start: Instant) -> Verdict {
+        self.probe_with_memo(req, start, &self.icmp)
+    }
+
+    /// As [`Fleet::probe`], sharing ICMP results through `memo` instead of the fleet's
+    /// own (which keeps the first result of each VIP and real server for the fleet's
+    /// life): the agent gives each round of a real server's pairs a fresh one.
+    pub fn probe_with_memo(&self, req: &Request, start: Instant, memo: &IcmpMemo) -> Verdict {
         let deadline = start + req.timeout;
         let Some(way_cell) = cell(&self.ways, (req.rip, req.iface.clone())) else {
-            return Verdict::failed("internal lock poisoned");
+            return Verdict::cannot_probe("internal lock poisoned");
         };
         let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref(), deadline)) {
             Ok(w) => w,
-            Err(reason) => return Verdict::failed(reason.clone()),
+            Err(reason) => return Verdict::cannot_probe(reason.clone()),
         };
         let (outer_src, checks) = match plan_checks(req, way) {
             Ok(p) => p,
-            Err(reason) => return Verdict::failed(reason),
+            Err(reason) => return Verdict::cannot_probe(reason),
         };
         let mut sources = vec![outer_src];
         sources.extend(checks.iter().map(|c| c.src));
         let tap = match self.tap(way, &sources) {
             Ok(t) => t,
-            Err(reason) => return Verdict::failed(reason),
+            Err(reason) => return Verdict::cannot_probe(reason),
         };
+        if tap.dead() {
+            // Its dispatcher stopped on a socket error: every reply would go unseen.
+            return Verdict::cannot_probe(format!(
+                "the packet socket on {} failed; it is reopened on the next refresh",
+                way.link.name
+            ));
+        }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let next_hop = way.route.gateway.unwrap_or(req.rip);
         let attempts = req.retries.saturating_add(1);
         let Some(mac_cell) = cell(&self.macs, (way.route.oif, next_hop)) else {
-            return Verdict::failed("internal lock poisoned");
+            return Verdict::cannot_probe("internal lock poisoned");
         };
         let peer = mac_cell.get_or_init(|| {
             if let Ok(Some(n)) = netlink::neighbor(way.route.oif, next_hop, deadline) {
@@ -362,13 +393,14 @@ impl Fleet {
                 attempts,
             ) {
                 Ok(Some(mac)) => Ok((mac, false)),
-                Ok(None) => Err(no_neighbour(next_hop, &way.link.name)),
-                Err(e) => Err(format!("cannot send on the packet socket: {e}")),
+                Ok(None) => Err((no_neighbour(next_hop, &way.link.name), false)),
+                Err(e) => Err((format!("cannot send on the packet socket: {e}"), true)),
             }
         });
         let (peer_mac, unconfirmed) = match peer {
             Ok(m) => *m,
-            Err(reason) => return Verdict::failed(reason.clone()),
+            Err((reason, false)) => return Verdict::failed(reason.clone()),
+            Err((reason, true)) => return Verdict::cannot_probe(reason.clone()),
         };
         let path = way.path(req, outer_src, peer_mac);
         let mut lease = Lease::new(tap, id);
@@ -392,7 +424,7 @@ impl Fleet {
             &mut entropy,
             &checks,
             deadline,
-            Some(&self.icmp),
+            Some(memo),
             unconfirmed.then_some(next_hop),
         )
     }

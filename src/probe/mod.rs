@@ -102,6 +102,11 @@ pub struct Verdict {
     /// Problems that do not make the verdict down (an allowed ARP answer).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The probe could not run at all (no route or interface, no packet socket, a send
+    /// the kernel refused): a fault of this host, which says nothing about the real
+    /// server. The agent keeps its last verdict then (fail-static).
+    #[serde(skip)]
+    pub own_fault: bool,
 }
 
 fn serialize_method<S: serde::Serializer>(
@@ -127,6 +132,16 @@ impl Verdict {
             note: None,
             mac_change: None,
             warnings: Vec::new(),
+            own_fault: false,
+        }
+    }
+
+    /// A down verdict for a probe that could not run because of this host (see
+    /// [`Verdict::own_fault`]).
+    pub fn cannot_probe(reason: impl Into<String>) -> Verdict {
+        Verdict {
+            own_fault: true,
+            ..Verdict::failed(reason)
         }
     }
 
@@ -162,6 +177,7 @@ impl Verdict {
             checks,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             mac_change: None,
+            own_fault: false,
         }
     }
 
@@ -707,6 +723,7 @@ pub fn run_checks_with(
                 let mut v = Verdict::from_checks(req, path, Vec::new());
                 v.up = false;
                 v.reason = setup_error("cannot use the packet socket", &e);
+                v.own_fault = true;
                 return v;
             }
         }

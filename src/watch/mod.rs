@@ -31,7 +31,7 @@ pub use daemon::{
     Judgement, Reload, ReloadError, Reloaded, Validation, ValidationError,
 };
 pub use log::{Logger, Priority, Report};
-pub use paths::{fingerprint, is_editor_scratch, link_chain, WatchSet};
+pub use paths::{absolute, fingerprint, is_editor_scratch, link_chain, WatchSet};
 pub use regenerate::RewriteRegenerator;
 
 /// Which daemon to reload after a pass (`--reload`).
@@ -745,29 +745,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs `vipcheck watch`; returns the process exit code: 0 stopped by SIGTERM/SIGINT (or
-/// `--once` done), 1 watching failed (or `--once` met a bad config), 2 usage error.
-pub fn run_cli(args: WatchInputs) -> i32 {
-    let debounce = args.debounce;
-    if debounce.is_zero() {
-        eprintln!("vipcheck: --debounce must be above zero; hint: e.g. --debounce 100ms");
-        return 2;
-    }
-    let format = match resolve_format(&args.config, args.generate.format) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("vipcheck: {e}");
-            return 2;
-        }
-    };
-    let config = paths::absolute(&args.config);
-    let regen = match RewriteRegenerator::from_args(args.clone(), format, &config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vipcheck: {e}");
-            return 2;
-        }
-    };
+/// How the watcher validates and reloads for `args` (the daemon of `format`, or
+/// `--reload` / `--reload-command`), watching `config` (absolute).
+pub fn daemon_options(args: &WatchInputs, format: Format, config: PathBuf) -> Options {
     let validation = match (format, find_program("keepalived")) {
         (Format::Keepalived, Some(program)) => Validation::Keepalived {
             program,
@@ -794,13 +774,39 @@ pub fn run_cli(args: WatchInputs) -> i32 {
                 program: find_program("ldirectord").unwrap_or_else(|| "ldirectord".into()),
             },
         };
-    let opts = Options {
+    Options {
         config,
-        debounce,
+        debounce: args.debounce,
         in_place: args.in_place,
         validation,
         reload,
+    }
+}
+
+/// Runs `vipcheck watch`; returns the process exit code: 0 stopped by SIGTERM/SIGINT (or
+/// `--once` done), 1 watching failed (or `--once` met a bad config), 2 usage error.
+pub fn run_cli(args: WatchInputs) -> i32 {
+    let debounce = args.debounce;
+    if debounce.is_zero() {
+        eprintln!("vipcheck: --debounce must be above zero; hint: e.g. --debounce 100ms");
+        return 2;
+    }
+    let format = match resolve_format(&args.config, args.generate.format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
+            return 2;
+        }
     };
+    let config = paths::absolute(&args.config);
+    let regen = match RewriteRegenerator::from_args(args.clone(), format, &config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
+            return 2;
+        }
+    };
+    let opts = daemon_options(&args, format, config);
     let mut logger = Logger::stderr();
     let mut watcher = Watcher::new(regen, opts, Box::new(move |r| logger.log(&r)));
     if args.once {

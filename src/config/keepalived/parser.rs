@@ -96,6 +96,8 @@ struct VsBuild {
     protocol: Option<Protocol>,
     method: ForwardingMethod,
     real_servers: Vec<RsBuild>,
+    /// `delay_loop`, when written.
+    interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -243,6 +245,22 @@ impl Parser {
             }
             (Some(Frame::VirtualServer(vs)), "lb_kind" | "lvs_method") => {
                 vs.method = parse_method(sources, &stmt)?;
+                Ok(())
+            }
+            (Some(Frame::VirtualServer(vs)), "delay_loop") => {
+                // keepalived reads decimal seconds (microsecond resolution).
+                let secs = stmt.arg(1).and_then(|w| w.value.trim().parse::<f64>().ok());
+                match secs.filter(|s| s.is_finite() && *s >= 1e-6 && *s <= 4_294.0) {
+                    Some(s) => vs.interval = Some(std::time::Duration::from_secs_f64(s)),
+                    None => {
+                        let span = stmt.span();
+                        self.warn(
+                            sources,
+                            span,
+                            "delay_loop is not a number of seconds; keepalived ignores the line",
+                        );
+                    }
+                }
                 Ok(())
             }
             (Some(Frame::VirtualServer(vs)), "protocol") => {
@@ -585,6 +603,7 @@ impl Parser {
                 real_servers,
                 span: vs.header,
                 block: vs.block,
+                interval: vs.interval,
             });
         }
         Ok((services, self.global_defs, self.warnings.finish()))
@@ -701,6 +720,7 @@ fn virtual_server_header(sources: &SourceMap, header: &Stmt) -> Result<VsBuild, 
         protocol: None,
         method: ForwardingMethod::Nat,
         real_servers: Vec::new(),
+        interval: None,
     })
 }
 

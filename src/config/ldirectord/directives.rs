@@ -582,9 +582,9 @@ fn v_failurecount(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
 }
 
 fn v_checkinterval(c: Virt<'_, '_>) -> Result<bool, Diagnostic> {
-    let Virt { p, line, d, .. } = c;
+    let Virt { p, pv, line, d } = c;
     let Some(v) = d.value else { return Ok(false) };
-    nonzero(p, line, v, "checkinterval")?;
+    pv.check.checkinterval = Some(nonzero(p, line, v, "checkinterval")?);
     Ok(true)
 }
 

@@ -195,6 +195,8 @@ pub struct CheckSettings {
     pub checktimeout: Option<u64>,
     pub negotiatetimeout: Option<u64>,
     pub checkcount: Option<u64>,
+    /// `checkinterval=` in seconds, when the virtual sets it.
+    pub checkinterval: Option<u64>,
 }
 
 impl CheckSettings {
@@ -212,6 +214,7 @@ impl CheckSettings {
             checktimeout: None,
             negotiatetimeout: None,
             checkcount: None,
+            checkinterval: None,
         }
     }
 
@@ -343,7 +346,7 @@ pub fn parse_str(
         warnings,
         ..
     } = p;
-    let services = virtuals.iter().map(|v| model(v, file)).collect();
+    let services = virtuals.iter().map(|v| model(v, file, &globals)).collect();
     Ok(Document {
         sources,
         file,
@@ -371,7 +374,7 @@ fn split_lines(text: &str, file: FileId) -> Vec<Span> {
 }
 
 /// The model of one block.
-fn model(v: &Virtual, file: FileId) -> VirtualService {
+fn model(v: &Virtual, file: FileId, globals: &Globals) -> VirtualService {
     let (key, vips, fwmarks, port) = match v.target {
         VirtualTarget::Address { addr, port } => (
             ServiceKey::Address(addr),
@@ -424,6 +427,9 @@ fn model(v: &Virtual, file: FileId) -> VirtualService {
         real_servers,
         span: v.header,
         block: v.block,
+        interval: Some(std::time::Duration::from_secs(
+            v.check.checkinterval.unwrap_or(globals.checkinterval),
+        )),
     }
 }
 

@@ -1,0 +1,926 @@
+//! `vipcheck agent`: a resident prober. It reads the config like `status`, probes every
+//! DR/TUN pair in this process over shared packet sockets ([`FleetProbe`]), each on its
+//! service's interval and spread over it ([`schedule`]), turns the results into verdicts
+//! with rise/fall ([`hysteresis`]) and the depool threshold ([`depool`]), and writes each
+//! verdict to a file when it changes ([`state`]) for keepalived's `track_file` or
+//! ldirectord's check to read. It follows the config with the [`Watcher`] of `watch`
+//! (rewriting and reloading the daemon as `watch` does, when asked to), serves
+//! `/metrics` and `/status` ([`http`], [`metrics`]) and talks to systemd ([`notify`]).
+//!
+//! Fail-static: a probe that could not run at all ([`Verdict::own_fault`]: no route or
+//! interface, no packet socket, a send refused) changes nothing; the pair keeps its last
+//! verdict, the fault is logged and exported, and the shared sockets and cached paths
+//! are dropped and rebuilt (at most once a second) so the agent recovers by itself.
+
+pub mod client;
+pub mod depool;
+pub mod http;
+pub mod hysteresis;
+pub mod metrics;
+pub mod notify;
+pub mod schedule;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{load, Format, ForwardingMethod};
+use crate::probe::{IcmpMemo, Verdict};
+use crate::rewrite::command::{generate_options, resolve_format};
+use crate::rewrite::{GenerateOptions, RewriteError};
+use crate::status::{outcome, pairs, FleetProbe, Outcome, Pair};
+use crate::watch::{
+    Priority, Regenerate, Regenerated, Reload, RewriteRegenerator, Validation, WatchInputs, Watcher,
+};
+use hysteresis::{Health, Thresholds};
+use schedule::Schedule;
+use state::StateDir;
+
+/// Where `/metrics` and `/status` are served unless `--listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9874";
+/// Each probe's time budget unless `--timeout` says otherwise (never above the interval).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// keepalived's `delay_loop` when a virtual_server does not set it.
+pub const KEEPALIVED_DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// ldirectord's `checkinterval` default.
+pub const LDIRECTORD_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// The shared sockets and the cached routes and MACs are rebuilt this often (a real
+/// server's new MAC or a changed route is seen within this time), and at most once a
+/// second after a probe could not run.
+const FLEET_REFRESH: Duration = Duration::from_secs(30);
+const FAULT_REFRESH: Duration = Duration::from_secs(1);
+/// Turns due within this of each other are dispatched together.
+const SLACK: Duration = Duration::from_millis(2);
+
+/// What `vipcheck agent` is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentInputs {
+    /// The config, and what `watch` would do with it (`-o` / `--in-place`, `--reload`,
+    /// generate options). Without `-o` and `--in-place` the agent only follows the config.
+    pub watch: WatchInputs,
+    pub state_dir: PathBuf,
+    /// Every service's interval (default: its own `delay_loop` / `checkinterval`).
+    pub interval: Option<Duration>,
+    pub thresholds: Thresholds,
+    /// 0..=1: the share of each service's pairs never reported down (0: off).
+    pub depool_threshold: f64,
+    pub listen: String,
+    pub timeout: Option<Duration>,
+    /// At most this many probes in flight.
+    pub parallel: usize,
+    pub allow_arp_answer: bool,
+}
+
+/// One line to stderr in `watch`'s format (`<N>` priority prefix under journald).
+pub fn say(priority: Priority, text: &str) {
+    use std::io::Write;
+    let text =
+        crate::config::diagnostic::escape_control(&text.replace('\n', " "), false).into_owned();
+    let line = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        format!("<{}>vipcheck agent: {text}", priority as u8)
+    } else {
+        format!("vipcheck agent: {text}")
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Latency histogram buckets, in seconds (a DR probe on a LAN is well under 1 ms).
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A cumulative-bucket histogram for the Prometheus text format.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    pub counts: [u64; LATENCY_BUCKETS.len()],
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, secs: f64) {
+        for (c, b) in self.counts.iter_mut().zip(LATENCY_BUCKETS) {
+            if secs <= b {
+                *c += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+/// Everything the agent knows of one pair.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub pair: Pair,
+    pub name: String,
+    pub interval: Duration,
+    pub health: Health,
+    /// The verdict reported (the file's content once written): health after the depool
+    /// threshold. `None` before the first result.
+    pub reported: Option<bool>,
+    /// What the file was last written with.
+    pub written: Option<bool>,
+    /// When the health went down (sequence number), for the depool threshold.
+    pub down_since: u64,
+    /// Held up by the depool threshold against its health.
+    pub held: bool,
+    pub last: Option<Outcome>,
+    /// The last probe could not run (the agent's own fault), and why.
+    pub fault: Option<String>,
+    pub last_change: Option<SystemTime>,
+    pub flaps: u64,
+    pub latency: Histogram,
+    /// A probe of it is queued or running.
+    busy: bool,
+}
+
+/// Counters of the agent as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub probes: u64,
+    pub faults: u64,
+    pub write_errors: u64,
+    pub overruns: u64,
+    /// Probes per second over the last window.
+    pub rate: f64,
+    /// From a verdict known to its file renamed.
+    pub write_latency: Histogram,
+}
+
+/// The agent's state: every pair (in config order) and the counters.
+#[derive(Debug)]
+pub struct Book {
+    pub records: HashMap<String, Record>,
+    pub order: Vec<String>,
+    pub counters: Counters,
+    /// Pairs held up by the threshold, per service (what was logged last).
+    held: BTreeMap<String, usize>,
+    seq: u64,
+    state: StateDir,
+    thresholds: Thresholds,
+    depool_threshold: f64,
+}
+
+impl Book {
+    /// The records in config order.
+    pub fn ordered(&self) -> impl Iterator<Item = &Record> {
+        self.order.iter().filter_map(|n| self.records.get(n))
+    }
+
+    /// Pairs held up by the threshold, per service.
+    pub fn held(&self) -> &BTreeMap<String, usize> {
+        &self.held
+    }
+
+    /// Applies the depool threshold to `service` and writes the verdicts that changed.
+    fn settle(&mut self, service: &str, known_at: Instant) {
+        let names: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| {
+                self.records
+                    .get(*n)
+                    .is_some_and(|r| r.pair.service == service)
+            })
+            .cloned()
+            .collect();
+        let members: Vec<depool::Member> = names
+            .iter()
+            .map(|n| {
+                let r = &self.records[n];
+                depool::Member {
+                    healthy: r.health.state(),
+                    down_since: r.down_since,
+                }
+            })
+            .collect();
+        let (report, held) = depool::apply(&members, self.depool_threshold);
+        let mut held_names = Vec::new();
+        for (name, up) in names.iter().zip(report) {
+            let Some(r) = self.records.get_mut(name) else {
+                continue;
+            };
+            let Some(health) = r.health.state() else {
+                continue;
+            };
+            r.held = health != up;
+            if r.held {
+                held_names.push(format!("{} ({})", r.pair.rip, r.pair.vip));
+            }
+            if r.reported != Some(up) {
+                if r.reported.is_some() {
+                    r.flaps += 1;
+                }
+                r.reported = Some(up);
+                r.last_change = Some(SystemTime::now());
+                let why = r.last.as_ref().map_or("", |o| o.reason.as_str());
+                say(
+                    if up {
+                        Priority::Notice
+                    } else {
+                        Priority::Warning
+                    },
+                    &format!(
+                        "{} {} on {}: {}{}",
+                        r.name,
+                        if up { "up" } else { "down" },
+                        r.pair.service,
+                        if r.held {
+                            "held up by the depool threshold; "
+                        } else {
+                            ""
+                        },
+                        if why.is_empty() { "answers" } else { why }
+                    ),
+                );
+            }
+            if r.written != r.reported {
+                match self.state.write(&r.name, up) {
+                    Ok(()) => {
+                        r.written = Some(up);
+                        self.counters
+                            .write_latency
+                            .observe(known_at.elapsed().as_secs_f64());
+                    }
+                    Err(e) => {
+                        self.counters.write_errors += 1;
+                        say(
+                            Priority::Error,
+                            &format!(
+                                "cannot write {}: {e} (tried again on the next result)",
+                                self.state.path(&r.name).display()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let before = self.held.get(service).copied().unwrap_or(0);
+        if held != before {
+            if held > 0 {
+                say(
+                    Priority::Warning,
+                    &format!(
+                        "depool threshold {}: {service} has too many servers down; {held} of {} \
+                         kept up against their checks: {}",
+                        self.depool_threshold,
+                        names.len(),
+                        held_names.join(", ")
+                    ),
+                );
+                self.held.insert(service.to_string(), held);
+            } else {
+                say(
+                    Priority::Notice,
+                    &format!("depool threshold: {service} holds no server up any more"),
+                );
+                self.held.remove(service);
+            }
+        }
+    }
+
+    /// Counts one probe result for `name`.
+    fn record(&mut self, name: &str, result: Outcome, fault: bool, known_at: Instant) {
+        self.counters.probes += 1;
+        let thresholds = self.thresholds;
+        let Some(r) = self.records.get_mut(name) else {
+            return; // removed from the config meanwhile
+        };
+        if fault {
+            self.counters.faults += 1;
+            if r.fault.is_none() {
+                say(
+                    Priority::Error,
+                    &format!(
+                        "cannot probe {}: {}; keeping its last verdict ({})",
+                        r.name,
+                        result.reason,
+                        match r.reported {
+                            Some(true) => "up",
+                            Some(false) => "down",
+                            None => "none yet",
+                        }
+                    ),
+                );
+            }
+            r.fault = Some(result.reason);
+            return;
+        }
+        if r.fault.take().is_some() {
+            say(Priority::Notice, &format!("probing {} works again", r.name));
+        }
+        if let Some(l) = result.latency {
+            r.latency.observe(l.as_secs_f64());
+        }
+        let up = result.up;
+        r.last = Some(result);
+        if let Some(now) = r.health.record(up, thresholds) {
+            if !now {
+                self.seq += 1;
+                r.down_since = self.seq;
+            }
+        }
+        let service = r.pair.service.clone();
+        self.settle(&service, known_at);
+    }
+}
+
+/// The pairs probed together (one real server and VIP: they share the ICMP echo).
+#[derive(Debug, Default)]
+struct Plan {
+    targets: Vec<Vec<String>>,
+    schedule: Schedule,
+}
+
+/// Probes waiting for a worker.
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<Vec<Pair>>,
+    idle: usize,
+    threads: usize,
+}
+
+/// The running agent, shared by its threads.
+pub struct Agent {
+    pub book: Mutex<Book>,
+    plan: Mutex<Plan>,
+    plan_changed: Condvar,
+    jobs: Mutex<Jobs>,
+    job_ready: Condvar,
+    fleet: RwLock<Arc<FleetProbe>>,
+    fleet_built: Mutex<Instant>,
+    refresh: AtomicBool,
+    stop: AtomicBool,
+    format: Format,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    parallel: usize,
+    allow_arp_answer: bool,
+    pub started: Instant,
+}
+
+impl Agent {
+    fn new(inputs: &AgentInputs, format: Format, state: StateDir) -> Agent {
+        let timeout = inputs.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        Agent {
+            book: Mutex::new(Book {
+                records: HashMap::new(),
+                order: Vec::new(),
+                counters: Counters::default(),
+                held: BTreeMap::new(),
+                seq: 0,
+                state,
+                thresholds: inputs.thresholds,
+                depool_threshold: inputs.depool_threshold,
+            }),
+            plan: Mutex::default(),
+            plan_changed: Condvar::new(),
+            jobs: Mutex::default(),
+            job_ready: Condvar::new(),
+            fleet: RwLock::new(Arc::new(FleetProbe::new(timeout, inputs.allow_arp_answer))),
+            fleet_built: Mutex::new(Instant::now()),
+            refresh: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            format,
+            interval: inputs.interval,
+            timeout: inputs.timeout,
+            parallel: inputs.parallel.max(1),
+            allow_arp_answer: inputs.allow_arp_answer,
+            started: Instant::now(),
+        }
+    }
+
+    /// A pair's interval: `--interval`, else its service's, else the daemon's default.
+    fn interval_of(&self, pair: &Pair) -> Duration {
+        self.interval
+            .or(pair.interval)
+            .unwrap_or(match self.format {
+                Format::Keepalived => KEEPALIVED_DEFAULT_INTERVAL,
+                Format::Ldirectord => LDIRECTORD_DEFAULT_INTERVAL,
+            })
+    }
+
+    /// Takes the config's pairs: new ones start probing, removed ones lose their files.
+    pub fn set_pairs(&self, new: Vec<Pair>) {
+        let now = Instant::now();
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<Pair> = new
+            .into_iter()
+            .filter(|p| seen.insert(p.state_name()))
+            .collect();
+        let Ok(mut book) = self.book.lock() else {
+            return;
+        };
+        let names: Vec<String> = new.iter().map(Pair::state_name).collect();
+        let gone: Vec<String> = book
+            .order
+            .iter()
+            .filter(|n| !seen.contains(*n))
+            .cloned()
+            .collect();
+        for name in &gone {
+            book.records.remove(name);
+            if let Err(e) = book.state.remove(name) {
+                say(
+                    Priority::Error,
+                    &format!("cannot remove {}: {e}", book.state.path(name).display()),
+                );
+            }
+        }
+        let mut added = 0;
+        for (pair, name) in new.iter().zip(&names) {
+            let interval = self.interval_of(pair);
+            match book.records.get_mut(name) {
+                Some(r) => {
+                    r.pair = pair.clone();
+                    r.interval = interval;
+                }
+                None => {
+                    added += 1;
+                    book.records.insert(
+                        name.clone(),
+                        Record {
+                            pair: pair.clone(),
+                            name: name.clone(),
+                            interval,
+                            health: Health::default(),
+                            reported: None,
+                            written: None,
+                            down_since: 0,
+                            held: false,
+                            last: None,
+                            fault: None,
+                            last_change: None,
+                            flaps: 0,
+                            latency: Histogram::default(),
+                            busy: false,
+                        },
+                    );
+                }
+            }
+        }
+        book.order = names.clone();
+        let services: std::collections::BTreeSet<String> =
+            new.iter().map(|p| p.service.clone()).collect();
+        book.held.retain(|s, _| services.contains(s));
+        for s in &services {
+            book.settle(s, now);
+        }
+        if added > 0 || !gone.is_empty() {
+            say(
+                Priority::Info,
+                &format!(
+                    "{} pairs ({added} new, {} removed)",
+                    names.len(),
+                    gone.len()
+                ),
+            );
+        }
+        drop(book);
+        // One target per real server, VIP, method and interval, in config order.
+        let mut targets: Vec<(TargetKey, Vec<String>)> = Vec::new();
+        for (pair, name) in new.iter().zip(names) {
+            let key = (pair.vip, pair.rip, pair.method, self.interval_of(pair));
+            match targets.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(name),
+                None => targets.push((key, vec![name])),
+            }
+        }
+        let intervals: Vec<Duration> = targets.iter().map(|(k, _)| k.3).collect();
+        let targets: Vec<Vec<String>> = targets.into_iter().map(|(_, v)| v).collect();
+        if let Ok(mut plan) = self.plan.lock() {
+            // The same targets keep their turns (a pass that changed nothing).
+            if plan.targets != targets || plan.schedule.intervals() != intervals {
+                plan.schedule = Schedule::new(&intervals, now);
+                plan.targets = targets;
+            }
+        }
+        // The probe timeout never exceeds the shortest interval.
+        self.refresh.store(true, Ordering::Relaxed);
+        self.plan_changed.notify_all();
+    }
+
+    /// The probe budget: `--timeout` (default 1 s), at most the shortest interval.
+    fn probe_timeout(&self) -> Duration {
+        let shortest = self
+            .book
+            .lock()
+            .ok()
+            .and_then(|b| b.records.values().map(|r| r.interval).min());
+        let t = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        match shortest {
+            Some(s) => t.min(s).max(Duration::from_millis(1)),
+            None => t,
+        }
+    }
+
+    /// Builds new shared sockets and caches when asked to (a fault, new pairs) or when
+    /// [`FLEET_REFRESH`] has passed; the old ones close once their probes end.
+    fn maybe_refresh_fleet(&self) {
+        let Ok(mut built) = self.fleet_built.lock() else {
+            return;
+        };
+        let asked = self.refresh.load(Ordering::Relaxed) && built.elapsed() >= FAULT_REFRESH;
+        if !asked && built.elapsed() < FLEET_REFRESH {
+            return;
+        }
+        self.refresh.store(false, Ordering::Relaxed);
+        *built = Instant::now();
+        let fresh = Arc::new(FleetProbe::new(self.probe_timeout(), self.allow_arp_answer));
+        let old = match self.fleet.write() {
+            Ok(mut f) => std::mem::replace(&mut *f, fresh),
+            Err(_) => return,
+        };
+        // Closing joins the dispatchers (up to a tick each): not on the scheduler's time.
+        std::thread::spawn(move || drop(old));
+    }
+
+    /// Probes one target's pairs (at once, sharing one ICMP result) and counts the
+    /// results.
+    fn probe_target(&self, pairs: &[Pair]) {
+        let fleet = match self.fleet.read() {
+            Ok(f) => f.clone(),
+            Err(_) => return,
+        };
+        let memo = IcmpMemo::default();
+        let run = |p: &Pair| -> (Outcome, bool, Instant) {
+            let start = Instant::now();
+            let v = match fleet.request(p) {
+                Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    fleet.fleet.probe_with_memo(&req, start, &memo)
+                }))
+                .unwrap_or_else(|_| {
+                    Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
+                }),
+                Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
+            };
+            (outcome(&v), v.own_fault, Instant::now())
+        };
+        let results: Vec<(Outcome, bool, Instant)> = if pairs.len() == 1 {
+            vec![run(&pairs[0])]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = pairs.iter().map(|p| s.spawn(|| run(p))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                Outcome {
+                                    up: false,
+                                    reason: "internal error".into(),
+                                    latency: None,
+                                },
+                                true,
+                                Instant::now(),
+                            )
+                        })
+                    })
+                    .collect()
+            })
+        };
+        if results.iter().any(|r| r.1) {
+            self.refresh.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut book) = self.book.lock() {
+            for (p, (o, fault, at)) in pairs.iter().zip(results) {
+                let name = p.state_name();
+                book.record(&name, o, fault, at);
+                if let Some(r) = book.records.get_mut(&name) {
+                    r.busy = false;
+                }
+            }
+        }
+    }
+
+    fn enqueue(self: &Arc<Self>, job: Vec<Pair>) {
+        let Ok(mut jobs) = self.jobs.lock() else {
+            return;
+        };
+        jobs.queue.push_back(job);
+        if jobs.idle == 0 && jobs.threads < self.parallel {
+            jobs.threads += 1;
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("vipcheck-probe".into())
+                .spawn(move || me.work());
+            if spawned.is_err() {
+                jobs.threads -= 1;
+            }
+        }
+        drop(jobs);
+        self.job_ready.notify_one();
+    }
+
+    fn work(&self) {
+        loop {
+            let job = {
+                let Ok(mut jobs) = self.jobs.lock() else {
+                    return;
+                };
+                loop {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Some(j) = jobs.queue.pop_front() {
+                        break j;
+                    }
+                    jobs.idle += 1;
+                    jobs = match self.job_ready.wait(jobs) {
+                        Ok(j) => j,
+                        Err(_) => return,
+                    };
+                    jobs.idle -= 1;
+                }
+            };
+            self.probe_target(&job);
+        }
+    }
+
+    /// The scheduler: dispatches the turns that are due, refreshes the fleet, feeds the
+    /// watchdog and the status line.
+    fn schedule(self: &Arc<Self>, notifier: Option<notify::Notifier>) {
+        let watchdog = notify::watchdog_period();
+        let mut last_watchdog = Instant::now();
+        let mut last_status = Instant::now() - Duration::from_secs(60);
+        let mut window = (Instant::now(), 0u64);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if let (Some(n), Some(p)) = (&notifier, watchdog) {
+                if now.duration_since(last_watchdog) >= p {
+                    n.send("WATCHDOG=1");
+                    last_watchdog = now;
+                }
+            }
+            self.maybe_refresh_fleet();
+            let (due, next, overruns) = match self.plan.lock() {
+                Ok(mut plan) => {
+                    let due: Vec<Vec<String>> = plan
+                        .schedule
+                        .take_due(now + SLACK)
+                        .into_iter()
+                        .filter_map(|i| plan.targets.get(i).cloned())
+                        .collect();
+                    (due, plan.schedule.next_due(), plan.schedule.overruns)
+                }
+                Err(_) => return,
+            };
+            let mut jobs = Vec::new();
+            if let Ok(mut book) = self.book.lock() {
+                book.counters.overruns = overruns;
+                for names in due {
+                    let mut pairs = Vec::new();
+                    for n in &names {
+                        if let Some(r) = book.records.get_mut(n) {
+                            if r.busy {
+                                // Still probing its previous turn: skip this one.
+                                book.counters.overruns += 1;
+                                continue;
+                            }
+                            r.busy = true;
+                            pairs.push(r.pair.clone());
+                        }
+                    }
+                    if !pairs.is_empty() {
+                        jobs.push(pairs);
+                    }
+                }
+                if now.duration_since(window.0) >= Duration::from_secs(10) {
+                    let secs = now.duration_since(window.0).as_secs_f64();
+                    book.counters.rate =
+                        book.counters.probes.saturating_sub(window.1) as f64 / secs;
+                    window = (now, book.counters.probes);
+                }
+                if let Some(n) = &notifier {
+                    if now.duration_since(last_status) >= Duration::from_secs(5) {
+                        n.send(&format!("STATUS={}", metrics::summary(&book)));
+                        last_status = now;
+                    }
+                }
+            }
+            for j in jobs {
+                self.enqueue(j);
+            }
+            let mut wait = Duration::from_millis(500);
+            if let Some(n) = next {
+                wait = wait.min(n.saturating_duration_since(Instant::now()));
+            }
+            if let Some(p) = watchdog {
+                wait = wait.min(p);
+            }
+            if wait.is_zero() {
+                continue;
+            }
+            if let Ok(plan) = self.plan.lock() {
+                let _ = self.plan_changed.wait_timeout(plan, wait);
+            }
+        }
+    }
+
+    fn shut(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.plan_changed.notify_all();
+        self.job_ready.notify_all();
+    }
+}
+
+type TargetKey = (IpAddr, IpAddr, ForwardingMethod, Duration);
+
+/// The `watch` pass of the agent: rewrite as `watch` does (when asked to), then re-read
+/// the pairs and hand them to the agent.
+struct Following {
+    rewrite: Option<RewriteRegenerator>,
+    config: PathBuf,
+    format: Format,
+    opts: GenerateOptions,
+    agent: Arc<Agent>,
+    notifier: Option<Arc<notify::Notifier>>,
+    ready: bool,
+}
+
+impl Regenerate for Following {
+    fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
+        let done = match &mut self.rewrite {
+            Some(r) => r.regenerate()?,
+            None => {
+                // Only following: what the rewrite would read, nothing written.
+                let plan = crate::rewrite::plan(&self.config, self.format, &self.opts)?;
+                Regenerated {
+                    written: Vec::new(),
+                    main_output: self.config.clone(),
+                    read_paths: plan.read_paths(),
+                    include_patterns: plan.include_patterns.clone(),
+                    watch_dirs: plan.watch_dirs(),
+                    warnings: plan
+                        .warnings
+                        .iter()
+                        .map(crate::watch::diagnostic_line)
+                        .collect(),
+                }
+            }
+        };
+        let loaded = load(&self.config, self.format, self.opts.config_id.clone())?;
+        self.agent
+            .set_pairs(pairs(&loaded.services, &self.opts.fwmark_vips));
+        if !self.ready {
+            self.ready = true;
+            if let Some(n) = &self.notifier {
+                n.send("READY=1");
+            }
+        }
+        Ok(done)
+    }
+
+    fn current_output(&self) -> Option<PathBuf> {
+        self.rewrite.as_ref().and_then(|r| r.current_output())
+    }
+}
+
+/// Runs `vipcheck agent`; returns the exit code: 0 stopped by SIGTERM/SIGINT, 1 the
+/// agent could not go on, 2 the config, arguments or listen address are wrong.
+pub fn run_cli(inputs: AgentInputs) -> i32 {
+    if !(0.0..=1.0).contains(&inputs.depool_threshold) {
+        eprintln!(
+            "vipcheck: --depool-threshold {} is not a fraction from 0 to 1; hint: e.g. 0.5 \
+             keeps at least half of each service up",
+            inputs.depool_threshold
+        );
+        return 2;
+    }
+    let args = &inputs.watch;
+    let setup = (|| {
+        let format = resolve_format(&args.config, args.generate.format)?;
+        let config = crate::watch::absolute(&args.config);
+        let opts = generate_options(&args.generate, None)?;
+        let loaded = load(&config, format, opts.config_id.clone())?;
+        crate::config::check_targets(&loaded.services, &loaded.sources)
+            .map_err(RewriteError::Many)?;
+        let rewrite = if args.output.is_some() || args.in_place {
+            Some(RewriteRegenerator::from_args(
+                args.clone(),
+                format,
+                &config,
+            )?)
+        } else {
+            None
+        };
+        Ok::<_, RewriteError>((format, config, opts, loaded, rewrite))
+    })();
+    let (format, config, opts, loaded, rewrite) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
+            return 2;
+        }
+    };
+    crate::rewrite::command::print_diagnostics(&loaded.warnings);
+    let state = match StateDir::open(&inputs.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "vipcheck: cannot use the state directory {}: {e}; hint: --state-dir DIR, or \
+                 RuntimeDirectory=vipcheck in the unit",
+                inputs.state_dir.display()
+            );
+            return 2;
+        }
+    };
+    let listener = match TcpListener::bind(&inputs.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "vipcheck: cannot listen on {}: {e}; hint: --listen ADDR:PORT",
+                inputs.listen
+            );
+            return 2;
+        }
+    };
+    let mut watch_opts = crate::watch::daemon_options(args, format, config.clone());
+    if rewrite.is_none() {
+        watch_opts.validation = Validation::None;
+        watch_opts.reload = Reload::None;
+    }
+    let agent = Arc::new(Agent::new(&inputs, format, state));
+    agent.set_pairs(pairs(&loaded.services, &opts.fwmark_vips));
+    let notifier = notify::Notifier::from_env().map(Arc::new);
+    let scheduler = {
+        let agent = agent.clone();
+        let n = notify::Notifier::from_env();
+        std::thread::Builder::new()
+            .name("vipcheck-schedule".into())
+            .spawn(move || agent.schedule(n))
+    };
+    let scheduler = match scheduler {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vipcheck: cannot start the scheduler: {e}");
+            return 1;
+        }
+    };
+    {
+        let agent = agent.clone();
+        let _ = std::thread::Builder::new()
+            .name("vipcheck-http".into())
+            .spawn(move || http::serve(listener, &agent));
+    }
+    say(
+        Priority::Info,
+        &format!(
+            "probing {} pairs of {}; verdicts in {}; metrics on http://{}/metrics",
+            agent.book.lock().map_or(0, |b| b.order.len()),
+            config.display(),
+            inputs.state_dir.display(),
+            inputs.listen
+        ),
+    );
+    let following = Following {
+        rewrite,
+        config,
+        format,
+        opts,
+        agent: agent.clone(),
+        notifier: notifier.clone(),
+        ready: false,
+    };
+    let mut logger = crate::watch::Logger::stderr();
+    let watcher = Watcher::new(following, watch_opts, Box::new(move |r| logger.log(&r)));
+    let stopper = watcher.stopper();
+    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vipcheck: cannot catch SIGTERM/SIGINT/SIGHUP: {e}");
+            return 1;
+        }
+    };
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == libc::SIGHUP {
+                stopper.refresh();
+            } else {
+                stopper.stop();
+                break;
+            }
+        }
+    });
+    let code = match watcher.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            say(Priority::Error, &format!("{e}; hint: {}", e.hint()));
+            1
+        }
+    };
+    handle.close();
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1");
+    }
+    agent.shut();
+    let _ = scheduler.join();
+    code
+}

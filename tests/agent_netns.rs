@@ -1,0 +1,491 @@
+//! `vipcheck agent` against real network stacks: a director and real servers in network
+//! namespaces (tests/common/topo.rs), the agent run inside the director's namespace.
+//! Asserted: the verdict files of the usual matrix (good, no VIP, no listener, forwarder,
+//! ARP problem, IPv6) within two intervals, and that they, `/status`, `/metrics` and
+//! `vipcheck status --json` agree on every pair; rise and fall; the depool threshold;
+//! fail-static when the agent's interface is deleted; following the config; sd_notify.
+//! Needs root; prints "skipped: needs root (...)" otherwise, unless
+//! VIPCHECK_REQUIRE_PRIVILEGED=1.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::{in_named, privileged, run_bounded, ChildGuard};
+use common::topo::{self, Scenario, VIP4, VIP6};
+
+/// The agent, running in the director's namespace until dropped.
+struct Agent {
+    _child: ChildGuard,
+    state: PathBuf,
+    log: PathBuf,
+    ns: String,
+    _tmp: tempfile::TempDir,
+}
+
+const LISTEN: &str = "127.0.0.1:9874";
+
+impl Agent {
+    /// `vipcheck agent CONFIG ARGS` in `dir`, with its state in a temp dir.
+    fn start(
+        dir: &common::netns::Netns,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let conf = tmp.path().join("keepalived.conf");
+        std::fs::write(&conf, config).expect("write the config");
+        Agent::start_at(dir, tmp, &conf, args, env)
+    }
+
+    fn start_at(
+        dir: &common::netns::Netns,
+        tmp: tempfile::TempDir,
+        conf: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
+        let state = tmp.path().join("state");
+        let log = tmp.path().join("agent.log");
+        let mut c = dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+        c.arg("agent")
+            .arg(conf)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--listen", LISTEN])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let child = c.spawn().expect("start the agent");
+        Agent {
+            _child: ChildGuard(child),
+            state,
+            log,
+            ns: dir.name().to_string(),
+            _tmp: tmp,
+        }
+    }
+
+    /// The verdict file of a pair: `Some("0")` up, `Some("1")` down.
+    fn verdict(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.state.join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `f` every 20 ms until it holds or `limit` passes; returns the time it took.
+    fn wait(&self, limit: Duration, what: &str, mut f: impl FnMut(&Agent) -> bool) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f(self) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{what}: not within {limit:?}\nagent log:\n{}", self.log());
+    }
+
+    /// `GET path` from the agent's endpoint, inside its namespace.
+    fn get(&self, path: &str) -> String {
+        in_named(&self.ns, || vipcheck::agent::client::get(LISTEN, path))
+            .unwrap_or_else(|e| panic!("{path}: {e}\nagent log:\n{}", self.log()))
+    }
+}
+
+fn name(vip: &str, port: u16, rip: &str) -> String {
+    format!(
+        "tcp_{}_{port}_{}",
+        vip.replace(':', "-"),
+        rip.replace(':', "-")
+    )
+}
+
+fn rip_of(host: u8, v6: bool) -> String {
+    if v6 {
+        format!("2001:db8::{host:x}")
+    } else {
+        format!("192.0.2.{host}")
+    }
+}
+
+/// A keepalived config: one DR service on VIP:80 per VIP with `hosts` as real servers.
+fn keepalived(vips: &[&str], hosts: &[u8], delay_loop: &str) -> String {
+    let mut s = String::from("global_defs {\n    router_id test\n}\n");
+    for vip in vips {
+        s.push_str(&format!(
+            "virtual_server {vip} 80 {{\n    delay_loop {delay_loop}\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for &h in hosts {
+            s.push_str(&format!(
+                "    real_server {} 80 {{\n    }}\n",
+                rip_of(h, vip.contains(':'))
+            ));
+        }
+        s.push_str("}\n");
+    }
+    s
+}
+
+/// Whether a pair of the matrix is up.
+fn expected_up(s: Scenario, v6: bool) -> bool {
+    match s {
+        Scenario::Good => true,
+        // IPv6 has no arp_ignore: a VIP on lo is never answered for.
+        Scenario::ArpAnswering => v6,
+        _ => false,
+    }
+}
+
+const MATRIX: [(u8, Scenario); 6] = [
+    (11, Scenario::Good),
+    (12, Scenario::NoVip),
+    (13, Scenario::NoListener),
+    (14, Scenario::Forwarder),
+    (15, Scenario::ArpAnswering),
+    (16, Scenario::VipOnEth0),
+];
+
+/// `vipcheck status --json` on `config` in the director's namespace.
+fn status_json(dir: &common::netns::Netns, config: &Path) -> serde_json::Value {
+    let mut c: Command = dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(config)
+        .args(["--json", "--timeout", "500ms"]);
+    let out = run_bounded(&mut c, Duration::from_secs(30));
+    serde_json::from_slice(&out.stdout).expect("status --json")
+}
+
+/// The value of a metric line that starts with `prefix` (name and labels).
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn the_matrix_s_verdict_files_are_right_within_two_intervals_and_agree_with_status() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&MATRIX, &[80]);
+    let hosts: Vec<u8> = MATRIX.iter().map(|(h, _)| *h).collect();
+    // The interval comes from delay_loop.
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4, VIP6], &hosts, "1"),
+        &["--timeout", "400ms"],
+        &[],
+    );
+    let all: Vec<(String, bool)> = [VIP4, VIP6]
+        .iter()
+        .flat_map(|vip| {
+            MATRIX.iter().map(move |&(h, s)| {
+                let v6 = vip.contains(':');
+                (name(vip, 80, &rip_of(h, v6)), expected_up(s, v6))
+            })
+        })
+        .collect();
+    agent.wait(Duration::from_secs(2), "every verdict file", |a| {
+        all.iter().all(|(n, _)| a.verdict(n).is_some())
+    });
+    for (n, up) in &all {
+        assert_eq!(
+            agent.verdict(n).as_deref(),
+            Some(if *up { "0" } else { "1" }),
+            "{n}\n{}",
+            agent.log()
+        );
+    }
+    // /status, /metrics and `status --json` say the same of every pair.
+    let conf = agent._tmp.path().join("keepalived.conf");
+    let ours: serde_json::Value = serde_json::from_str(&agent.get("/status")).expect("JSON");
+    let theirs = status_json(&site.dir, &conf);
+    let metrics = agent.get("/metrics");
+    let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+    assert_eq!(ours.len(), all.len());
+    assert_eq!(theirs.len(), all.len());
+    for (o, t) in ours.iter().zip(theirs) {
+        for k in ["service", "vip", "port", "proto", "rip", "method", "up"] {
+            assert_eq!(o[k], t[k], "{k}: {o} vs {t}");
+        }
+        let (vip, rip) = (o["vip"].as_str().unwrap(), o["rip"].as_str().unwrap());
+        let file = agent.verdict(&name(vip, 80, rip));
+        assert_eq!(file.as_deref() == Some("0"), o["up"] == true, "{o}");
+        let labels = format!(
+            "vipcheck_agent_pair_up{{service=\"{}\",vip=\"{vip}\",port=\"80\",proto=\"tcp\",real=\"{rip}\",method=\"dr\"}}",
+            o["service"].as_str().unwrap()
+        );
+        assert_eq!(
+            metric(&metrics, &labels),
+            Some(if o["up"] == true { 1.0 } else { 0.0 }),
+            "{labels}"
+        );
+    }
+    assert!(metrics.contains("vipcheck_agent_probe_latency_seconds_bucket{"));
+    assert_eq!(metric(&metrics, "vipcheck_agent_fail_static "), Some(0.0));
+    let ups = all.iter().filter(|(_, up)| *up).count() as f64;
+    let v4_ups = MATRIX
+        .iter()
+        .filter(|(_, s)| expected_up(*s, false))
+        .count() as f64;
+    assert_eq!(
+        metric(
+            &metrics,
+            "vipcheck_agent_service_pairs_up{service=\"192.0.2.20:80/tcp\"}"
+        ),
+        Some(v4_ups)
+    );
+    assert!(ups > v4_ups);
+    // `status --agent` prints the agent's view.
+    let mut c = site.dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.args(["status", "--agent", LISTEN, "--json"]);
+    let out = run_bounded(&mut c, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "some pairs are down");
+    let via: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for (v, o) in via.as_array().unwrap().iter().zip(ours) {
+        assert_eq!(v["up"], o["up"]);
+        assert_eq!(v["rip"], o["rip"]);
+    }
+}
+
+#[test]
+fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
+    let interval = Duration::from_millis(300);
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &[11], "60"),
+        &[
+            "--interval",
+            "300ms",
+            "--timeout",
+            "200ms",
+            "--fall",
+            "3",
+            "--rise",
+            "2",
+        ],
+        &[],
+    );
+    let n = name(VIP4, 80, "192.0.2.11");
+    agent.wait(Duration::from_secs(2), "up", |a| {
+        a.verdict(&n).as_deref() == Some("0")
+    });
+    let rs = &site.servers[0];
+    rs.ip(&format!("addr del {VIP4}/32 dev lo"));
+    let took = agent.wait(Duration::from_secs(5), "down after fall", |a| {
+        a.verdict(&n).as_deref() == Some("1")
+    });
+    // Three failures in a row: the first may come at once, the third two intervals on.
+    assert!(
+        took >= interval * 2 - Duration::from_millis(100),
+        "{took:?}"
+    );
+    assert!(
+        took <= interval * 4 + Duration::from_millis(500),
+        "{took:?}"
+    );
+    rs.ip(&format!("addr add {VIP4}/32 dev lo"));
+    let took = agent.wait(Duration::from_secs(5), "up after rise", |a| {
+        a.verdict(&n).as_deref() == Some("0")
+    });
+    assert!(took >= interval - Duration::from_millis(100), "{took:?}");
+    assert!(
+        took <= interval * 3 + Duration::from_millis(500),
+        "{took:?}"
+    );
+    let metrics = agent.get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "vipcheck_agent_pair_flaps_total{{service=\"192.0.2.20:80/tcp\",vip=\"{VIP4}\",port=\"80\",proto=\"tcp\",real=\"192.0.2.11\",method=\"dr\"}} 2"
+        )),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_depool_threshold_keeps_half_the_pool_with_the_latest_failures() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let hosts = [11, 12, 13, 14];
+    let site = topo::Site::new(&hosts.map(|h| (h, Scenario::Good)), &[80]);
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &hosts, "60"),
+        &[
+            "--interval",
+            "200ms",
+            "--timeout",
+            "150ms",
+            "--fall",
+            "1",
+            "--depool-threshold",
+            "0.5",
+        ],
+        &[],
+    );
+    let names: Vec<String> = hosts
+        .iter()
+        .map(|h| name(VIP4, 80, &format!("192.0.2.{h}")))
+        .collect();
+    agent.wait(Duration::from_secs(2), "all up", |a| {
+        names.iter().all(|n| a.verdict(n).as_deref() == Some("0"))
+    });
+    // 11 fails first, then 12, then 13: 0.5 of four keeps two up, 14 and the latest (13).
+    for (i, rs) in site.servers[..3].iter().enumerate() {
+        rs.ip(&format!("addr del {VIP4}/32 dev lo"));
+        if i < 2 {
+            let n = &names[i];
+            agent.wait(Duration::from_secs(3), "down", |a| {
+                a.verdict(n).as_deref() == Some("1")
+            });
+        }
+    }
+    agent.wait(Duration::from_secs(3), "the threshold holds one", |a| {
+        metric(
+            &a.get("/metrics"),
+            "vipcheck_agent_service_depool_held{service=\"192.0.2.20:80/tcp\"}",
+        ) == Some(1.0)
+    });
+    // Stays that way.
+    std::thread::sleep(Duration::from_millis(600));
+    let files: Vec<Option<String>> = names.iter().map(|n| agent.verdict(n)).collect();
+    assert_eq!(
+        files,
+        ["1", "1", "0", "0"].map(|s| Some(s.to_string())),
+        "{}",
+        agent.log()
+    );
+    let status: serde_json::Value = serde_json::from_str(&agent.get("/status")).unwrap();
+    assert!(status[2]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("held up by the depool threshold"));
+    assert!(
+        agent.log().contains("depool threshold 0.5"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn when_the_agent_cannot_probe_it_keeps_the_last_verdicts() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&[(11, Scenario::Good), (12, Scenario::NoVip)], &[80]);
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &[11, 12], "60"),
+        &["--interval", "200ms", "--timeout", "150ms", "--fall", "1"],
+        &[],
+    );
+    let (good, bad) = (name(VIP4, 80, "192.0.2.11"), name(VIP4, 80, "192.0.2.12"));
+    agent.wait(Duration::from_secs(2), "verdicts", |a| {
+        a.verdict(&good).as_deref() == Some("0") && a.verdict(&bad).as_deref() == Some("1")
+    });
+    // The agent's own interface goes away: no route, no socket.
+    site.dir.ip("link del eth0");
+    agent.wait(Duration::from_secs(3), "fail-static exported", |a| {
+        metric(&a.get("/metrics"), "vipcheck_agent_fail_static ") == Some(1.0)
+    });
+    // Ten turns later, nothing changed.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        agent.verdict(&good).as_deref(),
+        Some("0"),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(agent.verdict(&bad).as_deref(), Some("1"));
+    let metrics = agent.get("/metrics");
+    assert!(metric(&metrics, "vipcheck_agent_probe_errors_total ").unwrap() >= 5.0);
+    let status: serde_json::Value = serde_json::from_str(&agent.get("/status")).unwrap();
+    assert_eq!(status[0]["up"], true);
+    assert!(status[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot probe"));
+    assert!(
+        agent.log().contains("keeping its last verdict"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn the_agent_follows_the_config_and_removes_the_files_of_removed_pairs() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&[(11, Scenario::Good), (12, Scenario::Good)], &[80]);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("keepalived.conf");
+    std::fs::write(&conf, keepalived(&[VIP4], &[11], "60")).unwrap();
+    let agent = Agent::start_at(
+        &site.dir,
+        tmp,
+        &conf,
+        &["--interval", "200ms", "--timeout", "150ms"],
+        &[],
+    );
+    let (a11, a12) = (name(VIP4, 80, "192.0.2.11"), name(VIP4, 80, "192.0.2.12"));
+    agent.wait(Duration::from_secs(2), "first", |a| {
+        a.verdict(&a11).is_some()
+    });
+    assert!(agent.verdict(&a12).is_none());
+    std::fs::write(&conf, keepalived(&[VIP4], &[12], "60")).unwrap();
+    agent.wait(Duration::from_secs(3), "follows", |a| {
+        a.verdict(&a12).as_deref() == Some("0") && a.verdict(&a11).is_none()
+    });
+}
+
+#[test]
+fn systemd_hears_ready_and_the_watchdog() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
+    let sock_dir = tempfile::tempdir().unwrap();
+    let path = sock_dir.path().join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &[11], "1"),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let start = Instant::now();
+    let (mut ready, mut watchdogs, mut status) = (false, 0, false);
+    let mut buf = [0u8; 512];
+    while start.elapsed() < Duration::from_secs(5) && !(ready && watchdogs >= 3 && status) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            ready |= msg.contains("READY=1");
+            watchdogs += usize::from(msg.contains("WATCHDOG=1"));
+            status |= msg.starts_with("STATUS=") && msg.contains("pairs");
+        }
+    }
+    assert!(ready, "no READY=1\n{}", agent.log());
+    assert!(watchdogs >= 3, "{watchdogs} WATCHDOG=1\n{}", agent.log());
+    assert!(status, "no STATUS=");
+}
