@@ -94,11 +94,12 @@ pub struct GenerateArgs {
     pub app_check: bool,
     /// What the generated checks read: `probe` runs `vipcheck probe` per check (keepalived
     /// MISC_CHECK); `agent` reads the verdict files of `vipcheck agent` (keepalived
-    /// FILE_CHECK on a track_file; the ldirectord wrapper reads the file).
+    /// FILE_CHECK on a track_file; the ldirectord wrapper reads the file). `vipcheck
+    /// agent` always generates `agent`.
     #[arg(long, value_enum, default_value = "probe")]
     pub feed: FeedArg,
-    /// With `--feed agent`: the directory of the agent's verdict files
-    /// (default /run/vipcheck).
+    /// The directory of the agent's verdict files (default /run/vipcheck): where
+    /// `vipcheck agent` writes them, and what `--feed agent` checks read.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -315,9 +316,6 @@ pub struct WatchArgs {
 pub struct AgentArgs {
     /// The keepalived.conf or ldirectord.cf to read (includes are followed and watched).
     pub config: PathBuf,
-    /// Where the verdict files go.
-    #[arg(long, default_value = "/run/vipcheck", value_name = "DIR")]
-    pub state_dir: PathBuf,
     /// Probe every pair this often (default: its service's delay_loop / checkinterval).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
@@ -368,6 +366,16 @@ pub struct AgentArgs {
 
 impl From<AgentArgs> for AgentInputs {
     fn from(a: AgentArgs) -> AgentInputs {
+        // One --state-dir (the shared generate option): where the agent writes its
+        // verdicts is where the checks of its own rewrite (-o / --in-place) read them, so
+        // that rewrite is always --feed agent.
+        let mut generate: GenerateInputs = a.generate.into();
+        generate.feed = FeedChoice::Agent;
+        let state_dir = generate
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::rewrite::DEFAULT_STATE_DIR));
+        generate.state_dir = Some(state_dir.clone());
         AgentInputs {
             watch: WatchInputs {
                 config: a.config,
@@ -378,9 +386,9 @@ impl From<AgentArgs> for AgentInputs {
                 pidfile: a.pidfile,
                 debounce: a.debounce,
                 once: false,
-                generate: a.generate.into(),
+                generate,
             },
-            state_dir: a.state_dir,
+            state_dir,
             interval: a.interval,
             thresholds: Thresholds {
                 rise: a.rise,

@@ -114,14 +114,6 @@ fn run(args: &RewriteInputs) -> Result<i32, RewriteError> {
                 .into(),
         ));
     }
-    if args.generate.state_dir.is_some() && args.generate.feed == FeedChoice::Probe {
-        return Err(RewriteError::Output(
-            "--state-dir only works with --feed agent: it names the directory of the agent's \
-             verdict files, which only FILE_CHECK (keepalived) or the agent-fed wrapper \
-             (ldirectord) read"
-                .into(),
-        ));
-    }
     let format = resolve_format(&args.config, args.generate.format)?;
     let output_dir = match &args.output {
         Some(out) if super::output_is_directory(out) => Some(out.clone()),
@@ -227,6 +219,14 @@ pub fn generate_options(
             })?,
     };
     check_probe_path(&probe_path, args.probe_path.is_some())?;
+    if args.state_dir.is_some() && args.feed == FeedChoice::Probe {
+        return Err(RewriteError::Output(
+            "--state-dir only works with --feed agent: it names the directory of the agent's \
+             verdict files, which only FILE_CHECK (keepalived) or the agent-fed wrapper \
+             (ldirectord) read"
+                .into(),
+        ));
+    }
     let mut opts = GenerateOptions::new(probe_path);
     opts.probe_timeout = args.probe_timeout;
     for m in &args.fwmark_vips {

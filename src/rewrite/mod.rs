@@ -108,6 +108,7 @@ pub fn state_name(
         rip,
         method: crate::config::ForwardingMethod::DirectRouting,
         config_checks: Vec::new(),
+        interval: None,
     }
     .state_name()
 }
