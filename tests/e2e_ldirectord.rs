@@ -676,7 +676,10 @@ fn ldirectord_fed_by_the_agent_keeps_only_the_good_real_servers() {
     assert_eq!(wrappers.len(), 2, "{wrappers:?}");
     for w in &wrappers {
         let text = fs::read_to_string(w).unwrap_or_default();
-        assert!(!text.contains(" probe "), "the agent-fed wrapper probes:\n{text}");
+        assert!(
+            !text.contains(" probe "),
+            "the agent-fed wrapper probes:\n{text}"
+        );
         assert!(text.contains(&*state.to_string_lossy()), "{text}");
     }
 
