@@ -15,7 +15,7 @@ fn keepalived_fed_by_the_agent_keeps_exactly_the_good_real_servers_in_ipvs() {
     if !harness::guest_available() {
         return;
     }
-    let run = harness::run_scenario("scenarios/keepalived-agent.sh", &[], &[], 420);
+    let run = harness::run_scenario("scenarios/keepalived-agent.sh", &[], &[], 600);
     run.assert_passed(&[
         "vipcheck rewrite --feed agent writes the config",
         "rewrite added a FILE_CHECK to each of the 9 real servers and 9 track_files",
