@@ -703,6 +703,46 @@ mod tests {
     use crate::probe::session::AppCheck;
     use crate::status::{FleetProbe, Pair};
 
+    /// `vipcheck agent` and `rewrite --feed agent` share one `--state-dir`: the agent
+    /// writes where its own rewrite's checks read, and that rewrite is always `agent`.
+    #[test]
+    fn the_agent_and_its_rewrite_share_one_state_dir() {
+        let inputs = |argv: &[&str]| match Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .command
+        {
+            Command::Agent(a) => AgentInputs::from(a),
+            _ => panic!("not the agent"),
+        };
+        let a = inputs(&["vipcheck", "agent", "k.conf", "--state-dir", "/srv/v"]);
+        assert_eq!(a.state_dir, PathBuf::from("/srv/v"));
+        assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
+        assert_eq!(a.watch.generate.state_dir, Some(PathBuf::from("/srv/v")));
+        let a = inputs(&["vipcheck", "agent", "k.conf"]);
+        assert_eq!(a.state_dir, PathBuf::from("/run/vipcheck"));
+        assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
+        assert_eq!(
+            a.watch.generate.state_dir,
+            Some(PathBuf::from("/run/vipcheck"))
+        );
+        let rewrite = Cli::try_parse_from([
+            "vipcheck",
+            "rewrite",
+            "k.conf",
+            "--feed",
+            "agent",
+            "--state-dir",
+            "/srv/v",
+        ])
+        .unwrap();
+        let Command::Rewrite(r) = rewrite.command else {
+            panic!("not rewrite")
+        };
+        let r = RewriteInputs::from(r);
+        assert_eq!(r.generate.feed, FeedChoice::Agent);
+        assert_eq!(r.generate.state_dir, Some(PathBuf::from("/srv/v")));
+    }
+
     /// `vipcheck probe ARGS` read as the binary reads it: clap, then the conversion.
     fn probe_inputs(argv: &[String]) -> ProbeInputs {
         let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
