@@ -21,7 +21,7 @@ fn keepalived_fed_by_the_agent_keeps_exactly_the_good_real_servers_in_ipvs() {
         "rewrite added a FILE_CHECK to each of the 9 real servers and 9 track_files",
         "keepalived -t accepts the agent-fed config",
         "before the agent: keepalived keeps every real server (init_file 0)",
-        "before the agent: the pools stay full",
+        "before the agent: no FILE_CHECK takes a server out",
         "keepalived created the 9 verdict files holding 0",
         "agent: exactly the good real servers are in IPVS",
         "agent: 192.0.2.100:80 answered only by good1, good2",
