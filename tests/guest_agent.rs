@@ -1,9 +1,11 @@
 //! Issue 13, keepalived fed by the agent: the real keepalived programs the real IPVS (in
-//! the qemu guest) from the operator's config rewritten with `vipcheck rewrite --feed
+//! the qemu guest) from the operator's config (without its own HTTP_GETs, see
+//! tests/guest/fixtures/keepalived-agent.conf) rewritten with `vipcheck rewrite --feed
 //! agent`, and `vipcheck agent` writes the verdict files its FILE_CHECKs read. Before the
 //! agent runs the pools stay full (init_file 0); with it IPVS holds exactly the good real
-//! servers; a server that loses its VIP leaves within `interval x fall + 1 s` (the figure
-//! is printed as a `MEASURED:` line) and comes back; stopping the agent (SIGTERM, SIGKILL)
+//! servers; a server that loses its VIP leaves within `interval x fall + timeout + 1 s`
+//! (the figure is printed as a `MEASURED:` line, with whether it met the issue's
+//! `interval x fall + 1 s`) and comes back; stopping the agent (SIGTERM, SIGKILL)
 //! keeps the pool. The topology and assertions are in
 //! tests/guest/scenarios/keepalived-agent.sh.
 
@@ -21,6 +23,7 @@ fn keepalived_fed_by_the_agent_keeps_exactly_the_good_real_servers_in_ipvs() {
         "rewrite added a FILE_CHECK to each of the 9 real servers and 9 track_files",
         "keepalived -t accepts the agent-fed config",
         "before the agent: keepalived keeps every real server (init_file 0)",
+        "before the agent: the pools stay full",
         "before the agent: no FILE_CHECK takes a server out",
         "keepalived created the 9 verdict files holding 0",
         "agent: exactly the good real servers are in IPVS",
