@@ -237,9 +237,9 @@ note "vipcheck rewrite --feed agent"
 if expect_status "vipcheck rewrite --feed agent writes the config" 0 '' \
     "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" \
     --feed agent --state-dir "$state" && [ -s "$out_conf" ]; then
-    n=$(grep -c 'FILE_CHECK' "$out_conf")
+    n=$(grep -c '^ *FILE_CHECK {' "$out_conf")
     d=$(grep -c '^track_file ' "$out_conf")
-    m=$(grep -c 'MISC_CHECK' "$out_conf")
+    m=$(grep -c '^ *MISC_CHECK {' "$out_conf")
     if [ "$n" -eq 9 ] && [ "$d" -eq 9 ] && [ "$m" -eq 0 ]; then
         pass "rewrite added a FILE_CHECK to each of the 9 real servers and 9 track_files"
     else
