@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::hysteresis::Thresholds;
-use crate::agent::AgentInputs;
+use crate::agent::{AgentInputs, Settings as AgentSettings};
 use crate::config::{Format, ForwardingMethod, Protocol};
 use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
@@ -389,16 +389,18 @@ impl From<AgentArgs> for AgentInputs {
                 generate,
             },
             state_dir,
-            interval: a.interval,
-            thresholds: Thresholds {
-                rise: a.rise,
-                fall: a.fall,
-            },
-            depool_threshold: a.depool_threshold,
             listen: a.listen,
-            timeout: a.timeout,
-            parallel: a.parallel,
-            allow_arp_answer: a.allow_arp_answer,
+            settings: AgentSettings {
+                interval: a.interval,
+                thresholds: Thresholds {
+                    rise: a.rise,
+                    fall: a.fall,
+                },
+                depool_threshold: a.depool_threshold,
+                timeout: a.timeout,
+                parallel: a.parallel,
+                allow_arp_answer: a.allow_arp_answer,
+            },
         }
     }
 }

@@ -97,6 +97,7 @@ fn man_dir_writes_a_page_per_subcommand() {
     assert_eq!(
         dir_listing(&dir),
         [
+            "vipcheck-agent.1",
             "vipcheck-appcheck.1",
             "vipcheck-completions.1",
             "vipcheck-man.1",

@@ -29,10 +29,11 @@ const BIN: &str = "/usr/bin/vipcheck";
 const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 const VIP: &str = "192.0.2.20";
 const PROBE: [&str; 6] = ["--vip", VIP, "--rip", "192.0.2.11", "--port", "80"];
-const UNITS: [&str; 3] = [
+const UNITS: [&str; 4] = [
     "vipcheck-watch.service",
     "vipcheck-rewrite.path",
     "vipcheck-rewrite.service",
+    "vipcheck-agent.service",
 ];
 /// Where deb-systemd-helper keeps what it knows of each unit.
 const HELPER_RECORDS: &str = "/var/lib/systemd/deb-systemd-helper-enabled";
@@ -335,6 +336,12 @@ fn deb_installs_with_capabilities_pages_completions_units_and_purges_clean() {
     }
     assert!(read("/lib/systemd/system/vipcheck-watch.service")
         .contains("\nExecStart=/usr/bin/vipcheck watch "));
+    let agent = read("/lib/systemd/system/vipcheck-agent.service");
+    assert!(
+        agent.contains("\nExecStart=/usr/bin/vipcheck agent "),
+        "{agent}"
+    );
+    assert!(agent.contains("\nType=notify\n") && agent.contains("\nWatchdogSec="));
     let enabled = named_vipcheck(Path::new("/etc/systemd/system"));
     assert!(enabled.is_empty(), "postinst enabled a unit: {enabled:?}");
 
@@ -522,6 +529,7 @@ fn postinst_explains_a_file_system_without_capabilities_and_succeeds() {
         "setcap cap_net_raw,cap_net_admin+ep /usr/bin/vipcheck\n\
          deb-systemd-helper update-state vipcheck-watch.service\n\
          deb-systemd-helper update-state vipcheck-rewrite.path\n\
-         deb-systemd-helper update-state vipcheck-rewrite.service\n"
+         deb-systemd-helper update-state vipcheck-rewrite.service\n\
+         deb-systemd-helper update-state vipcheck-agent.service\n"
     );
 }

@@ -357,3 +357,18 @@ fn a_virtual_line_ending_the_file_is_a_duplicate_as_in_ldirectord() {
     ok("virtual=192.0.2.20:80\n\n");
     ok("virtual=192.0.2.20:80\n# no reals yet\n");
 }
+
+#[test]
+fn the_check_interval_is_the_virtual_s_else_the_global_else_ldirectord_s_10s() {
+    use std::time::Duration;
+    let doc = ok("checkinterval=3\n\
+        virtual=192.0.2.20:80\n\treal=192.0.2.11:80 gate\n\tchecktype=negotiate\n\
+        virtual=192.0.2.21:80\n\treal=192.0.2.11:80 gate\n\tcheckinterval=7\n");
+    let got: Vec<_> = doc.services.iter().map(|s| s.interval).collect();
+    assert_eq!(
+        got,
+        [Some(Duration::from_secs(3)), Some(Duration::from_secs(7))]
+    );
+    let doc = ok("virtual=192.0.2.20:80\n\treal=192.0.2.11:80 gate\n");
+    assert_eq!(doc.services[0].interval, Some(Duration::from_secs(10)));
+}

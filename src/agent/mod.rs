@@ -53,8 +53,9 @@ pub const LDIRECTORD_DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// second after a probe could not run.
 const FLEET_REFRESH: Duration = Duration::from_secs(30);
 const FAULT_REFRESH: Duration = Duration::from_secs(1);
-/// Turns due within this of each other are dispatched together.
-const SLACK: Duration = Duration::from_millis(2);
+/// Turns due within this of each other are dispatched together (fewer wake-ups; the
+/// spread stays even to within this).
+const SLACK: Duration = Duration::from_millis(4);
 
 /// What `vipcheck agent` is asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,12 +64,18 @@ pub struct AgentInputs {
     /// generate options). Without `-o` and `--in-place` the agent only follows the config.
     pub watch: WatchInputs,
     pub state_dir: PathBuf,
+    pub listen: String,
+    pub settings: Settings,
+}
+
+/// How the agent probes and judges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
     /// Every service's interval (default: its own `delay_loop` / `checkinterval`).
     pub interval: Option<Duration>,
     pub thresholds: Thresholds,
     /// 0..=1: the share of each service's pairs never reported down (0: off).
     pub depool_threshold: f64,
-    pub listen: String,
     pub timeout: Option<Duration>,
     /// At most this many probes in flight.
     pub parallel: usize,
@@ -319,14 +326,16 @@ impl Book {
         }
         let up = result.up;
         r.last = Some(result);
-        if let Some(now) = r.health.record(up, thresholds) {
-            if !now {
-                self.seq += 1;
-                r.down_since = self.seq;
-            }
+        let changed = r.health.record(up, thresholds);
+        if changed == Some(false) {
+            self.seq += 1;
+            r.down_since = self.seq;
         }
-        let service = r.pair.service.clone();
-        self.settle(&service, known_at);
+        // Nothing to settle while the health stands and the file holds it.
+        if changed.is_some() || r.written != r.reported || r.reported.is_none() {
+            let service = r.pair.service.clone();
+            self.settle(&service, known_at);
+        }
     }
 }
 
@@ -340,7 +349,7 @@ struct Plan {
 /// Probes waiting for a worker.
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<Vec<Pair>>,
+    queue: VecDeque<(Pair, Arc<IcmpMemo>)>,
     idle: usize,
     threads: usize,
 }
@@ -365,7 +374,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    fn new(inputs: &AgentInputs, format: Format, state: StateDir) -> Agent {
+    fn new(inputs: &Settings, format: Format, state: StateDir) -> Agent {
         let timeout = inputs.timeout.unwrap_or(DEFAULT_TIMEOUT);
         Agent {
             book: Mutex::new(Book {
@@ -383,7 +392,12 @@ impl Agent {
             jobs: Mutex::default(),
             job_ready: Condvar::new(),
             fleet: RwLock::new(Arc::new(FleetProbe::new(timeout, inputs.allow_arp_answer))),
-            fleet_built: Mutex::new(Instant::now()),
+            // Built again on the scheduler's first turn, with the pairs' timeout.
+            fleet_built: Mutex::new(
+                Instant::now()
+                    .checked_sub(FLEET_REFRESH)
+                    .unwrap_or_else(Instant::now),
+            ),
             refresh: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             format,
@@ -540,70 +554,50 @@ impl Agent {
         std::thread::spawn(move || drop(old));
     }
 
-    /// Probes one target's pairs (at once, sharing one ICMP result) and counts the
-    /// results.
-    fn probe_target(&self, pairs: &[Pair]) {
+    /// Probes one pair, sharing ICMP results through `memo` with the other pairs of its
+    /// target's turn, and counts the result.
+    fn probe_pair(&self, pair: &Pair, memo: &IcmpMemo) {
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
         };
-        let memo = IcmpMemo::default();
-        let run = |p: &Pair| -> (Outcome, bool, Instant) {
-            let start = Instant::now();
-            let v = match fleet.request(p) {
-                Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    fleet.fleet.probe_with_memo(&req, start, &memo)
-                }))
-                .unwrap_or_else(|_| {
-                    Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
-                }),
-                Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
-            };
-            (outcome(&v), v.own_fault, Instant::now())
+        let start = Instant::now();
+        let v = match fleet.request(pair) {
+            Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fleet.fleet.probe_with_memo(&req, start, memo)
+            }))
+            .unwrap_or_else(|_| {
+                Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
+            }),
+            Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
         };
-        let results: Vec<(Outcome, bool, Instant)> = if pairs.len() == 1 {
-            vec![run(&pairs[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = pairs.iter().map(|p| s.spawn(|| run(p))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            (
-                                Outcome {
-                                    up: false,
-                                    reason: "internal error".into(),
-                                    latency: None,
-                                },
-                                true,
-                                Instant::now(),
-                            )
-                        })
-                    })
-                    .collect()
-            })
-        };
-        if results.iter().any(|r| r.1) {
+        let known_at = Instant::now();
+        if v.own_fault {
             self.refresh.store(true, Ordering::Relaxed);
         }
+        let name = pair.state_name();
         if let Ok(mut book) = self.book.lock() {
-            for (p, (o, fault, at)) in pairs.iter().zip(results) {
-                let name = p.state_name();
-                book.record(&name, o, fault, at);
-                if let Some(r) = book.records.get_mut(&name) {
-                    r.busy = false;
-                }
+            book.record(&name, outcome(&v), v.own_fault, known_at);
+            if let Some(r) = book.records.get_mut(&name) {
+                r.busy = false;
             }
         }
     }
 
-    fn enqueue(self: &Arc<Self>, job: Vec<Pair>) {
+    /// Queues one target's turn: a job per pair, all sharing one ICMP memo.
+    fn enqueue(self: &Arc<Self>, pairs: Vec<Pair>) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
-        jobs.queue.push_back(job);
-        if jobs.idle == 0 && jobs.threads < self.parallel {
+        let memo = Arc::new(IcmpMemo::default());
+        let n = pairs.len();
+        jobs.queue
+            .extend(pairs.into_iter().map(|p| (p, memo.clone())));
+        let spawn = n.saturating_sub(jobs.idle);
+        for _ in 0..spawn {
+            if jobs.threads >= self.parallel {
+                break;
+            }
             jobs.threads += 1;
             let me = self.clone();
             let spawned = std::thread::Builder::new()
@@ -611,10 +605,13 @@ impl Agent {
                 .spawn(move || me.work());
             if spawned.is_err() {
                 jobs.threads -= 1;
+                break;
             }
         }
         drop(jobs);
-        self.job_ready.notify_one();
+        for _ in 0..n {
+            self.job_ready.notify_one();
+        }
     }
 
     fn work(&self) {
@@ -638,7 +635,7 @@ impl Agent {
                     jobs.idle -= 1;
                 }
             };
-            self.probe_target(&job);
+            self.probe_pair(&job.0, &job.1);
         }
     }
 
@@ -784,11 +781,11 @@ impl Regenerate for Following {
 /// Runs `vipcheck agent`; returns the exit code: 0 stopped by SIGTERM/SIGINT, 1 the
 /// agent could not go on, 2 the config, arguments or listen address are wrong.
 pub fn run_cli(inputs: AgentInputs) -> i32 {
-    if !(0.0..=1.0).contains(&inputs.depool_threshold) {
+    if !(0.0..=1.0).contains(&inputs.settings.depool_threshold) {
         eprintln!(
             "vipcheck: --depool-threshold {} is not a fraction from 0 to 1; hint: e.g. 0.5 \
              keeps at least half of each service up",
-            inputs.depool_threshold
+            inputs.settings.depool_threshold
         );
         return 2;
     }
@@ -845,7 +842,7 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         watch_opts.validation = Validation::None;
         watch_opts.reload = Reload::None;
     }
-    let agent = Arc::new(Agent::new(&inputs, format, state));
+    let agent = Arc::new(Agent::new(&inputs.settings, format, state));
     agent.set_pairs(pairs(&loaded.services, &opts.fwmark_vips));
     let notifier = notify::Notifier::from_env().map(Arc::new);
     let scheduler = {
@@ -923,4 +920,145 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
     agent.shut();
     let _ = scheduler.join();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    fn pair(host: u8) -> Pair {
+        Pair {
+            service: "192.0.2.20:80/tcp".into(),
+            vip: "192.0.2.20".parse().unwrap(),
+            port: Some(80),
+            proto: Protocol::Tcp,
+            rip: format!("192.0.2.{host}").parse().unwrap(),
+            method: ForwardingMethod::DirectRouting,
+            config_checks: Vec::new(),
+            interval: Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn result(up: bool) -> Outcome {
+        Outcome {
+            up,
+            reason: if up {
+                String::new()
+            } else {
+                "VIP did not answer".into()
+            },
+            latency: up.then(|| Duration::from_micros(300)),
+        }
+    }
+
+    fn agent(dir: &std::path::Path, fall: u32, depool: f64, hosts: &[u8]) -> Agent {
+        let inputs = Settings {
+            interval: None,
+            thresholds: Thresholds { rise: 1, fall },
+            depool_threshold: depool,
+            timeout: None,
+            parallel: 4,
+            allow_arp_answer: false,
+        };
+        let a = Agent::new(&inputs, Format::Keepalived, StateDir::open(dir).unwrap());
+        a.set_pairs(hosts.iter().map(|&h| pair(h)).collect());
+        a
+    }
+
+    fn file(dir: &std::path::Path, host: u8) -> Option<String> {
+        std::fs::read_to_string(dir.join(pair(host).state_name())).ok()
+    }
+
+    fn feed(a: &Agent, host: u8, up: bool, fault: bool) {
+        let mut book = a.book.lock().unwrap();
+        book.record(&pair(host).state_name(), result(up), fault, Instant::now());
+    }
+
+    #[test]
+    fn a_file_appears_with_the_first_result_and_changes_only_with_the_verdict() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 2, 0.0, &[11]);
+        assert_eq!(file(tmp.path(), 11), None);
+        feed(&a, 11, true, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        let ino = |p: &std::path::Path| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+        };
+        let path = tmp.path().join(pair(11).state_name());
+        let first = ino(&path);
+        feed(&a, 11, true, false);
+        feed(&a, 11, false, false);
+        // One failure of two: not rewritten (a rename would give a new inode).
+        assert_eq!(ino(&path), first);
+        feed(&a, 11, false, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("1\n"));
+        let book = a.book.lock().unwrap();
+        assert_eq!(book.records[&pair(11).state_name()].flaps, 1);
+        assert_eq!(book.counters.write_latency.count, 2);
+    }
+
+    #[test]
+    fn the_agent_s_own_faults_change_no_verdict_and_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.0, &[11, 12]);
+        feed(&a, 11, true, false);
+        for _ in 0..5 {
+            feed(&a, 11, false, true);
+            feed(&a, 12, false, true);
+        }
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        // No verdict yet: no file rather than a guess.
+        assert_eq!(file(tmp.path(), 12), None);
+        let book = a.book.lock().unwrap();
+        assert_eq!(book.counters.faults, 10);
+        let text = metrics::render(&book, Duration::from_secs(1));
+        assert!(text.contains("\nvipcheck_agent_fail_static 1\n"), "{text}");
+        let row = metrics::outcome_of(&book.records[&pair(11).state_name()]);
+        assert!(row.up && row.reason.starts_with("cannot probe"), "{row:?}");
+        drop(book);
+        // Probing works again: results count again.
+        feed(&a, 11, false, false);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("1\n"));
+    }
+
+    #[test]
+    fn the_threshold_holds_the_latest_failure_up_and_lets_it_go_when_another_recovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.5, &[11, 12, 13, 14]);
+        for h in [11, 12, 13, 14] {
+            feed(&a, h, true, false);
+        }
+        for h in [11, 12, 13] {
+            feed(&a, h, false, false);
+        }
+        let files = [11, 12, 13, 14].map(|h| file(tmp.path(), h).unwrap());
+        assert_eq!(files, ["1\n", "1\n", "0\n", "0\n"]);
+        assert_eq!(
+            a.book.lock().unwrap().held().get("192.0.2.20:80/tcp"),
+            Some(&1)
+        );
+        // 11 recovers: two up without holding 13 any more.
+        feed(&a, 11, true, false);
+        let files = [11, 12, 13, 14].map(|h| file(tmp.path(), h).unwrap());
+        assert_eq!(files, ["0\n", "1\n", "1\n", "0\n"]);
+        assert!(a.book.lock().unwrap().held().is_empty());
+    }
+
+    #[test]
+    fn removed_pairs_lose_their_files_and_targets_group_a_server_s_ports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.0, &[11, 12]);
+        feed(&a, 11, true, false);
+        feed(&a, 12, true, false);
+        let mut p81 = pair(11);
+        p81.port = Some(81);
+        p81.service = "192.0.2.20:81/tcp".into();
+        a.set_pairs(vec![pair(11), p81]);
+        assert_eq!(file(tmp.path(), 12), None);
+        assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
+        let plan = a.plan.lock().unwrap();
+        assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
+        assert_eq!(plan.targets[0].len(), 2);
+    }
 }

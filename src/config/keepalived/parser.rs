@@ -858,6 +858,31 @@ mod tests {
     }
 
     #[test]
+    fn delay_loop_is_the_service_s_interval_in_decimal_seconds() {
+        let text = "virtual_server 192.0.2.1 80 {\n delay_loop 3\n lb_kind DR\n}\n\
+            virtual_server 192.0.2.2 80 {\n delay_loop 0.25\n}\n\
+            virtual_server 192.0.2.3 80 {\n}\n\
+            virtual_server 192.0.2.4 80 {\n delay_loop soon\n}\n";
+        let (services, _, warnings) = parse(text).unwrap();
+        let got: Vec<_> = services.iter().map(|s| s.interval).collect();
+        assert_eq!(
+            got,
+            [
+                Some(std::time::Duration::from_secs(3)),
+                Some(std::time::Duration::from_millis(250)),
+                None,
+                None
+            ]
+        );
+        let about: Vec<_> = warnings
+            .iter()
+            .filter(|w| w.message.contains("delay_loop"))
+            .collect();
+        assert_eq!(about.len(), 1, "{warnings:?}");
+        assert_eq!(about[0].location.as_ref().map(|l| l.line), Some(11));
+    }
+
+    #[test]
     fn braces_on_own_lines_keyword_lines_and_doubled() {
         let a = "virtual_server 192.0.2.1 80\n{\n  lb_kind DR\n  real_server 192.0.2.11 8080\n  {\n  }\n}\n";
         let b = "virtual_server 192.0.2.1 80 { lb_kind DR\n  real_server 192.0.2.11 8080 {\n  }}\n";

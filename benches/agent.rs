@@ -1,0 +1,379 @@
+//! Benchmark (not a test): `vipcheck agent` against fork-per-check, on 1,000 pairs (100 DR
+//! real servers x 10 ports in network namespaces on one bridge) at a 1 s interval.
+//!
+//! - The agent: `timeout -s TERM SECS vipcheck agent CONFIG --interval 1s`, measured as a
+//!   whole process tree (support/measure.rs: CPU of every thread and every process,
+//!   summed from RUSAGE_CHILDREN in a child-subreaper once all are reaped; peak RSS).
+//!   Half-way, one real server loses its VIP; at the end every state file is checked
+//!   (that server's ten pairs 1, the rest 0) and `/metrics` gives the time from a
+//!   verdict change to its file's rename (`vipcheck_agent_state_write_seconds`).
+//! - Fork-per-check, what keepalived's MISC_CHECK does: a driver (this binary, measured
+//!   with everything it starts) runs the generated `vipcheck probe ...` command line of
+//!   each pair once a second, spread over the second, for the same time; every exit code
+//!   is checked (0 = up). The driver's own spawning is part of the figure, as keepalived's
+//!   fork is part of its cost.
+//!
+//! Run: `cargo bench --bench agent` as root, or scripts/bench-agent.sh.
+//! Env: VIPCHECK_BENCH_SECS (default 20), VIPCHECK_BENCH_SERVERS (100),
+//! VIPCHECK_BENCH_PORTS (10), VIPCHECK_BENCH_BIN (the binary to measure).
+
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "../tests/common/netns.rs"]
+mod netns;
+
+use std::net::{IpAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netns::{privileged, Lan, Netns};
+use vipcheck::config::{ForwardingMethod, Protocol};
+use vipcheck::generate::ProbeCommand;
+
+const VIP: &str = "192.0.2.20";
+const LISTEN: &str = "127.0.0.1:9874";
+const DRIVER_ARG: &str = "--vipcheck-fork-driver";
+
+fn rip(i: usize) -> String {
+    format!("192.0.2.{}", 30 + i)
+}
+
+fn env_num(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Server {
+    ns: Netns,
+    _listeners: Vec<TcpListener>,
+}
+
+fn server(lan: &Lan, i: usize, ports: &[u16]) -> Server {
+    let ns = Netns::new("ars");
+    lan.attach(
+        &ns,
+        "eth0",
+        &format!("02:00:00:01:{:02x}:{:02x}", i / 256, i % 256),
+    );
+    for scope in ["all", "eth0"] {
+        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
+        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
+    }
+    ns.ip(&format!("addr add {}/24 dev eth0", rip(i)));
+    ns.ip(&format!("addr add {VIP}/32 dev lo"));
+    let ip: IpAddr = VIP.parse().expect("VIP");
+    let listeners = ports
+        .iter()
+        .map(|&p| ns.in_ns(|| TcpListener::bind((ip, p)).expect("listen")))
+        .collect();
+    Server {
+        ns,
+        _listeners: listeners,
+    }
+}
+
+fn config(servers: usize, ports: &[u16]) -> String {
+    let mut s = String::new();
+    for p in ports {
+        s.push_str(&format!(
+            "virtual_server {VIP} {p} {{\n    delay_loop 1\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for i in 0..servers {
+            s.push_str(&format!("    real_server {} {p} {{\n    }}\n", rip(i)));
+        }
+        s.push_str("}\n\n");
+    }
+    s
+}
+
+/// The fork-per-check driver: runs each command line of the file (one per line) once a
+/// second, spread over the second, for SECS seconds; prints `probes N ok M failed F late
+/// L` (late: started over 100 ms behind their turn, the machine could not keep up).
+fn driver(args: &[String]) -> ! {
+    let (Some(file), Some(secs)) = (args.first(), args.get(1)) else {
+        eprintln!("driver: FILE SECS");
+        std::process::exit(3);
+    };
+    let lines: Vec<Vec<String>> = std::fs::read_to_string(file)
+        .expect("the command file")
+        .lines()
+        .map(|l| l.split(' ').map(str::to_string).collect())
+        .collect();
+    let secs: u64 = secs.parse().expect("seconds");
+    let n = lines.len().max(1);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut running: Vec<Child> = Vec::new();
+    let (mut probes, mut ok, mut late, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    let mut k: u64 = 0;
+    let step = Duration::from_secs(1) / n as u32;
+    let reap = |running: &mut Vec<Child>, ok: &mut u64, failed: &mut u64| {
+        running.retain_mut(|c| match c.try_wait() {
+            Ok(Some(st)) => {
+                if st.success() {
+                    *ok += 1;
+                } else {
+                    *failed += 1;
+                }
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        });
+    };
+    loop {
+        let due = start + step * k as u32;
+        if due >= end || Instant::now() >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else if now - due > Duration::from_millis(100) {
+            late += 1;
+        }
+        let argv = &lines[(k as usize) % n];
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => running.push(c),
+            Err(_) => failed += 1,
+        }
+        probes += 1;
+        k += 1;
+        if k % 16 == 0 {
+            reap(&mut running, &mut ok, &mut failed);
+        }
+    }
+    for mut c in running {
+        match c.wait() {
+            Ok(st) if st.success() => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    println!("probes {probes} ok {ok} failed {failed} late {late}");
+    std::process::exit(i32::from(failed > 0));
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn main() {
+    measure::serve_if_asked();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(DRIVER_ARG) {
+        driver(&args[1..]);
+    }
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    let secs = env_num("VIPCHECK_BENCH_SECS", 20).max(5) as u64;
+    let servers = env_num("VIPCHECK_BENCH_SERVERS", 100).clamp(2, 200);
+    let nports = env_num("VIPCHECK_BENCH_PORTS", 10).clamp(1, 100);
+    let ports: Vec<u16> = (0..nports).map(|p| 8000 + p as u16).collect();
+    let pairs = servers * nports;
+
+    let setup = Instant::now();
+    let lan = Lan::new();
+    let dir = Netns::new("adir");
+    lan.attach(&dir, "eth0", "02:00:00:00:00:02");
+    dir.ip("addr add 192.0.2.2/24 dev eth0");
+    let all: Vec<Server> = (0..servers).map(|i| server(&lan, i, &ports)).collect();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let conf = tmp.path().join("keepalived.conf");
+    std::fs::write(&conf, config(servers, &ports)).expect("write config");
+    // The state files on tmpfs, as /run/vipcheck is on a systemd host.
+    let run = tempfile::tempdir_in("/dev/shm").expect("a temp dir in /dev/shm");
+    let state = run.path().join("vipcheck");
+    println!(
+        "setup: {servers} real servers x {nports} ports = {pairs} pairs in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
+    let exe_owned = std::env::var("VIPCHECK_BENCH_BIN").ok();
+    let exe = exe_owned
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_vipcheck"))
+        .to_string();
+
+    // --- The agent.
+    let run_secs = secs + 3; // start-up and the first spread round
+    let agent_args: Vec<String> = [
+        "-s",
+        "TERM",
+        &run_secs.to_string(),
+        &exe,
+        "agent",
+        &conf.display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+        "--listen",
+        LISTEN,
+        "--timeout",
+        "500ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    println!(
+        "agent (in the director's netns): timeout {}",
+        agent_args.join(" ")
+    );
+    let dir_name = dir.name().to_string();
+    let measured = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let a: Vec<&str> = agent_args.iter().map(String::as_str).collect();
+            measure::measure(
+                Some(&dir_name),
+                Duration::from_secs(run_secs + 20),
+                "timeout",
+                &a,
+            )
+        });
+        // Half-way, server 0 loses its VIP: ten verdicts change.
+        std::thread::sleep(Duration::from_secs(run_secs / 2));
+        all[0].ns.ip(&format!("addr del {VIP}/32 dev lo"));
+        std::thread::sleep(Duration::from_secs(run_secs - run_secs / 2 - 1));
+        let metrics = dir.in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
+        (h.join().expect("measure"), metrics)
+    });
+    let (agent, metrics) = measured;
+    let metrics = metrics.unwrap_or_else(|e| {
+        println!("cannot read /metrics: {e}");
+        String::new()
+    });
+    let mut wrong = 0;
+    for p in &ports {
+        for i in 0..servers {
+            let name = format!("tcp_{VIP}_{p}_{}", rip(i));
+            let want = if i == 0 { "1" } else { "0" };
+            let got = std::fs::read_to_string(state.join(&name)).unwrap_or_default();
+            if got.trim() != want {
+                wrong += 1;
+                if wrong <= 5 {
+                    println!("  {name}: {:?}, expected {want}", got.trim());
+                }
+            }
+        }
+    }
+    let agent_cpu = agent.cpu().as_secs_f64();
+    let agent_wall = agent.wall.as_secs_f64();
+    let probes = metric(&metrics, "vipcheck_agent_probes_total ").unwrap_or(0.0);
+    let writes = metric(&metrics, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
+    let write_sum = metric(&metrics, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
+    let faults = metric(&metrics, "vipcheck_agent_probe_errors_total ").unwrap_or(-1.0);
+    let over = metric(&metrics, "vipcheck_agent_schedule_overruns_total ").unwrap_or(-1.0);
+    // The agent ends by SIGTERM from timeout(1): exit 124 is the expected end.
+    let agent_ok = agent.end == measure::End::Exit(124) && wrong == 0 && faults == 0.0;
+    println!(
+        "agent: {} (exit 124 expected), wall {agent_wall:.1} s, CPU {agent_cpu:.2} s = {:.2}% of \
+         one core, peak RSS {:.1} MiB, {probes} probes ({:.0}/s), overruns {over}, own \
+         faults {faults}, wrong state files {wrong}",
+        agent.end_text(),
+        100.0 * agent_cpu / agent_wall,
+        agent.max_rss_kib as f64 / 1024.0,
+        probes / agent_wall.max(1.0)
+    );
+    let write_mean_ms = if writes > 0.0 {
+        1e3 * write_sum / writes
+    } else {
+        f64::NAN
+    };
+    println!(
+        "verdict change -> state file renamed: {writes} writes, mean {write_mean_ms:.3} ms \
+         (vipcheck_agent_state_write_seconds)"
+    );
+
+    // --- Fork per check.
+    let lines: Vec<String> = (0..servers)
+        .flat_map(|i| ports.iter().map(move |&p| (i, p)))
+        .map(|(i, p)| {
+            ProbeCommand {
+                program: exe.clone().into(),
+                vips: vec![VIP.parse().expect("VIP")],
+                rip: rip(i).parse().expect("RIP"),
+                port: Some(p),
+                protocol: Protocol::Tcp,
+                method: ForwardingMethod::DirectRouting,
+                timeout: Duration::from_millis(500),
+                app: None,
+            }
+            .command_line()
+        })
+        .collect();
+    // Server 0 has no VIP any more: its probes are down, so leave it out of the baseline.
+    let lines: Vec<String> = lines
+        .into_iter()
+        .filter(|l| !l.contains(&format!("--rip {} ", rip(0))))
+        .collect();
+    let cmds = tmp.path().join("commands");
+    std::fs::write(&cmds, lines.join("\n")).expect("write the commands");
+    println!(
+        "fork per check: {} per second, e.g. {}",
+        lines.len(),
+        lines[1]
+    );
+    let bench = std::env::current_exe().expect("own path");
+    let fork = measure::measure(
+        Some(dir.name()),
+        Duration::from_secs(secs + 30),
+        &bench.display().to_string(),
+        &[DRIVER_ARG, &cmds.display().to_string(), &secs.to_string()],
+    );
+    let fork_cpu = fork.cpu().as_secs_f64();
+    let fork_wall = fork.wall.as_secs_f64();
+    println!(
+        "fork per check: {}, wall {fork_wall:.1} s, CPU {fork_cpu:.2} s = {:.1}% of one core, \
+         peak RSS {:.1} MiB, {} processes reaped; driver: {}",
+        fork.end_text(),
+        100.0 * fork_cpu / fork_wall,
+        fork.max_rss_kib as f64 / 1024.0,
+        fork.reaped,
+        fork.stdout.trim()
+    );
+    let agent_rate = agent_cpu / agent_wall;
+    // Per probe, so a driver that fell behind (a busy machine) still compares like with
+    // like: the CPU of one forked check times the checks per second the agent runs.
+    let forked: f64 = fork
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    let per_probe = fork_cpu / forked;
+    println!(
+        "fork per check: {:.3} ms CPU per check ({forked} checks); the agent: {:.3} ms",
+        per_probe * 1e3,
+        1e3 * agent_cpu / probes
+    );
+    let fork_rate = per_probe * (probes / agent_wall);
+    let ratio = fork_rate / agent_rate;
+    println!(
+        "summary: {pairs} pairs at 1 s: agent {:.2}% of a core, fork-per-check {:.1}%, {ratio:.1}x \
+         less CPU; agent peak RSS {:.1} MiB; verdict->rename mean {write_mean_ms:.3} ms",
+        100.0 * agent_rate,
+        100.0 * fork_rate,
+        agent.max_rss_kib as f64 / 1024.0
+    );
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "targets: agent < 5% of a core {}, >= 20x less than fork-per-check {}, < 50 MiB {}, \
+         every verdict right and no own fault {}, every forked probe up {}",
+        met(agent_rate < 0.05),
+        met(ratio >= 20.0),
+        met(agent.max_rss_kib < 50 * 1024),
+        met(agent_ok),
+        met(fork.success())
+    );
+}
