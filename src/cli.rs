@@ -16,7 +16,7 @@ use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
 use crate::probe::session::{AppCheckKind, AppCheckOptions};
-use crate::rewrite::command::{ColorChoice, GenerateInputs, RewriteInputs};
+use crate::rewrite::command::{ColorChoice, FeedChoice, GenerateInputs, RewriteInputs};
 use crate::status::StatusInputs;
 use crate::watch::{ReloadChoice, WatchInputs};
 
@@ -92,6 +92,22 @@ pub struct GenerateArgs {
     /// (request, receive, virtualhost), instead of only on the real server's own address.
     #[arg(long)]
     pub app_check: bool,
+    /// What the generated checks read: `probe` runs `vipcheck probe` per check (keepalived
+    /// MISC_CHECK); `agent` reads the verdict files of `vipcheck agent` (keepalived
+    /// FILE_CHECK on a track_file; the ldirectord wrapper reads the file). `vipcheck
+    /// agent` always generates `agent`.
+    #[arg(long, value_enum, default_value = "probe")]
+    pub feed: FeedArg,
+    /// The directory of the agent's verdict files (default /run/vipcheck): where
+    /// `vipcheck agent` writes them, and what `--feed agent` checks read.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeedArg {
+    Probe,
+    Agent,
 }
 
 /// Add a VIP check to every DR/TUN real server of a config; show the diff or write it.
@@ -308,9 +324,6 @@ pub struct WatchArgs {
 pub struct AgentArgs {
     /// The keepalived.conf or ldirectord.cf to read (includes are followed and watched).
     pub config: PathBuf,
-    /// Where the verdict files go.
-    #[arg(long, default_value = "/run/vipcheck", value_name = "DIR")]
-    pub state_dir: PathBuf,
     /// Probe every pair this often (default: its service's delay_loop / checkinterval).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
@@ -361,6 +374,16 @@ pub struct AgentArgs {
 
 impl From<AgentArgs> for AgentInputs {
     fn from(a: AgentArgs) -> AgentInputs {
+        // One --state-dir (the shared generate option): where the agent writes its
+        // verdicts is where the checks of its own rewrite (-o / --in-place) read them, so
+        // that rewrite is always --feed agent.
+        let mut generate: GenerateInputs = a.generate.into();
+        generate.feed = FeedChoice::Agent;
+        let state_dir = generate
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::rewrite::DEFAULT_STATE_DIR));
+        generate.state_dir = Some(state_dir.clone());
         AgentInputs {
             watch: WatchInputs {
                 config: a.config,
@@ -371,9 +394,9 @@ impl From<AgentArgs> for AgentInputs {
                 pidfile: a.pidfile,
                 debounce: a.debounce,
                 once: false,
-                generate: a.generate.into(),
+                generate,
             },
-            state_dir: a.state_dir,
+            state_dir,
             listen: a.listen,
             settings: AgentSettings {
                 interval: a.interval,
@@ -609,6 +632,11 @@ impl From<GenerateArgs> for GenerateInputs {
             templates: a.templates,
             config_id: a.config_id,
             app_check: a.app_check,
+            feed: match a.feed {
+                FeedArg::Probe => FeedChoice::Probe,
+                FeedArg::Agent => FeedChoice::Agent,
+            },
+            state_dir: a.state_dir,
         }
     }
 }
@@ -685,6 +713,46 @@ mod tests {
     use crate::probe::request::{Request, RequestError};
     use crate::probe::session::AppCheck;
     use crate::status::{FleetProbe, Pair};
+
+    /// `vipcheck agent` and `rewrite --feed agent` share one `--state-dir`: the agent
+    /// writes where its own rewrite's checks read, and that rewrite is always `agent`.
+    #[test]
+    fn the_agent_and_its_rewrite_share_one_state_dir() {
+        let inputs = |argv: &[&str]| match Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .command
+        {
+            Command::Agent(a) => AgentInputs::from(a),
+            _ => panic!("not the agent"),
+        };
+        let a = inputs(&["vipcheck", "agent", "k.conf", "--state-dir", "/srv/v"]);
+        assert_eq!(a.state_dir, PathBuf::from("/srv/v"));
+        assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
+        assert_eq!(a.watch.generate.state_dir, Some(PathBuf::from("/srv/v")));
+        let a = inputs(&["vipcheck", "agent", "k.conf"]);
+        assert_eq!(a.state_dir, PathBuf::from("/run/vipcheck"));
+        assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
+        assert_eq!(
+            a.watch.generate.state_dir,
+            Some(PathBuf::from("/run/vipcheck"))
+        );
+        let rewrite = Cli::try_parse_from([
+            "vipcheck",
+            "rewrite",
+            "k.conf",
+            "--feed",
+            "agent",
+            "--state-dir",
+            "/srv/v",
+        ])
+        .unwrap();
+        let Command::Rewrite(r) = rewrite.command else {
+            panic!("not rewrite")
+        };
+        let r = RewriteInputs::from(r);
+        assert_eq!(r.generate.feed, FeedChoice::Agent);
+        assert_eq!(r.generate.state_dir, Some(PathBuf::from("/srv/v")));
+    }
 
     /// `vipcheck probe ARGS` read as the binary reads it: clap, then the conversion.
     fn probe_inputs(argv: &[String]) -> ProbeInputs {

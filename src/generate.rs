@@ -24,6 +24,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../templates/keepalived/global_defs.conf.j2"),
     ),
     (
+        "keepalived/file_check.conf.j2",
+        include_str!("../templates/keepalived/file_check.conf.j2"),
+    ),
+    (
+        "keepalived/track_files.conf.j2",
+        include_str!("../templates/keepalived/track_files.conf.j2"),
+    ),
+    (
         "ldirectord/directives.cf.j2",
         include_str!("../templates/ldirectord/directives.cf.j2"),
     ),

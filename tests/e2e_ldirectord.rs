@@ -633,3 +633,111 @@ fn ldirectord_with_app_check_runs_the_http_check_through_the_vip() {
     let (_daemon, got) = settle_running(&topo, &rewritten, &want);
     print_side_by_side(&baseline_table(), Some(&got));
 }
+
+/// Issue 13: ldirectord fed by `vipcheck agent` (`rewrite --feed agent`): the wrapper
+/// reads the agent's verdict file of each pair and runs no probe. Before the agent runs
+/// there is no verdict, which means up: the table is the baseline's (the original HTTP
+/// check alone decides). With the agent, only the good servers; a server that loses its
+/// VIP leaves and comes back; stopping the agent keeps the table.
+#[test]
+fn ldirectord_fed_by_the_agent_keeps_only_the_good_real_servers() {
+    if !prerequisites() {
+        return;
+    }
+    let topo = Topology::build("g");
+    let original = write_config(&topo, "operator", OPERATOR_CF);
+    let state = topo.dir.path().join("state");
+    fs::create_dir_all(&state).expect("create state dir");
+    let out_dir = topo.dir.path().join("rewritten");
+    fs::create_dir_all(&out_dir).expect("create output dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("rewrite")
+        .arg(&original)
+        .arg("-o")
+        .arg(&out_dir)
+        .args(["--format", "ldirectord", "--feed", "agent", "--state-dir"])
+        .arg(&state)
+        .arg("--probe-path")
+        .arg(env!("CARGO_BIN_EXE_vipcheck"))
+        .output()
+        .expect("run vipcheck rewrite");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rewritten = out_dir.join(original.file_name().expect("config file name"));
+    let wrappers: Vec<PathBuf> = fs::read_dir(&out_dir)
+        .expect("list output dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    assert_eq!(wrappers.len(), 2, "{wrappers:?}");
+    for w in &wrappers {
+        let text = fs::read_to_string(w).unwrap_or_default();
+        assert!(
+            !text.contains(" probe "),
+            "the agent-fed wrapper probes:\n{text}"
+        );
+        assert!(text.contains(&*state.to_string_lossy()), "{text}");
+    }
+
+    // ldirectord before the agent: no verdict yet is no reason to depool.
+    let (mut daemon, _) = settle_running(&topo, &rewritten, &baseline_table());
+
+    let log = topo.dir.path().join("agent.log");
+    let log_file = fs::File::create(&log).expect("create agent log");
+    let agent = topo
+        .lb
+        .command(env!("CARGO_BIN_EXE_vipcheck"))
+        .arg("agent")
+        .arg(&rewritten)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--interval", "1s", "--fall", "2", "--rise", "2"])
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone log handle"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start vipcheck agent");
+    let mut agent = ChildGuard(agent);
+    let agent_log = || fs::read_to_string(&log).unwrap_or_default();
+
+    let want = table(&[(SVC4, &["192.0.2.11:80"]), (SVC6, &["[2001:db8::21]:80"])]);
+    let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(30));
+    println!("with the agent, only the good servers after {took:.1?}");
+    assert!(
+        matches!(agent.0.try_wait(), Ok(None)),
+        "the agent exited; log:\n{}",
+        agent_log()
+    );
+    let verdict = |name: &str| fs::read_to_string(state.join(name)).unwrap_or_default();
+    assert_eq!(verdict("tcp_192.0.2.100_80_192.0.2.11").trim(), "0");
+    assert_eq!(verdict("tcp_192.0.2.100_80_192.0.2.12").trim(), "1");
+
+    let good = topo.server("good");
+    good.ip(&format!("addr del {VIP}/32 dev lo"));
+    let broken = table(&[(SVC4, &[]), (SVC6, &["[2001:db8::21]:80"])]);
+    let took = daemon.wait_for(topo.dir.path(), &broken, Duration::from_secs(20));
+    println!("good server without its VIP removed after {took:.1?} (checkinterval 1 s)");
+    good.ip(&format!("addr add {VIP}/32 dev lo"));
+    let took = daemon.wait_for(topo.dir.path(), &want, Duration::from_secs(20));
+    println!("good server with its VIP again back after {took:.1?}");
+
+    // The agent stops: its last verdicts stay, and so does the table.
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && matches!(agent.0.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(agent);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        read_table(topo.dir.path()),
+        want,
+        "the table changed after the agent stopped; agent log:\n{}",
+        agent_log()
+    );
+}

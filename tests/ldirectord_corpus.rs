@@ -22,6 +22,7 @@ fn options() -> GenerateOptions {
         config_id: None,
         output_dir: Some("/etc/ha.d".into()),
         app_check: false,
+        feed: vipcheck::rewrite::Feed::Probe,
     }
 }
 

@@ -48,6 +48,7 @@ fn rewrite_into(doc: &Document, dir: &Path) -> Result<PathBuf, String> {
         config_id: None,
         output_dir: Some(dir.to_path_buf()),
         app_check: false,
+        feed: vipcheck::rewrite::Feed::Probe,
     };
     let plan = plan(doc, &Generator::new(None).unwrap(), &opts).map_err(|e| e.to_string())?;
     let out = plan.new_text(doc.file);

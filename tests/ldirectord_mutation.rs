@@ -104,6 +104,7 @@ fn rewrite(doc: &Document, gen: &Generator) -> Option<String> {
         config_id: None,
         output_dir: Some("/etc/ha.d".into()),
         app_check: false,
+        feed: vipcheck::rewrite::Feed::Probe,
     };
     let plan = plan(doc, gen, &opts).ok()?;
     Some(assert_rewrite(doc, &plan, &OfflineResolver::default()))

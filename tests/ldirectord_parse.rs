@@ -43,6 +43,7 @@ fn ok(text: &str) -> Document {
                 config_id: None,
                 output_dir: Some("/etc/ha.d".into()),
                 app_check: false,
+                feed: vipcheck::rewrite::Feed::Probe,
             };
             if let Ok(plan) = plan(&doc, &Generator::new(None).unwrap(), &opts) {
                 assert_rewrite(&doc, &plan, &resolver());

@@ -147,6 +147,7 @@ impl Setup {
             config_id: None,
             output_dir: Some(self.dir.path().to_path_buf()),
             app_check,
+            feed: vipcheck::rewrite::Feed::Probe,
         };
         let plan = plan(&doc, &Generator::new(None).unwrap(), &opts).unwrap();
         plan.new_files

@@ -18,6 +18,14 @@ pub(crate) fn rendered(name: &str, text: &str, ctx: &Value) -> Result<(), String
             one_marked_block(text)?;
             misc_check(text)
         }
+        "keepalived/file_check.conf.j2" => {
+            one_marked_block(text)?;
+            file_check(text, ctx)
+        }
+        "keepalived/track_files.conf.j2" => {
+            one_marked_block(text)?;
+            track_files(text, ctx)
+        }
         "keepalived/global_defs.conf.j2" => {
             one_marked_block(text)?;
             global_defs(text, ctx)
@@ -99,6 +107,78 @@ fn misc_check(text: &str) -> Result<(), String> {
     };
     if !doc.sources.slice(check.span).contains("misc_path") {
         return Err("its MISC_CHECK has no misc_path".into());
+    }
+    Ok(())
+}
+
+/// With `--feed agent`: the stanza goes inside a `real_server` block and must leave one
+/// FILE_CHECK per track_file of the context, each naming its track_file.
+fn file_check(text: &str, ctx: &Value) -> Result<(), String> {
+    let names: Vec<String> = ctx
+        .get_attr("track_files")
+        .ok()
+        .and_then(|v| v.try_iter().ok())
+        .map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let snippet = format!(
+        "virtual_server 192.0.2.1 80 {{\n    protocol TCP\n    lb_kind DR\n    \
+         real_server 192.0.2.2 80 {{\n{text}\n    }}\n}}\n"
+    );
+    let doc = parse_keepalived(&snippet)?;
+    let reals: Vec<_> = doc.services.iter().flat_map(|s| &s.real_servers).collect();
+    if doc.services.len() != 1 || reals.len() != 1 {
+        return Err("its braces do not balance: it closes the real_server it goes into".into());
+    }
+    let checks: Vec<&str> = reals[0]
+        .checks
+        .iter()
+        .filter(|c| c.kind == "FILE_CHECK")
+        .map(|c| doc.sources.slice(c.span))
+        .collect();
+    if checks.len() != names.len() {
+        return Err(format!(
+            "it adds {} FILE_CHECK block(s) for {} track_file(s); one each is expected",
+            checks.len(),
+            names.len()
+        ));
+    }
+    for (check, name) in checks.iter().zip(&names) {
+        if !check.split_whitespace().any(|w| w == name) {
+            return Err(format!("a FILE_CHECK does not name its track_file {name}"));
+        }
+    }
+    Ok(())
+}
+
+/// With `--feed agent`: the top-level declarations must parse as blocks of their own (no
+/// virtual_server) and name every track_file of the context.
+fn track_files(text: &str, ctx: &Value) -> Result<(), String> {
+    let doc = parse_keepalived(text)?;
+    if !doc.services.is_empty() {
+        return Err("it holds a virtual_server".into());
+    }
+    let words: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(['#', '!']).next().unwrap_or(""))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let files = ctx.get_attr("track_files").ok();
+    for f in files
+        .iter()
+        .flat_map(|v| v.try_iter().into_iter().flatten())
+    {
+        let name = f.get_attr("name").ok();
+        let Some(name) = name.as_ref().and_then(Value::as_str) else {
+            continue;
+        };
+        let declared = words
+            .windows(2)
+            .any(|w| w[0] == "track_file" && w[1] == name);
+        if !declared {
+            return Err(format!(
+                "it does not declare track_file {name}, which a generated FILE_CHECK names"
+            ));
+        }
     }
     Ok(())
 }
@@ -219,6 +299,49 @@ mod tests {
         let name = "keepalived/misc_check.conf.j2";
         let text = env.get_template(name).unwrap().render(&misc).unwrap();
         rendered(name, &text, &misc).unwrap();
+        let names = [
+            "tcp_192.0.2.20_80_192.0.2.11",
+            "tcp_192.0.2.21_80_192.0.2.11",
+        ];
+        let file = ctx(&[
+            ("indent", "        ".into()),
+            ("track_files", Value::from_serialize(names)),
+        ]);
+        let name = "keepalived/file_check.conf.j2";
+        let text = env.get_template(name).unwrap().render(&file).unwrap();
+        rendered(name, &text, &file).unwrap();
+        let decl = ctx(&[
+            (
+                "track_files",
+                Value::from_serialize(
+                    names
+                        .iter()
+                        .map(|n| {
+                            std::collections::BTreeMap::from([
+                                ("name", n.to_string()),
+                                ("path", format!("/run/vipcheck/{n}")),
+                            ])
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("init_value", 0.into()),
+        ]);
+        let name = "keepalived/track_files.conf.j2";
+        let text = env.get_template(name).unwrap().render(&decl).unwrap();
+        rendered(name, &text, &decl).unwrap();
+        // The checks can fail: a FILE_CHECK short, a declaration missing.
+        let one = text.replacen("track_file tcp_192.0.2.21", "track_file tcp_x", 1);
+        assert!(rendered(name, &one, &decl)
+            .unwrap_err()
+            .contains("does not declare"));
+        let e = rendered(
+            "keepalived/file_check.conf.j2",
+            "# vipcheck:begin\nFILE_CHECK { track_file tcp_192.0.2.20_80_192.0.2.11 }\n# vipcheck:end\n",
+            &file,
+        )
+        .unwrap_err();
+        assert!(e.contains("1 FILE_CHECK block(s) for 2"), "{e}");
         for new_block in [true, false] {
             let g = ctx(&[
                 ("indent", "    ".into()),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{plan, GenerateOptions, RewriteError};
+use super::{plan, Feed, GenerateOptions, RewriteError, DEFAULT_STATE_DIR};
 use crate::config::diagnostic::escape_control;
 use crate::config::{detect_format, Diagnostic, Format};
 
@@ -49,6 +49,18 @@ pub struct GenerateInputs {
     pub config_id: Option<String>,
     /// Also run the application check through the VIP.
     pub app_check: bool,
+    /// What the generated checks read (`--feed`).
+    pub feed: FeedChoice,
+    /// With `--feed agent`: the agent's verdict directory (default `/run/vipcheck`).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `--feed`: a probe per check (keepalived MISC_CHECK) or the agent's verdict files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeedChoice {
+    #[default]
+    Probe,
+    Agent,
 }
 
 /// What `vipcheck rewrite` is asked to do.
@@ -207,6 +219,14 @@ pub fn generate_options(
             })?,
     };
     check_probe_path(&probe_path, args.probe_path.is_some())?;
+    if args.state_dir.is_some() && args.feed == FeedChoice::Probe {
+        return Err(RewriteError::Output(
+            "--state-dir only works with --feed agent: it names the directory of the agent's \
+             verdict files, which only FILE_CHECK (keepalived) or the agent-fed wrapper \
+             (ldirectord) read"
+                .into(),
+        ));
+    }
     let mut opts = GenerateOptions::new(probe_path);
     opts.probe_timeout = args.probe_timeout;
     for m in &args.fwmark_vips {
@@ -229,7 +249,46 @@ pub fn generate_options(
     opts.config_id = args.config_id.clone();
     opts.app_check = args.app_check;
     opts.output_dir = output_dir;
+    opts.feed = match args.feed {
+        FeedChoice::Probe => Feed::Probe,
+        FeedChoice::Agent => {
+            let dir = absolute(
+                args.state_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            );
+            check_state_dir(&dir)?;
+            Feed::Agent { state_dir: dir }
+        }
+    };
     Ok(opts)
+}
+
+/// The state directory goes into keepalived's `track_file { file PATH }` (read as one
+/// word) and the ldirectord wrapper: it must be absolute and a single plain word.
+fn check_state_dir(dir: &Path) -> Result<(), RewriteError> {
+    let bad = |why: &str| {
+        RewriteError::Output(format!(
+            "--state-dir {}: {why}; hint: keepalived reads the track file's path as one word, \
+             so use a plain absolute directory such as {DEFAULT_STATE_DIR}",
+            escape_control(&dir.to_string_lossy(), false)
+        ))
+    };
+    if !dir.is_absolute() {
+        return Err(bad("is not an absolute path"));
+    }
+    let Some(text) = dir.to_str() else {
+        return Err(bad("is not valid UTF-8"));
+    };
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || PROBE_PATH_SPECIALS.contains(c))
+    {
+        return Err(bad(
+            "holds white space, a control character, a quote or one of $ # ! { } \\ `",
+        ));
+    }
+    Ok(())
 }
 
 /// Characters a probe path may not hold: keepalived's `misc_path` splits the command at
@@ -307,6 +366,45 @@ mod tests {
             );
         }
         check_probe_path(Path::new("/usr/local/sbin/vipcheck-1.2_x+y"), true).unwrap();
+    }
+
+    #[test]
+    fn state_dirs_keepalived_would_split_are_refused() {
+        for bad in ["/run/vip check", "/run/vip\"check", "/run/{x}", "/run/$X"] {
+            let e = check_state_dir(Path::new(bad)).unwrap_err().to_string();
+            assert!(
+                e.starts_with("--state-dir ") && e.contains("hint"),
+                "{bad}: {e}"
+            );
+        }
+        check_state_dir(Path::new("/run/vipcheck")).unwrap();
+    }
+
+    #[test]
+    fn feed_agent_defaults_to_the_agents_state_dir() {
+        let inputs = GenerateInputs {
+            format: None,
+            fwmark_vips: vec![],
+            probe_path: Some("/usr/sbin/vipcheck".into()),
+            probe_timeout: std::time::Duration::from_secs(2),
+            templates: None,
+            config_id: None,
+            app_check: false,
+            feed: FeedChoice::Agent,
+            state_dir: None,
+        };
+        let opts = generate_options(&inputs, None).unwrap();
+        assert_eq!(
+            opts.feed,
+            Feed::Agent {
+                state_dir: PathBuf::from("/run/vipcheck")
+            }
+        );
+        let probe = GenerateInputs {
+            feed: FeedChoice::Probe,
+            ..inputs
+        };
+        assert_eq!(generate_options(&probe, None).unwrap().feed, Feed::Probe);
     }
 
     #[test]

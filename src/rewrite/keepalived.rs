@@ -1,5 +1,7 @@
 //! Plans the keepalived edits: a generated `MISC_CHECK` in every DR and TUN `real_server`,
-//! and what `global_defs` needs for keepalived to run it.
+//! and what `global_defs` needs for keepalived to run it; or, with `--feed agent`, a
+//! `FILE_CHECK` per pair on the `track_file` of the agent's verdict, the `track_file`s
+//! declared once at the top of the main file.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::markers::{self, generated_blocks, within};
-use super::{Edit, GenerateOptions, Plan, RewriteError};
+use super::{Edit, Feed, GenerateOptions, Plan, RewriteError};
 use crate::config::keepalived::{self, Document, ParseOptions};
 use crate::config::span::line_text;
 use crate::config::{Diagnostic, FileId, ServiceKey, SourceMap, Span, VirtualService};
@@ -62,6 +64,8 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
     // server is handled once, by the span of the text it comes from.
     let mut noted: BTreeSet<(FileId, usize, &str)> = BTreeSet::new();
     let mut done: BTreeSet<(FileId, usize, usize)> = BTreeSet::new();
+    // With `--feed agent`: every track_file the FILE_CHECKs name, in config order, once.
+    let mut track_files = TrackFiles::default();
     let misc_timeout =
         opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0) + 1;
     for (di, doc) in docs.iter().enumerate() {
@@ -142,6 +146,33 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     at = Span::point(at.file, start);
                     mid_line = true;
                 }
+                if let Feed::Agent { state_dir } = &opts.feed {
+                    let mut names: Vec<String> = Vec::with_capacity(vips.len());
+                    for vip in &vips {
+                        // A group may list a VIP twice (with other ports): one check each.
+                        let name = state_name(vs, rs, *vip);
+                        if !names.contains(&name) {
+                            track_files.add(&name, state_dir);
+                            names.push(name);
+                        }
+                    }
+                    let stanza = gen.render(
+                        FILE_CHECK_TEMPLATE,
+                        FileCheckCtx {
+                            indent: &ins.indent,
+                            track_files: &names,
+                        },
+                    )?;
+                    let text = if mid_line {
+                        let prefix = close_prefix(&sources, rs_span, at);
+                        mid_line_text(&stanza, &prefix, FILE_CHECK_TEMPLATE)?
+                    } else {
+                        stanza
+                    };
+                    plan.edits.push(Edit { span: at, text });
+                    plan.checks += names.len();
+                    continue;
+                }
                 let app = if opts.app_check && vs.protocol == crate::config::Protocol::Tcp {
                     let mut found = None;
                     for check in rs
@@ -199,13 +230,87 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
     if !errors.is_empty() {
         return Err(RewriteError::Many(errors));
     }
-    if plan.checks > 0 {
-        if let Some(edit) = global_defs_edit(&docs[0], &sources, &blocks, gen)? {
-            plan.edits.push(edit);
+    match &opts.feed {
+        Feed::Probe if plan.checks > 0 => {
+            if let Some(edit) = global_defs_edit(&docs[0], &sources, &blocks, gen)? {
+                plan.edits.push(edit);
+            }
         }
+        Feed::Agent { .. } if !track_files.list.is_empty() => {
+            // keepalived looks a FILE_CHECK's track_file up when it reads the FILE_CHECK,
+            // so the declarations go first: at the very top of the main file.
+            let text = gen.render(
+                TRACK_FILES_TEMPLATE,
+                TrackFilesCtx {
+                    track_files: &track_files.list,
+                    init_value: TRACK_FILE_INIT,
+                },
+            )?;
+            plan.edits.push(Edit {
+                span: Span::point(FileId(0), 0),
+                text,
+            });
+        }
+        _ => {}
     }
     plan.sources = sources;
     Ok(plan)
+}
+
+const FILE_CHECK_TEMPLATE: &str = "keepalived/file_check.conf.j2";
+const TRACK_FILES_TEMPLATE: &str = "keepalived/track_files.conf.j2";
+
+/// What keepalived writes into a track file that does not exist when it starts
+/// (`init_file`, without `overwrite`): 0, up. A director that boots before the agent has
+/// written anything keeps every real server in its pools, as it would with no check at
+/// all, instead of emptying them until the agent's first verdicts; and a verdict the agent
+/// already wrote is never replaced by keepalived starting. keepalived reads a missing or
+/// deleted file as 0 too, so "no verdict" means up throughout.
+pub const TRACK_FILE_INIT: i32 = 0;
+
+#[derive(Serialize)]
+struct FileCheckCtx<'a> {
+    indent: &'a str,
+    track_files: &'a [String],
+}
+
+#[derive(Serialize)]
+struct TrackFileCtx {
+    name: String,
+    path: String,
+}
+
+#[derive(Serialize)]
+struct TrackFilesCtx<'a> {
+    track_files: &'a [TrackFileCtx],
+    init_value: i32,
+}
+
+/// The track_file declarations, each once, in the order the config first names them.
+#[derive(Default)]
+struct TrackFiles {
+    seen: BTreeSet<String>,
+    list: Vec<TrackFileCtx>,
+}
+
+impl TrackFiles {
+    fn add(&mut self, name: &str, state_dir: &Path) {
+        if self.seen.insert(name.to_string()) {
+            self.list.push(TrackFileCtx {
+                name: name.to_string(),
+                path: state_dir.join(name).display().to_string(),
+            });
+        }
+    }
+}
+
+/// The name of the verdict file of the pair (`vip`, real server `rs` of `vs`).
+fn state_name(
+    vs: &VirtualService,
+    rs: &crate::config::RealServer,
+    vip: std::net::IpAddr,
+) -> String {
+    super::state_name(vs.protocol, vip, rs.port.or(vs.port), rs.addr)
 }
 
 #[derive(Serialize)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Edit, GenerateOptions, NewFile, Plan, RewriteError};
+use super::{Edit, Feed, GenerateOptions, NewFile, Plan, RewriteError};
 use crate::config::ldirectord::{
     service_to_port, CheckType, Document, Family, Real, Virtual, VirtualProtocol, VirtualTarget,
 };
@@ -173,8 +173,22 @@ fn plan_virtual(
     let wrapper = dir.join(wrapper_name(v));
     let wrapper_text = checked_path(&wrapper)?;
     let mut check = original_check(doc, v, service, plan);
+    let agent = match &opts.feed {
+        Feed::Probe => None,
+        Feed::Agent { state_dir } => Some(agent_ctx(v, service, fwmark_vips.as_deref(), state_dir)),
+    };
     if opts.app_check && check.ctx.kind == "http" {
-        check.ctx.through_vip = through_vip(v, &label, doc, plan);
+        if agent.is_some() {
+            plan.skipped.push(note(
+                Severity::Warning,
+                doc,
+                v.header,
+                format!("virtual {label}: with --feed agent its negotiate check stays on the real servers' own addresses"),
+                "the wrapper reads the agent's verdict and runs no probe; --app-check applies to --feed probe",
+            ));
+        } else {
+            check.ctx.through_vip = through_vip(v, &label, doc, plan);
+        }
     }
     let probe_secs =
         opts.probe_timeout.as_secs() + u64::from(opts.probe_timeout.subsec_nanos() > 0);
@@ -191,8 +205,28 @@ fn plan_virtual(
         fwmark_vips: fwmark_vips.map(|vips| vips.iter().map(|ip| ip.to_string()).collect()),
         v6: v.family == Family::V6,
         fallback: fallback_ctx(v),
-        reals: v.reals.iter().map(|r| real_ctx(v, r)).collect(),
+        reals: v
+            .reals
+            .iter()
+            .map(|r| {
+                let mut row = real_ctx(v, r);
+                if let Some(a) = &agent {
+                    if r.method.needs_vip_on_real_server() {
+                        row.states = a
+                            .vips
+                            .iter()
+                            .map(|vip| {
+                                super::state_name(service.protocol, *vip, service.port, r.addr)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                    }
+                }
+                row
+            })
+            .collect(),
         check: check.ctx,
+        agent,
     };
     let contents = gen.render(WRAPPER, &ctx)?;
     plan.new_files.push(NewFile {
@@ -335,6 +369,40 @@ struct WrapperCtx {
     fallback: FallbackCtx,
     reals: Vec<RealCtx>,
     check: CheckCtx,
+    /// `--feed agent`: read the agent's verdict files instead of probing.
+    agent: Option<AgentCtx>,
+}
+
+/// With `--feed agent`: where the wrapper reads its verdicts.
+#[derive(Serialize)]
+struct AgentCtx {
+    state_dir: String,
+    /// For a real the table does not list: the verdict file names up to the real
+    /// server's address, one per VIP (see [`super::state_name_prefix`]).
+    prefixes: Vec<String>,
+    #[serde(skip)]
+    vips: Vec<IpAddr>,
+}
+
+fn agent_ctx(
+    v: &Virtual,
+    service: &VirtualService,
+    fwmark_vips: Option<&[IpAddr]>,
+    state_dir: &Path,
+) -> AgentCtx {
+    let vips: Vec<IpAddr> = match (v.target, fwmark_vips) {
+        (VirtualTarget::Address { addr, .. }, _) => vec![addr],
+        (VirtualTarget::Fwmark(_), Some(vips)) => vips.to_vec(),
+        (VirtualTarget::Fwmark(_), None) => Vec::new(),
+    };
+    AgentCtx {
+        state_dir: state_dir.display().to_string(),
+        prefixes: vips
+            .iter()
+            .map(|vip| super::state_name_prefix(service.protocol, *vip, service.port))
+            .collect(),
+        vips,
+    }
 }
 
 #[derive(Serialize)]
@@ -347,6 +415,9 @@ struct RealCtx {
     receive: String,
     /// The port the original check talks to (ldirectord's `ld_checkport`), or empty.
     port: String,
+    /// With `--feed agent`: the names of the real's verdict files, one per VIP,
+    /// separated by spaces (names hold no white space).
+    states: String,
 }
 
 /// The settings for a real server the table does not list (the config changed since the
@@ -616,5 +687,6 @@ fn real_ctx(v: &Virtual, real: &Real) -> RealCtx {
         proxy,
         receive,
         port: port_text,
+        states: String::new(),
     }
 }

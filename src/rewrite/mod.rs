@@ -72,6 +72,54 @@ pub struct GenerateOptions {
     /// Also run the real server's own HTTP_GET / SSL_GET check (its first url) through
     /// the VIP (`vipcheck probe --check http|https`).
     pub app_check: bool,
+    /// What the generated checks read: a probe per check, or the agent's verdict files.
+    pub feed: Feed,
+}
+
+/// Where the generated checks get their verdicts (`--feed`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Feed {
+    /// Each check runs `vipcheck probe` (keepalived MISC_CHECK, ldirectord wrapper).
+    #[default]
+    Probe,
+    /// Each check reads the verdict file `vipcheck agent` keeps for its pair in
+    /// `state_dir` (keepalived FILE_CHECK on a `track_file`; the ldirectord wrapper
+    /// reads the file).
+    Agent { state_dir: PathBuf },
+}
+
+/// Where `vipcheck agent` writes its verdict files unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/run/vipcheck";
+
+/// The name of a pair's verdict file (and keepalived track_file): the agent's own naming,
+/// [`crate::status::Pair::state_name`], so the generated checks and the agent agree by
+/// construction. `port` `None` = a service of every port.
+pub fn state_name(
+    proto: crate::config::Protocol,
+    vip: IpAddr,
+    port: Option<u16>,
+    rip: IpAddr,
+) -> String {
+    crate::status::Pair {
+        service: String::new(),
+        vip,
+        port,
+        proto,
+        rip,
+        method: crate::config::ForwardingMethod::DirectRouting,
+        config_checks: Vec::new(),
+        interval: None,
+    }
+    .state_name()
+}
+
+/// The part of [`state_name`] before the real server's address, for a check that learns
+/// that address only when it runs (the ldirectord wrapper, for a real added after the
+/// rewrite): `prefix + address with ':' written '-'` is the name.
+pub fn state_name_prefix(proto: crate::config::Protocol, vip: IpAddr, port: Option<u16>) -> String {
+    let full = state_name(proto, vip, port, vip);
+    let addr = vip.to_string().replace(':', "-");
+    full.strip_suffix(&addr).unwrap_or(&full).to_string()
 }
 
 impl GenerateOptions {
@@ -85,6 +133,7 @@ impl GenerateOptions {
             config_id: None,
             output_dir: None,
             app_check: false,
+            feed: Feed::Probe,
         }
     }
 }
