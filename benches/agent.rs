@@ -248,7 +248,11 @@ fn main() {
         all[0].ns.ip(&format!("addr del {VIP}/32 dev lo"));
         std::thread::sleep(Duration::from_secs(run_secs - run_secs / 2 - 1));
         let metrics = dir.in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
-        (h.join().expect("measure"), before.unwrap_or_default(), metrics)
+        (
+            h.join().expect("measure"),
+            before.unwrap_or_default(),
+            metrics,
+        )
     });
     let (agent, before, metrics) = measured;
     let metrics = metrics.unwrap_or_else(|e| {
@@ -287,8 +291,7 @@ fn main() {
         agent.max_rss_kib as f64 / 1024.0,
         probes / agent_wall.max(1.0)
     );
-    let writes_before =
-        metric(&before, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
+    let writes_before = metric(&before, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
     let sum_before = metric(&before, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
     let changes = writes - writes_before;
     let write_mean_ms = if changes > 0.0 {

@@ -490,3 +490,31 @@ fn systemd_hears_ready_and_the_watchdog() {
     assert!(watchdogs >= 3, "{watchdogs} WATCHDOG=1\n{}", agent.log());
     assert!(status, "no STATUS=");
 }
+
+#[test]
+fn an_ldirectord_config_is_probed_on_its_checkinterval() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    let site = topo::Site::new(&[(11, Scenario::Good), (12, Scenario::NoVip)], &[80]);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("ldirectord.cf");
+    std::fs::write(
+        &conf,
+        format!(
+            "checkinterval=1\nvirtual={VIP4}:80\n\treal=192.0.2.11:80 gate\n\
+             \treal=192.0.2.12:80 gate\n\tchecktype=connect\n"
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start_at(&site.dir, tmp, &conf, &["--timeout", "300ms"], &[]);
+    let (good, bad) = (name(VIP4, 80, "192.0.2.11"), name(VIP4, 80, "192.0.2.12"));
+    agent.wait(Duration::from_secs(3), "verdicts", |a| {
+        a.verdict(&good).as_deref() == Some("0") && a.verdict(&bad).as_deref() == Some("1")
+    });
+    // One probe a second per pair: some 4 turns each by now, 8 in all; ldirectord's
+    // default of 10 s would have given 2.
+    std::thread::sleep(Duration::from_secs(3));
+    let probes = metric(&agent.get("/metrics"), "vipcheck_agent_probes_total ").unwrap();
+    assert!((6.0..=12.0).contains(&probes), "{probes} probes");
+}
