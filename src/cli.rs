@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Format, ForwardingMethod, Protocol};
+use crate::config::{Format, ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
@@ -206,6 +206,57 @@ pub struct ProbeArgs {
     /// --port, else VPORT, else RPORT.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+}
+
+/// TUN: how IPVS encapsulates to the real server (keepalived `lvs_method TUN type ...`).
+#[derive(Debug, Clone, Args)]
+pub struct TunnelArgs {
+    /// TUN: the tunnel type: ipip (IPVS's default), gue (UDP to --tun-port) or gre.
+    #[arg(long, value_enum, default_value = "ipip", value_name = "TYPE")]
+    pub tun_type: TunTypeArg,
+    /// TUN: the real server's GUE port (needed with, and only read for, --tun-type gue).
+    #[arg(long, value_name = "PORT", required_if_eq("tun_type", "gue"))]
+    pub tun_port: Option<u16>,
+    /// TUN: the checksum option: none, csum (GUE's UDP or GRE's checksum) or remcsum (GUE).
+    #[arg(long, value_enum, default_value = "none", value_name = "CSUM")]
+    pub tun_csum: TunCsumArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunTypeArg {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunCsumArg {
+    None,
+    Csum,
+    Remcsum,
+}
+
+impl From<TunnelArgs> for Tunnel {
+    /// A port with another type than gue is not read (GUE alone has one); a GUE port of 0
+    /// is refused by the request.
+    fn from(a: TunnelArgs) -> Tunnel {
+        Tunnel {
+            kind: match a.tun_type {
+                TunTypeArg::Ipip => TunnelType::Ipip,
+                TunTypeArg::Gue => TunnelType::Gue {
+                    port: a.tun_port.unwrap_or(0),
+                },
+                TunTypeArg::Gre => TunnelType::Gre,
+            },
+            csum: match a.tun_csum {
+                TunCsumArg::None => TunnelChecksum::None,
+                TunCsumArg::Csum => TunnelChecksum::Csum,
+                TunCsumArg::Remcsum => TunnelChecksum::Remcsum,
+            },
+        }
+    }
 }
 
 /// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
@@ -329,6 +380,8 @@ pub struct AppCheckCommandArgs {
     pub json: bool,
     #[command(flatten)]
     pub app: AppCheckArgs,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
 }
 
 /// Which application check `--check` asked for.
@@ -466,6 +519,7 @@ impl From<ProbeArgs> for ProbeInputs {
             iface: a.iface,
             json: a.json,
             positional: a.positional,
+            tunnel: a.tunnel.into(),
         }
     }
 }
@@ -485,6 +539,7 @@ impl From<AppCheckCommandArgs> for AppCheckInputs {
             timeout: a.timeout,
             json: a.json,
             app: a.app.into(),
+            tunnel: a.tunnel.into(),
         }
     }
 }
@@ -633,6 +688,7 @@ mod tests {
                             rip: ip(rip),
                             method,
                             config_checks: Vec::new(),
+                            tunnel: Default::default(),
                         };
                         let cmd = ProbeCommand {
                             program: "/usr/sbin/vipcheck".into(),
@@ -643,6 +699,7 @@ mod tests {
                             method,
                             timeout,
                             app: None,
+                            tunnel: Default::default(),
                         };
                         // keepalived's misc_path: the rendered line, split at white space.
                         let line = cmd.command_line();

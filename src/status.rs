@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{ForwardingMethod, Protocol, VirtualService};
+use crate::config::{ForwardingMethod, Protocol, Tunnel, VirtualService};
 use crate::probe::fleet::Fleet;
 use crate::probe::request::{CheckSelection, ProbeSpec, Request, DEFAULT_RETRIES};
 use crate::probe::session::AppCheckOptions;
@@ -56,6 +56,13 @@ pub struct Pair {
     pub method: ForwardingMethod,
     /// What the config already checks on this real server (`HTTP_GET`, `negotiate http`).
     pub config_checks: Vec<String>,
+    /// TUN: the real server's encapsulation (shown only when not IPIP).
+    #[serde(skip_serializing_if = "is_ipip")]
+    pub tunnel: Tunnel,
+}
+
+fn is_ipip(t: &Tunnel) -> bool {
+    *t == Tunnel::default()
 }
 
 impl Pair {
@@ -127,6 +134,7 @@ pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr
                     rip: rs.addr,
                     method: rs.method,
                     config_checks: config_checks.clone(),
+                    tunnel: rs.tunnel,
                 });
             }
         }
@@ -352,6 +360,7 @@ mod tests {
             rip: rip.parse().unwrap(),
             method: ForwardingMethod::DirectRouting,
             config_checks: vec!["HTTP_GET".into()],
+            tunnel: Tunnel::default(),
         }
     }
 
@@ -586,6 +595,7 @@ impl FleetProbe {
             retries: DEFAULT_RETRIES,
             iface: None,
             json: false,
+            tunnel: pair.tunnel,
         })
         .map_err(|e| e.to_string())
     }

@@ -196,6 +196,9 @@ pub struct RealServer {
     pub span: Span,
     /// Where generated checks go; `None` when the text cannot be edited (see `origin`).
     pub insert: Option<InsertionPoint>,
+    /// TUN: the encapsulation (the real server's `lvs_method TUN type ...`, else the
+    /// virtual server's; IPIP when neither says).
+    pub tunnel: Tunnel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +220,8 @@ pub struct VirtualService {
     pub span: Span,
     /// The whole block.
     pub block: Span,
+    /// TUN: the virtual server's encapsulation (`lvs_method TUN type ...`).
+    pub tunnel: Tunnel,
 }
 
 impl VirtualService {

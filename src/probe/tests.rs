@@ -87,6 +87,7 @@ fn path(method: ForwardingMethod) -> NetPath {
         ifindex: 3,
         our_mac: DIR_MAC,
         method,
+        encap: crate::config::Tunnel::default(),
         rip: ip("192.0.2.11"),
         src: ip("192.0.2.2"),
         next_hop_mac: RS_MAC,
@@ -371,6 +372,7 @@ fn syn_ack_is_up_and_answered_with_an_exact_rst() {
             dst_port: 80,
             seq: syn.seq.wrapping_add(1),
         },
+        encap: Default::default(),
     }
     .build()
     .unwrap();
@@ -621,6 +623,7 @@ fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
         json: false,
         allow_arp_answer: false,
         app: None,
+        tunnel: Default::default(),
     }
 }
 

@@ -20,7 +20,7 @@ use super::preprocess::{LToken, LineSink};
 use super::GlobalDefs;
 use crate::config::{
     Diagnostic, ExistingCheck, FileId, ForwardingMethod, InsertionPoint, Origin, Protocol,
-    RealServer, ServiceKey, SourceMap, Span, VirtualService,
+    RealServer, ServiceKey, SourceMap, Span, Tunnel, TunnelChecksum, TunnelType, VirtualService,
 };
 
 /// The most addresses a `virtual_server_group` may expand to.
@@ -96,6 +96,7 @@ struct VsBuild {
     protocol: Option<Protocol>,
     method: ForwardingMethod,
     real_servers: Vec<RsBuild>,
+    tunnel: Tunnel,
 }
 
 #[derive(Debug)]
@@ -107,6 +108,8 @@ struct RsBuild {
     weight: Option<i64>,
     method: Option<ForwardingMethod>,
     checks: Vec<ExistingCheck>,
+    /// Set with `method` (a real server's `lvs_method` replaces the virtual's tunnel).
+    tunnel: Tunnel,
     span: Span,
     insert: Option<InsertionPoint>,
 }
@@ -243,6 +246,7 @@ impl Parser {
             }
             (Some(Frame::VirtualServer(vs)), "lb_kind" | "lvs_method") => {
                 vs.method = parse_method(sources, &stmt)?;
+                vs.tunnel = parse_tunnel(sources, &stmt, vs.method)?;
                 Ok(())
             }
             (Some(Frame::VirtualServer(vs)), "protocol") => {
@@ -264,7 +268,9 @@ impl Parser {
                 Ok(())
             }
             (Some(Frame::RealServer(rs)), "lvs_method") => {
-                rs.method = Some(parse_method(sources, &stmt)?);
+                let method = parse_method(sources, &stmt)?;
+                rs.tunnel = parse_tunnel(sources, &stmt, method)?;
+                rs.method = Some(method);
                 Ok(())
             }
             (Some(Frame::RealServer(rs)), "weight") => {
@@ -551,6 +557,11 @@ impl Parser {
                 .into_iter()
                 .map(|rs| {
                     let method = rs.method.unwrap_or(vs.method);
+                    let tunnel = if rs.method.is_some() {
+                        rs.tunnel
+                    } else {
+                        vs.tunnel
+                    };
                     let port = if fwmark_only || method.needs_vip_on_real_server() {
                         port
                     } else {
@@ -572,6 +583,7 @@ impl Parser {
                         origin,
                         span: rs.span,
                         insert: rs.insert,
+                        tunnel,
                     }
                 })
                 .collect();
@@ -585,6 +597,7 @@ impl Parser {
                 real_servers,
                 span: vs.header,
                 block: vs.block,
+                tunnel: vs.tunnel,
             });
         }
         Ok((services, self.global_defs, self.warnings.finish()))
@@ -634,6 +647,84 @@ fn parse_method(sources: &SourceMap, stmt: &Stmt) -> Result<ForwardingMethod, Di
                 .at(sources, w.span)
                 .with_hint("keepalived accepts NAT, DR or TUN, in upper case"),
         ),
+    }
+}
+
+/// The tunnel options after `lvs_method TUN` / `lb_kind TUN`, as keepalived reads them
+/// (check_parser.c): in any order, `type ipip|gue|gre`, `port N` (1-65535, GUE only and
+/// then required), `nocsum|csum|remcsum` (not on IPIP; no `remcsum` on GRE). keepalived
+/// ignores words after NAT and DR, and so does this.
+fn parse_tunnel(
+    sources: &SourceMap,
+    stmt: &Stmt,
+    method: ForwardingMethod,
+) -> Result<Tunnel, Diagnostic> {
+    let mut t = Tunnel::default();
+    if method != ForwardingMethod::Tunnel {
+        return Ok(t);
+    }
+    let hint = "keepalived takes lvs_method TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]";
+    let bad = |span: Span, msg: String| Err(Diagnostic::error(msg).at(sources, span).with_hint(hint));
+    let mut port: Option<(u16, Span)> = None;
+    let mut gue = false;
+    let mut i = 2;
+    while let Some(w) = stmt.arg(i) {
+        match w.value.as_str() {
+            "type" => {
+                let Some(kind) = stmt.arg(i + 1) else {
+                    return bad(w.span, "'type' without a tunnel type".into());
+                };
+                match kind.value.as_str() {
+                    "ipip" => (gue, t.kind) = (false, TunnelType::Ipip),
+                    "gue" => gue = true,
+                    "gre" => (gue, t.kind) = (false, TunnelType::Gre),
+                    other => {
+                        return bad(kind.span, format!("unknown tunnel type '{other}'"));
+                    }
+                }
+                i += 1;
+            }
+            "port" => {
+                let Some(p) = stmt.arg(i + 1) else {
+                    return bad(w.span, "'port' without a GUE port number".into());
+                };
+                match p.value.parse::<u16>() {
+                    Ok(n) if n > 0 && p.value.bytes().all(|b| b.is_ascii_digit()) => {
+                        port = Some((n, p.span));
+                    }
+                    _ => {
+                        return bad(
+                            p.span,
+                            format!("GUE port '{}' is not a number from 1 to 65535", p.value),
+                        )
+                    }
+                }
+                i += 1;
+            }
+            "nocsum" => t.csum = TunnelChecksum::None,
+            "csum" => t.csum = TunnelChecksum::Csum,
+            "remcsum" => t.csum = TunnelChecksum::Remcsum,
+            other => return bad(w.span, format!("unknown tunnel option '{other}'")),
+        }
+        i += 1;
+    }
+    match (gue, port) {
+        (true, Some((n, _))) => t.kind = TunnelType::Gue { port: n },
+        (true, None) => return bad(stmt.span(), "a GUE tunnel needs 'port N'".into()),
+        (false, Some((_, span))) => {
+            return bad(span, "only a GUE tunnel has a port".into());
+        }
+        (false, None) => {}
+    }
+    match (t.kind, t.csum) {
+        (TunnelType::Ipip, c) if c != TunnelChecksum::None => {
+            bad(stmt.span(), "an IPIP tunnel has no checksum option".into())
+        }
+        (TunnelType::Gre, TunnelChecksum::Remcsum) => bad(
+            stmt.span(),
+            "a GRE tunnel has no remote checksum offload (remcsum)".into(),
+        ),
+        _ => Ok(t),
     }
 }
 
@@ -701,6 +792,7 @@ fn virtual_server_header(sources: &SourceMap, header: &Stmt) -> Result<VsBuild, 
         protocol: None,
         method: ForwardingMethod::Nat,
         real_servers: Vec::new(),
+        tunnel: Tunnel::default(),
     })
 }
 
@@ -725,6 +817,7 @@ fn real_server_header(sources: &SourceMap, header: &Stmt) -> Result<RsBuild, Dia
         checks: Vec::new(),
         span: header.span(),
         insert: None,
+        tunnel: Tunnel::default(),
     })
 }
 

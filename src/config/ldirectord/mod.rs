@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     Diagnostic, ExistingCheck, FileId, ForwardingMethod, InsertionPoint, Origin, Protocol,
-    RealServer, ServiceKey, Severity, SourceMap, Span, VirtualService,
+    RealServer, ServiceKey, Severity, SourceMap, Span, Tunnel, VirtualService,
 };
 
 pub use resolve::{OfflineResolver, Resolver, Services, SystemResolver};
@@ -411,6 +411,8 @@ fn model(v: &Virtual, file: FileId) -> VirtualService {
                 origin: Origin::Written(r.line),
                 span: r.line,
                 insert: Some(v.insert.clone()),
+                // ldirectord has no tunnel types: IPIP.
+                tunnel: Tunnel::default(),
             }
         })
         .collect();
@@ -424,6 +426,7 @@ fn model(v: &Virtual, file: FileId) -> VirtualService {
         real_servers,
         span: v.header,
         block: v.block,
+        tunnel: Tunnel::default(),
     }
 }
 
