@@ -652,6 +652,76 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Issue 15: the tunnel options of a pair go into the generated check and read back
+    /// as the very request `status` builds; wrong combinations are refused.
+    #[test]
+    fn tunnel_options_read_back_as_the_request_status_builds() {
+        let gue = |port, csum| Tunnel {
+            kind: TunnelType::Gue { port },
+            csum,
+        };
+        for tunnel in [
+            Tunnel::default(),
+            gue(6080, TunnelChecksum::None),
+            gue(1, TunnelChecksum::Remcsum),
+            Tunnel {
+                kind: TunnelType::Gre,
+                csum: TunnelChecksum::Csum,
+            },
+        ] {
+            let pair = Pair {
+                service: "test".into(),
+                vip: ip("192.0.2.20"),
+                port: Some(80),
+                proto: Protocol::Tcp,
+                rip: ip("198.51.100.11"),
+                method: ForwardingMethod::Tunnel,
+                config_checks: Vec::new(),
+                tunnel,
+            };
+            let cmd = ProbeCommand {
+                program: "/usr/sbin/vipcheck".into(),
+                vips: vec![pair.vip],
+                rip: pair.rip,
+                port: pair.port,
+                protocol: pair.proto,
+                method: pair.method,
+                timeout: Duration::from_secs(1),
+                app: None,
+                tunnel,
+            };
+            let argv: Vec<String> = cmd
+                .command_line()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            let from_cli = Request::from_inputs(&probe_inputs(&argv)).unwrap();
+            assert_eq!(from_cli.tunnel, tunnel, "{argv:?}");
+            let status = FleetProbe::new(Duration::from_secs(1), false);
+            assert_eq!(status.request(&pair).unwrap(), from_cli, "{argv:?}");
+        }
+        let base = ["--method", "tun", "--vip", "192.0.2.20", "--rip", "192.0.2.11"];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            req(&a)
+        };
+        let e = with(&["--tun-type", "gue", "--tun-port", "0"]).unwrap_err();
+        assert!(e.message.contains("GUE port"), "{e}");
+        let e = with(&["--tun-csum", "csum"]).unwrap_err();
+        assert!(e.message.contains("IPIP tunnel has no checksum"), "{e}");
+        let e = with(&["--tun-type", "gre", "--tun-csum", "remcsum"]).unwrap_err();
+        assert!(e.message.contains("no remote checksum"), "{e}");
+        let e = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11", "--tun-type", "gre"])
+            .unwrap_err();
+        assert!(e.message.contains("not tunnelled"), "{e}");
+        // gue without a port is a usage error of the command line itself.
+        let argv = ["vipcheck", "probe", "--method", "tun", "--tun-type", "gue"];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let r = with(&["--tun-type", "gre"]).unwrap();
+        assert_eq!(r.tunnel.kind, TunnelType::Gre);
+    }
+
     /// What `status` probes for a pair is what the generated check asks for: the
     /// `misc_path` argv (as the keepalived template renders it, split at spaces) read by
     /// the probe's command line gives the very request `status` builds for that pair.

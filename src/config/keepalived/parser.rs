@@ -994,6 +994,83 @@ mod tests {
         assert_eq!((loc.line, loc.col, loc.width), (2, 13, 4));
     }
 
+    fn tunnel_of(line: &str) -> Result<Tunnel, Diagnostic> {
+        let text = format!(
+            "virtual_server 192.0.2.1 80 {{\n  lb_kind TUN\n  real_server 192.0.2.11 80 {{\n    {line}\n  }}\n}}\n"
+        );
+        parse(&text).map(|(vs, _, _)| vs[0].real_servers[0].tunnel)
+    }
+
+    #[test]
+    fn tunnel_types_and_checksum_options_as_keepalived_reads_them() {
+        let t = |kind, csum| Tunnel { kind, csum };
+        let gue = TunnelType::Gue { port: 6080 };
+        for (line, want) in [
+            ("lvs_method TUN", t(TunnelType::Ipip, TunnelChecksum::None)),
+            ("lvs_method TUN type ipip", t(TunnelType::Ipip, TunnelChecksum::None)),
+            ("lvs_method TUN type gue port 6080", t(gue, TunnelChecksum::None)),
+            ("lvs_method TUN type gue port 6080 csum", t(gue, TunnelChecksum::Csum)),
+            ("lvs_method TUN port 6080 remcsum type gue", t(gue, TunnelChecksum::Remcsum)),
+            ("lvs_method TUN type gue port 6080 csum nocsum", t(gue, TunnelChecksum::None)),
+            ("lvs_method TUN type gre", t(TunnelType::Gre, TunnelChecksum::None)),
+            ("lvs_method TUN type gre csum", t(TunnelType::Gre, TunnelChecksum::Csum)),
+            // keepalived reads no options after DR and NAT.
+            ("lvs_method DR type gue port 6080", Tunnel::default()),
+        ] {
+            assert_eq!(tunnel_of(line).unwrap(), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn tunnel_options_keepalived_refuses_are_located_errors() {
+        for (line, col, width, says) in [
+            ("lvs_method TUN type vxlan", 25, 5, "unknown tunnel type 'vxlan'"),
+            ("lvs_method TUN type GUE port 1", 25, 3, "unknown tunnel type"),
+            ("lvs_method TUN type", 20, 4, "without a tunnel type"),
+            ("lvs_method TUN type gue", 5, 23, "needs 'port N'"),
+            ("lvs_method TUN type gue port", 29, 4, "without a GUE port"),
+            ("lvs_method TUN type gue port 0", 34, 1, "not a number from 1 to 65535"),
+            ("lvs_method TUN type gue port 70000", 34, 5, "not a number"),
+            ("lvs_method TUN type gue port 0x10", 34, 4, "not a number"),
+            ("lvs_method TUN type gre port 5", 34, 1, "only a GUE tunnel has a port"),
+            ("lvs_method TUN type ipip csum", 5, 29, "IPIP tunnel has no checksum"),
+            ("lvs_method TUN csum", 5, 19, "IPIP tunnel has no checksum"),
+            ("lvs_method TUN type gre remcsum", 5, 31, "no remote checksum"),
+            ("lvs_method TUN type gue port 6080 bogus", 39, 5, "unknown tunnel option 'bogus'"),
+        ] {
+            let e = tunnel_of(line).expect_err(line);
+            assert!(e.message.contains(says), "{line}: {}", e.message);
+            let loc = e.location.expect("located");
+            assert_eq!((loc.line, loc.col, loc.width), (4, col, width), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_real_server_s_lvs_method_replaces_the_virtual_server_s_tunnel() {
+        let text = "virtual_server 192.0.2.1 80 {\n lvs_method TUN type gue port 6080 csum\n \
+                    real_server 192.0.2.11 80 {\n }\n \
+                    real_server 192.0.2.12 80 {\n  lvs_method TUN type gre\n }\n \
+                    real_server 192.0.2.13 80 {\n  lvs_method TUN\n }\n}\n";
+        let (vs, _, _) = parse(text).unwrap();
+        let gue = Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Csum,
+        };
+        assert_eq!(vs[0].tunnel, gue);
+        let got: Vec<Tunnel> = vs[0].real_servers.iter().map(|r| r.tunnel).collect();
+        assert_eq!(
+            got,
+            [
+                gue,
+                Tunnel {
+                    kind: TunnelType::Gre,
+                    csum: TunnelChecksum::None
+                },
+                Tunnel::default()
+            ]
+        );
+    }
+
     #[test]
     fn unbalanced_braces_are_errors() {
         let err = parse("global_defs {\n}\n}\n").expect_err("extra");
