@@ -700,7 +700,14 @@ mod tests {
             let status = FleetProbe::new(Duration::from_secs(1), false);
             assert_eq!(status.request(&pair).unwrap(), from_cli, "{argv:?}");
         }
-        let base = ["--method", "tun", "--vip", "192.0.2.20", "--rip", "192.0.2.11"];
+        let base = [
+            "--method",
+            "tun",
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+        ];
         let with = |extra: &[&str]| {
             let mut a = base.to_vec();
             a.extend_from_slice(extra);
@@ -712,8 +719,15 @@ mod tests {
         assert!(e.message.contains("IPIP tunnel has no checksum"), "{e}");
         let e = with(&["--tun-type", "gre", "--tun-csum", "remcsum"]).unwrap_err();
         assert!(e.message.contains("no remote checksum"), "{e}");
-        let e = req(&["--vip", "192.0.2.20", "--rip", "192.0.2.11", "--tun-type", "gre"])
-            .unwrap_err();
+        let e = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--tun-type",
+            "gre",
+        ])
+        .unwrap_err();
         assert!(e.message.contains("not tunnelled"), "{e}");
         // gue without a port is a usage error of the command line itself.
         let argv = ["vipcheck", "probe", "--method", "tun", "--tun-type", "gue"];

@@ -328,9 +328,9 @@ mod tests {
             kind: TunnelType::Gue { port: 6080 },
             csum: TunnelChecksum::Remcsum,
         };
-        assert!(cmd
-            .command_line()
-            .ends_with("--method tun --timeout 1500ms --tun-type gue --tun-port 6080 --tun-csum remcsum"));
+        assert!(cmd.command_line().ends_with(
+            "--method tun --timeout 1500ms --tun-type gue --tun-port 6080 --tun-csum remcsum"
+        ));
         cmd.tunnel = Tunnel {
             kind: TunnelType::Gre,
             csum: TunnelChecksum::None,

@@ -158,7 +158,11 @@ fn gue_remcsum_is_the_csum_form_for_a_complete_inner_checksum() {
         let udp = ip_len;
         // The kernel's GUE header: Hlen 2 (8 bytes of options), the private-data flag,
         // then the remote checksum flag and start / offset.
-        assert_eq!(kernel[udp + 8..udp + 12], [2, kernel[udp + 9], 0, 1], "{name}");
+        assert_eq!(
+            kernel[udp + 8..udp + 12],
+            [2, kernel[udp + 9], 0, 1],
+            "{name}"
+        );
         let start = outer(&kernel[udp + 20..]).0 as u8;
         assert_eq!(
             kernel[udp + 12..udp + 20],

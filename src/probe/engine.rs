@@ -21,10 +21,10 @@ use serde::Serialize;
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath};
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
-use crate::wire::ipv4::protocol;
-use crate::wire::tunnel::Encap;
 use crate::wire::gre;
+use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
+use crate::wire::tunnel::Encap;
 use crate::wire::MacAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

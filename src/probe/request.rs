@@ -375,7 +375,10 @@ fn check_tunnel(method: ForwardingMethod, tunnel: Tunnel) -> Result<(), RequestE
     }
     if method != ForwardingMethod::Tunnel {
         return Err(err(
-            format!("a {} tunnel was asked for a real server that is not tunnelled", tunnel_name(tunnel.kind)),
+            format!(
+                "a {} tunnel was asked for a real server that is not tunnelled",
+                tunnel_name(tunnel.kind)
+            ),
             "--tun-type, --tun-port and --tun-csum go with --method tun",
         ));
     }

@@ -1303,7 +1303,10 @@ mod gue_gre {
     use crate::config::{Tunnel, TunnelChecksum, TunnelType};
     use crate::wire::{checksum, gre};
 
-    fn run_in(mock: &mut Mock<impl FnMut(usize, &[u8]) -> Vec<Vec<u8>>>, encap: Tunnel) -> engine::CheckResult {
+    fn run_in(
+        mock: &mut Mock<impl FnMut(usize, &[u8]) -> Vec<Vec<u8>>>,
+        encap: Tunnel,
+    ) -> engine::CheckResult {
         let mut p = path(ForwardingMethod::Tunnel);
         p.encap = encap;
         let mut entropy = Counter(0);
@@ -1384,9 +1387,8 @@ mod gue_gre {
         let r = run_in(&mut mock, gue(TunnelChecksum::None));
         assert!(!r.up);
         assert!(
-            r.reason.starts_with(
-                "real server 192.0.2.11 does not decapsulate GUE on UDP port 6080"
-            ),
+            r.reason
+                .starts_with("real server 192.0.2.11 does not decapsulate GUE on UDP port 6080"),
             "{}",
             r.reason
         );

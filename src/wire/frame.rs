@@ -8,13 +8,13 @@ use pnet_packet::icmp::echo_request::EchoRequestPacket;
 
 use super::arp::{ArpOperation, ArpRepr};
 use super::ethernet::{self, ethertype, EthernetRepr};
+use super::gre;
 use super::icmpv4::{self, Icmpv4Repr};
 use super::icmpv6::{self, Icmpv6Repr};
 use super::ipv4::{self, protocol, Ipv4Repr};
 use super::ipv6::{self, Ipv6Repr};
 use super::tcp::{self, TcpRepr};
 use super::tunnel::{self, Encap};
-use super::gre;
 use super::{MacAddr, Result, WireError};
 
 /// The payload of every echo request: lets an operator spot vipcheck in a capture.

@@ -98,7 +98,11 @@ mod tests {
             quoted_inner(&[0x80, 0, 0x08, 0, 1, 2, 0, 0, 0x45]),
             Some((4, &[0x45][..]))
         );
-        assert_eq!(quoted_inner(&[0x20, 0, 0x08, 0, 1, 2, 3, 4, 0x45]), None, "key");
+        assert_eq!(
+            quoted_inner(&[0x20, 0, 0x08, 0, 1, 2, 3, 4, 0x45]),
+            None,
+            "key"
+        );
         assert_eq!(quoted_inner(&[0, 0, 0x65, 0x58, 0x45]), None, "Ethernet");
         assert_eq!(quoted_inner(&[0, 0, 0x08]), None);
     }

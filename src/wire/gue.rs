@@ -125,15 +125,21 @@ mod tests {
 
     #[test]
     fn csum_header_checksums_to_zero_with_the_pseudo_header() {
-        for (src, dst) in [
-            ("192.0.2.1", "192.0.2.11"),
-            ("2001:db8::1", "2001:db8::11"),
-        ] {
+        for (src, dst) in [("192.0.2.1", "192.0.2.11"), ("2001:db8::1", "2001:db8::11")] {
             let mut b = vec![0xa5; HEADER_LEN + 5];
             b[HEADER_LEN..].copy_from_slice(&[0x45, 1, 2, 3, 4]);
-            emit(40000, 6080, protocol::IPIP, Some((ip(src), ip(dst))), &mut b);
+            emit(
+                40000,
+                6080,
+                protocol::IPIP,
+                Some((ip(src), ip(dst))),
+                &mut b,
+            );
             assert_ne!(b[6..8], [0, 0]);
-            assert_eq!(checksum::with_pseudo(ip(src), ip(dst), protocol::UDP, &b), 0);
+            assert_eq!(
+                checksum::with_pseudo(ip(src), ip(dst), protocol::UDP, &b),
+                0
+            );
         }
     }
 
@@ -147,7 +153,11 @@ mod tests {
         other_port[21] = 0x42;
         let p = source_port(&a);
         assert!((SOURCE_PORT_MIN..=SOURCE_PORT_MAX).contains(&p), "{p}");
-        assert_eq!(source_port(&other_ident), p, "the IP id is not part of the flow");
+        assert_eq!(
+            source_port(&other_ident),
+            p,
+            "the IP id is not part of the flow"
+        );
         assert_ne!(source_port(&other_port), p);
     }
 

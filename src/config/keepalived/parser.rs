@@ -664,7 +664,8 @@ fn parse_tunnel(
         return Ok(t);
     }
     let hint = "keepalived takes lvs_method TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]";
-    let bad = |span: Span, msg: String| Err(Diagnostic::error(msg).at(sources, span).with_hint(hint));
+    let bad =
+        |span: Span, msg: String| Err(Diagnostic::error(msg).at(sources, span).with_hint(hint));
     let mut port: Option<(u16, Span)> = None;
     let mut gue = false;
     let mut i = 2;
@@ -1007,13 +1008,34 @@ mod tests {
         let gue = TunnelType::Gue { port: 6080 };
         for (line, want) in [
             ("lvs_method TUN", t(TunnelType::Ipip, TunnelChecksum::None)),
-            ("lvs_method TUN type ipip", t(TunnelType::Ipip, TunnelChecksum::None)),
-            ("lvs_method TUN type gue port 6080", t(gue, TunnelChecksum::None)),
-            ("lvs_method TUN type gue port 6080 csum", t(gue, TunnelChecksum::Csum)),
-            ("lvs_method TUN port 6080 remcsum type gue", t(gue, TunnelChecksum::Remcsum)),
-            ("lvs_method TUN type gue port 6080 csum nocsum", t(gue, TunnelChecksum::None)),
-            ("lvs_method TUN type gre", t(TunnelType::Gre, TunnelChecksum::None)),
-            ("lvs_method TUN type gre csum", t(TunnelType::Gre, TunnelChecksum::Csum)),
+            (
+                "lvs_method TUN type ipip",
+                t(TunnelType::Ipip, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gue port 6080",
+                t(gue, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gue port 6080 csum",
+                t(gue, TunnelChecksum::Csum),
+            ),
+            (
+                "lvs_method TUN port 6080 remcsum type gue",
+                t(gue, TunnelChecksum::Remcsum),
+            ),
+            (
+                "lvs_method TUN type gue port 6080 csum nocsum",
+                t(gue, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gre",
+                t(TunnelType::Gre, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gre csum",
+                t(TunnelType::Gre, TunnelChecksum::Csum),
+            ),
             // keepalived reads no options after DR and NAT.
             ("lvs_method DR type gue port 6080", Tunnel::default()),
         ] {
@@ -1024,19 +1046,54 @@ mod tests {
     #[test]
     fn tunnel_options_keepalived_refuses_are_located_errors() {
         for (line, col, width, says) in [
-            ("lvs_method TUN type vxlan", 25, 5, "unknown tunnel type 'vxlan'"),
-            ("lvs_method TUN type GUE port 1", 25, 3, "unknown tunnel type"),
+            (
+                "lvs_method TUN type vxlan",
+                25,
+                5,
+                "unknown tunnel type 'vxlan'",
+            ),
+            (
+                "lvs_method TUN type GUE port 1",
+                25,
+                3,
+                "unknown tunnel type",
+            ),
             ("lvs_method TUN type", 20, 4, "without a tunnel type"),
             ("lvs_method TUN type gue", 5, 23, "needs 'port N'"),
             ("lvs_method TUN type gue port", 29, 4, "without a GUE port"),
-            ("lvs_method TUN type gue port 0", 34, 1, "not a number from 1 to 65535"),
+            (
+                "lvs_method TUN type gue port 0",
+                34,
+                1,
+                "not a number from 1 to 65535",
+            ),
             ("lvs_method TUN type gue port 70000", 34, 5, "not a number"),
             ("lvs_method TUN type gue port 0x10", 34, 4, "not a number"),
-            ("lvs_method TUN type gre port 5", 34, 1, "only a GUE tunnel has a port"),
-            ("lvs_method TUN type ipip csum", 5, 29, "IPIP tunnel has no checksum"),
+            (
+                "lvs_method TUN type gre port 5",
+                34,
+                1,
+                "only a GUE tunnel has a port",
+            ),
+            (
+                "lvs_method TUN type ipip csum",
+                5,
+                29,
+                "IPIP tunnel has no checksum",
+            ),
             ("lvs_method TUN csum", 5, 19, "IPIP tunnel has no checksum"),
-            ("lvs_method TUN type gre remcsum", 5, 31, "no remote checksum"),
-            ("lvs_method TUN type gue port 6080 bogus", 39, 5, "unknown tunnel option 'bogus'"),
+            (
+                "lvs_method TUN type gre remcsum",
+                5,
+                31,
+                "no remote checksum",
+            ),
+            (
+                "lvs_method TUN type gue port 6080 bogus",
+                39,
+                5,
+                "unknown tunnel option 'bogus'",
+            ),
         ] {
             let e = tunnel_of(line).expect_err(line);
             assert!(e.message.contains(says), "{line}: {}", e.message);

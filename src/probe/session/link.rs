@@ -15,8 +15,8 @@ use smoltcp::time::Instant;
 use crate::net::{Frame, FrameIo, NetPath};
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
-use crate::wire::tunnel;
 use crate::wire::tcp::{self, flags, TcpRepr};
+use crate::wire::tunnel;
 
 const ETH_HDR: usize = ethernet::HEADER_LEN;
 
