@@ -158,7 +158,7 @@ global_defs {
     router_id lb-gue
 }
 virtual_server $VIP 80 {
-    delay_loop 6
+    delay_loop 10
     lb_algo rr
     lb_kind TUN
     protocol TCP
@@ -186,21 +186,15 @@ virtual_server $VIP 80 {
             connect_timeout 1
         }
     }
-    real_server 192.0.2.43 80 {
-        lvs_method TUN type gre csum
-        TCP_CHECK {
-            connect_timeout 1
-        }
-    }
 }
 CONF
 expect_status "vipcheck rewrite writes the tunnel options into the checks" 0 '' \
-    "$bin" rewrite $ka/keepalived.conf -o $ka/out.conf --probe-path "$bin" --probe-timeout 5s
+    "$bin" rewrite $ka/keepalived.conf -o $ka/out.conf --probe-path "$bin" --probe-timeout 3s
 n_gue=$(grep -c -- "--tun-type gue --tun-port $GUE" $ka/out.conf)
 n_gre=$(grep -c -- "--tun-type gre" $ka/out.conf)
 n_csum=$(grep -c -- "--tun-type gre --tun-csum csum" $ka/out.conf)
-if [ "$n_gue" = 2 ] && [ "$n_gre" = 3 ] && [ "$n_csum" = 1 ]; then
-    pass "generated checks: 2 GUE, 3 GRE (1 with csum)"
+if [ "$n_gue" = 2 ] && [ "$n_gre" = 2 ] && [ "$n_csum" = 0 ]; then
+    pass "generated checks: 2 GUE, 2 GRE"
 else
     fail "generated checks: $n_gue GUE, $n_gre GRE, $n_csum GRE csum"
     grep misc_path $ka/out.conf
@@ -208,7 +202,7 @@ fi
 ip netns exec dir keepalived -n -l -G -D -f $ka/out.conf -p $ka/k.pid -c $ka/c.pid \
     >$ka/log 2>&1 &
 ka_pid=$!
-want="192.0.2.31 192.0.2.41 192.0.2.43"
+want="192.0.2.31 192.0.2.41"
 t0=$(uptime_s)
 got=
 i=0
@@ -235,13 +229,13 @@ done
 answered=$(printf '%s\n' $out | grep -c '^server=')
 who=$(printf '%s\n' $out | sort -u | tr '\n' ' ')
 echo "    answered $answered/9 by: $who"
-if [ "$answered" = 9 ] && [ "$who" = "server=gre-csum server=gre-good server=gue-good " ]; then
+if [ "$answered" = 9 ] && [ "$who" = "server=gre-good server=gue-good " ]; then
     pass "client traffic through the VIP in GUE and GRE is all answered"
 else
     fail "client traffic through the VIP: $answered/9 by [$who]"
 fi
 ip netns exec dir ipvsadm -Ln --stats
-grep -E 'MISC|Removing|Adding|exit' $ka/log | tail -n 40 | sed 's/^/    | /'
+grep -E 'isc|Removing|Adding|exit' $ka/log | tail -n 40 | sed 's/^/    | /'
 kill $ka_pid 2>/dev/null
 wait $ka_pid 2>/dev/null
 finish
