@@ -217,7 +217,12 @@ pub struct TunnelArgs {
     #[arg(long, value_enum, default_value = "ipip", value_name = "TYPE")]
     pub tun_type: TunTypeArg,
     /// TUN: the real server's GUE port (needed with, and only read for, --tun-type gue).
-    #[arg(long, value_name = "PORT", required_if_eq("tun_type", "gue"))]
+    #[arg(
+        long,
+        value_name = "PORT",
+        required_if_eq("tun_type", "gue"),
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
     pub tun_port: Option<u16>,
     /// TUN: the checksum option: none, csum (GUE's UDP or GRE's checksum) or remcsum (GUE).
     #[arg(long, value_enum, default_value = "none", value_name = "CSUM")]
@@ -713,8 +718,6 @@ mod tests {
             a.extend_from_slice(extra);
             req(&a)
         };
-        let e = with(&["--tun-type", "gue", "--tun-port", "0"]).unwrap_err();
-        assert!(e.message.contains("GUE port"), "{e}");
         let e = with(&["--tun-csum", "csum"]).unwrap_err();
         assert!(e.message.contains("IPIP tunnel has no checksum"), "{e}");
         let e = with(&["--tun-type", "gre", "--tun-csum", "remcsum"]).unwrap_err();
@@ -729,9 +732,12 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message.contains("not tunnelled"), "{e}");
-        // gue without a port is a usage error of the command line itself.
+        // gue without a port, or with port 0, is a usage error of the command line itself.
         let argv = ["vipcheck", "probe", "--method", "tun", "--tun-type", "gue"];
         assert!(Cli::try_parse_from(argv).is_err());
+        let mut argv = argv.to_vec();
+        argv.extend(["--tun-port", "0"]);
+        assert!(Cli::try_parse_from(&argv).is_err());
         let r = with(&["--tun-type", "gre"]).unwrap();
         assert_eq!(r.tunnel.kind, TunnelType::Gre);
     }

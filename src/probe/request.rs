@@ -465,6 +465,30 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_options_ipvs_would_not_take_are_refused() {
+        let tun = |kind, csum| ProbeSpec {
+            method: ForwardingMethod::Tunnel,
+            tunnel: Tunnel { kind, csum },
+            ..spec(Protocol::Tcp, CheckSelection::All)
+        };
+        let e = Request::new(tun(TunnelType::Gue { port: 0 }, TunnelChecksum::None)).unwrap_err();
+        assert!(e.message.contains("GUE port"), "{e}");
+        let e = Request::new(tun(TunnelType::Ipip, TunnelChecksum::Csum)).unwrap_err();
+        assert!(e.message.contains("IPIP"), "{e}");
+        let e = Request::new(tun(TunnelType::Gre, TunnelChecksum::Remcsum)).unwrap_err();
+        assert!(e.message.contains("GRE"), "{e}");
+        let e = Request::new(ProbeSpec {
+            method: ForwardingMethod::DirectRouting,
+            ..tun(TunnelType::Gre, TunnelChecksum::None)
+        })
+        .unwrap_err();
+        assert!(e.message.contains("not tunnelled"), "{e}");
+        let ok =
+            Request::new(tun(TunnelType::Gue { port: 6080 }, TunnelChecksum::Remcsum)).unwrap();
+        assert_eq!(ok.tunnel.kind, TunnelType::Gue { port: 6080 });
+    }
+
+    #[test]
     fn typed_specs_that_cannot_be_probed_are_refused() {
         let e = Request::new(spec(Protocol::Sctp, CheckSelection::All)).unwrap_err();
         assert!(e.message.contains("SCTP"), "{e}");

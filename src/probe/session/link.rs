@@ -404,6 +404,45 @@ mod tests {
     }
 
     #[test]
+    fn tun_gue_and_gre_headers_follow_the_outer_header_and_the_mtu_shrinks() {
+        use crate::config::{Tunnel, TunnelChecksum, TunnelType};
+        let mut f = dr4();
+        f.path.method = ForwardingMethod::Tunnel;
+        f.path.encap = Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Csum,
+        };
+        assert_eq!(f.header_len(), 14 + 20 + 12);
+        let inner = reply4();
+        let mut buf = vec![0xa5; 46];
+        buf.extend_from_slice(&inner);
+        f.write_header(&mut buf, 1);
+        assert_eq!(buf[14 + 9], 17, "outer protocol UDP");
+        assert_eq!(&buf[36..38], &6080u16.to_be_bytes());
+        assert_eq!(&buf[42..46], &[0, 4, 0, 0], "GUE header naming IPv4");
+        let (src, dst) = (f.path.src, f.path.rip);
+        assert_eq!(with_pseudo(src, dst, 17, &buf[34..]), 0, "UDP checksum");
+        assert_eq!(&buf[46..], &inner[..]);
+        let io = Recorder {
+            sent: vec![],
+            inbox: vec![],
+        };
+        assert_eq!(Link::new(io, f.clone(), 1500).mtu, 1500 - 32);
+
+        f.path.encap = Tunnel {
+            kind: TunnelType::Gre,
+            csum: TunnelChecksum::None,
+        };
+        assert_eq!(f.header_len(), 14 + 20 + 4);
+        let mut buf = vec![0xa5; 38];
+        buf.extend_from_slice(&inner);
+        f.write_header(&mut buf, 1);
+        assert_eq!(buf[14 + 9], 47, "outer protocol GRE");
+        assert_eq!(&buf[34..38], &[0, 0, 0x08, 0x00]);
+        assert_eq!(checksum(&buf[14..34]), 0);
+    }
+
+    #[test]
     fn tun_ipv6_header_encapsulates_to_the_rip() {
         let mut f = dr4();
         f.path.method = ForwardingMethod::Tunnel;
