@@ -364,6 +364,36 @@ mod tests {
         }
     }
 
+    /// Issue 15: every pair carries its real server's tunnel (the real server's own
+    /// `lvs_method`, else the virtual server's), which `status` then probes with.
+    #[test]
+    fn pairs_carry_the_real_server_s_tunnel() {
+        use crate::config::keepalived::{parse_str, ParseOptions};
+        use crate::config::{TunnelChecksum, TunnelType};
+        let text = "virtual_server 192.0.2.20 80 {\n lvs_method TUN type gue port 6080 csum\n \
+                    protocol TCP\n real_server 192.0.2.11 80 {\n }\n \
+                    real_server 192.0.2.12 80 {\n  lvs_method TUN type gre\n }\n}\n";
+        let doc = parse_str(std::path::Path::new("k.conf"), text, &ParseOptions::default())
+            .unwrap();
+        let got: Vec<Tunnel> = pairs(&doc.services, &BTreeMap::new())
+            .iter()
+            .map(|p| p.tunnel)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Tunnel {
+                    kind: TunnelType::Gue { port: 6080 },
+                    csum: TunnelChecksum::Csum
+                },
+                Tunnel {
+                    kind: TunnelType::Gre,
+                    csum: TunnelChecksum::None
+                }
+            ]
+        );
+    }
+
     struct ByAddress;
     impl PairProbe for ByAddress {
         fn probe(&self, p: &Pair) -> Outcome {
