@@ -71,7 +71,7 @@ in_ns gre-nodev addr add $VIP/32 dev lo
 apply_plan
 sysctl -qw net.core.fb_tunnels_only_for_init_net=0
 mkdir -p /run/www
-for ns in gue-good gre-good gre-csum gue6-good gre6-good; do
+for ns in gue-good gre-good gre-csum gue6-good gre6-good gre6-csum; do
     mkdir -p "/run/www/$ns"
     echo "server=$ns" >"/run/www/$ns/index.html"
     ip netns exec "$ns" busybox httpd -p "[::]:$PORT" -h "/run/www/$ns"
