@@ -373,8 +373,12 @@ mod tests {
         let text = "virtual_server 192.0.2.20 80 {\n lvs_method TUN type gue port 6080 csum\n \
                     protocol TCP\n real_server 192.0.2.11 80 {\n }\n \
                     real_server 192.0.2.12 80 {\n  lvs_method TUN type gre\n }\n}\n";
-        let doc = parse_str(std::path::Path::new("k.conf"), text, &ParseOptions::default())
-            .unwrap();
+        let doc = parse_str(
+            std::path::Path::new("k.conf"),
+            text,
+            &ParseOptions::default(),
+        )
+        .unwrap();
         let got: Vec<Tunnel> = pairs(&doc.services, &BTreeMap::new())
             .iter()
             .map(|p| p.tunnel)
