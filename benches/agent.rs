@@ -319,6 +319,7 @@ fn main() {
                 method: ForwardingMethod::DirectRouting,
                 timeout: Duration::from_millis(500),
                 app: None,
+                tunnel: Default::default(),
             }
             .command_line()
         })

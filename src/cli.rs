@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::hysteresis::Thresholds;
 use crate::agent::{AgentInputs, Settings as AgentSettings};
-use crate::config::{Format, ForwardingMethod, Protocol};
+use crate::config::{Format, ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
@@ -225,6 +225,62 @@ pub struct ProbeArgs {
     /// --port, else VPORT, else RPORT.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+}
+
+/// TUN: how IPVS encapsulates to the real server (keepalived `lvs_method TUN type ...`).
+#[derive(Debug, Clone, Args)]
+pub struct TunnelArgs {
+    /// TUN: the tunnel type: ipip (IPVS's default), gue (UDP to --tun-port) or gre.
+    #[arg(long, value_enum, default_value = "ipip", value_name = "TYPE")]
+    pub tun_type: TunTypeArg,
+    /// TUN: the real server's GUE port (needed with, and only read for, --tun-type gue).
+    #[arg(
+        long,
+        value_name = "PORT",
+        required_if_eq("tun_type", "gue"),
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub tun_port: Option<u16>,
+    /// TUN: the checksum option: none, csum (GUE's UDP or GRE's checksum) or remcsum (GUE).
+    #[arg(long, value_enum, default_value = "none", value_name = "CSUM")]
+    pub tun_csum: TunCsumArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunTypeArg {
+    Ipip,
+    Gue,
+    Gre,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TunCsumArg {
+    None,
+    Csum,
+    Remcsum,
+}
+
+impl From<TunnelArgs> for Tunnel {
+    /// A port with another type than gue is not read (GUE alone has one); a GUE port of 0
+    /// is refused by the request.
+    fn from(a: TunnelArgs) -> Tunnel {
+        Tunnel {
+            kind: match a.tun_type {
+                TunTypeArg::Ipip => TunnelType::Ipip,
+                TunTypeArg::Gue => TunnelType::Gue {
+                    port: a.tun_port.unwrap_or(0),
+                },
+                TunTypeArg::Gre => TunnelType::Gre,
+            },
+            csum: match a.tun_csum {
+                TunCsumArg::None => TunnelChecksum::None,
+                TunCsumArg::Csum => TunnelChecksum::Csum,
+                TunCsumArg::Remcsum => TunnelChecksum::Remcsum,
+            },
+        }
+    }
 }
 
 /// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
@@ -462,6 +518,8 @@ pub struct AppCheckCommandArgs {
     pub json: bool,
     #[command(flatten)]
     pub app: AppCheckArgs,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
 }
 
 /// Which application check `--check` asked for.
@@ -599,6 +657,7 @@ impl From<ProbeArgs> for ProbeInputs {
             iface: a.iface,
             json: a.json,
             positional: a.positional,
+            tunnel: a.tunnel.into(),
         }
     }
 }
@@ -618,6 +677,7 @@ impl From<AppCheckCommandArgs> for AppCheckInputs {
             timeout: a.timeout,
             json: a.json,
             app: a.app.into(),
+            tunnel: a.tunnel.into(),
         }
     }
 }
@@ -776,6 +836,92 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Issue 15: the tunnel options of a pair go into the generated check and read back
+    /// as the very request `status` builds; wrong combinations are refused.
+    #[test]
+    fn tunnel_options_read_back_as_the_request_status_builds() {
+        let gue = |port, csum| Tunnel {
+            kind: TunnelType::Gue { port },
+            csum,
+        };
+        for tunnel in [
+            Tunnel::default(),
+            gue(6080, TunnelChecksum::None),
+            gue(1, TunnelChecksum::Remcsum),
+            Tunnel {
+                kind: TunnelType::Gre,
+                csum: TunnelChecksum::Csum,
+            },
+        ] {
+            let pair = Pair {
+                service: "test".into(),
+                vip: ip("192.0.2.20"),
+                port: Some(80),
+                proto: Protocol::Tcp,
+                rip: ip("198.51.100.11"),
+                method: ForwardingMethod::Tunnel,
+                config_checks: Vec::new(),
+                interval: None,
+                tunnel,
+            };
+            let cmd = ProbeCommand {
+                program: "/usr/sbin/vipcheck".into(),
+                vips: vec![pair.vip],
+                rip: pair.rip,
+                port: pair.port,
+                protocol: pair.proto,
+                method: pair.method,
+                timeout: Duration::from_secs(1),
+                app: None,
+                tunnel,
+            };
+            let argv: Vec<String> = cmd
+                .command_line()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            let from_cli = Request::from_inputs(&probe_inputs(&argv)).unwrap();
+            assert_eq!(from_cli.tunnel, tunnel, "{argv:?}");
+            let status = FleetProbe::new(Duration::from_secs(1), false);
+            assert_eq!(status.request(&pair).unwrap(), from_cli, "{argv:?}");
+        }
+        let base = [
+            "--method",
+            "tun",
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+        ];
+        let with = |extra: &[&str]| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(extra);
+            req(&a)
+        };
+        let e = with(&["--tun-csum", "csum"]).unwrap_err();
+        assert!(e.message.contains("IPIP tunnel has no checksum"), "{e}");
+        let e = with(&["--tun-type", "gre", "--tun-csum", "remcsum"]).unwrap_err();
+        assert!(e.message.contains("no remote checksum"), "{e}");
+        let e = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--tun-type",
+            "gre",
+        ])
+        .unwrap_err();
+        assert!(e.message.contains("not tunnelled"), "{e}");
+        // gue without a port, or with port 0, is a usage error of the command line itself.
+        let argv = ["vipcheck", "probe", "--method", "tun", "--tun-type", "gue"];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let mut argv = argv.to_vec();
+        argv.extend(["--tun-port", "0"]);
+        assert!(Cli::try_parse_from(&argv).is_err());
+        let r = with(&["--tun-type", "gre"]).unwrap();
+        assert_eq!(r.tunnel.kind, TunnelType::Gre);
+    }
+
     /// What `status` probes for a pair is what the generated check asks for: the
     /// `misc_path` argv (as the keepalived template renders it, split at spaces) read by
     /// the probe's command line gives the very request `status` builds for that pair.
@@ -813,6 +959,7 @@ mod tests {
                             method,
                             config_checks: Vec::new(),
                             interval: None,
+                            tunnel: Default::default(),
                         };
                         let cmd = ProbeCommand {
                             program: "/usr/sbin/vipcheck".into(),
@@ -823,6 +970,7 @@ mod tests {
                             method,
                             timeout,
                             app: None,
+                            tunnel: Default::default(),
                         };
                         // keepalived's misc_path: the rendered line, split at white space.
                         let line = cmd.command_line();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::config::{ForwardingMethod, Protocol};
+use crate::config::{ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 
 mod check;
 
@@ -167,6 +167,8 @@ pub struct ProbeCommand {
     pub timeout: Duration,
     /// The application check to run through the VIP as well (`rewrite --app-check`).
     pub app: Option<AppProbe>,
+    /// TUN: the encapsulation, written out only when it is not IPIP without options.
+    pub tunnel: Tunnel,
 }
 
 /// An HTTP(S) check through the VIP, from the real server's own HTTP_GET / SSL_GET `url`
@@ -271,6 +273,9 @@ impl ProbeCommand {
             self.method.probe_arg(),
             format_duration(self.timeout)
         );
+        if self.tunnel != Tunnel::default() {
+            let _ = write!(s, "{}", tunnel_args(self.tunnel));
+        }
         if let Some(app) = &self.app {
             // Free text goes as `--option=VALUE`, which clap never reads as an option of
             // its own, even when the value starts with '-'.
@@ -294,9 +299,52 @@ impl ProbeCommand {
     }
 }
 
+/// ` --tun-type T [--tun-port N] [--tun-csum C]`, as `vipcheck probe` reads them.
+fn tunnel_args(t: Tunnel) -> String {
+    let mut s = match t.kind {
+        TunnelType::Ipip => " --tun-type ipip".to_string(),
+        TunnelType::Gue { port } => format!(" --tun-type gue --tun-port {port}"),
+        TunnelType::Gre => " --tun-type gre".to_string(),
+    };
+    match t.csum {
+        TunnelChecksum::None => {}
+        TunnelChecksum::Csum => s.push_str(" --tun-csum csum"),
+        TunnelChecksum::Remcsum => s.push_str(" --tun-csum remcsum"),
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tunnel_options_are_written_only_when_not_plain_ipip() {
+        let mut cmd = ProbeCommand {
+            program: "/usr/sbin/vipcheck".into(),
+            vips: vec!["192.0.2.20".parse().unwrap()],
+            rip: "192.0.2.11".parse().unwrap(),
+            port: Some(80),
+            protocol: Protocol::Tcp,
+            method: ForwardingMethod::Tunnel,
+            timeout: Duration::from_millis(1500),
+            app: None,
+            tunnel: Tunnel::default(),
+        };
+        assert!(!cmd.command_line().contains("--tun"));
+        cmd.tunnel = Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Remcsum,
+        };
+        assert!(cmd.command_line().ends_with(
+            "--method tun --timeout 1500ms --tun-type gue --tun-port 6080 --tun-csum remcsum"
+        ));
+        cmd.tunnel = Tunnel {
+            kind: TunnelType::Gre,
+            csum: TunnelChecksum::None,
+        };
+        assert!(cmd.command_line().ends_with(" --tun-type gre"));
+    }
 
     #[test]
     fn probe_command_line_lists_every_typed_value() {
@@ -312,6 +360,7 @@ mod tests {
             method: ForwardingMethod::DirectRouting,
             timeout: Duration::from_millis(1500),
             app: None,
+            tunnel: Tunnel::default(),
         };
         assert_eq!(
             cmd.command_line(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{ForwardingMethod, Protocol, VirtualService};
+use crate::config::{ForwardingMethod, Protocol, Tunnel, VirtualService};
 use crate::probe::fleet::Fleet;
 use crate::probe::request::{CheckSelection, ProbeSpec, Request, DEFAULT_RETRIES};
 use crate::probe::session::AppCheckOptions;
@@ -64,6 +64,13 @@ pub struct Pair {
     /// The service's check interval ([`VirtualService::interval`]).
     #[serde(skip)]
     pub interval: Option<Duration>,
+    /// TUN: the real server's encapsulation (shown only when not IPIP).
+    #[serde(skip_serializing_if = "is_ipip")]
+    pub tunnel: Tunnel,
+}
+
+fn is_ipip(t: &Tunnel) -> bool {
+    *t == Tunnel::default()
 }
 
 impl Pair {
@@ -136,6 +143,7 @@ pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr
                     method: rs.method,
                     config_checks: config_checks.clone(),
                     interval: vs.interval,
+                    tunnel: rs.tunnel,
                 });
             }
         }
@@ -362,7 +370,42 @@ mod tests {
             method: ForwardingMethod::DirectRouting,
             config_checks: vec!["HTTP_GET".into()],
             interval: None,
+            tunnel: Tunnel::default(),
         }
+    }
+
+    /// Issue 15: every pair carries its real server's tunnel (the real server's own
+    /// `lvs_method`, else the virtual server's), which `status` then probes with.
+    #[test]
+    fn pairs_carry_the_real_server_s_tunnel() {
+        use crate::config::keepalived::{parse_str, ParseOptions};
+        use crate::config::{TunnelChecksum, TunnelType};
+        let text = "virtual_server 192.0.2.20 80 {\n lvs_method TUN type gue port 6080 csum\n \
+                    protocol TCP\n real_server 192.0.2.11 80 {\n }\n \
+                    real_server 192.0.2.12 80 {\n  lvs_method TUN type gre\n }\n}\n";
+        let doc = parse_str(
+            std::path::Path::new("k.conf"),
+            text,
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let got: Vec<Tunnel> = pairs(&doc.services, &BTreeMap::new())
+            .iter()
+            .map(|p| p.tunnel)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Tunnel {
+                    kind: TunnelType::Gue { port: 6080 },
+                    csum: TunnelChecksum::Csum
+                },
+                Tunnel {
+                    kind: TunnelType::Gre,
+                    csum: TunnelChecksum::None
+                }
+            ]
+        );
     }
 
     struct ByAddress;
@@ -603,6 +646,7 @@ impl FleetProbe {
             retries: DEFAULT_RETRIES,
             iface: None,
             json: false,
+            tunnel: pair.tunnel,
         })
         .map_err(|e| e.to_string())
     }

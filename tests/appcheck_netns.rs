@@ -252,6 +252,7 @@ impl Lab {
             rip: self.rip(),
             next_hop_mac: MacAddr(SERVER_MAC),
             method: ForwardingMethod::DirectRouting,
+            encap: Default::default(),
         }
     }
 
@@ -589,6 +590,7 @@ fn appcheck_child_session() {
             rip,
             next_hop_mac: MacAddr(SERVER_MAC),
             method: ForwardingMethod::DirectRouting,
+            encap: Default::default(),
         };
         let target = Target {
             vip,

@@ -314,6 +314,7 @@ fn control_characters_in_names_are_escaped_in_the_status_table() {
         method: ForwardingMethod::DirectRouting,
         config_checks: vec!["HTTP_GET".into()],
         interval: None,
+        tunnel: Default::default(),
     };
     let outcome = Outcome {
         up: false,

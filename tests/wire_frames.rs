@@ -27,6 +27,7 @@ fn probe(src: &str, dst: &str, kind: ProbeKind) -> Probe {
         hop_limit: 1,
         ip_ident: 0x1234,
         kind,
+        encap: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{ForwardingMethod, Protocol};
+use crate::config::{ForwardingMethod, Protocol, Tunnel};
 use crate::status::{render_json, render_prometheus, render_table, Outcome, Pair, StatusInputs};
 
 /// How long to wait for the agent.
@@ -65,6 +65,10 @@ pub fn parse_rows(body: &str) -> Result<Vec<(Pair, Outcome)>, String> {
                 Some("nat") => ForwardingMethod::Nat,
                 _ => ForwardingMethod::DirectRouting,
             };
+            let tunnel = match r.get("tunnel") {
+                Some(t) => serde_json::from_value(t.clone()).map_err(|e| format!("tunnel: {e}"))?,
+                None => Tunnel::default(),
+            };
             let pair = Pair {
                 service: text("service").unwrap_or_default(),
                 vip: ip("vip")?,
@@ -81,6 +85,7 @@ pub fn parse_rows(body: &str) -> Result<Vec<(Pair, Outcome)>, String> {
                     })
                     .unwrap_or_default(),
                 interval: None,
+                tunnel,
             };
             let outcome = Outcome {
                 up: r["up"].as_bool().unwrap_or(false),
@@ -136,6 +141,10 @@ mod tests {
             method: ForwardingMethod::Tunnel,
             config_checks: vec!["HTTP_GET".into()],
             interval: None,
+            tunnel: Tunnel {
+                kind: crate::config::TunnelType::Gue { port: 6080 },
+                csum: crate::config::TunnelChecksum::Remcsum,
+            },
         };
         let outcome = Outcome {
             up: true,

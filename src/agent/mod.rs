@@ -937,6 +937,7 @@ mod tests {
             method: ForwardingMethod::DirectRouting,
             config_checks: Vec::new(),
             interval: Some(Duration::from_secs(1)),
+            tunnel: Default::default(),
         }
     }
 

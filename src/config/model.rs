@@ -59,7 +59,7 @@ impl fmt::Display for ForwardingMethod {
 /// How a TUN real server's packets are encapsulated (keepalived
 /// `lvs_method TUN type ipip|gue port N|gre [nocsum|csum|remcsum]`; the kernel's IPVS
 /// reports the same as `IPVS_DEST_ATTR_TUN_TYPE`, `_TUN_PORT` and `_TUN_FLAGS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum TunnelType {
     /// IP-in-IP (IPv4 in IPv4 or IPv6, or IPv6 in IPv6): IPVS's default.
@@ -72,7 +72,7 @@ pub enum TunnelType {
 }
 
 /// The checksum option of a GUE or GRE tunnel (IPVS's `IP_VS_TUNNEL_ENCAP_FLAG_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelChecksum {
     /// No checksum (`nocsum`, the default).
@@ -85,7 +85,7 @@ pub enum TunnelChecksum {
 }
 
 /// A TUN real server's encapsulation: its type and checksum option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, Default)]
 pub struct Tunnel {
     #[serde(flatten)]
     pub kind: TunnelType,
@@ -196,6 +196,9 @@ pub struct RealServer {
     pub span: Span,
     /// Where generated checks go; `None` when the text cannot be edited (see `origin`).
     pub insert: Option<InsertionPoint>,
+    /// TUN: the encapsulation (the real server's `lvs_method TUN type ...`, else the
+    /// virtual server's; IPIP when neither says).
+    pub tunnel: Tunnel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +224,8 @@ pub struct VirtualService {
     /// `delay_loop` (`None` when not written), ldirectord's `checkinterval` (the
     /// virtual's, else the global one, else its default of 10 s).
     pub interval: Option<std::time::Duration>,
+    /// TUN: the virtual server's encapsulation (`lvs_method TUN type ...`).
+    pub tunnel: Tunnel,
 }
 
 impl VirtualService {

@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::config::ForwardingMethod;
+use crate::config::{ForwardingMethod, Tunnel, TunnelChecksum, TunnelType};
+use crate::wire::tunnel::Encap;
 use crate::wire::MacAddr;
 
 /// How frames reach one real server: out of which interface, from which of the
@@ -24,6 +25,8 @@ pub struct NetPath {
     pub next_hop_mac: MacAddr,
     /// DR or TUN (NAT never reaches a path: the real server does not hold the VIP).
     pub method: ForwardingMethod,
+    /// TUN: the encapsulation (IPIP, GUE or GRE) and its checksum option.
+    pub encap: Tunnel,
 }
 
 impl NetPath {
@@ -35,6 +38,25 @@ impl NetPath {
     /// Whether the real server is reached in an IP-in-IP tunnel.
     pub fn is_tunnel(&self) -> bool {
         self.method == ForwardingMethod::Tunnel
+    }
+
+    /// The tunnel's encapsulation as the wire layer writes it.
+    pub fn encapsulation(&self) -> Encap {
+        encapsulation(self.encap)
+    }
+}
+
+/// A TUN real server's tunnel as the wire layer writes it: `csum` and `remcsum` both make
+/// IPVS fill in the GUE packet's UDP checksum (remote checksum offload adds nothing for a
+/// packet whose inner checksum is complete, as every probe's is).
+pub fn encapsulation(t: Tunnel) -> Encap {
+    let csum = t.csum != TunnelChecksum::None;
+    match t.kind {
+        TunnelType::Ipip => Encap::Ipip,
+        TunnelType::Gue { port } => Encap::Gue { port, csum },
+        TunnelType::Gre => Encap::Gre {
+            csum: t.csum == TunnelChecksum::Csum,
+        },
     }
 }
 
@@ -52,6 +74,7 @@ mod tests {
             rip: "198.51.100.11".parse().unwrap(),
             next_hop_mac: MacAddr([2, 0, 0, 0, 0, 0x11]),
             method: ForwardingMethod::DirectRouting,
+            encap: Tunnel::default(),
         };
         assert_eq!(p.tunnel(), None);
         p.method = ForwardingMethod::Tunnel;

@@ -21,8 +21,10 @@ use serde::Serialize;
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath};
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
+use crate::wire::gre;
 use crate::wire::ipv4::protocol;
 use crate::wire::tcp::flags;
+use crate::wire::tunnel::Encap;
 use crate::wire::MacAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +370,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             hop_limit: 1,
             ip_ident: self.entropy.next_u32() as u16,
             kind,
+            encap: self.path.encapsulation(),
         };
         p.build().map_err(|e| {
             io::Error::new(
@@ -403,7 +406,11 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         }
         let tunnel = q.src == self.path.src
             && q.dst == self.path.rip
-            && matches!(q.protocol, protocol::IPIP | protocol::IPV6);
+            && match self.path.encapsulation() {
+                Encap::Ipip => matches!(q.protocol, protocol::IPIP | protocol::IPV6),
+                Encap::Gue { .. } => q.protocol == protocol::UDP,
+                Encap::Gre { .. } => q.protocol == gre::PROTOCOL,
+            };
         tunnel
             && match &q.probe {
                 QuotedProbe::Tunnelled(inner) => direct(inner),
@@ -508,8 +515,9 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                  (TTL exceeded: VIP not configured there?)"
             ),
             IcmpError::ProtocolUnreachable if tunnel => format!(
-                "real server {} does not decapsulate IPIP (ICMP protocol unreachable from {from})",
-                self.path.rip
+                "real server {} does not decapsulate {} (ICMP protocol unreachable from {from})",
+                self.path.rip,
+                tunnel_kind(self.path.encapsulation()),
             ),
             IcmpError::NextHeaderUnrecognized if tunnel => format!(
                 "real server {} does not decapsulate the IPv6 tunnel (ICMPv6 unrecognized next \
@@ -518,11 +526,24 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             ),
             // With the tunnel module loaded but no tunnel device up, Linux answers an
             // IPIP/IPv6-in-IPv6 packet with port unreachable, not protocol unreachable.
-            IcmpError::PortUnreachable if tunnel && from == self.path.rip => format!(
-                "real server {} does not decapsulate the tunnel (no tunnel device up: ICMP port \
-                 unreachable from {from})",
-                self.path.rip
-            ),
+            IcmpError::PortUnreachable if tunnel && from == self.path.rip => {
+                match self.path.encapsulation() {
+                    Encap::Gue { port, .. } => format!(
+                        "real server {} does not decapsulate GUE on UDP port {port} (nothing \
+                         receives there: ICMP port unreachable from {from})",
+                        self.path.rip
+                    ),
+                    e => format!(
+                        "real server {} does not decapsulate {} (no tunnel device up: ICMP \
+                         port unreachable from {from})",
+                        self.path.rip,
+                        match e {
+                            Encap::Gre { .. } => "GRE",
+                            _ => "the tunnel",
+                        }
+                    ),
+                }
+            }
             IcmpError::PortUnreachable => {
                 format!("{from} answered the probe for VIP {vip} with ICMP port unreachable")
             }
@@ -1096,5 +1117,14 @@ fn neighbour_answer(rx: &frame::Received, target: IpAddr) -> Option<MacAddr> {
             Some(lladdr.unwrap_or(rx.eth_src))
         }
         _ => None,
+    }
+}
+
+/// The encapsulation's name in a reason.
+fn tunnel_kind(e: Encap) -> &'static str {
+    match e {
+        Encap::Ipip => "IPIP",
+        Encap::Gue { .. } => "GUE",
+        Encap::Gre { .. } => "GRE",
     }
 }

@@ -469,6 +469,7 @@ mod tests {
                 dst_port: 80,
                 seq: 7,
             },
+            encap: Default::default(),
         }
         .build()
         .unwrap()

@@ -341,6 +341,7 @@ impl Way {
             rip: req.rip,
             next_hop_mac,
             method: req.method,
+            encap: req.tunnel,
         }
     }
 }

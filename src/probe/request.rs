@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::engine::CheckKind;
 use super::session::{AppCheck, AppCheckKind, AppCheckOptions};
-use crate::config::{ForwardingMethod, Protocol};
+use crate::config::{ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 use crate::duration::{duration_message, parse_duration as parse_any_duration, DURATION_HINT};
 
 /// Extra attempts when none are asked for (`--retries`).
@@ -54,6 +54,8 @@ pub struct ProbeInputs {
     pub json: bool,
     /// ldirectord's `VIP VPORT RIP RPORT` (IPv6 may be in brackets), or nothing.
     pub positional: Vec<String>,
+    /// TUN: the encapsulation (`--tun-type`, `--tun-port`, `--tun-csum`).
+    pub tunnel: Tunnel,
 }
 
 /// A probe in typed values: the pair, the checks and the budget.
@@ -71,6 +73,8 @@ pub struct ProbeSpec {
     pub retries: u32,
     pub iface: Option<String>,
     pub json: bool,
+    /// TUN: the encapsulation.
+    pub tunnel: Tunnel,
 }
 
 /// A probe request whose arguments make sense together.
@@ -92,6 +96,8 @@ pub struct Request {
     pub retries: u32,
     pub iface: Option<String>,
     pub json: bool,
+    /// TUN: the encapsulation (IPIP unless asked otherwise).
+    pub tunnel: Tunnel,
 }
 
 /// Arguments that cannot be run: one sentence and a hint.
@@ -255,6 +261,7 @@ impl Request {
             retries: args.retries,
             iface: args.iface.clone(),
             json: args.json,
+            tunnel: args.tunnel,
         })?;
         Ok(Request {
             timeout: timeout?,
@@ -278,6 +285,7 @@ impl Request {
             retries,
             iface,
             json,
+            tunnel,
         } = spec;
         if vips.is_empty() {
             return Err(err("no VIP to probe", "give one with --vip VIP"));
@@ -289,6 +297,7 @@ impl Request {
             ));
         }
         check_targets(&vips, rip, method)?;
+        check_tunnel(method, tunnel)?;
         if proto == Protocol::Sctp {
             return Err(err(
                 "an SCTP service cannot be probed",
@@ -353,7 +362,48 @@ impl Request {
             retries: retries.min(100),
             iface,
             json,
+            tunnel,
         })
+    }
+}
+
+/// Refuses tunnel options that IPVS (and keepalived) would not take: any but IPIP without
+/// TUN, GUE without a port, a checksum option on IPIP, remote checksum offload on GRE.
+fn check_tunnel(method: ForwardingMethod, tunnel: Tunnel) -> Result<(), RequestError> {
+    if tunnel == Tunnel::default() {
+        return Ok(());
+    }
+    if method != ForwardingMethod::Tunnel {
+        return Err(err(
+            format!(
+                "a {} tunnel was asked for a real server that is not tunnelled",
+                tunnel_name(tunnel.kind)
+            ),
+            "--tun-type, --tun-port and --tun-csum go with --method tun",
+        ));
+    }
+    match (tunnel.kind, tunnel.csum) {
+        (TunnelType::Gue { port: 0 }, _) => Err(err(
+            "a GUE tunnel needs the real server's GUE port",
+            "give it with --tun-port PORT (1-65535)",
+        )),
+        (TunnelType::Ipip, c) if c != TunnelChecksum::None => Err(err(
+            "an IPIP tunnel has no checksum option",
+            "--tun-csum csum|remcsum goes with --tun-type gue or gre",
+        )),
+        (TunnelType::Gre, TunnelChecksum::Remcsum) => Err(err(
+            "a GRE tunnel has no remote checksum offload",
+            "use --tun-csum csum or none with --tun-type gre",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn tunnel_name(kind: TunnelType) -> &'static str {
+    match kind {
+        TunnelType::Ipip => "IPIP",
+        TunnelType::Gue { .. } => "GUE",
+        TunnelType::Gre => "GRE",
     }
 }
 
@@ -379,6 +429,7 @@ mod tests {
             retries: DEFAULT_RETRIES,
             iface: None,
             json: false,
+            tunnel: Tunnel::default(),
         }
     }
 
@@ -411,6 +462,30 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(r.app, Some((AppCheck::TcpSession, 80)));
+    }
+
+    #[test]
+    fn tunnel_options_ipvs_would_not_take_are_refused() {
+        let tun = |kind, csum| ProbeSpec {
+            method: ForwardingMethod::Tunnel,
+            tunnel: Tunnel { kind, csum },
+            ..spec(Protocol::Tcp, CheckSelection::All)
+        };
+        let e = Request::new(tun(TunnelType::Gue { port: 0 }, TunnelChecksum::None)).unwrap_err();
+        assert!(e.message.contains("GUE port"), "{e}");
+        let e = Request::new(tun(TunnelType::Ipip, TunnelChecksum::Csum)).unwrap_err();
+        assert!(e.message.contains("IPIP"), "{e}");
+        let e = Request::new(tun(TunnelType::Gre, TunnelChecksum::Remcsum)).unwrap_err();
+        assert!(e.message.contains("GRE"), "{e}");
+        let e = Request::new(ProbeSpec {
+            method: ForwardingMethod::DirectRouting,
+            ..tun(TunnelType::Gre, TunnelChecksum::None)
+        })
+        .unwrap_err();
+        assert!(e.message.contains("not tunnelled"), "{e}");
+        let ok =
+            Request::new(tun(TunnelType::Gue { port: 6080 }, TunnelChecksum::Remcsum)).unwrap();
+        assert_eq!(ok.tunnel.kind, TunnelType::Gue { port: 6080 });
     }
 
     #[test]
@@ -447,6 +522,7 @@ mod tests {
             iface: None,
             json: false,
             positional: Vec::new(),
+            tunnel: Tunnel::default(),
         };
         let e = Request::from_inputs(&inputs).unwrap_err();
         assert!(e.message.contains("needs a port"), "{e}");

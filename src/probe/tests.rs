@@ -87,6 +87,7 @@ fn path(method: ForwardingMethod) -> NetPath {
         ifindex: 3,
         our_mac: DIR_MAC,
         method,
+        encap: crate::config::Tunnel::default(),
         rip: ip("192.0.2.11"),
         src: ip("192.0.2.2"),
         next_hop_mac: RS_MAC,
@@ -109,13 +110,19 @@ fn tcp_check() -> Check {
     }
 }
 
-/// The inner IPv4 packet of a frame we sent (unwrapping one IPIP header).
+/// The inner IPv4 packet of a frame we sent (unwrapping one IPIP, GUE or GRE header).
 fn inner(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
     let (eth, payload) = EthernetRepr::parse(frame).unwrap();
     assert_eq!(eth.ethertype, ethertype::IPV4);
     let (ip, body) = Ipv4Repr::parse(payload).unwrap();
-    if ip.protocol == protocol::IPIP {
-        let (ip, body) = Ipv4Repr::parse(body).unwrap();
+    let encap = match ip.protocol {
+        protocol::IPIP => Some(0),
+        protocol::UDP => Some(crate::wire::gue::HEADER_LEN),
+        crate::wire::gre::PROTOCOL => Some(crate::wire::gre::header_len(body[0] & 0x80 != 0)),
+        _ => None,
+    };
+    if let Some(skip) = encap {
+        let (ip, body) = Ipv4Repr::parse(&body[skip..]).unwrap();
         return (ip, body.to_vec());
     }
     (ip, body.to_vec())
@@ -371,6 +378,7 @@ fn syn_ack_is_up_and_answered_with_an_exact_rst() {
             dst_port: 80,
             seq: syn.seq.wrapping_add(1),
         },
+        encap: Default::default(),
     }
     .build()
     .unwrap();
@@ -621,6 +629,7 @@ fn request(checks: Vec<CheckKind>, vips: &[&str]) -> Request {
         json: false,
         allow_arp_answer: false,
         app: None,
+        tunnel: Default::default(),
     }
 }
 
@@ -1286,4 +1295,158 @@ fn a_shared_forwarded_echo_holds_back_the_other_ports_syns() {
     assert!(!v.up);
     assert!(v.reason.contains("forwarded the probe"), "{}", v.reason);
     assert!(second.sent.is_empty(), "{} frames sent", second.sent.len());
+}
+
+/// Issue 15: probes in GUE and GRE, and the ICMP errors that quote them.
+mod gue_gre {
+    use super::*;
+    use crate::config::{Tunnel, TunnelChecksum, TunnelType};
+    use crate::wire::{checksum, gre};
+
+    fn run_in(
+        mock: &mut Mock<impl FnMut(usize, &[u8]) -> Vec<Vec<u8>>>,
+        encap: Tunnel,
+    ) -> engine::CheckResult {
+        let mut p = path(ForwardingMethod::Tunnel);
+        p.encap = encap;
+        let mut entropy = Counter(0);
+        let mut prober = Prober {
+            io: mock,
+            entropy: &mut entropy,
+            path: &p,
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        prober.run(&icmp_check(), deadline, 3).unwrap()
+    }
+
+    fn gue(csum: TunnelChecksum) -> Tunnel {
+        Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum,
+        }
+    }
+
+    fn gre(csum: TunnelChecksum) -> Tunnel {
+        Tunnel {
+            kind: TunnelType::Gre,
+            csum,
+        }
+    }
+
+    fn unreachable(code: u8) -> impl FnMut(usize, &[u8]) -> Vec<Vec<u8>> {
+        move |_, f: &[u8]| {
+            vec![icmp_error(
+                f,
+                ip("192.0.2.11"),
+                icmpv4::kind::DST_UNREACHABLE,
+                code,
+            )]
+        }
+    }
+
+    #[test]
+    fn gue_probe_is_udp_to_the_gue_port_and_its_direct_reply_accepted() {
+        for (csum, summed) in [
+            (TunnelChecksum::None, false),
+            (TunnelChecksum::Csum, true),
+            (TunnelChecksum::Remcsum, true),
+        ] {
+            let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
+            let r = run_in(&mut mock, gue(csum));
+            assert!(r.up, "{r:?}");
+            let (_, payload) = EthernetRepr::parse(&mock.sent[0]).unwrap();
+            let (outer, udp) = Ipv4Repr::parse(payload).unwrap();
+            assert_eq!(outer.protocol, protocol::UDP);
+            assert_eq!(outer.dst, Ipv4Addr::new(192, 0, 2, 11));
+            assert_eq!(udp[2..4], 6080u16.to_be_bytes());
+            assert_eq!(udp[8..12], [0, protocol::IPIP, 0, 0], "GUE header");
+            assert_eq!(udp[6..8] != [0, 0], summed, "{csum:?}");
+            if summed {
+                let (s, d) = (ip("192.0.2.2"), ip("192.0.2.11"));
+                assert_eq!(checksum::with_pseudo(s, d, protocol::UDP, udp), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn gre_probe_names_the_inner_ethertype_and_its_checksum_option() {
+        for (csum, first) in [(TunnelChecksum::None, 0), (TunnelChecksum::Csum, 0x80)] {
+            let mut mock = Mock::new(|_, f: &[u8]| vec![echo_reply(f, OTHER_MAC, 0)]);
+            let r = run_in(&mut mock, gre(csum));
+            assert!(r.up, "{r:?}");
+            let (_, payload) = EthernetRepr::parse(&mock.sent[0]).unwrap();
+            let (outer, g) = Ipv4Repr::parse(payload).unwrap();
+            assert_eq!(outer.protocol, gre::PROTOCOL);
+            assert_eq!(g[..4], [first, 0, 0x08, 0x00]);
+        }
+    }
+
+    #[test]
+    fn port_unreachable_for_gue_means_nothing_receives_on_the_gue_port() {
+        let mut mock = Mock::new(unreachable(icmpv4::unreachable::PORT));
+        let r = run_in(&mut mock, gue(TunnelChecksum::None));
+        assert!(!r.up);
+        assert!(
+            r.reason
+                .starts_with("real server 192.0.2.11 does not decapsulate GUE on UDP port 6080"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn gre_unreachable_from_the_rip_means_no_decapsulation() {
+        let mut mock = Mock::new(unreachable(icmpv4::unreachable::PROTOCOL));
+        let r = run_in(&mut mock, gre(TunnelChecksum::None));
+        assert!(!r.up);
+        assert!(
+            r.reason
+                .starts_with("real server 192.0.2.11 does not decapsulate GRE"),
+            "{}",
+            r.reason
+        );
+        let mut mock = Mock::new(unreachable(icmpv4::unreachable::PORT));
+        let r = run_in(&mut mock, gre(TunnelChecksum::Csum));
+        assert!(
+            r.reason
+                .starts_with("real server 192.0.2.11 does not decapsulate GRE (no tunnel device"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn an_error_quoting_ipip_is_not_about_a_gue_probe() {
+        // The error quotes an IPIP packet with our probe inside: not what a GUE path sent.
+        let mut mock = Mock::new(|_, f: &[u8]| {
+            let (ip_hdr, body) = inner(f);
+            let mut inner_packet = vec![0; 20 + body.len()];
+            Ipv4Repr {
+                payload_len: body.len(),
+                ..ip_hdr
+            }
+            .emit(&mut inner_packet);
+            inner_packet[20..].copy_from_slice(&body);
+            let (_, outer) = crate::wire::tunnel::encapsulate(
+                crate::wire::tunnel::Encap::Ipip,
+                ip("192.0.2.2"),
+                ip("192.0.2.11"),
+                1,
+                ip("192.0.2.20"),
+                &inner_packet,
+            )
+            .unwrap();
+            let mut frame = f[..14].to_vec();
+            frame.extend(outer);
+            vec![icmp_error(
+                &frame,
+                ip("192.0.2.11"),
+                icmpv4::kind::DST_UNREACHABLE,
+                icmpv4::unreachable::PROTOCOL,
+            )]
+        });
+        let r = run_in(&mut mock, gue(TunnelChecksum::None));
+        assert!(!r.up);
+        assert!(!r.reason.contains("decapsulate"), "{}", r.reason);
+    }
 }

@@ -214,6 +214,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     method: rs.method,
                     timeout: opts.probe_timeout,
                     app,
+                    tunnel: rs.tunnel,
                 };
                 let stanza = stanzas.render(gen, &ins.indent, &command, misc_timeout)?;
                 let text = if mid_line {

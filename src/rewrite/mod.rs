@@ -109,6 +109,7 @@ pub fn state_name(
         method: crate::config::ForwardingMethod::DirectRouting,
         config_checks: Vec::new(),
         interval: None,
+        tunnel: Default::default(),
     }
     .state_name()
 }

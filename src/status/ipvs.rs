@@ -129,17 +129,7 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     "not checked: protocol {} is not one vipcheck probes",
                     svc.protocol
                 )),
-                // The prober sends IPIP only: a GUE or GRE destination would fail for
-                // the wrong reason. (The lead's merge with issue 15 gives Pair a tunnel.)
-                (Some(_), Some(_)) => match d.tunnel.map(|t| t.kind) {
-                    Some(TunnelType::Gue { .. }) => {
-                        Some("not checked: GUE tunnels are not probed by this build".to_string())
-                    }
-                    Some(TunnelType::Gre) => {
-                        Some("not checked: GRE tunnels are not probed by this build".to_string())
-                    }
-                    _ => None,
-                },
+                (Some(_), Some(_)) => None,
             };
             if let Some(why) = why_not {
                 out.push(row(vips.first().copied(), None, Some(why)));
@@ -172,6 +162,7 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     method,
                     config_checks: Vec::new(),
                     interval: None,
+                    tunnel: d.tunnel.unwrap_or_default(),
                 };
                 out.push(row(Some(*vip), Some(pair), None));
             }

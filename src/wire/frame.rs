@@ -8,12 +8,13 @@ use pnet_packet::icmp::echo_request::EchoRequestPacket;
 
 use super::arp::{ArpOperation, ArpRepr};
 use super::ethernet::{self, ethertype, EthernetRepr};
+use super::gre;
 use super::icmpv4::{self, Icmpv4Repr};
 use super::icmpv6::{self, Icmpv6Repr};
-use super::ipip;
 use super::ipv4::{self, protocol, Ipv4Repr};
 use super::ipv6::{self, Ipv6Repr};
 use super::tcp::{self, TcpRepr};
+use super::tunnel::{self, Encap};
 use super::{MacAddr, Result, WireError};
 
 /// The payload of every echo request: lets an operator spot vipcheck in a capture.
@@ -58,6 +59,8 @@ pub struct Probe {
     /// IPv4 identification (inner and outer header).
     pub ip_ident: u16,
     pub kind: ProbeKind,
+    /// How a tunnelled probe is encapsulated (IPIP, GUE or GRE); unused without `tunnel`.
+    pub encap: Encap,
 }
 
 /// A buffer for one header to be emitted into. Pre-filled with 0xa5, not zero: every
@@ -196,8 +199,14 @@ impl Probe {
             &segment,
         )?;
         if let Some((outer_src, outer_dst)) = self.tunnel {
-            (etype, packet) =
-                ipip::encapsulate(outer_src, outer_dst, self.ip_ident, self.dst, &packet)?;
+            (etype, packet) = tunnel::encapsulate(
+                self.encap,
+                outer_src,
+                outer_dst,
+                self.ip_ident,
+                self.dst,
+                &packet,
+            )?;
         }
         Ok(ethernet_frame(self.src_mac, self.dst_mac, etype, &packet))
     }
@@ -533,6 +542,10 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
         protocol::IPV6 => quoted_v6(rest)
             .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
             .unwrap_or(QuotedProbe::Unknown),
+        // GUE (UDP shaped as IPVS's GUE header) and GRE: the packet inside, as for IPIP.
+        protocol::UDP | gre::PROTOCOL if tunnel::quoted_inner(proto, rest).is_some() => {
+            quoted_encapsulated(proto, rest)
+        }
         _ => QuotedProbe::Unknown,
     };
     Quoted {
@@ -541,6 +554,18 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
         protocol: proto,
         probe,
     }
+}
+
+/// The inner packet of a quoted GUE or GRE packet.
+fn quoted_encapsulated(proto: u8, rest: &[u8]) -> QuotedProbe {
+    let inner = match tunnel::quoted_inner(proto, rest) {
+        Some((_, protocol::IPV6, inner)) => quoted_v6(inner),
+        Some((_, _, inner)) => quoted_v4(inner),
+        None => return QuotedProbe::Unknown,
+    };
+    inner
+        .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
+        .unwrap_or(QuotedProbe::Unknown)
 }
 
 /// A TCP segment in an IP packet: its addresses and where it lies.
@@ -615,6 +640,7 @@ mod tests {
                 dst_port: 80,
                 seq: 1,
             },
+            encap: Default::default(),
         }
         .build()
         .unwrap();

@@ -28,12 +28,15 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
+pub mod gre;
+pub mod gue;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod tunnel;
 
 use std::fmt;
 

@@ -30,6 +30,7 @@ boot_modules=(
     ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_sed ip_vs_nq
     ip_vs_lblc ip_vs_lblcr ip_vs_mh ip_vs_fo ip_vs_ovf
     nf_tables  # the application check's owner table (drops the director's RSTs)
+    fou fou6 gre ip_gre ip6_gre  # GUE and GRE tunnels (issue 15)
 )
 
 busybox_bin() {

@@ -20,7 +20,7 @@ use super::preprocess::{LToken, LineSink};
 use super::GlobalDefs;
 use crate::config::{
     Diagnostic, ExistingCheck, FileId, ForwardingMethod, InsertionPoint, Origin, Protocol,
-    RealServer, ServiceKey, SourceMap, Span, VirtualService,
+    RealServer, ServiceKey, SourceMap, Span, Tunnel, TunnelChecksum, TunnelType, VirtualService,
 };
 
 /// The most addresses a `virtual_server_group` may expand to.
@@ -98,6 +98,7 @@ struct VsBuild {
     real_servers: Vec<RsBuild>,
     /// `delay_loop`, when written.
     interval: Option<std::time::Duration>,
+    tunnel: Tunnel,
 }
 
 #[derive(Debug)]
@@ -109,6 +110,8 @@ struct RsBuild {
     weight: Option<i64>,
     method: Option<ForwardingMethod>,
     checks: Vec<ExistingCheck>,
+    /// Set with `method` (a real server's `lvs_method` replaces the virtual's tunnel).
+    tunnel: Tunnel,
     span: Span,
     insert: Option<InsertionPoint>,
 }
@@ -245,6 +248,7 @@ impl Parser {
             }
             (Some(Frame::VirtualServer(vs)), "lb_kind" | "lvs_method") => {
                 vs.method = parse_method(sources, &stmt)?;
+                vs.tunnel = parse_tunnel(sources, &stmt, vs.method)?;
                 Ok(())
             }
             (Some(Frame::VirtualServer(vs)), "delay_loop") => {
@@ -282,7 +286,9 @@ impl Parser {
                 Ok(())
             }
             (Some(Frame::RealServer(rs)), "lvs_method") => {
-                rs.method = Some(parse_method(sources, &stmt)?);
+                let method = parse_method(sources, &stmt)?;
+                rs.tunnel = parse_tunnel(sources, &stmt, method)?;
+                rs.method = Some(method);
                 Ok(())
             }
             (Some(Frame::RealServer(rs)), "weight") => {
@@ -569,6 +575,11 @@ impl Parser {
                 .into_iter()
                 .map(|rs| {
                     let method = rs.method.unwrap_or(vs.method);
+                    let tunnel = if rs.method.is_some() {
+                        rs.tunnel
+                    } else {
+                        vs.tunnel
+                    };
                     let port = if fwmark_only || method.needs_vip_on_real_server() {
                         port
                     } else {
@@ -590,6 +601,7 @@ impl Parser {
                         origin,
                         span: rs.span,
                         insert: rs.insert,
+                        tunnel,
                     }
                 })
                 .collect();
@@ -604,6 +616,7 @@ impl Parser {
                 span: vs.header,
                 block: vs.block,
                 interval: vs.interval,
+                tunnel: vs.tunnel,
             });
         }
         Ok((services, self.global_defs, self.warnings.finish()))
@@ -653,6 +666,85 @@ fn parse_method(sources: &SourceMap, stmt: &Stmt) -> Result<ForwardingMethod, Di
                 .at(sources, w.span)
                 .with_hint("keepalived accepts NAT, DR or TUN, in upper case"),
         ),
+    }
+}
+
+/// The tunnel options after `lvs_method TUN` / `lb_kind TUN`, as keepalived reads them
+/// (check_parser.c): in any order, `type ipip|gue|gre`, `port N` (1-65535, GUE only and
+/// then required), `nocsum|csum|remcsum` (not on IPIP; no `remcsum` on GRE). keepalived
+/// ignores words after NAT and DR, and so does this.
+fn parse_tunnel(
+    sources: &SourceMap,
+    stmt: &Stmt,
+    method: ForwardingMethod,
+) -> Result<Tunnel, Diagnostic> {
+    let mut t = Tunnel::default();
+    if method != ForwardingMethod::Tunnel {
+        return Ok(t);
+    }
+    let hint = "keepalived takes lvs_method TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]";
+    let bad =
+        |span: Span, msg: String| Err(Diagnostic::error(msg).at(sources, span).with_hint(hint));
+    let mut port: Option<(u16, Span)> = None;
+    let mut gue = false;
+    let mut i = 2;
+    while let Some(w) = stmt.arg(i) {
+        match w.value.as_str() {
+            "type" => {
+                let Some(kind) = stmt.arg(i + 1) else {
+                    return bad(w.span, "'type' without a tunnel type".into());
+                };
+                match kind.value.as_str() {
+                    "ipip" => (gue, t.kind) = (false, TunnelType::Ipip),
+                    "gue" => gue = true,
+                    "gre" => (gue, t.kind) = (false, TunnelType::Gre),
+                    other => {
+                        return bad(kind.span, format!("unknown tunnel type '{other}'"));
+                    }
+                }
+                i += 1;
+            }
+            "port" => {
+                let Some(p) = stmt.arg(i + 1) else {
+                    return bad(w.span, "'port' without a GUE port number".into());
+                };
+                match p.value.parse::<u16>() {
+                    Ok(n) if n > 0 && p.value.bytes().all(|b| b.is_ascii_digit()) => {
+                        port = Some((n, p.span));
+                    }
+                    _ => {
+                        return bad(
+                            p.span,
+                            format!("GUE port '{}' is not a number from 1 to 65535", p.value),
+                        )
+                    }
+                }
+                i += 1;
+            }
+            "nocsum" => t.csum = TunnelChecksum::None,
+            "csum" => t.csum = TunnelChecksum::Csum,
+            "remcsum" => t.csum = TunnelChecksum::Remcsum,
+            other => return bad(w.span, format!("unknown tunnel option '{other}'")),
+        }
+        i += 1;
+    }
+    match (gue, port) {
+        (true, Some((n, _))) => t.kind = TunnelType::Gue { port: n },
+        (true, None) => return bad(stmt.span(), "a GUE tunnel needs 'port N'".into()),
+        (false, Some((_, span))) => {
+            return bad(span, "only a GUE tunnel has a port".into());
+        }
+        (false, None) => {}
+    }
+    match (t.kind, t.csum) {
+        (TunnelType::Ipip, c) if c != TunnelChecksum::None => {
+            bad(stmt.span(), "an IPIP tunnel has no checksum option".into())
+        }
+        (TunnelType::Gre, TunnelChecksum::Remcsum) => bad(
+            stmt.span(),
+            "a GRE tunnel has no remote checksum offload (remcsum)".into(),
+        ),
+        _ => Ok(t),
     }
 }
 
@@ -721,6 +813,7 @@ fn virtual_server_header(sources: &SourceMap, header: &Stmt) -> Result<VsBuild, 
         method: ForwardingMethod::Nat,
         real_servers: Vec::new(),
         interval: None,
+        tunnel: Tunnel::default(),
     })
 }
 
@@ -745,6 +838,7 @@ fn real_server_header(sources: &SourceMap, header: &Stmt) -> Result<RsBuild, Dia
         checks: Vec::new(),
         span: header.span(),
         insert: None,
+        tunnel: Tunnel::default(),
     })
 }
 
@@ -944,6 +1038,139 @@ mod tests {
         let err = parse("virtual_server 192.0.2.1 80 {\n    lb_kind FNAT\n}\n").expect_err("FNAT");
         let loc = err.location.expect("located");
         assert_eq!((loc.line, loc.col, loc.width), (2, 13, 4));
+    }
+
+    fn tunnel_of(line: &str) -> Result<Tunnel, Diagnostic> {
+        let text = format!(
+            "virtual_server 192.0.2.1 80 {{\n  lb_kind TUN\n  real_server 192.0.2.11 80 {{\n    {line}\n  }}\n}}\n"
+        );
+        parse(&text).map(|(vs, _, _)| vs[0].real_servers[0].tunnel)
+    }
+
+    #[test]
+    fn tunnel_types_and_checksum_options_as_keepalived_reads_them() {
+        let t = |kind, csum| Tunnel { kind, csum };
+        let gue = TunnelType::Gue { port: 6080 };
+        for (line, want) in [
+            ("lvs_method TUN", t(TunnelType::Ipip, TunnelChecksum::None)),
+            (
+                "lvs_method TUN type ipip",
+                t(TunnelType::Ipip, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gue port 6080",
+                t(gue, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gue port 6080 csum",
+                t(gue, TunnelChecksum::Csum),
+            ),
+            (
+                "lvs_method TUN port 6080 remcsum type gue",
+                t(gue, TunnelChecksum::Remcsum),
+            ),
+            (
+                "lvs_method TUN type gue port 6080 csum nocsum",
+                t(gue, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gre",
+                t(TunnelType::Gre, TunnelChecksum::None),
+            ),
+            (
+                "lvs_method TUN type gre csum",
+                t(TunnelType::Gre, TunnelChecksum::Csum),
+            ),
+            // keepalived reads no options after DR and NAT.
+            ("lvs_method DR type gue port 6080", Tunnel::default()),
+        ] {
+            assert_eq!(tunnel_of(line).unwrap(), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn tunnel_options_keepalived_refuses_are_located_errors() {
+        for (line, col, width, says) in [
+            (
+                "lvs_method TUN type vxlan",
+                25,
+                5,
+                "unknown tunnel type 'vxlan'",
+            ),
+            (
+                "lvs_method TUN type GUE port 1",
+                25,
+                3,
+                "unknown tunnel type",
+            ),
+            ("lvs_method TUN type", 20, 4, "without a tunnel type"),
+            ("lvs_method TUN type gue", 5, 23, "needs 'port N'"),
+            ("lvs_method TUN type gue port", 29, 4, "without a GUE port"),
+            (
+                "lvs_method TUN type gue port 0",
+                34,
+                1,
+                "not a number from 1 to 65535",
+            ),
+            ("lvs_method TUN type gue port 70000", 34, 5, "not a number"),
+            ("lvs_method TUN type gue port 0x10", 34, 4, "not a number"),
+            (
+                "lvs_method TUN type gre port 5",
+                34,
+                1,
+                "only a GUE tunnel has a port",
+            ),
+            (
+                "lvs_method TUN type ipip csum",
+                5,
+                29,
+                "IPIP tunnel has no checksum",
+            ),
+            ("lvs_method TUN csum", 5, 19, "IPIP tunnel has no checksum"),
+            (
+                "lvs_method TUN type gre remcsum",
+                5,
+                31,
+                "no remote checksum",
+            ),
+            (
+                "lvs_method TUN type gue port 6080 bogus",
+                39,
+                5,
+                "unknown tunnel option 'bogus'",
+            ),
+        ] {
+            let e = tunnel_of(line).expect_err(line);
+            assert!(e.message.contains(says), "{line}: {}", e.message);
+            let loc = e.location.expect("located");
+            assert_eq!((loc.line, loc.col, loc.width), (4, col, width), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_real_server_s_lvs_method_replaces_the_virtual_server_s_tunnel() {
+        let text = "virtual_server 192.0.2.1 80 {\n lvs_method TUN type gue port 6080 csum\n \
+                    real_server 192.0.2.11 80 {\n }\n \
+                    real_server 192.0.2.12 80 {\n  lvs_method TUN type gre\n }\n \
+                    real_server 192.0.2.13 80 {\n  lvs_method TUN\n }\n}\n";
+        let (vs, _, _) = parse(text).unwrap();
+        let gue = Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Csum,
+        };
+        assert_eq!(vs[0].tunnel, gue);
+        let got: Vec<Tunnel> = vs[0].real_servers.iter().map(|r| r.tunnel).collect();
+        assert_eq!(
+            got,
+            [
+                gue,
+                Tunnel {
+                    kind: TunnelType::Gre,
+                    csum: TunnelChecksum::None
+                },
+                Tunnel::default()
+            ]
+        );
     }
 
     #[test]

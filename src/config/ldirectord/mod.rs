@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     Diagnostic, ExistingCheck, FileId, ForwardingMethod, InsertionPoint, Origin, Protocol,
-    RealServer, ServiceKey, Severity, SourceMap, Span, VirtualService,
+    RealServer, ServiceKey, Severity, SourceMap, Span, Tunnel, VirtualService,
 };
 
 pub use resolve::{OfflineResolver, Resolver, Services, SystemResolver};
@@ -414,6 +414,8 @@ fn model(v: &Virtual, file: FileId, globals: &Globals) -> VirtualService {
                 origin: Origin::Written(r.line),
                 span: r.line,
                 insert: Some(v.insert.clone()),
+                // ldirectord has no tunnel types: IPIP.
+                tunnel: Tunnel::default(),
             }
         })
         .collect();
@@ -430,6 +432,7 @@ fn model(v: &Virtual, file: FileId, globals: &Globals) -> VirtualService {
         interval: Some(std::time::Duration::from_secs(
             v.check.checkinterval.unwrap_or(globals.checkinterval),
         )),
+        tunnel: Tunnel::default(),
     }
 }
 

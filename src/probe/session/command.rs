@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::options::{AppCheckKind, AppCheckOptions};
 use super::{run, Outcome, Target};
-use crate::config::ForwardingMethod;
+use crate::config::{ForwardingMethod, Tunnel};
 use crate::duration::parse_duration;
 use crate::net::NetPath;
 use crate::wire::MacAddr;
@@ -37,6 +37,8 @@ pub struct AppCheckInputs {
     /// Print the verdict as one JSON object.
     pub json: bool,
     pub app: AppCheckOptions,
+    /// TUN: the encapsulation (`--tun-type`, `--tun-port`, `--tun-csum`).
+    pub tunnel: Tunnel,
 }
 
 /// Parses `02:00:5e:00:00:11` (or with `-`).
@@ -72,6 +74,7 @@ pub fn session_path(cmd: &AppCheckInputs) -> Result<(NetPath, Target), String> {
         rip: cmd.rip,
         next_hop_mac: parse_mac(&cmd.next_hop_mac).map_err(|e| format!("--next-hop-mac: {e}"))?,
         method: cmd.method,
+        encap: cmd.tunnel,
     };
     let target = Target {
         vip: cmd.vip,

@@ -15,8 +15,8 @@ use smoltcp::time::Instant;
 use crate::net::{Frame, FrameIo, NetPath};
 use crate::wire::ethernet::{self, ethertype, EthernetRepr};
 use crate::wire::frame::{self, Probe, ProbeKind};
-use crate::wire::ipip;
 use crate::wire::tcp::{self, flags, TcpRepr};
+use crate::wire::tunnel;
 
 const ETH_HDR: usize = ethernet::HEADER_LEN;
 
@@ -37,7 +37,7 @@ impl Framing {
     /// Bytes in front of the IP packet.
     pub fn header_len(&self) -> usize {
         match self.path.tunnel() {
-            Some((_, rip)) => ETH_HDR + ipip::outer_header_len(rip),
+            Some((_, rip)) => ETH_HDR + self.path.encapsulation().outer_len(rip),
             None => ETH_HDR,
         }
     }
@@ -45,7 +45,6 @@ impl Framing {
     /// Writes the Ethernet (and, for TUN, outer IP) header in front of an IP packet that
     /// already sits at `frame[header_len()..]`. `ident` is the outer IPv4 identification.
     pub fn write_header(&self, frame: &mut [u8], ident: u16) {
-        let inner_len = frame.len() - self.header_len();
         let family = |ip: IpAddr| {
             if ip.is_ipv6() {
                 ethertype::IPV6
@@ -55,12 +54,12 @@ impl Framing {
         };
         let ethertype = match self.path.tunnel() {
             // Mixed families are refused before a frame is built (`validate`).
-            Some((outer_src, rip)) => ipip::emit_outer(
+            Some((outer_src, rip)) => tunnel::emit_outer(
+                self.path.encapsulation(),
                 outer_src,
                 rip,
                 ident,
                 self.vip,
-                inner_len,
                 &mut frame[ETH_HDR..],
             )
             .unwrap_or(family(rip)),
@@ -147,6 +146,7 @@ pub fn rst_frame(framing: &Framing, seq: u32) -> Vec<u8> {
             dst_port: framing.port,
             seq,
         },
+        encap: framing.path.encapsulation(),
     }
     .build()
     .unwrap_or_default()
@@ -318,6 +318,7 @@ mod tests {
                 rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
                 next_hop_mac: MacAddr([2, 0, 0, 0, 0, 0x11]),
                 method: ForwardingMethod::DirectRouting,
+                encap: crate::config::Tunnel::default(),
             },
             src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             vip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 20)),
@@ -400,6 +401,45 @@ mod tests {
         );
         assert_eq!(checksum(outer), 0, "outer header checksum is valid");
         assert_eq!(&buf[34..], &inner[..]);
+    }
+
+    #[test]
+    fn tun_gue_and_gre_headers_follow_the_outer_header_and_the_mtu_shrinks() {
+        use crate::config::{Tunnel, TunnelChecksum, TunnelType};
+        let mut f = dr4();
+        f.path.method = ForwardingMethod::Tunnel;
+        f.path.encap = Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Csum,
+        };
+        assert_eq!(f.header_len(), 14 + 20 + 12);
+        let inner = reply4();
+        let mut buf = vec![0xa5; 46];
+        buf.extend_from_slice(&inner);
+        f.write_header(&mut buf, 1);
+        assert_eq!(buf[14 + 9], 17, "outer protocol UDP");
+        assert_eq!(&buf[36..38], &6080u16.to_be_bytes());
+        assert_eq!(&buf[42..46], &[0, 4, 0, 0], "GUE header naming IPv4");
+        let (src, dst) = (f.path.src, f.path.rip);
+        assert_eq!(with_pseudo(src, dst, 17, &buf[34..]), 0, "UDP checksum");
+        assert_eq!(&buf[46..], &inner[..]);
+        let io = Recorder {
+            sent: vec![],
+            inbox: vec![],
+        };
+        assert_eq!(Link::new(io, f.clone(), 1500).mtu, 1500 - 32);
+
+        f.path.encap = Tunnel {
+            kind: TunnelType::Gre,
+            csum: TunnelChecksum::None,
+        };
+        assert_eq!(f.header_len(), 14 + 20 + 4);
+        let mut buf = vec![0xa5; 38];
+        buf.extend_from_slice(&inner);
+        f.write_header(&mut buf, 1);
+        assert_eq!(buf[14 + 9], 47, "outer protocol GRE");
+        assert_eq!(&buf[34..38], &[0, 0, 0x08, 0x00]);
+        assert_eq!(checksum(&buf[14..34]), 0);
     }
 
     #[test]

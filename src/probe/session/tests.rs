@@ -236,6 +236,7 @@ fn session_via(
             rip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
             next_hop_mac: SERVER_MAC,
             method,
+            encap: crate::config::Tunnel::default(),
         },
         src: IpAddr::V4(SRC),
         vip: IpAddr::V4(VIP),

@@ -7,7 +7,7 @@
 #                        on its own address only) | fwd .15 (no VIP, forwards to the
 #                        director) | quiet .16 (no VIP, weight 0: quiesced)
 #   192.0.2.101:80 TUN   tungood .21 (tunl0 up, VIP) | tundr .22 (VIP, no tunnel) |
-#                        .23 GUE port 6080 (no host: GUE is not probed in this build)
+#                        .23 GUE port 6080 (no host: probed over GUE, down)
 #   [2001:db8::100]:80 DR good6 ::31 (VIP) | novip6 ::32
 #   192.0.2.102:80 NAT   .41:8080 (no host: NAT is not applicable)
 #   fwmark 5 DR          good2 .12 (VIP 192.0.2.103 on lo)
@@ -115,7 +115,7 @@ expect_rows "status --ipvs: every destination's row" "$work/audit.json" "192.0.2
 192.0.2.100:80/tcp 192.0.2.16 dr w=0 up=false act=false q=true
 192.0.2.101:80/tcp 192.0.2.21 tun w=1 up=true act=false q=false
 192.0.2.101:80/tcp 192.0.2.22 tun w=1 up=false act=true q=false
-192.0.2.101:80/tcp 192.0.2.23 tun w=1 up=null act=false q=false
+192.0.2.101:80/tcp 192.0.2.23 tun w=1 up=false act=true q=false
 192.0.2.102:80/tcp 192.0.2.41 nat w=1 up=null act=false q=false
 [2001:db8::100]:80/tcp 2001:db8::31 dr w=1 up=true act=false q=false
 [2001:db8::100]:80/tcp 2001:db8::32 dr w=1 up=false act=true q=false
@@ -127,14 +127,14 @@ expect_reason() { # NAME FILE RIP REGEX
 }
 expect_reason "the forwarder's reason says it forwards" "$work/audit.json" 192.0.2.15 "forward"
 expect_reason "the NAT destination is not applicable" "$work/audit.json" 192.0.2.41 "not applicable"
-expect_reason "the GUE destination is not checked, and says why" "$work/audit.json" 192.0.2.23 "GUE"
+expect_reason "the GUE destination is probed, and down: no such host" "$work/audit.json" 192.0.2.23 "no ARP reply from 192\.0\.2\.23"
 tun=$(jq -c '.destinations[] | select(.rip == "192.0.2.23") | .tunnel' "$work/audit.json")
 if [ "$tun" = '{"type":"gue","port":6080,"csum":"remcsum"}' ]; then pass "the GUE destination's tunnel type, port and flags"; else fail "the GUE destination's tunnel: $tun"; fi
 conns=$(jq -r '[.destinations[] | .active_conns, .inactive_conns] | map(type == "number") | all' "$work/audit.json")
 if [ "$conns" = true ]; then pass "every row has its connection counts"; else fail "connection counts missing"; fi
 
 # ---- the table: the destinations to act on first ----
-expect_status "status --ipvs table: five to act on first" 1 "Act first: 5 destination" \
+expect_status "status --ipvs table: six to act on first" 1 "Act first: 6 destination" \
     ip netns exec lb "$bin" status --ipvs --timeout 5s --fwmark-vip 5=$VIPF --color never
 expect_status "status --ipvs table: a quiesced destination is shown as such" 1 "192\.0\.2\.16 .*0 quiesced" \
     ip netns exec lb "$bin" status --ipvs --timeout 5s --fwmark-vip 5=$VIPF --color never
