@@ -14,6 +14,7 @@ use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
 use crate::probe::session::{AppCheckKind, AppCheckOptions};
+use crate::probe::udp::{UdpCheckKind, UdpCheckOptions};
 use crate::rewrite::command::{ColorChoice, GenerateInputs, RewriteInputs};
 use crate::status::StatusInputs;
 use crate::watch::{ReloadChoice, WatchInputs};
@@ -152,6 +153,10 @@ pub enum CheckArg {
     Https,
     /// ICMP and ARP, then a complete TCP handshake through the VIP (and a reset).
     TcpSession,
+    /// A UDP service: a DNS query through the VIP (with ICMP and ARP).
+    Dns,
+    /// A UDP service: a datagram through the VIP, keepalived's UDP_CHECK (with ICMP and ARP).
+    Udp,
 }
 
 /// Check that one real server answers on the VIP (what keepalived/ldirectord run).
@@ -172,14 +177,16 @@ pub struct ProbeArgs {
     /// The service port (for the TCP check).
     #[arg(long)]
     pub port: Option<u16>,
-    /// The service's protocol: a UDP service gets the ICMP check only.
+    /// The service's protocol: a UDP service gets --check dns|udp, or under all a DNS
+    /// query on port 53 and ICMP only on other ports.
     #[arg(long, value_enum, default_value = "tcp")]
     pub proto: ProtoArg,
     /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
     /// Which checks: icmp, tcp, arp, or all (icmp; tcp for a TCP service with a port;
-    /// arp: the real server must not answer ARP / neighbour solicitation for the VIP).
+    /// dns for a UDP service on port 53; arp: the real server must not answer ARP /
+    /// neighbour solicitation for the VIP).
     #[arg(long, value_enum, default_value = "all")]
     pub check: CheckArg,
     /// A real server that answers ARP for the VIP is a warning, not down (for setups
@@ -206,6 +213,30 @@ pub struct ProbeArgs {
     /// --port, else VPORT, else RPORT.
     #[arg(value_name = "VIP VPORT RIP RPORT", num_args = 0..=4)]
     pub positional: Vec<String>,
+    /// Options of the UDP service checks (`--check dns|udp`).
+    #[command(flatten)]
+    pub udp: UdpCheckArgs,
+}
+
+/// Options of `--check dns|udp` (a UDP service).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UdpCheckArgs {
+    /// The name the DNS query asks for (default `.`, as keepalived's DNS_CHECK).
+    #[arg(long, value_name = "NAME")]
+    pub dns_name: Option<String>,
+    /// The record type to ask for: A, AAAA, NS, SOA, MX, TXT, ... (default SOA).
+    #[arg(long, value_name = "TYPE")]
+    pub dns_type: Option<String>,
+    /// The answer the reply must hold (an address for A/AAAA, a name, ...).
+    #[arg(long, value_name = "TEXT")]
+    pub dns_expect: Option<String>,
+    /// The datagram's payload in hex (default: empty).
+    #[arg(long, value_name = "HEX")]
+    pub udp_payload: Option<String>,
+    /// Require a reply of MIN-MAX bytes (keepalived's require_reply); without it, no
+    /// ICMP error while the VIP answers echo is enough.
+    #[arg(long, value_name = "MIN-MAX")]
+    pub udp_expect_len: Option<String>,
 }
 
 /// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
@@ -431,6 +462,8 @@ impl From<CheckArg> for CheckSelection {
             CheckArg::Http => CheckSelection::App(AppCheckKind::Http),
             CheckArg::Https => CheckSelection::App(AppCheckKind::Https),
             CheckArg::TcpSession => CheckSelection::App(AppCheckKind::TcpSession),
+            CheckArg::Dns => CheckSelection::Udp(UdpCheckKind::Dns),
+            CheckArg::Udp => CheckSelection::Udp(UdpCheckKind::Datagram),
         }
     }
 }
@@ -466,6 +499,14 @@ impl From<ProbeArgs> for ProbeInputs {
             iface: a.iface,
             json: a.json,
             positional: a.positional,
+            udp: UdpCheckOptions {
+                kind: None,
+                dns_name: a.udp.dns_name,
+                dns_type: a.udp.dns_type,
+                dns_expect: a.udp.dns_expect,
+                udp_payload: a.udp.udp_payload,
+                udp_expect_len: a.udp.udp_expect_len,
+            },
         }
     }
 }
@@ -633,6 +674,7 @@ mod tests {
                             rip: ip(rip),
                             method,
                             config_checks: Vec::new(),
+                            udp: Default::default(),
                         };
                         let cmd = ProbeCommand {
                             program: "/usr/sbin/vipcheck".into(),
@@ -756,13 +798,34 @@ mod tests {
             "--rip",
             "192.0.2.11",
             "--port",
-            "53",
+            "514",
             "--proto",
             "udp",
         ])
         .unwrap();
         assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
         assert!(r.icmp_only_udp);
+        // Port 53 under `all` is DNS: a query through the VIP (keepalived's defaults).
+        let dns = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+        ])
+        .unwrap();
+        assert!(matches!(
+            dns.checks.as_slice(),
+            [
+                CheckKind::Icmp,
+                CheckKind::Udp { port: 53, .. },
+                CheckKind::Arp
+            ]
+        ));
+        assert!(!dns.icmp_only_udp);
         assert!(req(&[
             "--vip",
             "192.0.2.20",

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{ForwardingMethod, Protocol};
 
 mod check;
+pub mod udp_check;
 
 /// The templates shipped with vipcheck: (name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[

@@ -21,6 +21,7 @@ use crate::config::{ForwardingMethod, Protocol, VirtualService};
 use crate::probe::fleet::Fleet;
 use crate::probe::request::{CheckSelection, ProbeSpec, Request, DEFAULT_RETRIES};
 use crate::probe::session::AppCheckOptions;
+use crate::probe::udp::UdpCheckOptions;
 use crate::probe::Verdict;
 use crate::rewrite::command::{ColorChoice, GenerateInputs};
 
@@ -56,6 +57,10 @@ pub struct Pair {
     pub method: ForwardingMethod,
     /// What the config already checks on this real server (`HTTP_GET`, `negotiate http`).
     pub config_checks: Vec<String>,
+    /// The UDP service's own check from the config (DNS_CHECK, UDP_CHECK, `service=dns`),
+    /// run through the VIP; default (none) otherwise.
+    #[serde(skip)]
+    pub udp: UdpCheckOptions,
 }
 
 impl Pair {
@@ -127,11 +132,32 @@ pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr
                     rip: rs.addr,
                     method: rs.method,
                     config_checks: config_checks.clone(),
+                    udp: config_udp_check(&rs.checks),
                 });
             }
         }
     }
     out
+}
+
+/// The UDP service's own check from the config, as the probe's options (none when the
+/// config has none, or one that cannot run through the VIP).
+fn config_udp_check(checks: &[crate::config::ExistingCheck]) -> UdpCheckOptions {
+    match crate::generate::udp_check::from_checks(checks) {
+        Some(Ok(p)) => UdpCheckOptions {
+            kind: Some(if p.check == "dns" {
+                crate::probe::udp::UdpCheckKind::Dns
+            } else {
+                crate::probe::udp::UdpCheckKind::Datagram
+            }),
+            dns_name: p.dns_name,
+            dns_type: p.dns_type,
+            dns_expect: p.dns_expect,
+            udp_payload: p.udp_payload,
+            udp_expect_len: p.udp_expect_len,
+        },
+        _ => UdpCheckOptions::default(),
+    }
 }
 
 /// Probes every pair with at most `parallel` probes in flight; results in pair order.
@@ -352,6 +378,7 @@ mod tests {
             rip: rip.parse().unwrap(),
             method: ForwardingMethod::DirectRouting,
             config_checks: vec!["HTTP_GET".into()],
+            udp: UdpCheckOptions::default(),
         }
     }
 
@@ -449,7 +476,7 @@ mod tests {
         );
         assert_eq!(r.timeout, Duration::from_millis(700));
         assert!(!r.allow_arp_answer);
-        let mut udp = pair("192.0.2.11", 53);
+        let mut udp = pair("192.0.2.11", 514);
         udp.proto = Protocol::Udp;
         udp.method = ForwardingMethod::Tunnel;
         let fp = FleetProbe::new(Duration::from_secs(1), true);
@@ -586,6 +613,7 @@ impl FleetProbe {
             retries: DEFAULT_RETRIES,
             iface: None,
             json: false,
+            udp: pair.udp.clone(),
         })
         .map_err(|e| e.to_string())
     }

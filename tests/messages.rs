@@ -313,6 +313,7 @@ fn control_characters_in_names_are_escaped_in_the_status_table() {
         rip: "192.0.2.11".parse().unwrap(),
         method: ForwardingMethod::DirectRouting,
         config_checks: vec!["HTTP_GET".into()],
+        udp: Default::default(),
     };
     let outcome = Outcome {
         up: false,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::engine::CheckKind;
 use super::session::{AppCheck, AppCheckKind, AppCheckOptions};
+use super::udp::{UdpCheckKind, UdpCheckOptions};
 use crate::config::{ForwardingMethod, Protocol};
 use crate::duration::{duration_message, parse_duration as parse_any_duration, DURATION_HINT};
 
@@ -28,6 +29,9 @@ pub enum CheckSelection {
     All,
     /// ICMP and ARP, then the application check through the VIP.
     App(AppCheckKind),
+    /// A UDP service's own check through the VIP (DNS query or datagram), with ICMP and
+    /// ARP.
+    Udp(UdpCheckKind),
 }
 
 /// The probe's command line as plain values: what `vipcheck probe` was asked, before any
@@ -54,6 +58,8 @@ pub struct ProbeInputs {
     pub json: bool,
     /// ldirectord's `VIP VPORT RIP RPORT` (IPv6 may be in brackets), or nothing.
     pub positional: Vec<String>,
+    /// Options of the UDP service checks (`--check dns|udp`, or `all` for a UDP service).
+    pub udp: UdpCheckOptions,
 }
 
 /// A probe in typed values: the pair, the checks and the budget.
@@ -71,6 +77,7 @@ pub struct ProbeSpec {
     pub retries: u32,
     pub iface: Option<String>,
     pub json: bool,
+    pub udp: UdpCheckOptions,
 }
 
 /// A probe request whose arguments make sense together.
@@ -255,6 +262,7 @@ impl Request {
             retries: args.retries,
             iface: args.iface.clone(),
             json: args.json,
+            udp: args.udp.clone(),
         })?;
         Ok(Request {
             timeout: timeout?,
@@ -278,6 +286,7 @@ impl Request {
             retries,
             iface,
             json,
+            udp,
         } = spec;
         if vips.is_empty() {
             return Err(err("no VIP to probe", "give one with --vip VIP"));
@@ -318,13 +327,52 @@ impl Request {
             }
             _ => None,
         };
-        if matches!(check, CheckSelection::Icmp | CheckSelection::All) || app.is_some() {
+        // A UDP service's own check: asked for, or under `all` when the config names
+        // one (DNS_CHECK, UDP_CHECK, service=dns) or the port is DNS's.
+        let udp_kind = match check {
+            CheckSelection::Udp(_) if tcp_service => {
+                return Err(err(
+                    "--check dns|udp was asked for a TCP service",
+                    "give the UDP service's protocol with --proto udp",
+                ))
+            }
+            CheckSelection::Udp(kind) => Some(kind),
+            CheckSelection::All if !tcp_service => {
+                udp.kind.or((port == Some(53)).then_some(UdpCheckKind::Dns))
+            }
+            _ => None,
+        };
+        let udp_check = match udp_kind {
+            Some(kind) => {
+                let port = port.filter(|p| *p != 0).ok_or_else(|| {
+                    err(
+                        "a UDP service check needs a port",
+                        "give it with --port PORT",
+                    )
+                })?;
+                let probe = udp
+                    .to_probe(kind)
+                    .map_err(|e| err(e, "see vipcheck probe --help"))?;
+                Some(CheckKind::Udp {
+                    port,
+                    src_port: 0,
+                    probe,
+                })
+            }
+            None => None,
+        };
+        if matches!(
+            check,
+            CheckSelection::Icmp | CheckSelection::All | CheckSelection::Udp(_)
+        ) || app.is_some()
+        {
             checks.push(CheckKind::Icmp);
         }
+        checks.extend(udp_check);
         if check == CheckSelection::Tcp && !tcp_service {
             return Err(err(
                 "--check tcp was asked for a UDP service",
-                "UDP services are checked with ICMP only: use --check icmp",
+                "a UDP service is checked with --check dns, udp, icmp or all",
             ));
         }
         if check == CheckSelection::Tcp && port.is_none() {
@@ -338,7 +386,11 @@ impl Request {
                 checks.push(CheckKind::Tcp { port });
             }
         }
-        if matches!(check, CheckSelection::Arp | CheckSelection::All) || app.is_some() {
+        if matches!(
+            check,
+            CheckSelection::Arp | CheckSelection::All | CheckSelection::Udp(_)
+        ) || app.is_some()
+        {
             checks.push(CheckKind::Arp);
         }
         Ok(Request {
@@ -346,7 +398,7 @@ impl Request {
             rip,
             method,
             checks,
-            icmp_only_udp: !tcp_service && check == CheckSelection::All,
+            icmp_only_udp: !tcp_service && check == CheckSelection::All && udp_check.is_none(),
             allow_arp_answer,
             app,
             timeout,
@@ -379,6 +431,7 @@ mod tests {
             retries: DEFAULT_RETRIES,
             iface: None,
             json: false,
+            udp: UdpCheckOptions::default(),
         }
     }
 
@@ -447,6 +500,7 @@ mod tests {
             iface: None,
             json: false,
             positional: Vec::new(),
+            udp: UdpCheckOptions::default(),
         };
         let e = Request::from_inputs(&inputs).unwrap_err();
         assert!(e.message.contains("needs a port"), "{e}");

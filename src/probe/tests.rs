@@ -1287,3 +1287,6 @@ fn a_shared_forwarded_echo_holds_back_the_other_ports_syns() {
     assert!(v.reason.contains("forwarded the probe"), "{}", v.reason);
     assert!(second.sent.is_empty(), "{} frames sent", second.sent.len());
 }
+
+#[path = "tests_udp.rs"]
+mod udp;

@@ -14,6 +14,7 @@ use super::ipip;
 use super::ipv4::{self, protocol, Ipv4Repr};
 use super::ipv6::{self, Ipv6Repr};
 use super::tcp::{self, TcpRepr};
+use super::udp::UdpRepr;
 use super::{MacAddr, Result, WireError};
 
 /// The payload of every echo request: lets an operator spot vipcheck in a capture.
@@ -40,6 +41,13 @@ pub enum ProbeKind {
         src_port: u16,
         dst_port: u16,
         seq: u32,
+    },
+    /// A UDP datagram; `tag` tells its attempts apart (the DNS query's id). Its payload
+    /// is not part of the kind: it is framed with [`Probe::wrap`].
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        tag: u16,
     },
 }
 
@@ -127,6 +135,8 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
             r.emit(p.src, p.dst, &mut b);
             Ok((protocol::TCP, b))
         }
+        // The datagram's payload is not in the kind: see `Probe::wrap`.
+        ProbeKind::Udp { .. } => Err(WireError::Unsupported),
     }
 }
 
@@ -187,13 +197,19 @@ impl Probe {
     /// The whole frame. Fails only when addresses of one header mix IPv4 and IPv6.
     pub fn build(&self) -> Result<Vec<u8>> {
         let (proto, segment) = transport(self)?;
+        self.wrap(proto, &segment)
+    }
+
+    /// The whole frame around a transport `segment` of protocol `proto` built by the
+    /// caller (a UDP datagram with its payload): IP header, tunnel, Ethernet.
+    pub fn wrap(&self, proto: u8, segment: &[u8]) -> Result<Vec<u8>> {
         let (mut etype, mut packet) = ip_packet(
             self.src,
             self.dst,
             proto,
             self.hop_limit,
             self.ip_ident,
-            &segment,
+            segment,
         )?;
         if let Some((outer_src, outer_dst)) = self.tunnel {
             (etype, packet) =
@@ -306,6 +322,10 @@ pub enum QuotedProbe {
         src_port: u16,
         dst_port: u16,
     },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
     /// An encapsulated packet, when enough of it is quoted to read its header.
     Tunnelled(Box<Quoted>),
     /// Not enough bytes quoted, or a protocol the prober never sends.
@@ -334,6 +354,13 @@ pub enum Inbound {
         src: IpAddr,
         dst: IpAddr,
         segment: TcpRepr,
+    },
+    Udp {
+        src: IpAddr,
+        dst: IpAddr,
+        src_port: u16,
+        dst_port: u16,
+        payload: Vec<u8>,
     },
     IcmpError {
         /// Who sent the error.
@@ -419,6 +446,7 @@ fn parse_ipv4(payload: &[u8], verify: bool) -> Result<Inbound> {
             dst,
             segment: TcpRepr::parse_with(src, dst, body, verify)?,
         },
+        protocol::UDP => udp_inbound(src, dst, body, verify)?,
         _ => Inbound::Other,
     })
 }
@@ -468,7 +496,19 @@ fn parse_ipv6(payload: &[u8], verify: bool) -> Result<Inbound> {
             dst,
             segment: TcpRepr::parse_with(src, dst, body, verify)?,
         },
+        protocol::UDP => udp_inbound(src, dst, body, verify)?,
         _ => Inbound::Other,
+    })
+}
+
+fn udp_inbound(src: IpAddr, dst: IpAddr, body: &[u8], verify: bool) -> Result<Inbound> {
+    let d = UdpRepr::parse(src, dst, body, verify)?;
+    Ok(Inbound::Udp {
+        src,
+        dst,
+        src_port: d.src_port,
+        dst_port: d.dst_port,
+        payload: d.payload.to_vec(),
     })
 }
 
@@ -525,6 +565,10 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
                 src_port: t.src_port,
                 dst_port: t.dst_port,
             },
+            Err(_) => QuotedProbe::Unknown,
+        },
+        protocol::UDP => match UdpRepr::parse_ports(rest) {
+            Ok((src_port, dst_port)) => QuotedProbe::Udp { src_port, dst_port },
             Err(_) => QuotedProbe::Unknown,
         },
         protocol::IPIP => quoted_v4(rest)

@@ -26,6 +26,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod dns;
 pub mod ethernet;
 pub mod frame;
 pub mod icmpv4;
@@ -34,6 +35,7 @@ pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod udp;
 
 use std::fmt;
 
