@@ -685,6 +685,7 @@ mod tests {
                             method,
                             timeout,
                             app: None,
+                            udp: None,
                         };
                         // keepalived's misc_path: the rendered line, split at white space.
                         let line = cmd.command_line();

@@ -160,6 +160,9 @@ pub struct ProbeCommand {
     pub timeout: Duration,
     /// The application check to run through the VIP as well (`rewrite --app-check`).
     pub app: Option<AppProbe>,
+    /// A UDP service's own check (DNS_CHECK, UDP_CHECK) to run through the VIP
+    /// (`rewrite --app-check`).
+    pub udp: Option<udp_check::UdpAppProbe>,
 }
 
 /// An HTTP(S) check through the VIP, from the real server's own HTTP_GET / SSL_GET `url`
@@ -283,6 +286,11 @@ impl ProbeCommand {
                 let _ = write!(s, " --http-host={host}");
             }
         }
+        if let Some(udp) = &self.udp {
+            for arg in udp.args() {
+                let _ = write!(s, " {arg}");
+            }
+        }
         s
     }
 }
@@ -305,6 +313,7 @@ mod tests {
             method: ForwardingMethod::DirectRouting,
             timeout: Duration::from_millis(1500),
             app: None,
+            udp: None,
         };
         assert_eq!(
             cmd.command_line(),

@@ -698,6 +698,7 @@ fn generated_keepalived_check_command_passes_for_a_correct_server() {
             method: vipcheck::config::ForwardingMethod::DirectRouting,
             timeout: Duration::from_secs(2),
             app: None,
+            udp: None,
         };
         let args = cmd.args();
         assert_eq!(args[0], "probe");

@@ -288,6 +288,14 @@ fn refused_and_nxdomain_are_down_by_name() {
     // keepalived's defaults (`.` SOA) to a server without the root zone: refused too.
     let r = probe(&g.dir, &dns_args(VIP4, "192.0.2.11", &["--check", "dns"]));
     assert_down(&r, "DNS answered REFUSED on udp/53");
+    // The same default under `all`, chosen by the port alone: the server answered, so
+    // it is up, with a warning to give a name.
+    let r = probe(&g.dir, &dns_args(VIP4, "192.0.2.11", &[]));
+    assert_up(
+        &r,
+        "(warning: DNS on udp/53 answered REFUSED to the default query (. SOA): it answers, \
+         but give --dns-name to check a name it serves)",
+    );
 }
 
 #[test]

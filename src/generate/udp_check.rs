@@ -128,7 +128,14 @@ fn udp_check(c: &ExistingCheck) -> Result<UdpAppProbe, String> {
 /// `receive` (an empty `receive` never matches there, so it is down; here it asks for any
 /// successful answer).
 fn ldirectord_dns(c: &ExistingCheck) -> Result<UdpAppProbe, String> {
-    let request = param(c, "request").unwrap_or("/");
+    from_ldirectord_dns(
+        param(c, "request").unwrap_or("/"),
+        param(c, "receive").unwrap_or(""),
+    )
+}
+
+/// ldirectord's `service=dns` with its `request` and `receive` (see [`from_checks`]).
+pub fn from_ldirectord_dns(request: &str, receive: &str) -> Result<UdpAppProbe, String> {
     let name = request.strip_prefix('/').unwrap_or(request);
     if name.is_empty() {
         return Err("service=dns needs request=NAME".to_string());
@@ -143,7 +150,7 @@ fn ldirectord_dns(c: &ExistingCheck) -> Result<UdpAppProbe, String> {
         }
         _ => (name.to_string(), "A"),
     };
-    let receive = param(c, "receive").filter(|r| !r.is_empty());
+    let receive = Some(receive).filter(|r| !r.is_empty());
     if let Some(r) = receive {
         // An address's dots are the usual regex; anything more is refused.
         if r.chars().any(|ch| "*+?[](){}|^$\\".contains(ch)) {

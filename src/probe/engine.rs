@@ -1001,7 +1001,13 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     return None;
                 };
                 Some(match probe.judge(&payload, port) {
-                    Ok(()) => CheckResult::new(&check, true, String::new(), Some(latency), n),
+                    Ok(warning) => CheckResult::new(
+                        &check,
+                        true,
+                        warning.unwrap_or_default(),
+                        Some(latency),
+                        n,
+                    ),
                     Err(reason) => {
                         let reason = format!("VIP {}: {reason}", check.vip);
                         CheckResult::new(&check, false, reason, Some(latency), n)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::engine::CheckKind;
 use super::session::{AppCheck, AppCheckKind, AppCheckOptions};
-use super::udp::{UdpCheckKind, UdpCheckOptions};
+use super::udp::{UdpCheckKind, UdpCheckOptions, UdpProbe};
 use crate::config::{ForwardingMethod, Protocol};
 use crate::duration::{duration_message, parse_duration as parse_any_duration, DURATION_HINT};
 
@@ -350,9 +350,15 @@ impl Request {
                         "give it with --port PORT",
                     )
                 })?;
-                let probe = udp
+                let mut probe = udp
                     .to_probe(kind)
                     .map_err(|e| err(e, "see vipcheck probe --help"))?;
+                // DNS only because of the port, and no name to ask: any answer will do.
+                if let UdpProbe::Dns { any_rcode, .. } = &mut probe {
+                    *any_rcode = check == CheckSelection::All
+                        && udp.kind.is_none()
+                        && udp.dns_name.is_none();
+                }
                 Some(CheckKind::Udp {
                     port,
                     src_port: 0,

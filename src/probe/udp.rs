@@ -64,6 +64,10 @@ pub enum UdpProbe {
         qtype: u16,
         qname: Bytes<{ dns::MAX_NAME_LEN }>,
         expect: Option<Bytes<{ dns::MAX_NAME_LEN }>>,
+        /// Any answer with our id is up (an error rcode becomes a warning): `--check all`
+        /// on port 53 with no name given, where keepalived's default (`.` SOA) would be
+        /// refused by every authoritative-only server.
+        any_rcode: bool,
     },
     /// keepalived's UDP_CHECK: `payload` out; with `reply_len` (require_reply) a reply
     /// of MIN..=MAX bytes is needed, without it the absence of an ICMP error is enough
@@ -125,21 +129,36 @@ impl UdpProbe {
         }
     }
 
-    /// Judges a reply this check's attempt got: `Ok(())` up, `Err(reason)` down.
-    pub fn judge(&self, reply: &[u8], port: u16) -> Result<(), String> {
+    /// Judges a reply this check's attempt got: `Ok(None)` up, `Ok(Some(warning))` up
+    /// with a warning, `Err(reason)` down.
+    pub fn judge(&self, reply: &[u8], port: u16) -> Result<Option<String>, String> {
         match self {
-            UdpProbe::Dns { qtype, expect, .. } => {
+            UdpProbe::Dns {
+                qtype,
+                expect,
+                any_rcode,
+                ..
+            } => {
                 let r = ResponseRepr::parse(reply)
                     .map_err(|e| format!("DNS reply on udp/{port} is not a valid message: {e}"))?;
                 if r.rcode != Rcode::NoError {
+                    if *any_rcode {
+                        return Ok(Some(format!(
+                            "DNS on udp/{port} answered {} to the default query (. SOA): it \
+                             answers, but give --dns-name to check a name it serves",
+                            r.rcode
+                        )));
+                    }
                     return Err(format!("DNS answered {} on udp/{port}", r.rcode));
                 }
-                let Some(expect) = expect else { return Ok(()) };
+                let Some(expect) = expect else {
+                    return Ok(None);
+                };
                 let want = String::from_utf8_lossy(expect.as_slice()).into_owned();
                 let of_type: Vec<&dns::Record> =
                     r.answers.iter().filter(|a| a.rtype == *qtype).collect();
                 if of_type.iter().any(|a| dns::data_matches(a, &want)) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let got: Vec<&str> = of_type.iter().map(|a| a.data.as_str()).collect();
                 Err(if got.is_empty() {
@@ -160,7 +179,7 @@ impl UdpProbe {
                         reply.len()
                     ))
                 }
-                _ => Ok(()),
+                _ => Ok(None),
             },
         }
     }
@@ -222,6 +241,7 @@ impl UdpCheckOptions {
                     // encode_name keeps to 255 bytes.
                     qname: Bytes::new(&qname).ok_or("--dns-name is too long")?,
                     expect,
+                    any_rcode: false,
                 })
             }
             UdpCheckKind::Datagram => {
@@ -440,7 +460,7 @@ mod tests {
         let p = dns("x", "A", Some("192.0.2.53"));
         assert_eq!(p.answers(&reply(7, 0, None), &[5, 7]), Some(1));
         assert_eq!(p.answers(&reply(8, 0, None), &[5, 7]), None);
-        assert_eq!(p.judge(&reply(7, 0, Some([192, 0, 2, 53])), 53), Ok(()));
+        assert_eq!(p.judge(&reply(7, 0, Some([192, 0, 2, 53])), 53), Ok(None));
         assert_eq!(
             p.judge(&reply(7, 0, Some([192, 0, 2, 54])), 53),
             Err("DNS answered 192.0.2.54 on udp/53, not 192.0.2.53".into())
@@ -462,7 +482,7 @@ mod tests {
             .unwrap_err()
             .contains("not a valid"));
         let any = dns("x", "A", None);
-        assert_eq!(any.judge(&reply(7, 0, None), 53), Ok(()));
+        assert_eq!(any.judge(&reply(7, 0, None), 53), Ok(None));
     }
 
     #[test]
@@ -476,7 +496,7 @@ mod tests {
         .unwrap();
         assert!(p.needs_reply());
         assert_eq!(p.payload(9), b"hello");
-        assert_eq!(p.judge(b"hello", 7), Ok(()));
+        assert_eq!(p.judge(b"hello", 7), Ok(None));
         assert_eq!(
             p.judge(b"hi", 7),
             Err("udp/7 replied with 2 bytes, not 5-10".into())

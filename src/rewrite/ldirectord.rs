@@ -172,7 +172,7 @@ fn plan_virtual(
 
     let wrapper = dir.join(wrapper_name(v));
     let wrapper_text = checked_path(&wrapper)?;
-    let mut check = original_check(doc, v, service, plan);
+    let mut check = original_check(doc, v, service, plan, opts.app_check);
     if opts.app_check && check.ctx.kind == "http" {
         check.ctx.through_vip = through_vip(v, &label, doc, plan);
     }
@@ -378,6 +378,9 @@ struct CheckCtx {
     head: bool,
     virtualhost: Option<String>,
     command: String,
+    /// `rewrite --app-check` on a UDP `service=dns`: the probe's options for the DNS
+    /// query through the VIP (`--check dns --dns-name=...`).
+    udp_args: Option<Vec<String>>,
 }
 
 struct OriginalCheck {
@@ -393,6 +396,7 @@ fn original_check(
     v: &Virtual,
     service: &VirtualService,
     plan: &mut Plan,
+    app_check: bool,
 ) -> OriginalCheck {
     let c = &v.check;
     let timeout = c.effective_timeout(&doc.globals);
@@ -406,6 +410,7 @@ fn original_check(
         head: c.httpmethod == "HEAD",
         virtualhost: c.virtualhost.clone(),
         command: c.checkcommand.clone(),
+        udp_args: None,
     };
     let check = match c.checktype {
         CheckType::Negotiate | CheckType::Combined(_) => {
@@ -415,6 +420,31 @@ fn original_check(
                     ctx("http", format!("{name} {} via curl", c.service))
                 }
                 "none" => ctx("none", format!("{name} with service none: always up")),
+                // `rewrite --app-check`: the DNS query runs through the VIP instead.
+                "dns" if udp && app_check => {
+                    match crate::generate::udp_check::from_ldirectord_dns(&c.request, &c.receive) {
+                        Ok(p) => CheckCtx {
+                            udp_args: Some(p.args()),
+                            ..ctx("none", format!("{name} dns through the VIP"))
+                        },
+                        Err(why) => {
+                            plan.skipped.push(note(
+                                Severity::Warning,
+                                doc,
+                                c.checktype_span.unwrap_or(v.header),
+                                format!(
+                                    "virtual {}: its {name} dns check is not run through the VIP: {why}",
+                                    service.label()
+                                ),
+                                "give request= a host name and receive= the plain answer",
+                            ));
+                            ctx(
+                                "none",
+                                format!("{name} dns, reduced to nothing beyond the VIP probe"),
+                            )
+                        }
+                    }
+                }
                 other => {
                     let (kind, instead) = if udp {
                         ("none", "nothing beyond the VIP probe")
