@@ -581,3 +581,58 @@ fn a_udp_service_on_another_port_says_only_presence_was_checked() {
     );
     assert_up(&r, "only the VIP's presence was checked");
 }
+
+#[test]
+fn status_runs_the_config_s_dns_check_through_the_vip() {
+    if !ready() {
+        return;
+    }
+    use common::topo::Site;
+    let site = Site::new(
+        &[(11, Scenario::NoListener), (12, Scenario::NoListener)],
+        &[],
+    );
+    let _dns = dnsmasq(&site.servers[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP4} 53 {{\n    protocol UDP\n    lb_algo rr\n    lb_kind DR\n\
+             {rs}\n}}\n",
+            rs = [11, 12]
+                .map(|h| format!(
+                    "    real_server 192.0.2.{h} 53 {{\n        DNS_CHECK {{\n            type A\n\
+                     \x20           name {NAME}\n        }}\n    }}"
+                ))
+                .join("\n")
+        ),
+    )
+    .unwrap();
+    let mut c = site.dir.command(env!("CARGO_BIN_EXE_vipcheck"));
+    c.arg("status")
+        .arg(&conf)
+        .args(["--json", "--timeout", "1s"]);
+    let out = run_bounded(&mut c, Duration::from_secs(20));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "one pair is down");
+    let row = |rip: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rip"] == rip)
+            .unwrap_or_else(|| panic!("no row for {rip}: {rows}"))
+            .clone()
+    };
+    assert_eq!(row("192.0.2.11")["up"], true, "{rows}");
+    let down = row("192.0.2.12");
+    assert_eq!(down["up"], false, "{rows}");
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing listens on udp/53"),
+        "{rows}"
+    );
+}
