@@ -593,7 +593,7 @@ mod tests {
         assert!(encode_name(&"a".repeat(64)).is_err());
         let long = vec!["a".repeat(63); 4].join(".");
         assert!(encode_name(&long).is_err(), "256 bytes on the wire");
-        let fits = vec![
+        let fits = [
             "a".repeat(63),
             "a".repeat(63),
             "a".repeat(63),
