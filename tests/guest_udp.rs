@@ -13,7 +13,7 @@ fn keepalived_with_the_dns_check_through_the_vip_keeps_exactly_the_good_real_ser
     if !harness::guest_available() {
         return;
     }
-    let run = harness::run_scenario("scenarios/keepalived-udp.sh", &[], &[], 150);
+    let run = harness::run_scenario("scenarios/keepalived-udp.sh", &[], &[], 400);
     run.assert_passed(&[
         "vipcheck rewrite --app-check writes the config",
         "every real server's DNS_CHECK runs through the VIP too",

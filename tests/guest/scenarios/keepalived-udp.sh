@@ -147,7 +147,7 @@ queries() {
     out=
     i=0
     while [ $i -lt "$count" ]; do
-        a=$(ip netns exec cl dig +short +tries=1 +time=3 @"$server" who.example.test TXT | tr -d '"')
+        a=$(ip netns exec cl dig +short +tries=1 +time=2 @"$server" who.example.test TXT | tr -d '"')
         out="$out${a:-NONE}
 "
         i=$((i + 1))
@@ -168,7 +168,8 @@ note "vipcheck rewrite --app-check"
 cp "$here/../fixtures/keepalived-udp.conf" "$ka/keepalived.conf"
 out_conf=$ka/keepalived.vipcheck.conf
 expect_status "vipcheck rewrite --app-check writes the config" 0 '' \
-    "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" --app-check
+    "$bin" rewrite "$ka/keepalived.conf" -o "$out_conf" --probe-path "$bin" --app-check \
+    --probe-timeout 5s
 n=$(grep -c -- '--check dns --dns-name=www.example.test --dns-type=A' "$out_conf" 2>/dev/null)
 if [ "${n:-0}" -eq 8 ]; then
     pass "every real server's DNS_CHECK runs through the VIP too"
@@ -182,7 +183,9 @@ ip netns exec lb keepalived -n -l -G -D -C -f "$out_conf" -p "$ka/ka.pid" \
     -c "$ka/ka.checkers.pid" >"$ka_log" 2>&1 &
 ka_pid=$!
 note "keepalived started, pid $ka_pid"
-wait_state "vipcheck: exactly the good real servers are in IPVS" "$good_state" 60
+# Eight debug-build probes start together every round (delay_loop 10) on a TCG guest: a
+# generous probe timeout (5 s, misc_timeout 6) keeps a slow start from killing a good one.
+wait_state "vipcheck: exactly the good real servers are in IPVS" "$good_state" 90
 note "client DNS queries through the VIPs"
 queries "vipcheck: $S1 answered only by dns1, dns2" $VIP 12 "dns1 dns2"
 queries "vipcheck: $S2 answered only by tundns" $VIP2 4 "tundns"
