@@ -320,6 +320,7 @@ fn main() {
                 timeout: Duration::from_millis(500),
                 app: None,
                 tunnel: Default::default(),
+                udp: None,
             }
             .command_line()
         })

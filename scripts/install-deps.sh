@@ -13,6 +13,7 @@ pkgs=(
     qemu-system-x86 busybox-static
     e2fsprogs
     dpkg-dev binutils lintian man-db libcap2-bin
+    dnsmasq-base bind9-dnsutils
 )
 missing=()
 for p in "${pkgs[@]}"; do

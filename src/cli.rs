@@ -16,6 +16,7 @@ use crate::duration::parse_duration;
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
 use crate::probe::session::{AppCheckKind, AppCheckOptions};
+use crate::probe::udp::{UdpCheckKind, UdpCheckOptions};
 use crate::rewrite::command::{ColorChoice, FeedChoice, GenerateInputs, RewriteInputs};
 use crate::status::StatusInputs;
 use crate::watch::{ReloadChoice, WatchInputs};
@@ -171,6 +172,10 @@ pub enum CheckArg {
     Https,
     /// ICMP and ARP, then a complete TCP handshake through the VIP (and a reset).
     TcpSession,
+    /// A UDP service: a DNS query through the VIP (with ICMP and ARP).
+    Dns,
+    /// A UDP service: a datagram through the VIP, keepalived's UDP_CHECK (with ICMP and ARP).
+    Udp,
 }
 
 /// Check that one real server answers on the VIP (what keepalived/ldirectord run).
@@ -191,14 +196,16 @@ pub struct ProbeArgs {
     /// The service port (for the TCP check).
     #[arg(long)]
     pub port: Option<u16>,
-    /// The service's protocol: a UDP service gets the ICMP check only.
+    /// The service's protocol: a UDP service gets --check dns|udp, or under all a DNS
+    /// query on port 53 and ICMP only on other ports.
     #[arg(long, value_enum, default_value = "tcp")]
     pub proto: ProtoArg,
     /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
     /// Which checks: icmp, tcp, arp, or all (icmp; tcp for a TCP service with a port;
-    /// arp: the real server must not answer ARP / neighbour solicitation for the VIP).
+    /// dns for a UDP service on port 53; arp: the real server must not answer ARP /
+    /// neighbour solicitation for the VIP).
     #[arg(long, value_enum, default_value = "all")]
     pub check: CheckArg,
     /// A real server that answers ARP for the VIP is a warning, not down (for setups
@@ -227,6 +234,9 @@ pub struct ProbeArgs {
     pub positional: Vec<String>,
     #[command(flatten)]
     pub tunnel: TunnelArgs,
+    /// Options of the UDP service checks (`--check dns|udp`).
+    #[command(flatten)]
+    pub udp: UdpCheckArgs,
 }
 
 /// TUN: how IPVS encapsulates to the real server (keepalived `lvs_method TUN type ...`).
@@ -281,6 +291,27 @@ impl From<TunnelArgs> for Tunnel {
             },
         }
     }
+}
+
+/// Options of `--check dns|udp` (a UDP service).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UdpCheckArgs {
+    /// The name the DNS query asks for (default `.`, as keepalived's DNS_CHECK).
+    #[arg(long, value_name = "NAME")]
+    pub dns_name: Option<String>,
+    /// The record type to ask for: A, AAAA, NS, SOA, MX, TXT, ... (default SOA).
+    #[arg(long, value_name = "TYPE")]
+    pub dns_type: Option<String>,
+    /// The answer the reply must hold (an address for A/AAAA, a name, ...).
+    #[arg(long, value_name = "TEXT")]
+    pub dns_expect: Option<String>,
+    /// The datagram's payload in hex (default: empty).
+    #[arg(long, value_name = "HEX")]
+    pub udp_payload: Option<String>,
+    /// Require a reply of MIN-MAX bytes (keepalived's require_reply); without it, no
+    /// ICMP error while the VIP answers echo is enough.
+    #[arg(long, value_name = "MIN-MAX")]
+    pub udp_expect_len: Option<String>,
 }
 
 /// Probe every DR/TUN real server of a config at once and show which really serve the VIP.
@@ -622,6 +653,8 @@ impl From<CheckArg> for CheckSelection {
             CheckArg::Http => CheckSelection::App(AppCheckKind::Http),
             CheckArg::Https => CheckSelection::App(AppCheckKind::Https),
             CheckArg::TcpSession => CheckSelection::App(AppCheckKind::TcpSession),
+            CheckArg::Dns => CheckSelection::Udp(UdpCheckKind::Dns),
+            CheckArg::Udp => CheckSelection::Udp(UdpCheckKind::Datagram),
         }
     }
 }
@@ -658,6 +691,14 @@ impl From<ProbeArgs> for ProbeInputs {
             json: a.json,
             positional: a.positional,
             tunnel: a.tunnel.into(),
+            udp: UdpCheckOptions {
+                kind: None,
+                dns_name: a.udp.dns_name,
+                dns_type: a.udp.dns_type,
+                dns_expect: a.udp.dns_expect,
+                udp_payload: a.udp.udp_payload,
+                udp_expect_len: a.udp.udp_expect_len,
+            },
         }
     }
 }
@@ -863,6 +904,7 @@ mod tests {
                 config_checks: Vec::new(),
                 interval: None,
                 tunnel,
+                udp: Default::default(),
             };
             let cmd = ProbeCommand {
                 program: "/usr/sbin/vipcheck".into(),
@@ -874,6 +916,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 app: None,
                 tunnel,
+                udp: None,
             };
             let argv: Vec<String> = cmd
                 .command_line()
@@ -960,6 +1003,7 @@ mod tests {
                             config_checks: Vec::new(),
                             interval: None,
                             tunnel: Default::default(),
+                            udp: Default::default(),
                         };
                         let cmd = ProbeCommand {
                             program: "/usr/sbin/vipcheck".into(),
@@ -971,6 +1015,7 @@ mod tests {
                             timeout,
                             app: None,
                             tunnel: Default::default(),
+                            udp: None,
                         };
                         // keepalived's misc_path: the rendered line, split at white space.
                         let line = cmd.command_line();
@@ -1084,13 +1129,34 @@ mod tests {
             "--rip",
             "192.0.2.11",
             "--port",
-            "53",
+            "514",
             "--proto",
             "udp",
         ])
         .unwrap();
         assert_eq!(r.checks, vec![CheckKind::Icmp, CheckKind::Arp]);
         assert!(r.icmp_only_udp);
+        // Port 53 under `all` is DNS: a query through the VIP (keepalived's defaults).
+        let dns = req(&[
+            "--vip",
+            "192.0.2.20",
+            "--rip",
+            "192.0.2.11",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+        ])
+        .unwrap();
+        assert!(matches!(
+            dns.checks.as_slice(),
+            [
+                CheckKind::Icmp,
+                CheckKind::Udp { port: 53, .. },
+                CheckKind::Arp
+            ]
+        ));
+        assert!(!dns.icmp_only_udp);
         assert!(req(&[
             "--vip",
             "192.0.2.20",

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 
 mod check;
+pub mod udp_check;
 
 /// The templates shipped with vipcheck: (name, text).
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -169,6 +170,9 @@ pub struct ProbeCommand {
     pub app: Option<AppProbe>,
     /// TUN: the encapsulation, written out only when it is not IPIP without options.
     pub tunnel: Tunnel,
+    /// A UDP service's own check (DNS_CHECK, UDP_CHECK) to run through the VIP
+    /// (`rewrite --app-check`).
+    pub udp: Option<udp_check::UdpAppProbe>,
 }
 
 /// An HTTP(S) check through the VIP, from the real server's own HTTP_GET / SSL_GET `url`
@@ -295,6 +299,11 @@ impl ProbeCommand {
                 let _ = write!(s, " --http-host={host}");
             }
         }
+        if let Some(udp) = &self.udp {
+            for arg in udp.args() {
+                let _ = write!(s, " {arg}");
+            }
+        }
         s
     }
 }
@@ -330,6 +339,7 @@ mod tests {
             timeout: Duration::from_millis(1500),
             app: None,
             tunnel: Tunnel::default(),
+            udp: None,
         };
         assert!(!cmd.command_line().contains("--tun"));
         cmd.tunnel = Tunnel {
@@ -361,6 +371,7 @@ mod tests {
             timeout: Duration::from_millis(1500),
             app: None,
             tunnel: Tunnel::default(),
+            udp: None,
         };
         assert_eq!(
             cmd.command_line(),

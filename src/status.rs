@@ -21,6 +21,7 @@ use crate::config::{ForwardingMethod, Protocol, Tunnel, VirtualService};
 use crate::probe::fleet::Fleet;
 use crate::probe::request::{CheckSelection, ProbeSpec, Request, DEFAULT_RETRIES};
 use crate::probe::session::AppCheckOptions;
+use crate::probe::udp::UdpCheckOptions;
 use crate::probe::Verdict;
 use crate::rewrite::command::{ColorChoice, GenerateInputs};
 
@@ -67,6 +68,10 @@ pub struct Pair {
     /// TUN: the real server's encapsulation (shown only when not IPIP).
     #[serde(skip_serializing_if = "is_ipip")]
     pub tunnel: Tunnel,
+    /// The UDP service's own check from the config (DNS_CHECK, UDP_CHECK, `service=dns`),
+    /// run through the VIP; default (none) otherwise.
+    #[serde(skip)]
+    pub udp: UdpCheckOptions,
 }
 
 fn is_ipip(t: &Tunnel) -> bool {
@@ -144,11 +149,32 @@ pub fn pairs(services: &[VirtualService], fwmark_vips: &BTreeMap<u32, Vec<IpAddr
                     config_checks: config_checks.clone(),
                     interval: vs.interval,
                     tunnel: rs.tunnel,
+                    udp: config_udp_check(&rs.checks),
                 });
             }
         }
     }
     out
+}
+
+/// The UDP service's own check from the config, as the probe's options (none when the
+/// config has none, or one that cannot run through the VIP).
+fn config_udp_check(checks: &[crate::config::ExistingCheck]) -> UdpCheckOptions {
+    match crate::generate::udp_check::from_checks(checks) {
+        Some(Ok(p)) => UdpCheckOptions {
+            kind: Some(if p.check == "dns" {
+                crate::probe::udp::UdpCheckKind::Dns
+            } else {
+                crate::probe::udp::UdpCheckKind::Datagram
+            }),
+            dns_name: p.dns_name,
+            dns_type: p.dns_type,
+            dns_expect: p.dns_expect,
+            udp_payload: p.udp_payload,
+            udp_expect_len: p.udp_expect_len,
+        },
+        _ => UdpCheckOptions::default(),
+    }
 }
 
 /// Probes every pair with at most `parallel` probes in flight; results in pair order.
@@ -371,6 +397,7 @@ mod tests {
             config_checks: vec!["HTTP_GET".into()],
             interval: None,
             tunnel: Tunnel::default(),
+            udp: UdpCheckOptions::default(),
         }
     }
 
@@ -502,7 +529,7 @@ mod tests {
         );
         assert_eq!(r.timeout, Duration::from_millis(700));
         assert!(!r.allow_arp_answer);
-        let mut udp = pair("192.0.2.11", 53);
+        let mut udp = pair("192.0.2.11", 514);
         udp.proto = Protocol::Udp;
         udp.method = ForwardingMethod::Tunnel;
         let fp = FleetProbe::new(Duration::from_secs(1), true);
@@ -647,6 +674,7 @@ impl FleetProbe {
             iface: None,
             json: false,
             tunnel: pair.tunnel,
+            udp: pair.udp.clone(),
         })
         .map_err(|e| e.to_string())
     }

@@ -315,6 +315,7 @@ fn control_characters_in_names_are_escaped_in_the_status_table() {
         config_checks: vec!["HTTP_GET".into()],
         interval: None,
         tunnel: Default::default(),
+        udp: Default::default(),
     };
     let outcome = Outcome {
         up: false,

@@ -92,11 +92,18 @@ fn good_real_server_is_up_in_ldirectord_convention() {
         &g.dir,
         &["--method", "dr", VIP4, "80", "192.0.2.11", "80"],
     ));
-    // A UDP service is checked with ICMP only, and the verdict says so.
-    let r = probe(&g.dir, &["--proto", "udp", VIP4, "53", "192.0.2.11", "53"]);
+    // A UDP service without a check of its own (not DNS's port) is checked with ICMP
+    // only, and the verdict says so.
+    let r = probe(
+        &g.dir,
+        &["--proto", "udp", VIP4, "514", "192.0.2.11", "514"],
+    );
     assert_up(&r);
     assert!(
-        r.stdout.trim_end().ends_with("(udp service: ICMP only)"),
+        r.stdout.trim_end().ends_with(
+            "(udp service: ICMP only, so only the VIP's presence was checked (--check dns|udp \
+             checks the service))"
+        ),
         "{}",
         r.stdout
     );
@@ -692,6 +699,7 @@ fn generated_keepalived_check_command_passes_for_a_correct_server() {
             timeout: Duration::from_secs(2),
             app: None,
             tunnel: Default::default(),
+            udp: None,
         };
         let args = cmd.args();
         assert_eq!(args[0], "probe");

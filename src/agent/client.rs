@@ -86,6 +86,7 @@ pub fn parse_rows(body: &str) -> Result<Vec<(Pair, Outcome)>, String> {
                     .unwrap_or_default(),
                 interval: None,
                 tunnel,
+                udp: Default::default(),
             };
             let outcome = Outcome {
                 up: r["up"].as_bool().unwrap_or(false),
@@ -145,6 +146,7 @@ mod tests {
                 kind: crate::config::TunnelType::Gue { port: 6080 },
                 csum: crate::config::TunnelChecksum::Remcsum,
             },
+            udp: Default::default(),
         };
         let outcome = Outcome {
             up: true,

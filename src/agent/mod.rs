@@ -938,6 +938,7 @@ mod tests {
             config_checks: Vec::new(),
             interval: Some(Duration::from_secs(1)),
             tunnel: Default::default(),
+            udp: Default::default(),
         }
     }
 

@@ -148,6 +148,11 @@ pub struct ExistingCheck {
     pub detail: String,
     #[serde(skip)]
     pub span: Span,
+    /// The checker's own settings as (keyword, value), in order: a keepalived checker
+    /// block's top-level lines (`name`, `type`, `payload`, `require_reply`, ...), an
+    /// ldirectord virtual's `request` / `receive`. Read by the UDP service checks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
 }
 
 /// Where the real server's text lives, and so whether a rewrite can edit it.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::udp::UdpProbe;
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath};
 use crate::wire::frame::{self, IcmpError, Inbound, Probe, ProbeKind, Quoted, QuotedProbe};
@@ -27,6 +28,10 @@ use crate::wire::tcp::flags;
 use crate::wire::tunnel::Encap;
 use crate::wire::MacAddr;
 
+// A UDP check carries its question inline (at most ~800 bytes) so every check stays
+// `Copy` and nothing is shared between threads of the fleet: boxing it would buy nothing
+// for the few checks of a probe.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckKind {
     Icmp,
@@ -36,6 +41,14 @@ pub enum CheckKind {
     /// Does the real server answer ARP / neighbour solicitation for the VIP? Run by
     /// [`Prober::round`] alongside the others, not by [`Prober::run`].
     Arp,
+    /// A UDP service check through the VIP (DNS query or a datagram, see
+    /// [`super::udp`]) from `src_port`, a port the director's kernel holds for it
+    /// ([`super::udp::claim_ports`]).
+    Udp {
+        port: u16,
+        src_port: u16,
+        probe: UdpProbe,
+    },
 }
 
 /// One check of one VIP, from the director's address `src` (never a VIP).
@@ -87,6 +100,9 @@ pub enum Answer {
     Silence,
     /// Not sent (an earlier failure decided the verdict).
     NotRun,
+    /// No reply and no ICMP error to a UDP datagram that needs no reply (keepalived's
+    /// UDP_CHECK without require_reply): up while the VIP answers ICMP echo.
+    NoReplyNeeded,
 }
 
 impl CheckResult {
@@ -102,11 +118,12 @@ impl CheckResult {
                 CheckKind::Icmp => "icmp",
                 CheckKind::Tcp { .. } => "tcp",
                 CheckKind::Arp => "arp",
+                CheckKind::Udp { probe, .. } => probe.name(),
             },
             vip: check.vip,
             port: match check.kind {
                 CheckKind::Icmp | CheckKind::Arp => None,
-                CheckKind::Tcp { port } => Some(port),
+                CheckKind::Tcp { port } | CheckKind::Udp { port, .. } => Some(port),
             },
             up,
             reason,
@@ -210,6 +227,14 @@ enum Event {
     Error {
         from: IpAddr,
         error: IcmpError,
+        mac: MacAddr,
+    },
+    /// A UDP datagram from the VIP's service port to ours, answering the attempt sent
+    /// at `sent_at`.
+    Datagram {
+        mac: MacAddr,
+        sent_at: Instant,
+        payload: Vec<u8>,
     },
 }
 
@@ -357,6 +382,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 dst_port: port,
                 seq: self.entropy.next_u32(),
             },
+            // A fresh tag (the DNS id) each attempt; the port stays the one held.
+            CheckKind::Udp { port, src_port, .. } => ProbeKind::Udp {
+                src_port,
+                dst_port: port,
+                tag: (r >> 16) as u16,
+            },
         }
     }
 
@@ -372,7 +403,28 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             kind,
             encap: self.path.encapsulation(),
         };
-        p.build().map_err(|e| {
+        let built = match (kind, check.kind) {
+            (
+                ProbeKind::Udp {
+                    src_port,
+                    dst_port,
+                    tag,
+                },
+                CheckKind::Udp { probe, .. },
+            ) => {
+                let payload = probe.payload(tag);
+                let d = crate::wire::udp::UdpRepr {
+                    src_port,
+                    dst_port,
+                    payload: &payload,
+                };
+                let mut b = vec![0; d.buffer_len()];
+                d.emit(check.src, check.vip, &mut b)
+                    .and_then(|_| p.wrap(protocol::UDP, &b))
+            }
+            _ => p.build(),
+        };
+        built.map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("cannot build the probe to {}: {e}", check.vip),
@@ -394,6 +446,15 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                             src_port, dst_port, ..
                         },
                         QuotedProbe::Tcp {
+                            src_port: sp,
+                            dst_port: dp,
+                        },
+                    ) => src_port == sp && dst_port == dp,
+                    (
+                        ProbeKind::Udp {
+                            src_port, dst_port, ..
+                        },
+                        QuotedProbe::Udp {
                             src_port: sp,
                             dst_port: dp,
                         },
@@ -477,6 +538,43 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     rst,
                 })
             }
+            Inbound::Udp {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                payload,
+            } if *src == check.vip && *dst == check.src => {
+                let CheckKind::Udp {
+                    port,
+                    src_port: ours,
+                    probe,
+                } = check.kind
+                else {
+                    return None;
+                };
+                if *src_port != port || *dst_port != ours {
+                    return None;
+                }
+                let tags: Vec<u16> = sent
+                    .iter()
+                    .filter_map(|(k, _)| match k {
+                        ProbeKind::Udp { tag, .. } => Some(*tag),
+                        _ => None,
+                    })
+                    .collect();
+                let i = probe.answers(payload, &tags)?;
+                let sent_at = sent
+                    .iter()
+                    .filter(|(k, _)| matches!(k, ProbeKind::Udp { .. }))
+                    .nth(i)?
+                    .1;
+                Some(Event::Datagram {
+                    mac: rx.eth_src,
+                    sent_at,
+                    payload: payload.clone(),
+                })
+            }
             Inbound::IcmpError {
                 from,
                 to,
@@ -488,6 +586,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 Some(Event::Error {
                     from: *from,
                     error: *error,
+                    mac: rx.eth_src,
                 })
             }
             _ => None,
@@ -544,9 +643,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     ),
                 }
             }
-            IcmpError::PortUnreachable => {
-                format!("{from} answered the probe for VIP {vip} with ICMP port unreachable")
-            }
+            IcmpError::PortUnreachable => match check.kind {
+                CheckKind::Udp { port, .. } if from == vip => {
+                    format!("VIP {vip} present, nothing listens on udp/{port} (ICMP port unreachable)")
+                }
+                _ => format!("{from} answered the probe for VIP {vip} with ICMP port unreachable"),
+            },
             IcmpError::ProtocolUnreachable => {
                 format!("{from} answered the probe for VIP {vip} with ICMP protocol unreachable")
             }
@@ -568,6 +670,17 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let what = match check.kind {
             CheckKind::Icmp | CheckKind::Arp => String::new(),
             CheckKind::Tcp { port } => format!(" on TCP {port}"),
+            CheckKind::Udp { port, probe, .. } => {
+                let via = if self.path.is_tunnel() {
+                    format!("the tunnel to {}", self.path.rip)
+                } else {
+                    peer.to_string()
+                };
+                return format!(
+                    "no reply from VIP {vip} on udp/{port} ({}) through {via}",
+                    probe.name()
+                );
+            }
         };
         if self.path.is_tunnel() {
             format!(
@@ -853,10 +966,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
 
     fn silent(&self, p: &Pending, peer: MacAddr) -> CheckResult {
         let reason = self.silence_reason(&p.check, peer);
-        let answer = if p.sent.is_empty() {
-            Answer::NotRun
-        } else {
-            Answer::Silence
+        let answer = match p.check.kind {
+            _ if p.sent.is_empty() => Answer::NotRun,
+            CheckKind::Udp { probe, .. } if !probe.needs_reply() => Answer::NoReplyNeeded,
+            _ => Answer::Silence,
         };
         CheckResult::new(&p.check, false, reason, None, p.sent.len() as u32).answered(answer)
     }
@@ -873,14 +986,59 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let n = p.sent.len() as u32;
         let check = p.check;
         match event {
-            Event::Error { from, error } => {
+            // A UDP service's "nothing listens" counts only from the real server itself.
+            Event::Error {
+                mac,
+                error: IcmpError::PortUnreachable,
+                from,
+            } if matches!(check.kind, CheckKind::Udp { .. })
+                && from == check.vip
+                && !self.path.is_tunnel()
+                && mac != peer =>
+            {
+                p.wrong_mac = Some(mac);
+                None
+            }
+            Event::Error { from, error, .. } => {
                 let reason = self.error_reason(&check, from, error);
                 let answer = if self.is_path_error(from, error) {
                     Answer::PathError
+                } else if matches!(check.kind, CheckKind::Udp { .. })
+                    && error == IcmpError::PortUnreachable
+                    && from == check.vip
+                {
+                    // The VIP is there and nothing listens: a UDP service's RST.
+                    Answer::Refused
                 } else {
                     Answer::OtherError
                 };
                 Some(CheckResult::new(&check, false, reason, None, n).answered(answer))
+            }
+            Event::Datagram { mac, .. } if !self.path.is_tunnel() && mac != peer => {
+                p.wrong_mac = Some(mac);
+                None
+            }
+            Event::Datagram {
+                sent_at, payload, ..
+            } => {
+                let latency = now.saturating_duration_since(sent_at);
+                let CheckKind::Udp { port, probe, .. } = check.kind else {
+                    return None;
+                };
+                Some(match probe.judge(&payload, port) {
+                    Ok(warning) => CheckResult::new(
+                        &check,
+                        true,
+                        warning.unwrap_or_default(),
+                        Some(latency),
+                        n,
+                    ),
+                    Err(reason) => {
+                        let reason = format!("VIP {}: {reason}", check.vip);
+                        CheckResult::new(&check, false, reason, Some(latency), n)
+                            .answered(Answer::Refused)
+                    }
+                })
             }
             Event::Answer { mac, .. } if !self.path.is_tunnel() && mac != peer => {
                 p.wrong_mac = Some(mac);
@@ -916,7 +1074,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 }
                 if rst {
                     let port = match check.kind {
-                        CheckKind::Tcp { port } => port,
+                        CheckKind::Tcp { port } | CheckKind::Udp { port, .. } => port,
                         CheckKind::Icmp | CheckKind::Arp => 0,
                     };
                     let reason = format!("VIP answers but TCP {port} is closed (RST)");
@@ -953,9 +1111,28 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 continue;
             }
             let decisive = group()
-                .find(|p| matches!(p.check.kind, CheckKind::Tcp { .. }))
+                .find(|p| matches!(p.check.kind, CheckKind::Tcp { .. } | CheckKind::Udp { .. }))
                 .or_else(|| group().next());
             let Some(decisive) = decisive else { continue };
+            if let (None, CheckKind::Udp { probe, .. }) = (&decisive.done, decisive.check.kind) {
+                // A datagram that needs no reply has its answer in silence: once the
+                // VIP's echo is back, an ICMP error would have come within a few round
+                // trips of it.
+                let echo = group().find_map(|p| match (&p.check.kind, &p.done) {
+                    (CheckKind::Icmp, Some((r, at))) if r.up => Some((r.latency_ms, *at)),
+                    _ => None,
+                });
+                if let (false, Some((ms, at))) = (probe.needs_reply(), echo) {
+                    let wait =
+                        ms.map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms * 4.0 / 1e3));
+                    let end = at + wait.max(NO_REPLY_WAIT);
+                    if now < end {
+                        settled = false;
+                        grace_end = Some(grace_end.map_or(end, |g| g.min(end)));
+                    }
+                    continue;
+                }
+            }
             let Some((result, at)) = &decisive.done else {
                 settled = false;
                 continue;
@@ -1050,6 +1227,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
 
 /// The shortest wait, after the deciding check answered, for the others to corroborate.
 const MIN_GRACE: Duration = Duration::from_millis(20);
+
+/// How long a UDP datagram that needs no reply waits for an ICMP error after the VIP's
+/// echo reply (at least).
+const NO_REPLY_WAIT: Duration = Duration::from_millis(50);
 
 /// How often a probe looks for an ICMP result another probe of the run is waiting for.
 const MEMO_POLL: Duration = Duration::from_millis(5);

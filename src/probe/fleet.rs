@@ -40,6 +40,9 @@ enum Key {
     Port(u16),
     /// The address an ARP reply or neighbour advertisement claims.
     Claim(IpAddr),
+    /// Our UDP port (held by a socket of ours, see [`super::udp::claim_ports`]): a
+    /// datagram's destination port, or the source port an error quotes.
+    UdpPort(u16),
 }
 
 /// The tokens a counter can hand out before one comes round again: the size of the
@@ -50,6 +53,7 @@ fn quoted_key(q: &frame::Quoted) -> Option<Key> {
     match &q.probe {
         QuotedProbe::Echo { ident, .. } => Some(Key::Ident(*ident)),
         QuotedProbe::Tcp { src_port, .. } => Some(Key::Port(*src_port)),
+        QuotedProbe::Udp { src_port, .. } => Some(Key::UdpPort(*src_port)),
         QuotedProbe::Tunnelled(inner) => quoted_key(inner),
         QuotedProbe::Unknown => None,
     }
@@ -63,6 +67,7 @@ fn route_key(f: &Frame) -> Option<Key> {
         Inbound::NeighborAdvert { target, .. } => Some(Key::Claim(IpAddr::V6(target))),
         Inbound::EchoReply { ident, .. } => Some(Key::Ident(ident)),
         Inbound::Tcp { segment, .. } => Some(Key::Port(segment.dst_port)),
+        Inbound::Udp { dst_port, .. } => Some(Key::UdpPort(dst_port)),
         Inbound::IcmpError { quoted, .. } => quoted_key(&quoted),
         Inbound::Other => None,
     }
@@ -355,9 +360,14 @@ impl Fleet {
             Ok(w) => w,
             Err(reason) => return Verdict::cannot_probe(reason.clone()),
         };
-        let (outer_src, checks) = match plan_checks(req, way) {
+        let (outer_src, mut checks) = match plan_checks(req, way) {
             Ok(p) => p,
             Err(reason) => return Verdict::cannot_probe(reason),
+        };
+        // Held until the checks are done (see `udp::claim_ports`).
+        let _udp_ports = match super::udp::claim_ports(&mut checks, way.link.index) {
+            Ok(s) => s,
+            Err(e) => return Verdict::failed(format!("cannot hold a UDP source port: {e}")),
         };
         let mut sources = vec![outer_src];
         sources.extend(checks.iter().map(|c| c.src));
@@ -408,6 +418,9 @@ impl Fleet {
             lease.listen(Key::Claim(next_hop));
         }
         for c in &checks {
+            if let engine::CheckKind::Udp { src_port, .. } = c.kind {
+                lease.listen(Key::UdpPort(src_port));
+            }
             if c.kind == engine::CheckKind::Arp && !lease.keys.contains(&Key::Claim(c.vip)) {
                 lease.listen(Key::Claim(c.vip));
             }

@@ -57,6 +57,7 @@ use crate::net::rtnl as netlink;
 pub mod request;
 #[cfg(test)]
 mod tests;
+pub mod udp;
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -74,6 +75,11 @@ use engine::{
     Answer, Check, CheckKind, CheckResult, Entropy, MacChange, OsEntropy, Prober, RoundSpec,
 };
 use request::{ProbeInputs, Request};
+
+/// The note on a UDP service with no check of its own: ICMP and ARP show only that the
+/// VIP is there, not that the service answers.
+pub const UDP_PRESENCE_ONLY: &str =
+    "udp service: ICMP only, so only the VIP's presence was checked (--check dns|udp checks the service)";
 
 /// The answer to "does this real server answer on the VIP?".
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,7 +171,7 @@ impl Verdict {
             .map(|c| c.reason.clone())
             .collect();
         if req.icmp_only_udp {
-            notes.insert(0, "udp service: ICMP only".to_string());
+            notes.insert(0, UDP_PRESENCE_ONLY.to_string());
         }
         Verdict {
             up: first_down.is_none() && !checks.is_empty(),
@@ -465,9 +471,14 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
         Ok(w) => w,
         Err(reason) => return Verdict::failed(reason),
     };
-    let (outer_src, checks) = match plan_checks(req, &way) {
+    let (outer_src, mut checks) = match plan_checks(req, &way) {
         Ok(p) => p,
         Err(reason) => return Verdict::failed(reason),
+    };
+    // Held until the checks are done: the director's kernel takes the replies quietly.
+    let _udp_ports = match udp::claim_ports(&mut checks, way.link.index) {
+        Ok(s) => s,
+        Err(e) => return Verdict::failed(setup_error("cannot hold a UDP source port", &e)),
     };
     let mut sources = vec![outer_src];
     sources.extend(checks.iter().map(|c| c.src));
@@ -621,7 +632,9 @@ pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<Str
         let icmp = checks
             .iter()
             .position(|c| c.vip == vip && c.check == "icmp");
-        let tcp = checks.iter().position(|c| c.vip == vip && c.check == "tcp");
+        let tcp = checks
+            .iter()
+            .position(|c| c.vip == vip && matches!(c.check, "tcp" | "dns" | "udp"));
         let (Some(i), Some(t)) = (icmp, tcp) else {
             continue;
         };
@@ -646,6 +659,36 @@ pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<Str
             if !icmp.up && !icmp.reason.starts_with("icmp filtered") {
                 checks[i].reason = format!("icmp filtered: {}", icmp.reason);
             }
+            continue;
+        }
+        if tcp.answer == Answer::NoReplyNeeded {
+            // keepalived's UDP_CHECK without require_reply: silence is success, but only
+            // while the VIP is known to be there (an echo reply through the real server).
+            let port = tcp.port.unwrap_or(0);
+            if icmp.answer == Answer::Reply {
+                tcp.up = true;
+                tcp.reason.clear();
+                notes.push(format!("udp/{port}: no reply, none required"));
+            } else {
+                tcp.reason = format!(
+                    "no reply on udp/{port} (none required) and {}: the VIP's presence is not shown",
+                    icmp.reason
+                );
+            }
+            continue;
+        }
+        if tcp.check != "tcp" && matches!(tcp.answer, Answer::Silence | Answer::NotRun) {
+            let port = tcp.port.unwrap_or(0);
+            let name = tcp.check;
+            tcp.reason = match icmp.answer {
+                Answer::Reply => format!(
+                    "VIP {vip} answers ICMP echo through {peer} but {name} on udp/{port} gave no \
+                     reply"
+                ),
+                // The ICMP check's own words: the generic silence, or what answered.
+                Answer::Silence | Answer::NotRun => format!("no reply: {}", icmp.reason),
+                _ => icmp.reason.clone(),
+            };
             continue;
         }
         if matches!(tcp.answer, Answer::Silence | Answer::NotRun) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::engine::CheckKind;
 use super::session::{AppCheck, AppCheckKind, AppCheckOptions};
+use super::udp::{UdpCheckKind, UdpCheckOptions, UdpProbe};
 use crate::config::{ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
 use crate::duration::{duration_message, parse_duration as parse_any_duration, DURATION_HINT};
 
@@ -28,6 +29,9 @@ pub enum CheckSelection {
     All,
     /// ICMP and ARP, then the application check through the VIP.
     App(AppCheckKind),
+    /// A UDP service's own check through the VIP (DNS query or datagram), with ICMP and
+    /// ARP.
+    Udp(UdpCheckKind),
 }
 
 /// The probe's command line as plain values: what `vipcheck probe` was asked, before any
@@ -56,6 +60,8 @@ pub struct ProbeInputs {
     pub positional: Vec<String>,
     /// TUN: the encapsulation (`--tun-type`, `--tun-port`, `--tun-csum`).
     pub tunnel: Tunnel,
+    /// Options of the UDP service checks (`--check dns|udp`, or `all` for a UDP service).
+    pub udp: UdpCheckOptions,
 }
 
 /// A probe in typed values: the pair, the checks and the budget.
@@ -75,6 +81,7 @@ pub struct ProbeSpec {
     pub json: bool,
     /// TUN: the encapsulation.
     pub tunnel: Tunnel,
+    pub udp: UdpCheckOptions,
 }
 
 /// A probe request whose arguments make sense together.
@@ -262,6 +269,7 @@ impl Request {
             iface: args.iface.clone(),
             json: args.json,
             tunnel: args.tunnel,
+            udp: args.udp.clone(),
         })?;
         Ok(Request {
             timeout: timeout?,
@@ -286,6 +294,7 @@ impl Request {
             iface,
             json,
             tunnel,
+            udp,
         } = spec;
         if vips.is_empty() {
             return Err(err("no VIP to probe", "give one with --vip VIP"));
@@ -327,13 +336,58 @@ impl Request {
             }
             _ => None,
         };
-        if matches!(check, CheckSelection::Icmp | CheckSelection::All) || app.is_some() {
+        // A UDP service's own check: asked for, or under `all` when the config names
+        // one (DNS_CHECK, UDP_CHECK, service=dns) or the port is DNS's.
+        let udp_kind = match check {
+            CheckSelection::Udp(_) if tcp_service => {
+                return Err(err(
+                    "--check dns|udp was asked for a TCP service",
+                    "give the UDP service's protocol with --proto udp",
+                ))
+            }
+            CheckSelection::Udp(kind) => Some(kind),
+            CheckSelection::All if !tcp_service => {
+                udp.kind.or((port == Some(53)).then_some(UdpCheckKind::Dns))
+            }
+            _ => None,
+        };
+        let udp_check = match udp_kind {
+            Some(kind) => {
+                let port = port.filter(|p| *p != 0).ok_or_else(|| {
+                    err(
+                        "a UDP service check needs a port",
+                        "give it with --port PORT",
+                    )
+                })?;
+                let mut probe = udp
+                    .to_probe(kind)
+                    .map_err(|e| err(e, "see vipcheck probe --help"))?;
+                // DNS only because of the port, and no name to ask: any answer will do.
+                if let UdpProbe::Dns { any_rcode, .. } = &mut probe {
+                    *any_rcode = check == CheckSelection::All
+                        && udp.kind.is_none()
+                        && udp.dns_name.is_none();
+                }
+                Some(CheckKind::Udp {
+                    port,
+                    src_port: 0,
+                    probe,
+                })
+            }
+            None => None,
+        };
+        if matches!(
+            check,
+            CheckSelection::Icmp | CheckSelection::All | CheckSelection::Udp(_)
+        ) || app.is_some()
+        {
             checks.push(CheckKind::Icmp);
         }
+        checks.extend(udp_check);
         if check == CheckSelection::Tcp && !tcp_service {
             return Err(err(
                 "--check tcp was asked for a UDP service",
-                "UDP services are checked with ICMP only: use --check icmp",
+                "a UDP service is checked with --check dns, udp, icmp or all",
             ));
         }
         if check == CheckSelection::Tcp && port.is_none() {
@@ -347,7 +401,11 @@ impl Request {
                 checks.push(CheckKind::Tcp { port });
             }
         }
-        if matches!(check, CheckSelection::Arp | CheckSelection::All) || app.is_some() {
+        if matches!(
+            check,
+            CheckSelection::Arp | CheckSelection::All | CheckSelection::Udp(_)
+        ) || app.is_some()
+        {
             checks.push(CheckKind::Arp);
         }
         Ok(Request {
@@ -355,7 +413,7 @@ impl Request {
             rip,
             method,
             checks,
-            icmp_only_udp: !tcp_service && check == CheckSelection::All,
+            icmp_only_udp: !tcp_service && check == CheckSelection::All && udp_check.is_none(),
             allow_arp_answer,
             app,
             timeout,
@@ -430,6 +488,7 @@ mod tests {
             iface: None,
             json: false,
             tunnel: Tunnel::default(),
+            udp: UdpCheckOptions::default(),
         }
     }
 
@@ -523,6 +582,7 @@ mod tests {
             json: false,
             positional: Vec::new(),
             tunnel: Tunnel::default(),
+            udp: UdpCheckOptions::default(),
         };
         let e = Request::from_inputs(&inputs).unwrap_err();
         assert!(e.message.contains("needs a port"), "{e}");

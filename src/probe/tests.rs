@@ -1450,3 +1450,5 @@ mod gue_gre {
         assert!(!r.reason.contains("decapsulate"), "{}", r.reason);
     }
 }
+#[path = "tests_udp.rs"]
+mod udp;

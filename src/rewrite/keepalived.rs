@@ -205,6 +205,32 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                 } else {
                     None
                 };
+                let udp = if opts.app_check && vs.protocol == crate::config::Protocol::Udp {
+                    match crate::generate::udp_check::from_checks(&rs.checks) {
+                        Some(Ok(p)) => Some(p),
+                        Some(Err(why)) => {
+                            let check = rs
+                                .checks
+                                .iter()
+                                .find(|c| c.kind == "DNS_CHECK" || c.kind == "UDP_CHECK");
+                            let mut d = Diagnostic::warning(format!(
+                                "real server {} of {}: its {} is not run through the VIP: {why}",
+                                rs.addr,
+                                vs.label(),
+                                check.map_or("check", |c| c.kind.as_str())
+                            ));
+                            if let Some(c) = check {
+                                let span = remap(&mut sources, di, &doc.sources, c.span);
+                                d = d.at(&sources, span);
+                            }
+                            plan.skipped.push(d);
+                            None
+                        }
+                        None => None,
+                    }
+                } else {
+                    None
+                };
                 let command = ProbeCommand {
                     program: opts.probe_path.clone(),
                     vips: vips.clone(),
@@ -215,6 +241,7 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
                     timeout: opts.probe_timeout,
                     app,
                     tunnel: rs.tunnel,
+                    udp,
                 };
                 let stanza = stanzas.render(gen, &ins.indent, &command, misc_timeout)?;
                 let text = if mid_line {

@@ -172,7 +172,7 @@ fn plan_virtual(
 
     let wrapper = dir.join(wrapper_name(v));
     let wrapper_text = checked_path(&wrapper)?;
-    let mut check = original_check(doc, v, service, plan);
+    let mut check = original_check(doc, v, service, plan, opts.app_check);
     let agent = match &opts.feed {
         Feed::Probe => None,
         Feed::Agent { state_dir } => Some(agent_ctx(v, service, fwmark_vips.as_deref(), state_dir)),
@@ -449,6 +449,9 @@ struct CheckCtx {
     head: bool,
     virtualhost: Option<String>,
     command: String,
+    /// `rewrite --app-check` on a UDP `service=dns`: the probe's options for the DNS
+    /// query through the VIP (`--check dns --dns-name=...`).
+    udp_args: Option<Vec<String>>,
 }
 
 struct OriginalCheck {
@@ -464,6 +467,7 @@ fn original_check(
     v: &Virtual,
     service: &VirtualService,
     plan: &mut Plan,
+    app_check: bool,
 ) -> OriginalCheck {
     let c = &v.check;
     let timeout = c.effective_timeout(&doc.globals);
@@ -477,6 +481,7 @@ fn original_check(
         head: c.httpmethod == "HEAD",
         virtualhost: c.virtualhost.clone(),
         command: c.checkcommand.clone(),
+        udp_args: None,
     };
     let check = match c.checktype {
         CheckType::Negotiate | CheckType::Combined(_) => {
@@ -486,6 +491,31 @@ fn original_check(
                     ctx("http", format!("{name} {} via curl", c.service))
                 }
                 "none" => ctx("none", format!("{name} with service none: always up")),
+                // `rewrite --app-check`: the DNS query runs through the VIP instead.
+                "dns" if udp && app_check => {
+                    match crate::generate::udp_check::from_ldirectord_dns(&c.request, &c.receive) {
+                        Ok(p) => CheckCtx {
+                            udp_args: Some(p.args()),
+                            ..ctx("none", format!("{name} dns through the VIP"))
+                        },
+                        Err(why) => {
+                            plan.skipped.push(note(
+                                Severity::Warning,
+                                doc,
+                                c.checktype_span.unwrap_or(v.header),
+                                format!(
+                                    "virtual {}: its {name} dns check is not run through the VIP: {why}",
+                                    service.label()
+                                ),
+                                "give request= a host name and receive= the plain answer",
+                            ));
+                            ctx(
+                                "none",
+                                format!("{name} dns, reduced to nothing beyond the VIP probe"),
+                            )
+                        }
+                    }
+                }
                 other => {
                     let (kind, instead) = if udp {
                         ("none", "nothing beyond the VIP probe")

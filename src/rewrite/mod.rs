@@ -110,6 +110,7 @@ pub fn state_name(
         config_checks: Vec::new(),
         interval: None,
         tunnel: Default::default(),
+        udp: Default::default(),
     }
     .state_name()
 }

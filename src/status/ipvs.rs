@@ -163,6 +163,7 @@ pub fn rows(table: &Table, fwmark_vips: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<Ipvs
                     config_checks: Vec::new(),
                     interval: None,
                     tunnel: d.tunnel.unwrap_or_default(),
+                    udp: Default::default(),
                 };
                 out.push(row(Some(*vip), Some(pair), None));
             }

@@ -15,6 +15,7 @@ use super::ipv4::{self, protocol, Ipv4Repr};
 use super::ipv6::{self, Ipv6Repr};
 use super::tcp::{self, TcpRepr};
 use super::tunnel::{self, Encap};
+use super::udp::UdpRepr;
 use super::{MacAddr, Result, WireError};
 
 /// The payload of every echo request: lets an operator spot vipcheck in a capture.
@@ -41,6 +42,13 @@ pub enum ProbeKind {
         src_port: u16,
         dst_port: u16,
         seq: u32,
+    },
+    /// A UDP datagram; `tag` tells its attempts apart (the DNS query's id). Its payload
+    /// is not part of the kind: it is framed with [`Probe::wrap`].
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        tag: u16,
     },
 }
 
@@ -130,6 +138,8 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
             r.emit(p.src, p.dst, &mut b);
             Ok((protocol::TCP, b))
         }
+        // The datagram's payload is not in the kind: see `Probe::wrap`.
+        ProbeKind::Udp { .. } => Err(WireError::Unsupported),
     }
 }
 
@@ -190,13 +200,19 @@ impl Probe {
     /// The whole frame. Fails only when addresses of one header mix IPv4 and IPv6.
     pub fn build(&self) -> Result<Vec<u8>> {
         let (proto, segment) = transport(self)?;
+        self.wrap(proto, &segment)
+    }
+
+    /// The whole frame around a transport `segment` of protocol `proto` built by the
+    /// caller (a UDP datagram with its payload): IP header, tunnel, Ethernet.
+    pub fn wrap(&self, proto: u8, segment: &[u8]) -> Result<Vec<u8>> {
         let (mut etype, mut packet) = ip_packet(
             self.src,
             self.dst,
             proto,
             self.hop_limit,
             self.ip_ident,
-            &segment,
+            segment,
         )?;
         if let Some((outer_src, outer_dst)) = self.tunnel {
             (etype, packet) = tunnel::encapsulate(
@@ -315,6 +331,10 @@ pub enum QuotedProbe {
         src_port: u16,
         dst_port: u16,
     },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
     /// An encapsulated packet, when enough of it is quoted to read its header.
     Tunnelled(Box<Quoted>),
     /// Not enough bytes quoted, or a protocol the prober never sends.
@@ -343,6 +363,13 @@ pub enum Inbound {
         src: IpAddr,
         dst: IpAddr,
         segment: TcpRepr,
+    },
+    Udp {
+        src: IpAddr,
+        dst: IpAddr,
+        src_port: u16,
+        dst_port: u16,
+        payload: Vec<u8>,
     },
     IcmpError {
         /// Who sent the error.
@@ -428,6 +455,7 @@ fn parse_ipv4(payload: &[u8], verify: bool) -> Result<Inbound> {
             dst,
             segment: TcpRepr::parse_with(src, dst, body, verify)?,
         },
+        protocol::UDP => udp_inbound(src, dst, body, verify)?,
         _ => Inbound::Other,
     })
 }
@@ -477,7 +505,19 @@ fn parse_ipv6(payload: &[u8], verify: bool) -> Result<Inbound> {
             dst,
             segment: TcpRepr::parse_with(src, dst, body, verify)?,
         },
+        protocol::UDP => udp_inbound(src, dst, body, verify)?,
         _ => Inbound::Other,
+    })
+}
+
+fn udp_inbound(src: IpAddr, dst: IpAddr, body: &[u8], verify: bool) -> Result<Inbound> {
+    let d = UdpRepr::parse(src, dst, body, verify)?;
+    Ok(Inbound::Udp {
+        src,
+        dst,
+        src_port: d.src_port,
+        dst_port: d.dst_port,
+        payload: d.payload.to_vec(),
     })
 }
 
@@ -536,16 +576,25 @@ fn quoted(src: IpAddr, dst: IpAddr, proto: u8, rest: &[u8]) -> Quoted {
             },
             Err(_) => QuotedProbe::Unknown,
         },
+        // GUE (UDP shaped as IPVS's GUE header, holding a packet we could have sent) and
+        // GRE: the packet inside, as for IPIP. Before plain UDP: a GUE probe is a UDP
+        // datagram too; a UDP check's own datagram (DNS, say) whose first bytes happen to
+        // look like a GUE header holds no quotable packet and stays plain UDP.
+        protocol::UDP | gre::PROTOCOL
+            if !matches!(quoted_encapsulated(proto, rest), QuotedProbe::Unknown) =>
+        {
+            quoted_encapsulated(proto, rest)
+        }
+        protocol::UDP => match UdpRepr::parse_ports(rest) {
+            Ok((src_port, dst_port)) => QuotedProbe::Udp { src_port, dst_port },
+            Err(_) => QuotedProbe::Unknown,
+        },
         protocol::IPIP => quoted_v4(rest)
             .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
             .unwrap_or(QuotedProbe::Unknown),
         protocol::IPV6 => quoted_v6(rest)
             .map(|q| QuotedProbe::Tunnelled(Box::new(q)))
             .unwrap_or(QuotedProbe::Unknown),
-        // GUE (UDP shaped as IPVS's GUE header) and GRE: the packet inside, as for IPIP.
-        protocol::UDP | gre::PROTOCOL if tunnel::quoted_inner(proto, rest).is_some() => {
-            quoted_encapsulated(proto, rest)
-        }
         _ => QuotedProbe::Unknown,
     };
     Quoted {

@@ -26,6 +26,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod dns;
 pub mod ethernet;
 pub mod frame;
 pub mod gre;
@@ -37,6 +38,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 pub mod tunnel;
+pub mod udp;
 
 use std::fmt;
 

@@ -306,6 +306,7 @@ impl Parser {
                     kind: k.to_string(),
                     detail: String::new(),
                     span: stmt.span(),
+                    params: Vec::new(),
                 });
                 Ok(())
             }
@@ -434,10 +435,12 @@ impl Parser {
             }
             Some(Frame::Checker { keyword }) => {
                 if let Some(Frame::RealServer(rs)) = self.frames.last_mut() {
+                    let span = join(keyword.span, brace.span);
                     rs.checks.push(ExistingCheck {
                         kind: keyword.value.clone(),
                         detail: String::new(),
-                        span: join(keyword.span, brace.span),
+                        span,
+                        params: crate::config::checker_params::top_level(sources.slice(span)),
                     });
                 }
             }

@@ -395,6 +395,10 @@ fn model(v: &Virtual, file: FileId, globals: &Globals) -> VirtualService {
             .check
             .checktype_span
             .unwrap_or(Span::point(file, v.header.start)),
+        params: vec![
+            ("request".to_string(), v.check.request.clone()),
+            ("receive".to_string(), v.check.receive.clone()),
+        ],
     };
     let real_servers = v
         .reals
