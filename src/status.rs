@@ -240,6 +240,10 @@ pub fn render_json(pairs: &[Pair], outcomes: &[Outcome]) -> String {
         reason: &'a str,
         latency_ms: Option<f64>,
         config_checks: &'a [String],
+        /// TUN in GUE or GRE: `{"type": "gue", "port": 6080, "csum": "none"}`; absent
+        /// for IPIP.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tunnel: Option<Tunnel>,
     }
     let rows: Vec<Row> = pairs
         .iter()
@@ -255,6 +259,7 @@ pub fn render_json(pairs: &[Pair], outcomes: &[Outcome]) -> String {
             reason: &o.reason,
             latency_ms: latency_ms(o),
             config_checks: &p.config_checks,
+            tunnel: (!is_ipip(&p.tunnel)).then_some(p.tunnel),
         })
         .collect();
     let mut s = serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into());

@@ -117,7 +117,10 @@ fn inner(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
     let (ip, body) = Ipv4Repr::parse(payload).unwrap();
     let encap = match ip.protocol {
         protocol::IPIP => Some(0),
-        protocol::UDP => Some(crate::wire::gue::HEADER_LEN),
+        // GUE in these tests goes to port 6080; any other UDP is a UDP check's own.
+        protocol::UDP if body.get(2..4) == Some(&6080u16.to_be_bytes()[..]) => {
+            Some(crate::wire::gue::HEADER_LEN)
+        }
         crate::wire::gre::PROTOCOL => Some(crate::wire::gre::header_len(body[0] & 0x80 != 0)),
         _ => None,
     };

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::TunnelChecksum;
 use crate::net::ipvs::tests::captured_table;
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ fn dr_and_tun_destinations_are_probed_on_their_vip_nat_is_not_applicable() {
             "192.0.2.100 192.0.2.16 Some(80) tcp DR",
             "192.0.2.101 192.0.2.21 Some(80) tcp TUN",
             "192.0.2.101 192.0.2.22 Some(80) tcp TUN",
+            "192.0.2.101 192.0.2.23 Some(80) tcp TUN",
             "2001:db8::100 2001:db8::31 Some(80) tcp DR",
             "2001:db8::100 2001:db8::32 Some(80) tcp DR",
             "192.0.2.103 192.0.2.12 None tcp DR",
@@ -69,9 +71,16 @@ fn dr_and_tun_destinations_are_probed_on_their_vip_nat_is_not_applicable() {
         .iter()
         .find(|r| r.dest.addr.to_string() == "192.0.2.23")
         .unwrap();
-    assert!(gue.pair.is_none());
-    assert!(gue.not_checked.as_deref().unwrap().contains("GUE"));
-    assert_eq!(pairs_from_ipvs(&t, &fwmark_vips()).len(), 10);
+    // A GUE destination is probed in GUE, on the port and with the flags IPVS uses.
+    assert!(gue.not_checked.is_none());
+    assert_eq!(
+        gue.pair.as_ref().map(|p| p.tunnel),
+        Some(Tunnel {
+            kind: TunnelType::Gue { port: 6080 },
+            csum: TunnelChecksum::Remcsum,
+        })
+    );
+    assert_eq!(pairs_from_ipvs(&t, &fwmark_vips()).len(), 11);
 }
 
 #[test]
@@ -104,7 +113,7 @@ fn destinations_that_get_traffic_and_fail_are_flagged_quiesced_ones_are_not() {
     let text = render_table(&rows, &outs, None, false);
     assert!(
         text.starts_with(
-            "Act first: 5 destination(s) get traffic now (weight > 0) and fail the check\n"
+            "Act first: 6 destination(s) get traffic now (weight > 0) and fail the check\n"
         ),
         "{text}"
     );
@@ -126,7 +135,7 @@ fn destinations_that_get_traffic_and_fail_are_flagged_quiesced_ones_are_not() {
     assert!(line("192.0.2.23").contains("TUN/gue:6080+remcsum"));
     assert!(
         text.contains(
-            "4 of 10 checked destinations up; 1 quiesced; 2 not checked; 5 to act on first"
+            "4 of 11 checked destinations up; 1 quiesced; 1 not checked; 6 to act on first"
         ),
         "{text}"
     );
@@ -150,8 +159,9 @@ fn json_rows_carry_weight_connections_tunnel_and_act_first() {
     assert_eq!(d[4]["act_first"], false);
     assert_eq!(d[7]["tunnel"]["type"], "gue");
     assert_eq!(d[7]["tunnel"]["port"], 6080);
-    assert_eq!(d[7]["checked"], false);
-    assert!(d[7]["up"].is_null());
+    assert_eq!(d[7]["checked"], true);
+    assert_eq!(d[7]["up"], false);
+    assert_eq!(d[7]["act_first"], true);
     assert_eq!(d[8]["method"], "nat");
     assert_eq!(d[0]["latency_ms"], 0.3);
     assert!(v["drift"].is_null());
@@ -162,7 +172,7 @@ fn prometheus_has_the_status_gauges_and_every_weight() {
     let t = captured_table();
     let rows = rows(&t, &fwmark_vips());
     let text = render_prometheus(&rows, &outcomes(&rows));
-    assert_eq!(text.matches("\nvipcheck_real_server_up{").count(), 10);
+    assert_eq!(text.matches("\nvipcheck_real_server_up{").count(), 11);
     assert_eq!(
         text.matches("\nvipcheck_ipvs_destination_weight{").count(),
         12
