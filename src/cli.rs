@@ -407,10 +407,16 @@ pub struct WatchArgs {
     vipcheck agent /etc/keepalived/keepalived.conf --in-place --reload keepalived --fall 3\n  \
     vipcheck agent /etc/ha.d/ldirectord.cf --state-dir /run/vipcheck --depool-threshold 0.5\n\n\
     Each pair's file STATE_DIR/PROTO_VIP_PORT_RIP holds 0 (up) or 1 (down). \
-    GET /metrics and /status on --listen.")]
+    GET /metrics and /status on --listen.\n  \
+    vipcheck agent --ipvs --interval 2s --fwmark-vip 5=192.0.2.30   (pairs from the kernel's IPVS table)")]
 pub struct AgentArgs {
     /// The keepalived.conf or ldirectord.cf to read (includes are followed and watched).
-    pub config: PathBuf,
+    #[arg(required_unless_present = "ipvs")]
+    pub config: Option<PathBuf>,
+    /// Take the pairs from the kernel's IPVS table instead of a config (every DR/TUN
+    /// destination on its service's VIP), re-read every 2 s; the default interval is 5 s.
+    #[arg(long, conflicts_with_all = ["config", "output", "in_place"])]
+    pub ipvs: bool,
     /// Probe every pair this often (default: its service's delay_loop / checkinterval).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
@@ -472,8 +478,9 @@ impl From<AgentArgs> for AgentInputs {
             .unwrap_or_else(|| PathBuf::from(crate::rewrite::DEFAULT_STATE_DIR));
         generate.state_dir = Some(state_dir.clone());
         AgentInputs {
+            ipvs: a.ipvs,
             watch: WatchInputs {
-                config: a.config,
+                config: a.config.unwrap_or_default(),
                 output: a.output,
                 in_place: a.in_place,
                 reload: a.reload.into(),

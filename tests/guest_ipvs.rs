@@ -2,7 +2,8 @@
 //! table is built with ipvsadm (DR, TUN with IPIP and GUE, NAT, fwmark, IPv6, weight 0)
 //! over good / no VIP / no listener / forwarder real servers; every row, the drift report
 //! against tests/guest/fixtures/ipvs-drift.conf, and, with IPVS unloaded, exit 2 without a
-//! module request. The topology and the assertions are in
+//! module request; `agent --ipvs` writes every destination's verdict file and follows the
+//! table. The topology and the assertions are in
 //! tests/guest/scenarios/ipvs-audit.sh.
 
 #[path = "guest/harness.rs"]
@@ -29,6 +30,10 @@ fn status_ipvs_audits_the_real_ipvs_table() {
         "status --ipvs --prometheus: up and down gauges",
         "status CONFIG --ipvs: the drift report",
         "status CONFIG --ipvs table: a drift section",
+        "agent --ipvs: every DR/TUN destination's verdict file is right",
+        "agent --ipvs: no file for the NAT destination",
+        "agent --ipvs follows the table: a removed destination loses its file",
+        "agent --ipvs stops on SIGTERM with exit 0",
         "status --ipvs unprivileged: exits 2 and names CAP_NET_ADMIN",
         "ip_vs unloaded",
         "status --ipvs without IPVS: says so, exits 2",

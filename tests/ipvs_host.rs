@@ -1,6 +1,6 @@
 //! Issue 17 on this machine, whose kernel has no IPVS: `vipcheck status --ipvs` says so and
 //! exits 2, asks the kernel for no module, and `status` still wants a CONFIG without
-//! `--ipvs`. (The audit of a real table runs in the guest: tests/guest_ipvs.rs.)
+//! `--ipvs`; so does `agent --ipvs`. (The audit of a real table runs in the guest: tests/guest_ipvs.rs.)
 
 mod common;
 
@@ -27,10 +27,21 @@ fn status_ipvs_without_ipvs_in_the_kernel_says_so_and_exits_2() {
     if !common::skip::require(!ipvs_in_kernel(), "this kernel has IPVS loaded") {
         return;
     }
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
     for args in [
         &["status", "--ipvs"][..],
         &["status", "--ipvs", "--json"],
         &["status", "--ipvs", "--prometheus"],
+        // The agent fed by the kernel's table: no table, no agent (nothing written).
+        &[
+            "agent",
+            "--ipvs",
+            "--state-dir",
+            state_dir,
+            "--listen",
+            "127.0.0.1:0",
+        ],
     ] {
         let out = vipcheck(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -41,9 +52,22 @@ fn status_ipvs_without_ipvs_in_the_kernel_says_so_and_exits_2() {
         );
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
     // Nothing was loaded on the way (a by-name family lookup would have asked for
     // net-pf-16-proto-16-family-IPVS; the guest scenario proves the request is not made).
     assert!(!ipvs_in_kernel());
+}
+
+#[test]
+fn agent_takes_a_config_or_ipvs_not_both() {
+    let out = vipcheck(&["agent"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CONFIG"), "{err}");
+    let out = vipcheck(&["agent", "keepalived.conf", "--ipvs"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 #[test]

@@ -62,7 +62,10 @@ const SLACK: Duration = Duration::from_millis(4);
 pub struct AgentInputs {
     /// The config, and what `watch` would do with it (`-o` / `--in-place`, `--reload`,
     /// generate options). Without `-o` and `--in-place` the agent only follows the config.
+    /// With `ipvs` only its generate options count (`--fwmark-vip`).
     pub watch: WatchInputs,
+    /// Take the pairs from the kernel's IPVS table, re-read every [`IPVS_REREAD`].
+    pub ipvs: bool,
     pub state_dir: PathBuf,
     pub listen: String,
     pub settings: Settings,
@@ -789,6 +792,9 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         );
         return 2;
     }
+    if inputs.ipvs {
+        return run_ipvs(inputs);
+    }
     let args = &inputs.watch;
     let setup = (|| {
         let format = resolve_format(&args.config, args.generate.format)?;
@@ -816,55 +822,18 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         }
     };
     crate::rewrite::command::print_diagnostics(&loaded.warnings);
-    let state = match StateDir::open(&inputs.state_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "vipcheck: cannot use the state directory {}: {e}; hint: --state-dir DIR, or \
-                 RuntimeDirectory=vipcheck in the unit",
-                inputs.state_dir.display()
-            );
-            return 2;
-        }
-    };
-    let listener = match TcpListener::bind(&inputs.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "vipcheck: cannot listen on {}: {e}; hint: --listen ADDR:PORT",
-                inputs.listen
-            );
-            return 2;
-        }
-    };
     let mut watch_opts = crate::watch::daemon_options(args, format, config.clone());
     if rewrite.is_none() {
         watch_opts.validation = Validation::None;
         watch_opts.reload = Reload::None;
     }
-    let agent = Arc::new(Agent::new(&inputs.settings, format, state));
-    agent.set_pairs(pairs(&loaded.services, &opts.fwmark_vips));
-    let notifier = notify::Notifier::from_env().map(Arc::new);
-    let scheduler = {
-        let agent = agent.clone();
-        let n = notify::Notifier::from_env();
-        std::thread::Builder::new()
-            .name("vipcheck-schedule".into())
-            .spawn(move || agent.schedule(n))
-    };
-    let scheduler = match scheduler {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("vipcheck: cannot start the scheduler: {e}");
-            return 1;
-        }
-    };
+    let running = match Running::start(&inputs, format, pairs(&loaded.services, &opts.fwmark_vips))
     {
-        let agent = agent.clone();
-        let _ = std::thread::Builder::new()
-            .name("vipcheck-http".into())
-            .spawn(move || http::serve(listener, &agent));
-    }
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let agent = running.agent.clone();
+    let notifier = running.notifier.clone();
     say(
         Priority::Info,
         &format!(
@@ -914,12 +883,161 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         }
     };
     handle.close();
-    if let Some(n) = &notifier {
-        n.send("STOPPING=1");
-    }
-    agent.shut();
-    let _ = scheduler.join();
+    running.finish();
     code
+}
+
+/// The parts every agent runs whatever its pairs come from: the state directory, the
+/// listener, the scheduler and the HTTP threads.
+struct Running {
+    agent: Arc<Agent>,
+    scheduler: std::thread::JoinHandle<()>,
+    notifier: Option<Arc<notify::Notifier>>,
+}
+
+impl Running {
+    /// Opens the state directory and the listener and starts probing `first` pairs; the
+    /// exit code on failure (2: a bad directory or address, 1: no thread).
+    fn start(inputs: &AgentInputs, format: Format, first: Vec<Pair>) -> Result<Running, i32> {
+        let state = StateDir::open(&inputs.state_dir).map_err(|e| {
+            eprintln!(
+                "vipcheck: cannot use the state directory {}: {e}; hint: --state-dir DIR, or \
+                 RuntimeDirectory=vipcheck in the unit",
+                inputs.state_dir.display()
+            );
+            2
+        })?;
+        let listener = TcpListener::bind(&inputs.listen).map_err(|e| {
+            eprintln!(
+                "vipcheck: cannot listen on {}: {e}; hint: --listen ADDR:PORT",
+                inputs.listen
+            );
+            2
+        })?;
+        let agent = Arc::new(Agent::new(&inputs.settings, format, state));
+        agent.set_pairs(first);
+        let notifier = notify::Notifier::from_env().map(Arc::new);
+        let scheduler = {
+            let agent = agent.clone();
+            let n = notify::Notifier::from_env();
+            std::thread::Builder::new()
+                .name("vipcheck-schedule".into())
+                .spawn(move || agent.schedule(n))
+        }
+        .map_err(|e| {
+            eprintln!("vipcheck: cannot start the scheduler: {e}");
+            1
+        })?;
+        {
+            let agent = agent.clone();
+            let _ = std::thread::Builder::new()
+                .name("vipcheck-http".into())
+                .spawn(move || http::serve(listener, &agent));
+        }
+        Ok(Running {
+            agent,
+            scheduler,
+            notifier,
+        })
+    }
+
+    fn finish(self) {
+        if let Some(n) = &self.notifier {
+            n.send("STOPPING=1");
+        }
+        self.agent.shut();
+        let _ = self.scheduler.join();
+    }
+}
+
+/// How often `agent --ipvs` reads the kernel's table again.
+pub const IPVS_REREAD: Duration = Duration::from_secs(2);
+
+/// The probe interval of `agent --ipvs` without `--interval` (the table names none).
+pub const IPVS_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `vipcheck agent --ipvs`: the pairs are every DR/TUN destination of the kernel's IPVS
+/// table on its service's VIP (as `status --ipvs`), read again every [`IPVS_REREAD`]:
+/// new destinations start probing, removed ones lose their files. A table that cannot be
+/// read at start is exit 2 (as `status --ipvs`); later, a failed read keeps the pairs
+/// (fail-static) and is logged once until a read succeeds again.
+fn run_ipvs(mut inputs: AgentInputs) -> i32 {
+    let opts = match generate_options(&inputs.watch.generate, None) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
+            return 2;
+        }
+    };
+    let read = || crate::net::ipvs::read_table(Instant::now() + Duration::from_secs(1));
+    let table = match read() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("vipcheck: {e}");
+            return 2;
+        }
+    };
+    inputs.settings.interval = inputs.settings.interval.or(Some(IPVS_DEFAULT_INTERVAL));
+    let first = crate::status::pairs_from_ipvs(&table, &opts.fwmark_vips);
+    let running = match Running::start(&inputs, Format::Keepalived, first) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    say(
+        Priority::Info,
+        &format!(
+            "probing {} pairs of the kernel's IPVS table; verdicts in {}; metrics on \
+             http://{}/metrics",
+            running.agent.book.lock().map_or(0, |b| b.order.len()),
+            inputs.state_dir.display(),
+            inputs.listen
+        ),
+    );
+    if let Some(n) = &running.notifier {
+        n.send("READY=1");
+    }
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vipcheck: cannot catch SIGTERM/SIGINT: {e}");
+            running.finish();
+            return 1;
+        }
+    };
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = stop_tx.send(());
+        }
+    });
+    let mut failing = false;
+    // Until SIGTERM/SIGINT: each turn waits IPVS_REREAD (or the stop) and reads again.
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(IPVS_REREAD) {
+        match read() {
+            Ok(t) => {
+                if failing {
+                    say(Priority::Info, "the IPVS table can be read again");
+                    failing = false;
+                }
+                running
+                    .agent
+                    .set_pairs(crate::status::pairs_from_ipvs(&t, &opts.fwmark_vips));
+            }
+            Err(e) if !failing => {
+                say(
+                    Priority::Error,
+                    &format!("{e}; the pairs and their verdicts are kept"),
+                );
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+    handle.close();
+    running.finish();
+    0
 }
 
 #[cfg(test)]

@@ -163,6 +163,54 @@ if [ "$drift" = "$want" ]; then pass "status CONFIG --ipvs: the drift report"; e
 expect_status "status CONFIG --ipvs table: a drift section" 1 "service only in the config: +192\.0\.2\.104:80/tcp" \
     ip netns exec lb "$bin" status "$here/../fixtures/ipvs-drift.conf" --ipvs --timeout 5s --color never
 
+# ---- the agent fed by the kernel's table: agent --ipvs ----
+st=$work/agent-state
+mkdir -p "$st"
+ip netns exec lb "$bin" agent --ipvs --interval 2s --timeout 5s --fwmark-vip 5=$VIPF \
+    --state-dir "$st" --listen 127.0.0.1:9874 >"$work/agent.log" 2>&1 &
+agent_pid=$!
+# Each expected file and its verdict (0 up, 1 down); NAT has none.
+want_files="tcp_192.0.2.100_80_192.0.2.11=0 tcp_192.0.2.100_80_192.0.2.13=1
+tcp_192.0.2.100_80_192.0.2.14=1 tcp_192.0.2.100_80_192.0.2.15=1 tcp_192.0.2.100_80_192.0.2.16=1
+tcp_192.0.2.101_80_192.0.2.21=0 tcp_192.0.2.101_80_192.0.2.22=1 tcp_192.0.2.101_80_192.0.2.23=1
+tcp_2001-db8--100_80_2001-db8--31=0 tcp_2001-db8--100_80_2001-db8--32=1
+tcp_192.0.2.103_any_192.0.2.12=0"
+files_match() { # every wanted file holds its value (builtins only: cheap under TCG)
+    for w in $want_files; do
+        f=${w%=*}
+        [ -f "$st/$f" ] || return 1
+        read -r v <"$st/$f" || return 1
+        [ "$v" = "${w#*=}" ] || return 1
+    done
+    return 0
+}
+t0=$(uptime_s)
+i=0
+until files_match || [ $i -ge 120 ]; do sleep 0.5; i=$((i + 1)); done
+if files_match; then
+    pass "agent --ipvs: every DR/TUN destination's verdict file is right"
+else
+    fail "agent --ipvs: verdict files"
+    for f in "$st"/*; do [ -f "$f" ] && echo "    $(basename "$f")=$(cat "$f")"; done
+    sed 's/^/    agent: /' "$work/agent.log"
+fi
+note "agent --ipvs: files right after $(seconds_since "$t0")s"
+n=$(ls "$st" | grep -vc '^\.')
+if [ "$n" -eq 11 ]; then pass "agent --ipvs: no file for the NAT destination"; else fail "agent --ipvs: $n files, wanted 11"; fi
+# Following the table: a destination removed from IPVS loses its file.
+ip netns exec lb ipvsadm -d -t $VIP:80 -r 192.0.2.13:80
+i=0
+while [ -f "$st/tcp_192.0.2.100_80_192.0.2.13" ] && [ $i -lt 40 ]; do sleep 0.5; i=$((i + 1)); done
+if [ ! -f "$st/tcp_192.0.2.100_80_192.0.2.13" ] && [ -f "$st/tcp_192.0.2.100_80_192.0.2.11" ]; then
+    pass "agent --ipvs follows the table: a removed destination loses its file"
+else
+    fail "agent --ipvs follows the table: a removed destination loses its file"
+fi
+kill "$agent_pid" 2>/dev/null
+wait "$agent_pid"
+rc=$?
+if [ $rc -eq 0 ]; then pass "agent --ipvs stops on SIGTERM with exit 0"; else fail "agent --ipvs exit $rc on SIGTERM"; fi
+
 # ---- captured answers for the unit tests (fixtures/ipvs) ----
 if [ "${VIPCHECK_IPVS_PRINT_CAPTURE:-}" = 1 ]; then
     mkdir -p "$work/capture"
