@@ -20,4 +20,41 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${VIPCHECK_DEB:-}" ]; then
     VIPCHECK_DEB=$(readlink -f "$deb")
     export VIPCHECK_DEB
 fi
-cargo test --locked --no-fail-fast
+# Every test target is built first. The guest-VM tests (tests/guest_*.rs: qemu under TCG)
+# spend most of their time waiting for keepalived's check rounds, so after the others
+# they run as two streams side by side (about 4 minutes less than one after the other);
+# each stream's output is printed when it ends.
+cargo test --locked --no-run
+guests=()
+others=()
+for f in tests/*.rs; do
+    t=$(basename "$f" .rs)
+    case $t in
+    guest_*) guests+=(--test "$t") ;;
+    *) others+=(--test "$t") ;;
+    esac
+done
+status=0
+cargo test --locked --no-fail-fast --lib --bins "${others[@]}" || status=1
+cargo test --locked --no-fail-fast --doc || status=1
+stream_a=()
+stream_b=()
+for ((i = 0; i < ${#guests[@]}; i += 2)); do
+    if (((i / 2) % 2 == 0)); then stream_a+=("${guests[@]:i:2}"); else stream_b+=("${guests[@]:i:2}"); fi
+done
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pids=()
+if ((${#stream_a[@]})); then
+    cargo test --locked --no-fail-fast "${stream_a[@]}" >"$logs/a" 2>&1 &
+    pids+=("$!:a")
+fi
+if ((${#stream_b[@]})); then
+    cargo test --locked --no-fail-fast "${stream_b[@]}" >"$logs/b" 2>&1 &
+    pids+=("$!:b")
+fi
+for p in "${pids[@]}"; do
+    wait "${p%%:*}" || status=1
+    cat "$logs/${p#*:}"
+done
+exit $status
