@@ -856,25 +856,13 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
     let mut logger = crate::watch::Logger::stderr();
     let watcher = Watcher::new(following, watch_opts, Box::new(move |r| logger.log(&r)));
     let stopper = watcher.stopper();
-    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
-    let mut signals = match signals {
-        Ok(s) => s,
+    let handle = match crate::watch::follow_signals(stopper) {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("vipcheck: cannot catch SIGTERM/SIGINT/SIGHUP: {e}");
             return 1;
         }
     };
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if sig == libc::SIGHUP {
-                stopper.refresh();
-            } else {
-                stopper.stop();
-                break;
-            }
-        }
-    });
     let code = match watcher.run() {
         Ok(()) => 0,
         Err(e) => {

@@ -785,6 +785,25 @@ pub fn daemon_options(args: &WatchInputs, format: Format, config: PathBuf) -> Op
 
 /// Runs `vipcheck watch`; returns the process exit code: 0 stopped by SIGTERM/SIGINT (or
 /// `--once` done), 1 watching failed (or `--once` met a bad config), 2 usage error.
+/// Hands SIGTERM and SIGINT (stop) and SIGHUP (a pass now) to `stopper`, from a thread of
+/// their own; close the returned handle once the watcher has returned.
+pub fn follow_signals(stopper: Stopper) -> std::io::Result<signal_hook::iterator::Handle> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == libc::SIGHUP {
+                stopper.refresh();
+            } else {
+                stopper.stop();
+                break;
+            }
+        }
+    });
+    Ok(handle)
+}
+
 pub fn run_cli(args: WatchInputs) -> i32 {
     let debounce = args.debounce;
     if debounce.is_zero() {
@@ -818,25 +837,13 @@ pub fn run_cli(args: WatchInputs) -> i32 {
         };
     }
     let stopper = watcher.stopper();
-    let signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
-    let mut signals = match signals {
-        Ok(s) => s,
+    let handle = match follow_signals(stopper) {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("vipcheck: cannot catch SIGTERM/SIGINT/SIGHUP: {e}");
             return 1;
         }
     };
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if sig == libc::SIGHUP {
-                stopper.refresh();
-            } else {
-                stopper.stop();
-                break;
-            }
-        }
-    });
     let code = match watcher.run() {
         Ok(()) => 0,
         Err(e) => {

@@ -1,0 +1,115 @@
+# Sourced by scenarios/keepalived-ipvs.sh and scenarios/keepalived-agent.sh (after lib.sh,
+# with VIP, VIP2, VIP6, S1, S2, S6 and ka set): the director "lb", a client "cl" and the
+# real servers of tests/guest/fixtures/keepalived*.conf on one bridge, each serving
+# `server=NAME` over HTTP; the expected IPVS states; ipvs_state (the table as one line) and
+# ka_start / ka_stop (keepalived in the director's namespace).
+mkdir -p "$ka" /run/www
+start=$(uptime_s)
+
+# name address role: every real server of the config, in the order the tables print them.
+servers="$S1 192.0.2.11 good1 good
+$S1 192.0.2.12 good2 good
+$S1 192.0.2.13 novip no-VIP
+$S1 192.0.2.14 nolisten VIP,no-listener
+$S1 192.0.2.15 fwd forwarder,no-VIP
+$S2 192.0.2.21 tungood good(TUN)
+$S2 192.0.2.22 tundr DR-only,no-tunnel
+$S6 2001:db8::31 good6 good
+$S6 2001:db8::32 novip6 no-VIP"
+all_state="$S1=192.0.2.11,192.0.2.12,192.0.2.13,192.0.2.14,192.0.2.15 $S2=192.0.2.21,192.0.2.22 $S6=2001:db8::31,2001:db8::32"
+good_state="$S1=192.0.2.11,192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
+without_good1="$S1=192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
+
+note "topology"
+bridge_up
+sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+plan_ns lb 192.0.2.1/24 2001:db8::1/64
+in_ns lb addr add $VIP/32 dev eth0
+in_ns lb addr add $VIP2/32 dev eth0
+# preferred_lft 0: the VIP must never be picked as a source address (a /128 would win the
+# longest-prefix rule against the director's own /64 address).
+in_ns lb addr add $VIP6/128 dev eth0 nodad preferred_lft 0
+plan_ns cl 192.0.2.50/24 2001:db8::50/64
+plan_ns good1 192.0.2.11/24
+in_ns good1 addr add $VIP/32 dev lo
+plan_ns good2 192.0.2.12/24
+in_ns good2 addr add $VIP/32 dev lo
+plan_ns novip 192.0.2.13/24
+plan_ns nolisten 192.0.2.14/24
+in_ns nolisten addr add $VIP/32 dev lo
+plan_ns fwd 192.0.2.15/24
+in_ns fwd route add $VIP/32 via 192.0.2.1
+plan_ns tungood 192.0.2.21/24
+in_ns tungood link set tunl0 up
+in_ns tungood addr add $VIP2/32 dev lo
+plan_ns tundr 192.0.2.22/24
+in_ns tundr addr add $VIP2/32 dev lo
+plan_ns good6 192.0.2.31/24 2001:db8::31/64
+in_ns good6 addr add $VIP6/128 dev lo nodad
+plan_ns novip6 192.0.2.32/24 2001:db8::32/64
+apply_plan
+nsysctl fwd net.ipv4.ip_forward=1
+echo "$servers" | while read -r _svc _rip ns _role; do
+    mkdir -p "/run/www/$ns"
+    printf 'server=%s' "$ns" >"/run/www/$ns/index.html"
+    listen="[::]:80"
+    [ "$ns" != nolisten ] || listen=192.0.2.14:80
+    ip netns exec "$ns" busybox httpd -p "$listen" -h "/run/www/$ns"
+done
+note "topology ready in $(seconds_since "$start")s"
+
+# The IPVS table of the director as one line: "SERVICE=RIP,RIP ..." sorted.
+ipvs_state() {
+    ip netns exec lb ipvsadm -Ln | awk '
+        $1 == "TCP" || $1 == "UDP" { svc = $2; svcs[svc] = 1; next }
+        $1 == "->" && $2 != "RemoteAddress:Port" {
+            rip = $2; sub(/:[0-9]+$/, "", rip); gsub(/[][]/, "", rip)
+            n[svc]++; m[svc, n[svc]] = rip
+        }
+        function sortlist(k, i, j, t, s) {
+            for (i = 2; i <= n[k]; i++)
+                for (j = i; j > 1 && m[k, j - 1] > m[k, j]; j--) {
+                    t = m[k, j]; m[k, j] = m[k, j - 1]; m[k, j - 1] = t
+                }
+            s = ""
+            for (i = 1; i <= n[k]; i++) s = s (i > 1 ? "," : "") m[k, i]
+            return s
+        }
+        END {
+            c = 0
+            for (k in svcs) keys[++c] = k
+            for (i = 2; i <= c; i++)
+                for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) {
+                    t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t
+                }
+            for (i = 1; i <= c; i++) printf "%s%s=%s", (i > 1 ? " " : ""), keys[i], sortlist(keys[i])
+            print ""
+        }'
+}
+
+ka_pid=
+ka_log=
+ka_start() { # ka_start CONFIG TAG
+    ka_log=$ka/$2.log
+    ip netns exec lb keepalived -n -l -G -D -C -f "$1" -p "$ka/$2.pid" \
+        -c "$ka/$2.checkers.pid" >"$ka_log" 2>&1 &
+    ka_pid=$!
+    note "keepalived ($2) started, pid $ka_pid"
+}
+ka_stop() {
+    [ -n "$ka_pid" ] || return 0
+    kill "$ka_pid" 2>/dev/null
+    i=0
+    while kill -0 "$ka_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$ka_pid" 2>/dev/null
+    wait "$ka_pid" 2>/dev/null
+    ka_pid=
+    if [ -z "$(ip netns exec lb ipvsadm -Ln | awk '$1 == "TCP"')" ]; then
+        pass "keepalived stopped and removed its virtual servers"
+    else
+        fail "keepalived stopped and removed its virtual servers"
+        ip netns exec lb ipvsadm -Ln
+        ip netns exec lb ipvsadm -C
+    fi
+}
