@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{corpus_dir, fixture, relative_paths, skip, tool};
+use common::{fixture, relative_paths, tool};
 use vipcheck::config::keepalived::{parse_file, ParseOptions};
 use vipcheck::config::ldirectord::{self, OfflineResolver, Services};
 use vipcheck::config::{FileId, Format};
@@ -40,18 +40,6 @@ fn keepalived_plan(path: &Path, feed: Feed) -> Plan {
     let path = path.strip_prefix(common::crate_dir()).unwrap_or(path);
     plan(path, Format::Keepalived, &options(feed))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_paths() -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixture("rewrite/keepalived"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-        .collect();
-    paths.sort();
-    paths.push(fixture("rewrite/keepalived_tree/keepalived.conf"));
-    paths.push(fixture("examples/keepalived.conf"));
-    paths
 }
 
 /// Writes the plan into a fresh directory; returns it and the new main file.
@@ -99,7 +87,7 @@ fn golden_keepalived_feed_agent_rewrites_of_every_fixture() {
 
 #[test]
 fn keepalived_feed_agent_is_idempotent_and_switching_feeds_replaces_the_blocks() {
-    for path in fixture_paths() {
+    for path in common::keepalived::fixture_paths() {
         let name = path.file_name().unwrap();
         let (agent_dir, agent_main) = write_temp(&keepalived_plan(&path, agent()), name);
         let (probe_dir, probe_main) = write_temp(&keepalived_plan(&path, Feed::Probe), name);
@@ -131,7 +119,7 @@ fn keepalived_feed_agent_is_idempotent_and_switching_feeds_replaces_the_blocks()
 
 #[test]
 fn removing_the_agent_feed_blocks_gives_back_the_original_bytes() {
-    for path in fixture_paths() {
+    for path in common::keepalived::fixture_paths() {
         let plan = keepalived_plan(&path, agent());
         assert!(plan.checks > 0, "{}", path.display());
         for (id, file) in plan.sources.files() {
@@ -275,66 +263,10 @@ fn assert_one_file_check_per_pair(config: &Path) {
 
 #[test]
 fn every_generated_file_check_names_a_declared_track_file_of_its_pair() {
-    for path in fixture_paths() {
+    for path in common::keepalived::fixture_paths() {
         let (_dir, main) = write_temp(&keepalived_plan(&path, agent()), path.file_name().unwrap());
         assert_one_file_check_per_pair(&main);
     }
-}
-
-fn keepalived_config_test(keepalived: &Path, config: &Path) -> (i32, String) {
-    let out = Command::new(keepalived)
-        .arg("--config-test")
-        .arg("-f")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
-}
-
-/// Every input real keepalived accepts: the fixtures, Debian's samples, the corpus.
-fn accepted_inputs(keepalived: &Path) -> Vec<PathBuf> {
-    let mut inputs = fixture_paths();
-    let samples = Path::new("/usr/share/doc/keepalived/samples");
-    if !samples.is_dir() {
-        skip("Debian's keepalived samples are absent: checking without them");
-    }
-    let mut extra: Vec<PathBuf> = std::fs::read_dir(samples)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("keepalived.conf"))
-        })
-        .collect();
-    match corpus_dir() {
-        Some(c) => extra.extend(walk(&c.join("keepalived"))),
-        None => skip("../shared/corpus is absent: checking fixtures and samples only"),
-    }
-    extra.sort();
-    inputs.extend(extra);
-    inputs.retain(|p| keepalived_config_test(keepalived, p).0 == 0);
-    inputs
 }
 
 #[test]
@@ -342,7 +274,7 @@ fn real_keepalived_accepts_every_agent_fed_config_it_accepted_before() {
     let Some(keepalived) = tool("keepalived", "keepalived") else {
         return;
     };
-    let inputs = accepted_inputs(&keepalived);
+    let inputs = common::keepalived::accepted_inputs(&keepalived);
     assert!(
         inputs.len() >= 10,
         "too few accepted inputs: {}",
@@ -352,7 +284,7 @@ fn real_keepalived_accepts_every_agent_fed_config_it_accepted_before() {
     for input in &inputs {
         let plan = keepalived_plan(input, agent());
         let (_dir, out) = write_temp(&plan, input.file_name().unwrap());
-        let (rc, stderr) = keepalived_config_test(&keepalived, &out);
+        let (rc, stderr) = common::keepalived::config_test(&keepalived, &out);
         assert_eq!(
             rc,
             0,
@@ -392,7 +324,7 @@ fn keepalived_rejects_a_file_check_before_its_declaration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keepalived.conf");
     std::fs::write(&path, moved).unwrap();
-    let (_, stderr) = keepalived_config_test(&keepalived, &path);
+    let (_, stderr) = common::keepalived::config_test(&keepalived, &path);
     assert!(stderr.contains("not found"), "{stderr}");
 }
 

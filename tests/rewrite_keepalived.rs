@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{corpus_dir, fixture, relative_paths, skip, tool};
+use common::{fixture, relative_paths, tool};
 use vipcheck::config::Format;
 use vipcheck::rewrite::{markers, plan, GenerateOptions, Plan};
 
@@ -51,18 +50,6 @@ fn golden_rewrite_of_a_tree_edits_the_included_files() {
     insta::assert_snapshot!(report(&plan));
 }
 
-fn fixture_paths() -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(fixture("rewrite/keepalived"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-        .collect();
-    paths.sort();
-    paths.push(fixture("rewrite/keepalived_tree/keepalived.conf"));
-    paths.push(fixture("examples/keepalived.conf"));
-    paths
-}
-
 /// Writes the rewrite of `path` into a fresh directory; returns it and the new main file.
 fn rewrite_into_temp(path: &Path) -> (tempfile::TempDir, PathBuf) {
     let out = tempfile::tempdir().unwrap();
@@ -75,7 +62,7 @@ fn rewrite_into_temp(path: &Path) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn rewriting_the_output_again_changes_nothing() {
-    for path in fixture_paths() {
+    for path in common::keepalived::fixture_paths() {
         let (_dir, out) = rewrite_into_temp(&path);
         let again = plan_of(&out);
         assert!(
@@ -89,7 +76,7 @@ fn rewriting_the_output_again_changes_nothing() {
 
 #[test]
 fn every_byte_outside_the_generated_blocks_is_kept() {
-    for path in fixture_paths() {
+    for path in common::keepalived::fixture_paths() {
         let plan = plan_of(&path);
         // Every file the config reads, included ones too.
         for (id, file) in plan.sources.files() {
@@ -134,20 +121,6 @@ fn direct_routing_across_address_families_is_refused_with_its_line() {
     insta::assert_snapshot!(relative_paths(&err, None));
 }
 
-/// keepalived's own verdict: 0 = accepted.
-fn keepalived_config_test(keepalived: &Path, config: &Path) -> (i32, String) {
-    let out = Command::new(keepalived)
-        .arg("--config-test")
-        .arg("-f")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Asserts that every DR/TUN real server with a VIP to probe holds exactly one generated
 /// MISC_CHECK, reading the rewritten config back with the parser.
 fn assert_one_generated_check_per_real_server(config: &Path) {
@@ -185,55 +158,12 @@ fn assert_one_generated_check_per_real_server(config: &Path) {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files
-}
-
-/// Every input real keepalived accepts: the fixtures, Debian's samples, the corpus.
-fn accepted_inputs(keepalived: &Path) -> Vec<PathBuf> {
-    let mut inputs = fixture_paths();
-    let samples = Path::new("/usr/share/doc/keepalived/samples");
-    if !samples.is_dir() {
-        skip("Debian's keepalived samples are absent: checking without them");
-    }
-    let mut extra: Vec<PathBuf> = std::fs::read_dir(samples)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("keepalived.conf"))
-        })
-        .collect();
-    match corpus_dir() {
-        Some(c) => extra.extend(walk(&c.join("keepalived"))),
-        None => skip("../shared/corpus is absent: checking fixtures and samples only"),
-    }
-    extra.sort();
-    inputs.extend(extra);
-    inputs.retain(|p| keepalived_config_test(keepalived, p).0 == 0);
-    inputs
-}
-
 #[test]
 fn real_keepalived_accepts_every_rewritten_config_it_accepted_before() {
     let Some(keepalived) = tool("keepalived", "keepalived") else {
         return;
     };
-    let inputs = accepted_inputs(&keepalived);
+    let inputs = common::keepalived::accepted_inputs(&keepalived);
     assert!(
         inputs.len() >= 10,
         "too few accepted inputs: {}",
@@ -245,7 +175,7 @@ fn real_keepalived_accepts_every_rewritten_config_it_accepted_before() {
         let dir = tempfile::tempdir().unwrap();
         plan.write_to(dir.path()).unwrap();
         let out = dir.path().join(input.file_name().unwrap());
-        let (rc, stderr) = keepalived_config_test(&keepalived, &out);
+        let (rc, stderr) = common::keepalived::config_test(&keepalived, &out);
         assert_eq!(
             rc,
             0,
@@ -340,7 +270,7 @@ fn app_check_runs_the_real_servers_own_http_get_through_the_vip() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("keepalived.conf");
     std::fs::write(&out, &text).unwrap();
-    let (rc, stderr) = keepalived_config_test(&keepalived, &out);
+    let (rc, stderr) = common::keepalived::config_test(&keepalived, &out);
     assert_eq!(rc, 0, "{stderr}");
 }
 

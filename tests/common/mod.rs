@@ -7,6 +7,8 @@
 //! - [`topo`]: director and real-server topologies by scenario (good, no VIP, no listener,
 //!   forwarder, ARP-answering, VIP on eth0, hardened, moved; IPv4 and IPv6).
 //! - [`fixtures`] (re-exported here): fixture paths, the corpus, machine-independent text.
+//! - [`keepalived`]: the keepalived rewrite fixtures and every input the real keepalived
+//!   accepts (fixtures, Debian's samples, the corpus).
 //! - [`ldirectord_props`]: properties every ldirectord rewrite must have (the fuzz target
 //!   includes that file by path too).
 //! - [`skip`]: the one skip rule (`skipped: <why>`, or a failure under
@@ -21,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod keepalived;
 pub mod ldirectord_props;
 pub mod netns;
 pub mod topo;
