@@ -16,9 +16,13 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${VIPCHECK_DEB:-}" ]; then
     # The package test (tests/deb_package.rs) installs this .deb, and tests/static_release.rs
     # runs its static binary; building it here keeps the release build out of the tests'
     # time limits.
-    deb=$(scripts/build-deb.sh | tail -n 1)
+    bin=$(scripts/build-release.sh | tail -n 1)
+    deb=$(VIPCHECK_DEB_BIN=$bin scripts/build-deb.sh | tail -n 1)
     VIPCHECK_DEB=$(readlink -f "$deb")
     export VIPCHECK_DEB
+    # The guest-VM tests run this same tree's release binary (tests/guest/harness.rs).
+    VIPCHECK_GUEST_BIN=$(readlink -f "$bin")
+    export VIPCHECK_GUEST_BIN
 fi
 # Every test target is built first. The guest-VM tests (tests/guest_*.rs: qemu under TCG)
 # spend most of their time waiting for keepalived's check rounds, so after the others

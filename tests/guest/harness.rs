@@ -18,9 +18,14 @@ pub fn guest_dir() -> PathBuf {
     crate_dir().join("tests").join("guest")
 }
 
-/// The vipcheck binary cargo built for this test run; the guest runs it from the shared root.
+/// The vipcheck binary the guest runs from the shared root: `VIPCHECK_GUEST_BIN` when set
+/// (scripts/test.sh sets it to the release binary it has just built from the same tree:
+/// under qemu's emulation a debug probe costs about 0.5 s of CPU, enough for keepalived's
+/// MISC_CHECKs to time out when the host is busy), else the one cargo built for this run.
 pub fn vipcheck_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vipcheck"))
+    std::env::var_os("VIPCHECK_GUEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vipcheck")))
 }
 
 fn in_path(program: &str) -> bool {

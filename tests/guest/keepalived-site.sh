@@ -1,8 +1,9 @@
 # Sourced by scenarios/keepalived-ipvs.sh and scenarios/keepalived-agent.sh (after lib.sh,
 # with VIP, VIP2, VIP6, S1, S2, S6 and ka set): the director "lb", a client "cl" and the
 # real servers of tests/guest/fixtures/keepalived*.conf on one bridge, each serving
-# `server=NAME` over HTTP; the expected IPVS states; ipvs_state (the table as one line) and
-# ka_start / ka_stop (keepalived in the director's namespace).
+# `server=NAME` over HTTP; the expected IPVS states; ipvs_state (the table as one line),
+# ka_start / ka_stop (keepalived in the director's namespace), wait_state and traffic
+# (which call the scenario's own `explain` when they fail).
 mkdir -p "$ka" /run/www
 start=$(uptime_s)
 
@@ -112,4 +113,59 @@ ka_stop() {
         ip netns exec lb ipvsadm -Ln
         ip netns exec lb ipvsadm -C
     fi
+}
+
+# wait_state NAME EXPECTED SECONDS: the table becomes EXPECTED within SECONDS (then kept in
+# settled_state for the summary).
+settled_state=
+wait_state() {
+    t0=$(uptime_s)
+    deadline=$(awk -v a="$t0" -v b="$3" 'BEGIN { print a + b }')
+    while :; do
+        got=$(ipvs_state)
+        if [ "$got" = "$2" ]; then
+            settled_state=$got
+            pass "$1 (after $(seconds_since "$t0")s)"
+            return 0
+        fi
+        if awk -v now="$(uptime_s)" -v d="$deadline" 'BEGIN { exit !(now > d) }'; then
+            fail "$1: table is [$got] after $3s, wanted [$2]"
+            explain
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# traffic NAME URL COUNT: COUNT new connections from the client; prints "answered/COUNT by
+# name=n ...". With EXPECT (names) set: passes when every one is answered, and only by
+# (and by each of) those; each connection may then take 3 s (a slow TCG guest is no
+# failure). Without EXPECT (the baseline, which has dead servers in the pool) 1 s.
+traffic() {
+    name=$1 url=$2 count=$3
+    urls=
+    i=0
+    while [ $i -lt "$count" ]; do urls="$urls $url"; i=$((i + 1)); done
+    limits="--connect-timeout 0.5 -m 1"
+    [ -z "${EXPECT:-}" ] || limits="--connect-timeout 2 -m 3"
+    # shellcheck disable=SC2086
+    out=$(ip netns exec cl curl -sg $limits -H 'Connection: close' -w '\n' $urls)
+    summary=$(printf '%s\n' "$out" | awk -v n="$count" '
+        /^server=/ { sub(/^server=/, ""); c[$0]++; a++ }
+        END {
+            s = ""
+            for (k in c) s = s " " k "=" c[k]
+            printf "%d/%d%s", a, n, s
+        }')
+    echo "    $name: $summary answered"
+    [ -n "${EXPECT:-}" ] || return 0
+    ok=1
+    case $summary in "$count/$count"*) ;; *) ok=0 ;; esac
+    for who in $(printf '%s\n' "$out" | sed -n 's/^server=//p' | sort -u); do
+        case " $EXPECT " in *" $who "*) ;; *) ok=0 ;; esac
+    done
+    for who in $EXPECT; do
+        printf '%s\n' "$out" | grep -qx "server=$who" || ok=0
+    done
+    if [ $ok -eq 1 ]; then pass "$name"; else fail "$name: $summary, wanted all by [$EXPECT]"; explain; fi
 }
