@@ -1,9 +1,9 @@
 # Sourced by scenarios/keepalived-ipvs.sh and scenarios/keepalived-agent.sh (after lib.sh,
 # with VIP, VIP2, VIP6, S1, S2, S6 and ka set): the director "lb", a client "cl" and the
 # real servers of tests/guest/fixtures/keepalived*.conf on one bridge, each serving
-# `server=NAME` over HTTP; the expected IPVS states; ipvs_state (the table as one line),
-# ka_start / ka_stop (keepalived in the director's namespace), wait_state and traffic
-# (which call the scenario's own `explain` when they fail).
+# `server=NAME` over HTTP; the expected IPVS states; ka_start / ka_stop (keepalived in the
+# director's namespace) and traffic (which calls the scenario's own `explain` when it
+# fails). ipvs_state and wait_state are in lib.sh.
 mkdir -p "$ka" /run/www
 start=$(uptime_s)
 
@@ -60,35 +60,6 @@ echo "$servers" | while read -r _svc _rip ns _role; do
 done
 note "topology ready in $(seconds_since "$start")s"
 
-# The IPVS table of the director as one line: "SERVICE=RIP,RIP ..." sorted.
-ipvs_state() {
-    ip netns exec lb ipvsadm -Ln | awk '
-        $1 == "TCP" || $1 == "UDP" { svc = $2; svcs[svc] = 1; next }
-        $1 == "->" && $2 != "RemoteAddress:Port" {
-            rip = $2; sub(/:[0-9]+$/, "", rip); gsub(/[][]/, "", rip)
-            n[svc]++; m[svc, n[svc]] = rip
-        }
-        function sortlist(k, i, j, t, s) {
-            for (i = 2; i <= n[k]; i++)
-                for (j = i; j > 1 && m[k, j - 1] > m[k, j]; j--) {
-                    t = m[k, j]; m[k, j] = m[k, j - 1]; m[k, j - 1] = t
-                }
-            s = ""
-            for (i = 1; i <= n[k]; i++) s = s (i > 1 ? "," : "") m[k, i]
-            return s
-        }
-        END {
-            c = 0
-            for (k in svcs) keys[++c] = k
-            for (i = 2; i <= c; i++)
-                for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) {
-                    t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t
-                }
-            for (i = 1; i <= c; i++) printf "%s%s=%s", (i > 1 ? " " : ""), keys[i], sortlist(keys[i])
-            print ""
-        }'
-}
-
 ka_pid=
 ka_log=
 ka_start() { # ka_start CONFIG TAG
@@ -113,28 +84,6 @@ ka_stop() {
         ip netns exec lb ipvsadm -Ln
         ip netns exec lb ipvsadm -C
     fi
-}
-
-# wait_state NAME EXPECTED SECONDS: the table becomes EXPECTED within SECONDS (then kept in
-# settled_state for the summary).
-settled_state=
-wait_state() {
-    t0=$(uptime_s)
-    deadline=$(awk -v a="$t0" -v b="$3" 'BEGIN { print a + b }')
-    while :; do
-        got=$(ipvs_state)
-        if [ "$got" = "$2" ]; then
-            settled_state=$got
-            pass "$1 (after $(seconds_since "$t0")s)"
-            return 0
-        fi
-        if awk -v now="$(uptime_s)" -v d="$deadline" 'BEGIN { exit !(now > d) }'; then
-            fail "$1: table is [$got] after $3s, wanted [$2]"
-            explain
-            return 1
-        fi
-        sleep 0.5
-    done
 }
 
 # traffic NAME URL COUNT: COUNT new connections from the client; prints "answered/COUNT by

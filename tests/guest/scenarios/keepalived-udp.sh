@@ -69,34 +69,6 @@ for ns in dns1 dns2 novip tundns notun dns6 novip6; do dnsmasq_in "$ns"; done
 dnsmasq_in mgmtonly 192.0.2.13
 note "topology ready in $(seconds_since "$start")s"
 
-ipvs_state() {
-    ip netns exec lb ipvsadm -Ln | awk '
-        $1 == "TCP" || $1 == "UDP" { svc = $2; svcs[svc] = 1; next }
-        $1 == "->" && $2 != "RemoteAddress:Port" {
-            rip = $2; sub(/:[0-9]+$/, "", rip); gsub(/[][]/, "", rip)
-            n[svc]++; m[svc, n[svc]] = rip
-        }
-        function sortlist(k, i, j, t, s) {
-            for (i = 2; i <= n[k]; i++)
-                for (j = i; j > 1 && m[k, j - 1] > m[k, j]; j--) {
-                    t = m[k, j]; m[k, j] = m[k, j - 1]; m[k, j - 1] = t
-                }
-            s = ""
-            for (i = 1; i <= n[k]; i++) s = s (i > 1 ? "," : "") m[k, i]
-            return s
-        }
-        END {
-            c = 0
-            for (k in svcs) keys[++c] = k
-            for (i = 2; i <= c; i++)
-                for (j = i; j > 1 && keys[j - 1] > keys[j]; j--) {
-                    t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t
-                }
-            for (i = 1; i <= c; i++) printf "%s%s=%s", (i > 1 ? " " : ""), keys[i], sortlist(keys[i])
-            print ""
-        }'
-}
-
 ka_pid=
 ka_log=$ka/keepalived.log
 ka_stop() {
@@ -118,25 +90,6 @@ explain() {
     ip netns exec lb ipvsadm -Ln | sed 's/^/    | /'
     echo "    keepalived log (tail):"
     tail -n 25 "$ka_log" | sed 's/^/    | /'
-}
-
-# wait_state NAME EXPECTED SECONDS
-wait_state() {
-    t0=$(uptime_s)
-    deadline=$(awk -v a="$t0" -v b="$3" 'BEGIN { print a + b }')
-    while :; do
-        got=$(ipvs_state)
-        if [ "$got" = "$2" ]; then
-            pass "$1 (after $(seconds_since "$t0")s)"
-            return 0
-        fi
-        if awk -v now="$(uptime_s)" -v d="$deadline" 'BEGIN { exit !(now > d) }'; then
-            fail "$1: table is [$got] after $3s, wanted [$2]"
-            explain
-            return 1
-        fi
-        sleep 0.5
-    done
 }
 
 # queries NAME SERVER COUNT EXPECT: COUNT DNS queries from the client through the VIP
