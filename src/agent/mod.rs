@@ -155,7 +155,10 @@ pub struct Counters {
     pub probes: u64,
     pub faults: u64,
     pub write_errors: u64,
+    /// Turns skipped: the schedule's own, plus [`Counters::busy_skips`].
     pub overruns: u64,
+    /// Pairs whose turn came while their previous probe was still running.
+    pub busy_skips: u64,
     /// Probes per second over the last window.
     pub rate: f64,
     /// From a verdict known to its file renamed.
@@ -189,8 +192,13 @@ impl Book {
 
     /// Applies the depool threshold to `service` and writes the verdicts that changed.
     fn settle(&mut self, service: &str, known_at: Instant) {
-        let names: Vec<String> = self
-            .order
+        let names: Vec<String> = self.service_members(service);
+        self.settle_names(service, names, known_at);
+    }
+
+    /// The pairs of `service`, in config order.
+    fn service_members(&self, service: &str) -> Vec<String> {
+        self.order
             .iter()
             .filter(|n| {
                 self.records
@@ -198,7 +206,13 @@ impl Book {
                     .is_some_and(|r| r.pair.service == service)
             })
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// [`Book::settle`] over `names`, the pairs of `service` (all of them, or only the
+    /// one that changed when there is no threshold: then no pair's verdict depends on
+    /// another's).
+    fn settle_names(&mut self, service: &str, names: Vec<String>, known_at: Instant) {
         let members: Vec<depool::Member> = names
             .iter()
             .map(|n| {
@@ -337,7 +351,11 @@ impl Book {
         // Nothing to settle while the health stands and the file holds it.
         if changed.is_some() || r.written != r.reported || r.reported.is_none() {
             let service = r.pair.service.clone();
-            self.settle(&service, known_at);
+            if self.depool_threshold > 0.0 {
+                self.settle(&service, known_at);
+            } else {
+                self.settle_names(&service, vec![name.to_string()], known_at);
+            }
         }
     }
 }
@@ -510,16 +528,22 @@ impl Agent {
         }
         let intervals: Vec<Duration> = targets.iter().map(|(k, _)| k.3).collect();
         let targets: Vec<Vec<String>> = targets.into_iter().map(|(_, v)| v).collect();
-        if let Ok(mut plan) = self.plan.lock() {
+        let changed = match self.plan.lock() {
             // The same targets keep their turns (a pass that changed nothing).
-            if plan.targets != targets || plan.schedule.intervals() != intervals {
+            Ok(mut plan) if plan.targets != targets || plan.schedule.intervals() != intervals => {
                 plan.schedule = Schedule::new(&intervals, now);
                 plan.targets = targets;
+                true
             }
+            _ => false,
+        };
+        // New targets, or a new shortest interval (the probe timeout never exceeds it):
+        // fresh sockets and caches. A pass that changed nothing (every `agent --ipvs`
+        // re-read of an unchanged table) keeps them.
+        if changed {
+            self.refresh.store(true, Ordering::Relaxed);
+            self.plan_changed.notify_all();
         }
-        // The probe timeout never exceeds the shortest interval.
-        self.refresh.store(true, Ordering::Relaxed);
-        self.plan_changed.notify_all();
     }
 
     /// The probe budget: `--timeout` (default 1 s), at most the shortest interval.
@@ -672,14 +696,13 @@ impl Agent {
             };
             let mut jobs = Vec::new();
             if let Ok(mut book) = self.book.lock() {
-                book.counters.overruns = overruns;
                 for names in due {
                     let mut pairs = Vec::new();
                     for n in &names {
                         if let Some(r) = book.records.get_mut(n) {
                             if r.busy {
                                 // Still probing its previous turn: skip this one.
-                                book.counters.overruns += 1;
+                                book.counters.busy_skips += 1;
                                 continue;
                             }
                             r.busy = true;
@@ -690,6 +713,7 @@ impl Agent {
                         jobs.push(pairs);
                     }
                 }
+                book.counters.overruns = overruns + book.counters.busy_skips;
                 if now.duration_since(window.0) >= Duration::from_secs(10) {
                     let secs = now.duration_since(window.0).as_secs_f64();
                     book.counters.rate =
@@ -1168,5 +1192,21 @@ mod tests {
         let plan = a.plan.lock().unwrap();
         assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
         assert_eq!(plan.targets[0].len(), 2);
+    }
+
+    #[test]
+    fn an_unchanged_pass_keeps_the_sockets_and_a_new_pair_renews_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = agent(tmp.path(), 1, 0.0, &[11, 12]);
+        assert!(
+            a.refresh.load(Ordering::Relaxed),
+            "the first pairs build the sockets"
+        );
+        a.refresh.store(false, Ordering::Relaxed);
+        // What `agent --ipvs` does every 2 s with an unchanged table.
+        a.set_pairs(vec![pair(11), pair(12)]);
+        assert!(!a.refresh.load(Ordering::Relaxed));
+        a.set_pairs(vec![pair(11), pair(12), pair(13)]);
+        assert!(a.refresh.load(Ordering::Relaxed));
     }
 }

@@ -264,14 +264,8 @@ fn from_io(e: io::Error) -> IpvsError {
     }
 }
 
-fn u16_ne(d: &[u8]) -> Option<u16> {
-    <[u8; 2]>::try_from(d).ok().map(u16::from_ne_bytes)
-}
 fn u16_be(d: &[u8]) -> Option<u16> {
     <[u8; 2]>::try_from(d).ok().map(u16::from_be_bytes)
-}
-fn u32_ne(d: &[u8]) -> Option<u32> {
-    netlink::ne_u32(d)
 }
 
 /// `union nf_inet_addr` (16 bytes, an IPv4 address in the first four) of family `af`.
@@ -306,16 +300,16 @@ pub fn parse_service(payload: &[u8]) -> Result<IpvsService, String> {
     let (mut scheduler, mut flags) = (String::new(), 0);
     for (kind, d) in attrs(nest) {
         match kind {
-            IPVS_SVC_ATTR_AF => af = u16_ne(d),
-            IPVS_SVC_ATTR_PROTOCOL => protocol = u16_ne(d),
+            IPVS_SVC_ATTR_AF => af = netlink::ne_u16(d),
+            IPVS_SVC_ATTR_PROTOCOL => protocol = netlink::ne_u16(d),
             IPVS_SVC_ATTR_ADDR => addr = Some(d),
             IPVS_SVC_ATTR_PORT => port = u16_be(d),
-            IPVS_SVC_ATTR_FWMARK => fwmark = u32_ne(d),
+            IPVS_SVC_ATTR_FWMARK => fwmark = netlink::ne_u32(d),
             IPVS_SVC_ATTR_SCHED_NAME => {
                 let text = d.split(|b| *b == 0).next().unwrap_or_default();
                 scheduler = String::from_utf8_lossy(text).into_owned();
             }
-            IPVS_SVC_ATTR_FLAGS => flags = d.get(0..4).and_then(u32_ne).unwrap_or(0),
+            IPVS_SVC_ATTR_FLAGS => flags = d.get(0..4).and_then(netlink::ne_u32).unwrap_or(0),
             _ => {}
         }
     }
@@ -357,14 +351,14 @@ pub fn parse_destination(payload: &[u8], service_af: u16) -> Result<IpvsDestinat
         match kind {
             IPVS_DEST_ATTR_ADDR => addr = Some(d),
             IPVS_DEST_ATTR_PORT => port = u16_be(d),
-            IPVS_DEST_ATTR_FWD_METHOD => fwd = u32_ne(d),
-            IPVS_DEST_ATTR_WEIGHT => weight = u32_ne(d).unwrap_or(0),
-            IPVS_DEST_ATTR_ACTIVE_CONNS => active = u32_ne(d).unwrap_or(0),
-            IPVS_DEST_ATTR_INACT_CONNS => inactive = u32_ne(d).unwrap_or(0),
-            IPVS_DEST_ATTR_ADDR_FAMILY => af = u16_ne(d),
+            IPVS_DEST_ATTR_FWD_METHOD => fwd = netlink::ne_u32(d),
+            IPVS_DEST_ATTR_WEIGHT => weight = netlink::ne_u32(d).unwrap_or(0),
+            IPVS_DEST_ATTR_ACTIVE_CONNS => active = netlink::ne_u32(d).unwrap_or(0),
+            IPVS_DEST_ATTR_INACT_CONNS => inactive = netlink::ne_u32(d).unwrap_or(0),
+            IPVS_DEST_ATTR_ADDR_FAMILY => af = netlink::ne_u16(d),
             IPVS_DEST_ATTR_TUN_TYPE => tun_type = d.first().copied(),
             IPVS_DEST_ATTR_TUN_PORT => tun_port = u16_be(d),
-            IPVS_DEST_ATTR_TUN_FLAGS => tun_flags = u16_ne(d),
+            IPVS_DEST_ATTR_TUN_FLAGS => tun_flags = netlink::ne_u16(d),
             _ => {}
         }
     }

@@ -43,7 +43,7 @@ pub fn ne_u32(b: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(b).ok().map(u32::from_ne_bytes)
 }
 
-fn ne_u16(b: &[u8]) -> Option<u16> {
+pub fn ne_u16(b: &[u8]) -> Option<u16> {
     <[u8; 2]>::try_from(b).ok().map(u16::from_ne_bytes)
 }
 
