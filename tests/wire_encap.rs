@@ -84,6 +84,27 @@ fn same_as_kernel(name: &str, encap: Encap, extra: usize) -> (Vec<u8>, Vec<u8>) 
             (gue::SOURCE_PORT_MIN..=gue::SOURCE_PORT_MAX).contains(&ours_sport),
             "{name}: {ours_sport}"
         );
+        // What `encapsulate` wrote itself, before the source port is made the kernel's:
+        // the destination port and length, the GUE word, and a UDP checksum that is
+        // there (and right) exactly when the tunnel asks for one.
+        // (With `extra`, the kernel's remcsum option, the lengths and the GUE word differ
+        // by that option: the remcsum test compares those itself.)
+        let (k, o) = (&kernel[ip_len..], &ours[ip_len..]);
+        assert_eq!(o[2..4], k[2..4], "{name}: destination port");
+        if extra == 0 {
+            assert_eq!(o.len(), k.len(), "{name}: datagram length");
+            assert_eq!(o[4..6], k[4..6], "{name}: UDP length");
+            assert_eq!(o[8..12], k[8..12], "{name}: GUE header");
+        }
+        let summed = o[6..8] != [0, 0];
+        assert_eq!(summed, csum, "{name}: UDP checksum present");
+        if summed {
+            assert_eq!(
+                checksum::with_pseudo(src, dst, 17, o),
+                0,
+                "{name}: our checksum"
+            );
+        }
         let proto = ours[ip_len + 9];
         gue::emit(
             sport,
