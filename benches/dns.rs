@@ -2,8 +2,9 @@
 //! (`vipcheck probe ... --proto udp --check dns --dns-name www.example.test --dns-type A
 //! --dns-expect 192.0.2.53`: route and neighbour lookups, the held UDP port, ICMP echo,
 //! the ARP-problem check and the DNS query, in frames to the real server's MAC), against
-//! `dig @RIP` to the real server's management address (the check users run today, and what
-//! keepalived's DNS_CHECK does), in network namespaces built here.
+//! `dig @RIP` to the real server's management address (the check users run today, as a
+//! process of its own; keepalived's DNS_CHECK sends its query from inside its checker
+//! process, with no process start at all), in network namespaces built here.
 //!
 //! Like with like: both are whole processes started the same way from the director's
 //! namespace, both counted with every process they start (support/measure.rs), both from a
