@@ -1,13 +1,13 @@
 //! IP-in-IP encapsulation as IPVS's tunnelling method sends it: an outer IPv4 or IPv6
 //! header to the real server around the whole inner packet. IPv4 in IPv4 is protocol 4
 //! (RFC 2003); IPv6 inside is protocol / next header 41 and IPv4 inside an IPv6 header is
-//! next header 4 (RFC 2473).
+//! next header 4 (RFC 2473). The header itself is written by [`super::tunnel`], with the
+//! GUE and GRE ones.
 
 use std::net::IpAddr;
 
-use super::ipv4::{self, protocol, Ipv4Repr};
-use super::ipv6::{self, Ipv6Repr};
-use super::{ethernet::ethertype, Result, WireError};
+use super::ipv4::{self, protocol};
+use super::ipv6;
 
 /// TTL / hop limit of the outer header.
 pub const OUTER_HOP_LIMIT: u8 = 64;
@@ -30,65 +30,23 @@ pub fn outer_header_len(outer_dst: IpAddr) -> usize {
     }
 }
 
-/// Writes the outer header `outer_src` -> `outer_dst` for an inner packet of `inner_len`
-/// bytes to `inner_dst` into the front of `buf` (the inner packet follows it there);
-/// returns the EtherType of the result.
-pub fn emit_outer(
-    outer_src: IpAddr,
-    outer_dst: IpAddr,
-    ident: u16,
-    inner_dst: IpAddr,
-    inner_len: usize,
-    buf: &mut [u8],
-) -> Result<u16> {
-    let proto = inner_protocol(inner_dst);
-    match (outer_src, outer_dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            Ipv4Repr {
-                src,
-                dst,
-                protocol: proto,
-                ttl: OUTER_HOP_LIMIT,
-                ident,
-                payload_len: inner_len,
-            }
-            .emit(buf);
-            Ok(ethertype::IPV4)
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            Ipv6Repr {
-                src,
-                dst,
-                next_header: proto,
-                hop_limit: OUTER_HOP_LIMIT,
-                payload_len: inner_len,
-            }
-            .emit(buf);
-            Ok(ethertype::IPV6)
-        }
-        _ => Err(WireError::Unsupported),
-    }
-}
-
-/// Wraps the IP packet `inner` (to `inner_dst`) in an outer header `outer_src` ->
-/// `outer_dst`; returns the EtherType of the result and its bytes.
-pub fn encapsulate(
-    outer_src: IpAddr,
-    outer_dst: IpAddr,
-    ident: u16,
-    inner_dst: IpAddr,
-    inner: &[u8],
-) -> Result<(u16, Vec<u8>)> {
-    let head = outer_header_len(outer_dst);
-    let mut b = vec![0xa5; head + inner.len()];
-    let etype = emit_outer(outer_src, outer_dst, ident, inner_dst, inner.len(), &mut b)?;
-    b[head..].copy_from_slice(inner);
-    Ok((etype, b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::ethernet::ethertype;
+    use crate::wire::tunnel::{emit_outer, Encap};
+    use crate::wire::{Result, WireError};
+
+    /// IPIP is the tunnel module's `Encap::Ipip`.
+    fn encapsulate(
+        src: IpAddr,
+        dst: IpAddr,
+        ident: u16,
+        inner_dst: IpAddr,
+        inner: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        crate::wire::tunnel::encapsulate(Encap::Ipip, src, dst, ident, inner_dst, inner)
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -163,7 +121,7 @@ mod tests {
             let mut buf = vec![0xa5; head + 3];
             buf[head..].copy_from_slice(&[1, 2, 3]);
             assert_eq!(
-                emit_outer(ip(src), ip(dst), 9, ip(inner), 3, &mut buf),
+                emit_outer(Encap::Ipip, ip(src), ip(dst), 9, ip(inner), &mut buf),
                 Ok(etype)
             );
             assert_eq!(buf, whole);
