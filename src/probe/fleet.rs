@@ -59,9 +59,11 @@ fn quoted_key(q: &frame::Quoted) -> Option<Key> {
     }
 }
 
-/// The key a frame is routed by, if it can answer any probe.
+/// The key a frame is routed by, if it can answer any probe. Checksums are not verified
+/// here: the probe the frame goes to parses it again and verifies them there, so every
+/// frame on the wire (most of them for nobody) is not summed twice.
 fn route_key(f: &Frame) -> Option<Key> {
-    let rx = frame::parse_with(&f.bytes, !f.checksum_trusted).ok()?;
+    let rx = frame::parse_with(&f.bytes, false).ok()?;
     match rx.inbound {
         Inbound::ArpReply { sender_ip, .. } => Some(Key::Claim(IpAddr::V4(sender_ip))),
         Inbound::NeighborAdvert { target, .. } => Some(Key::Claim(IpAddr::V6(target))),
