@@ -132,49 +132,55 @@ median() {
 }
 
 note "1. status --ipvs --json over 1,000 DR destinations, $runs runs"
+# Every run's rows: 16 good + the weight-0 good one up (850), the other three down (150).
+# (--timeout 5s: under TCG a loaded guest answers slowly; 2 s gave false "did not answer".)
+check_audit() { # RUN
+    up=$(jq '[.destinations[] | select(.up == true)] | length' "$work/audit.json")
+    down=$(jq '[.destinations[] | select(.up == false)] | length' "$work/audit.json")
+    act=$(jq '[.destinations[] | select(.act_first)] | length' "$work/audit.json")
+    wrong=$(jq -r '.destinations[] | select(
+          (.rip == "192.0.2.13" and (.up or (.reason | test("did not answer") | not)))
+       or (.rip == "192.0.2.15" and (.up or (.reason | test("closed") | not)))
+       or (.rip == "192.0.2.17" and (.up or (.reason | test("forwarded") | not)))
+       or ((.rip | IN("192.0.2.13", "192.0.2.15", "192.0.2.17") | not) and (.up | not))
+     ) | "\(.service) \(.rip) \(.up) \(.reason)"' "$work/audit.json" | head -n 10)
+    if [ "$up" -eq 850 ] && [ "$down" -eq 150 ] && [ "$act" -eq 150 ] && [ -z "$wrong" ]; then
+        pass "status --ipvs run $1: 850 up, 150 down (all to act on first), every verdict right"
+    else
+        fail "status --ipvs run $1 verdicts: $up up, $down down, $act to act on first; wrong rows:"
+        printf '%s\n' "$wrong" | sed 's/^/    /'
+    fi
+}
 r=1
 while [ $r -le "$runs" ]; do
     measure probe "$work/audit.json" 1 "$bin" status --ipvs --json --timeout 5s
+    check_audit $r
     r=$((r + 1))
 done
-# Every row: 16 good + the weight-0 good one up (850), the other three down (150).
-# (--timeout 5s: under TCG a loaded guest answers slowly; 2 s gave false "did not answer".)
-up=$(jq '[.destinations[] | select(.up == true)] | length' "$work/audit.json")
-down=$(jq '[.destinations[] | select(.up == false)] | length' "$work/audit.json")
-act=$(jq '[.destinations[] | select(.act_first)] | length' "$work/audit.json")
-wrong=$(jq -r '.destinations[] | select(
-      (.rip == "192.0.2.13" and (.up or (.reason | test("did not answer") | not)))
-   or (.rip == "192.0.2.15" and (.up or (.reason | test("closed") | not)))
-   or (.rip == "192.0.2.17" and (.up or (.reason | test("forwarded") | not)))
-   or ((.rip | IN("192.0.2.13", "192.0.2.15", "192.0.2.17") | not) and (.up | not))
- ) | "\(.service) \(.rip) \(.up) \(.reason)"' "$work/audit.json" | head -n 10)
-if [ "$up" -eq 850 ] && [ "$down" -eq 150 ] && [ "$act" -eq 150 ] && [ -z "$wrong" ]; then
-    pass "status --ipvs: 850 up, 150 down (all to act on first), every verdict right"
-else
-    fail "status --ipvs verdicts: $up up, $down down, $act to act on first; wrong rows:"
-    printf '%s\n' "$wrong" | sed 's/^/    /'
-fi
 probe_fig=$(median probe)
 
 note "2. reading the table: 1,000 NAT destinations, $runs runs each"
 ip netns exec lb ipvsadm -C
 table -m || fail "ipvsadm -R (NAT table)"
+check_reads() { # RUN
+    n_v=$(jq '.destinations | length' "$work/read.json")
+    n_t=$(grep -c ' NAT ' "$work/read.txt")
+    n_i=$(grep -c -- '-> .*Masq' "$work/ipvsadm.txt")
+    if [ "$n_v" -eq 1000 ] && [ "$n_t" -eq 1000 ] && [ "$n_i" -eq 1000 ]; then
+        pass "run $1: each lists the 1,000 destinations"
+    else
+        fail "run $1: destinations listed: vipcheck json $n_v, vipcheck table $n_t, ipvsadm $n_i"
+    fi
+}
 r=1
 while [ $r -le "$runs" ]; do
     measure read_vipcheck "$work/read.txt" 0 "$bin" status --ipvs --color never
     measure read_vipcheck_json "$work/read.json" 0 "$bin" status --ipvs --json
     measure read_ipvsadm "$work/ipvsadm.txt" 0 ipvsadm -Ln
     measure startup "$work/version.txt" 0 "$bin" --version
+    check_reads $r
     r=$((r + 1))
 done
-n_v=$(jq '.destinations | length' "$work/read.json")
-n_t=$(grep -c ' NAT ' "$work/read.txt")
-n_i=$(grep -c -- '-> .*Masq' "$work/ipvsadm.txt")
-if [ "$n_v" -eq 1000 ] && [ "$n_t" -eq 1000 ] && [ "$n_i" -eq 1000 ]; then
-    pass "each lists the 1,000 destinations"
-else
-    fail "destinations listed: vipcheck json $n_v, vipcheck table $n_t, ipvsadm $n_i"
-fi
 
 echo "FIGURES (median of $runs runs, guest under TCG, $(basename "$bin"))"
 echo "  status --ipvs --json, 1,000 DR destinations probed:  $probe_fig"
