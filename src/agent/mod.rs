@@ -370,7 +370,7 @@ struct Plan {
 /// Probes waiting for a worker.
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<(Pair, Arc<IcmpMemo>)>,
+    queue: VecDeque<(Vec<Pair>, Arc<IcmpMemo>)>,
     idle: usize,
     threads: usize,
 }
@@ -581,50 +581,59 @@ impl Agent {
         std::thread::spawn(move || drop(old));
     }
 
-    /// Probes one pair, sharing ICMP results through `memo` with the other pairs of its
-    /// target's turn, and counts the result.
-    fn probe_pair(&self, pair: &Pair, memo: &IcmpMemo) {
+    /// Probes one target's pairs (one real server and VIP) in one round where they can
+    /// share it ([`crate::probe::fleet::Fleet::probe_many`]), and counts the results.
+    fn probe_target(&self, pairs: &[Pair], memo: &IcmpMemo) {
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
         };
         let start = Instant::now();
-        let v = match fleet.request(pair) {
-            Ok(req) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                fleet.fleet.probe_with_memo(&req, start, memo)
-            }))
-            .unwrap_or_else(|_| {
-                Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)")
-            }),
-            Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
-        };
+        let built: Vec<Result<crate::probe::request::Request, String>> =
+            pairs.iter().map(|p| fleet.request(p)).collect();
+        let reqs: Vec<&crate::probe::request::Request> =
+            built.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let mut probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fleet.fleet.probe_many(&reqs, start, memo)
+        }))
+        .unwrap_or_else(|_| {
+            vec![
+                Verdict::cannot_probe("internal error in vipcheck (a bug: please report it)");
+                reqs.len()
+            ]
+        })
+        .into_iter();
+        let verdicts: Vec<Verdict> = built
+            .iter()
+            .map(|r| match r {
+                Ok(_) => probed
+                    .next()
+                    .unwrap_or_else(|| Verdict::cannot_probe("no check was run")),
+                Err(e) => Verdict::failed(format!("cannot build the probe: {e}")),
+            })
+            .collect();
         let known_at = Instant::now();
-        if v.own_fault {
+        if verdicts.iter().any(|v| v.own_fault) {
             self.refresh.store(true, Ordering::Relaxed);
         }
-        let name = pair.state_name();
         if let Ok(mut book) = self.book.lock() {
-            book.record(&name, outcome(&v), v.own_fault, known_at);
-            if let Some(r) = book.records.get_mut(&name) {
-                r.busy = false;
+            for (pair, v) in pairs.iter().zip(&verdicts) {
+                let name = pair.state_name();
+                book.record(&name, outcome(v), v.own_fault, known_at);
+                if let Some(r) = book.records.get_mut(&name) {
+                    r.busy = false;
+                }
             }
         }
     }
 
-    /// Queues one target's turn: a job per pair, all sharing one ICMP memo.
+    /// Queues one target's turn: one job for all its pairs.
     fn enqueue(self: &Arc<Self>, pairs: Vec<Pair>) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
-        let memo = Arc::new(IcmpMemo::default());
-        let n = pairs.len();
-        jobs.queue
-            .extend(pairs.into_iter().map(|p| (p, memo.clone())));
-        let spawn = n.saturating_sub(jobs.idle);
-        for _ in 0..spawn {
-            if jobs.threads >= self.parallel {
-                break;
-            }
+        jobs.queue.push_back((pairs, Arc::new(IcmpMemo::default())));
+        if jobs.idle == 0 && jobs.threads < self.parallel {
             jobs.threads += 1;
             let me = self.clone();
             let spawned = std::thread::Builder::new()
@@ -632,13 +641,10 @@ impl Agent {
                 .spawn(move || me.work());
             if spawned.is_err() {
                 jobs.threads -= 1;
-                break;
             }
         }
         drop(jobs);
-        for _ in 0..n {
-            self.job_ready.notify_one();
-        }
+        self.job_ready.notify_one();
     }
 
     fn work(&self) {
@@ -662,7 +668,7 @@ impl Agent {
                     jobs.idle -= 1;
                 }
             };
-            self.probe_pair(&job.0, &job.1);
+            self.probe_target(&job.0, &job.1);
         }
     }
 

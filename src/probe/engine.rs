@@ -158,23 +158,49 @@ pub fn token_port(token: u16) -> u16 {
     32768 + token % 28232
 }
 
-/// The kernel's random source.
+/// The kernel's random source, read 256 bytes at a time per thread (a resident prober
+/// draws several numbers per probe; one getrandom(2) call each was a tenth of its
+/// system calls).
 pub struct OsEntropy;
+
+/// Random bytes from the kernel not handed out yet, per thread.
+struct Pool {
+    bytes: [u8; 256],
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const {
+        std::cell::RefCell::new(Pool { bytes: [0; 256], used: 256 })
+    };
+}
 
 impl Entropy for OsEntropy {
     fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        // SAFETY: b is valid for 4 bytes of writes.
-        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
-        if n != 4 {
-            // getrandom(2) does not fail for 4 bytes once the pool is ready; fall back to
-            // the clock rather than abort a health check.
+        let drawn = POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.used + 4 > pool.bytes.len() {
+                let len = pool.bytes.len();
+                // SAFETY: the buffer is valid for `len` bytes of writes.
+                let n = unsafe { libc::getrandom(pool.bytes.as_mut_ptr().cast(), len, 0) };
+                if usize::try_from(n).ok() != Some(len) {
+                    return None;
+                }
+                pool.used = 0;
+            }
+            let at = pool.used;
+            pool.used += 4;
+            let b = &pool.bytes[at..at + 4];
+            Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        });
+        drawn.unwrap_or_else(|| {
+            // getrandom(2) does not fail once the pool is ready; fall back to the clock
+            // rather than abort a health check.
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            return t ^ std::process::id().rotate_left(16);
-        }
-        u32::from_ne_bytes(b)
+            t ^ std::process::id().rotate_left(16)
+        })
     }
 }
 
@@ -745,10 +771,25 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             .filter(|p| matches!(p.memo, Some((_, false))))
             .map(|p| p.check.vip)
             .collect();
+        // Several ports of one VIP in this round (the agent's turn of a real server): the
+        // first SYN goes with the echo, the others wait for its result as they would
+        // reading another probe's shared one.
+        let mut first_syn: Vec<IpAddr> = Vec::new();
+        let own_icmp: Vec<IpAddr> = pend
+            .iter()
+            .filter(|p| p.check.kind == CheckKind::Icmp && !shared_icmp.contains(&p.check.vip))
+            .map(|p| p.check.vip)
+            .collect();
         for p in pend.iter_mut() {
-            if matches!(p.check.kind, CheckKind::Tcp { .. }) && shared_icmp.contains(&p.check.vip) {
+            if !matches!(p.check.kind, CheckKind::Tcp { .. }) {
+                continue;
+            }
+            let vip = p.check.vip;
+            let later = own_icmp.contains(&vip) && first_syn.contains(&vip);
+            if shared_icmp.contains(&vip) || later {
                 p.held_until = Some(hold);
             }
+            first_syn.push(vip);
         }
         let mut arp = ArpAsk {
             vips: checks
@@ -1110,31 +1151,57 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             if path_error {
                 continue;
             }
-            let decisive = group()
-                .find(|p| matches!(p.check.kind, CheckKind::Tcp { .. } | CheckKind::Udp { .. }))
-                .or_else(|| group().next());
-            let Some(decisive) = decisive else { continue };
-            if let (None, CheckKind::Udp { probe, .. }) = (&decisive.done, decisive.check.kind) {
-                // A datagram that needs no reply has its answer in silence: once the
-                // VIP's echo is back, an ICMP error would have come within a few round
-                // trips of it.
-                let echo = group().find_map(|p| match (&p.check.kind, &p.done) {
-                    (CheckKind::Icmp, Some((r, at))) if r.up => Some((r.latency_ms, *at)),
-                    _ => None,
-                });
-                if let (false, Some((ms, at))) = (probe.needs_reply(), echo) {
-                    let wait =
-                        ms.map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms * 4.0 / 1e3));
-                    let end = at + wait.max(NO_REPLY_WAIT);
-                    if now < end {
-                        settled = false;
-                        grace_end = Some(grace_end.map_or(end, |g| g.min(end)));
+            // The checks that decide: each port's TCP or UDP check (one per request; a
+            // round may carry several ports of the VIP), else the first check.
+            let mut decisive: Vec<&Pending> = group()
+                .filter(|p| matches!(p.check.kind, CheckKind::Tcp { .. } | CheckKind::Udp { .. }))
+                .collect();
+            if decisive.is_empty() {
+                decisive.extend(group().next());
+            }
+            if decisive.is_empty() {
+                continue;
+            }
+            // When the last of them was decided, and how fast its answer came.
+            let mut last: Option<(Option<f64>, Instant)> = None;
+            let mut open = false;
+            for d in &decisive {
+                if let (None, CheckKind::Udp { probe, .. }) = (&d.done, d.check.kind) {
+                    // A datagram that needs no reply has its answer in silence: once the
+                    // VIP's echo is back, an ICMP error would have come within a few
+                    // round trips of it.
+                    let echo = group().find_map(|p| match (&p.check.kind, &p.done) {
+                        (CheckKind::Icmp, Some((r, at))) if r.up => Some((r.latency_ms, *at)),
+                        _ => None,
+                    });
+                    if let (false, Some((ms, at))) = (probe.needs_reply(), echo) {
+                        let wait =
+                            ms.map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms * 4.0 / 1e3));
+                        let end = at + wait.max(NO_REPLY_WAIT);
+                        if now < end {
+                            settled = false;
+                            grace_end = Some(grace_end.map_or(end, |g| g.min(end)));
+                        }
+                        open = true;
+                        continue;
                     }
-                    continue;
+                }
+                match &d.done {
+                    Some((r, at)) => {
+                        if last.map_or(true, |(_, t)| *at >= t) {
+                            last = Some((r.latency_ms, *at));
+                        }
+                    }
+                    None => {
+                        settled = false;
+                        open = true;
+                    }
                 }
             }
-            let Some((result, at)) = &decisive.done else {
-                settled = false;
+            if open {
+                continue;
+            }
+            let Some((latency_ms, at)) = last else {
                 continue;
             };
             if group().all(|p| p.done.is_some()) {
@@ -1146,10 +1213,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 settled = false;
                 continue;
             }
-            let grace = result.latency_ms.map_or(Duration::ZERO, |ms| {
+            let grace = latency_ms.map_or(Duration::ZERO, |ms| {
                 Duration::from_secs_f64(ms * 2.0 / 1e3).max(MIN_GRACE)
             });
-            let end = *at + grace;
+            let end = at + grace;
             if now < end {
                 settled = false;
                 grace_end = Some(grace_end.map_or(end, |g| g.min(end)));

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::request::Request;
 use super::{
-    find_way, netlink, no_neighbour, plan_checks, run_checks_with, socket_error, IcmpMemo, Verdict,
-    Way,
+    find_way, netlink, no_neighbour, plan_checks, run_group_with, socket_error, Group, IcmpMemo,
+    Verdict, Way,
 };
 use crate::net::packet_socket::first_of_each_family;
 use crate::net::{Frame, FrameIo, PacketSocket};
@@ -354,41 +354,103 @@ impl Fleet {
     /// own (which keeps the first result of each VIP and real server for the fleet's
     /// life): the agent gives each round of a real server's pairs a fresh one.
     pub fn probe_with_memo(&self, req: &Request, start: Instant, memo: &IcmpMemo) -> Verdict {
+        self.probe_group(&[req], start, memo)
+            .pop()
+            .unwrap_or_else(|| Verdict::cannot_probe("no check was run"))
+    }
+
+    /// Probes several requests at once, one verdict each, in order: the requests to one
+    /// real server that differ only in their ports (see [`same_round`]) share one round,
+    /// with one ARP question and one echo per VIP; others are probed one by one.
+    pub fn probe_many(&self, reqs: &[&Request], start: Instant, memo: &IcmpMemo) -> Vec<Verdict> {
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; reqs.len()];
+        let mut left: Vec<usize> = (0..reqs.len()).collect();
+        while let Some(&lead) = left.first() {
+            let (together, rest): (Vec<usize>, Vec<usize>) = left
+                .iter()
+                .partition(|&&i| i == lead || same_round(reqs[lead], reqs[i]));
+            left = rest;
+            let group: Vec<&Request> = together.iter().map(|&i| reqs[i]).collect();
+            for (i, v) in together
+                .into_iter()
+                .zip(self.probe_group(&group, start, memo))
+            {
+                verdicts[i] = Some(v);
+            }
+        }
+        verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|| Verdict::cannot_probe("no check was run")))
+            .collect()
+    }
+
+    /// Runs every check of `reqs` (which [`same_round`] puts together) in one round
+    /// within their timeout, counted from `start`.
+    fn probe_group(&self, reqs: &[&Request], start: Instant, memo: &IcmpMemo) -> Vec<Verdict> {
+        let Some(req) = reqs.first().copied() else {
+            return Vec::new();
+        };
+        let all = |v: Verdict| vec![v; reqs.len()];
         let deadline = start + req.timeout;
         let Some(way_cell) = cell(&self.ways, (req.rip, req.iface.clone())) else {
-            return Verdict::cannot_probe("internal lock poisoned");
+            return all(Verdict::cannot_probe("internal lock poisoned"));
         };
         let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref(), deadline)) {
             Ok(w) => w,
-            Err(reason) => return Verdict::cannot_probe(reason.clone()),
+            Err(reason) => return all(Verdict::cannot_probe(reason.clone())),
         };
-        let (outer_src, mut checks) = match plan_checks(req, way) {
-            Ok(p) => p,
-            Err(reason) => return Verdict::cannot_probe(reason),
+        // Every request's checks, each once, and which are whose.
+        let mut checks: Vec<engine::Check> = Vec::new();
+        let mut own: Vec<Vec<usize>> = Vec::with_capacity(reqs.len());
+        let mut outer_src = None;
+        for r in reqs {
+            let (src, mine) = match plan_checks(r, way) {
+                Ok(p) => p,
+                Err(reason) => return all(Verdict::cannot_probe(reason)),
+            };
+            outer_src.get_or_insert(src);
+            own.push(
+                mine.into_iter()
+                    .map(|c| match checks.iter().position(|k| *k == c) {
+                        Some(i) => i,
+                        None => {
+                            checks.push(c);
+                            checks.len() - 1
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        let Some(outer_src) = outer_src else {
+            return Vec::new();
         };
         // Held until the checks are done (see `udp::claim_ports`).
         let _udp_ports = match super::udp::claim_ports(&mut checks, way.link.index) {
             Ok(s) => s,
-            Err(e) => return Verdict::failed(format!("cannot hold a UDP source port: {e}")),
+            Err(e) => {
+                return all(Verdict::failed(format!(
+                    "cannot hold a UDP source port: {e}"
+                )))
+            }
         };
         let mut sources = vec![outer_src];
         sources.extend(checks.iter().map(|c| c.src));
         let tap = match self.tap(way, &sources) {
             Ok(t) => t,
-            Err(reason) => return Verdict::cannot_probe(reason),
+            Err(reason) => return all(Verdict::cannot_probe(reason)),
         };
         if tap.dead() {
             // Its dispatcher stopped on a socket error: every reply would go unseen.
-            return Verdict::cannot_probe(format!(
+            return all(Verdict::cannot_probe(format!(
                 "the packet socket on {} failed; it is reopened on the next refresh",
                 way.link.name
-            ));
+            )));
         }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let next_hop = way.route.gateway.unwrap_or(req.rip);
         let attempts = req.retries.saturating_add(1);
         let Some(mac_cell) = cell(&self.macs, (way.route.oif, next_hop)) else {
-            return Verdict::cannot_probe("internal lock poisoned");
+            return all(Verdict::cannot_probe("internal lock poisoned"));
         };
         let peer = mac_cell.get_or_init(|| {
             if let Ok(Some(n)) = netlink::neighbor(way.route.oif, next_hop, deadline) {
@@ -411,8 +473,8 @@ impl Fleet {
         });
         let (peer_mac, unconfirmed) = match peer {
             Ok(m) => *m,
-            Err((reason, false)) => return Verdict::failed(reason.clone()),
-            Err((reason, true)) => return Verdict::cannot_probe(reason.clone()),
+            Err((reason, false)) => return all(Verdict::failed(reason.clone())),
+            Err((reason, true)) => return all(Verdict::cannot_probe(reason.clone())),
         };
         let path = way.path(req, outer_src, peer_mac);
         let mut lease = Lease::new(tap, id);
@@ -432,17 +494,37 @@ impl Fleet {
             lease: &lease,
             counter: &self.tokens,
         };
-        run_checks_with(
-            req,
+        let group = Group {
+            reqs,
+            own: &own,
+            checks: &checks,
+        };
+        run_group_with(
+            &group,
             &path,
             &mut SharedLease(&lease),
             &mut entropy,
-            &checks,
             deadline,
             Some(memo),
             unconfirmed.then_some(next_hop),
         )
     }
+}
+
+/// Whether two requests can share one round: the same real server, interface, VIPs,
+/// forwarding method, tunnel, timeout, retries and ARP rule (they differ in their
+/// ports), and neither has an application check.
+pub fn same_round(a: &Request, b: &Request) -> bool {
+    a.rip == b.rip
+        && a.iface == b.iface
+        && a.vips == b.vips
+        && a.method == b.method
+        && a.tunnel == b.tunnel
+        && a.timeout == b.timeout
+        && a.retries == b.retries
+        && a.allow_arp_answer == b.allow_arp_answer
+        && a.app.is_none()
+        && b.app.is_none()
 }
 
 impl Drop for Fleet {

@@ -753,42 +753,114 @@ pub fn run_checks_with(
     memo: Option<&IcmpMemo>,
     confirm: Option<IpAddr>,
 ) -> Verdict {
+    let group = Group {
+        reqs: &[req],
+        own: &[(0..checks.len()).collect()],
+        checks,
+    };
+    let mut verdicts = run_group_with(&group, path, io, entropy, deadline, memo, confirm);
+    verdicts
+        .pop()
+        .unwrap_or_else(|| Verdict::failed("no check was run"))
+}
+
+/// Requests to one real server that are probed in one round: the same real server,
+/// VIPs, forwarding method, tunnel, timeout and retries; they differ in their ports.
+pub struct Group<'a> {
+    pub reqs: &'a [&'a Request],
+    /// Per request, the indices of its checks in `checks`.
+    pub own: &'a [Vec<usize>],
+    /// Every request's checks, each once: the ARP and ICMP checks of a VIP are shared.
+    pub checks: &'a [Check],
+}
+
+/// Runs a [`Group`]'s checks in one round (the ARP question and the echo once, every
+/// port's own check) and gives each request the verdict [`run_checks_with`] would give
+/// it alone: the decision rule on its own checks' results.
+pub fn run_group_with(
+    group: &Group,
+    path: &NetPath,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    deadline: Instant,
+    memo: Option<&IcmpMemo>,
+    confirm: Option<IpAddr>,
+) -> Vec<Verdict> {
+    let Some(first) = group.reqs.first() else {
+        return Vec::new();
+    };
     let spec = RoundSpec {
         deadline,
-        attempts: req.retries.saturating_add(1),
+        attempts: first.retries.saturating_add(1),
         confirm,
         memo,
     };
+    let checks = group.checks;
     let round = {
         let mut prober = Prober { io, entropy, path };
         match prober.round(checks, &spec) {
             Ok(r) => r,
             Err(e) => {
-                let mut v = Verdict::from_checks(req, path, Vec::new());
-                v.up = false;
-                v.reason = setup_error("cannot use the packet socket", &e);
-                v.own_fault = true;
-                return v;
+                return group
+                    .reqs
+                    .iter()
+                    .map(|req| {
+                        let mut v = Verdict::from_checks(req, path, Vec::new());
+                        v.up = false;
+                        v.reason = setup_error("cannot use the packet socket", &e);
+                        v.own_fault = true;
+                        v
+                    })
+                    .collect();
             }
         }
     };
-    let mut results = round.results;
-    // The ARP results come last, so the line reads as before: `up: icmp .., tcp .., arp ok`.
-    results.extend(checks.iter().filter(|c| c.kind == CheckKind::Arp).map(|c| {
-        if round.arp_answered.contains(&c.vip) {
-            let reason = arp_answer_reason(c.vip);
-            if req.allow_arp_answer {
-                CheckResult::new(c, true, format!("allowed: {reason}"), None, 1)
-            } else {
-                CheckResult::new(c, false, reason, None, 1)
-            }
-        } else {
-            CheckResult::new(c, true, String::new(), None, 1)
-        }
-    }));
+    // The round's results, one per check that is not an ARP check, in order.
+    let mut answered = round.results.iter();
+    let results: Vec<Option<&CheckResult>> = checks
+        .iter()
+        .map(|c| match c.kind {
+            CheckKind::Arp => None,
+            _ => answered.next(),
+        })
+        .collect();
     let mut path = path.clone();
     if let Some(c) = round.mac_change {
         path.next_hop_mac = c.to;
     }
-    Verdict::from_checks(req, &path, results).with_mac_change(round.mac_change)
+    group
+        .reqs
+        .iter()
+        .zip(group.own)
+        .map(|(req, own)| {
+            let mut mine: Vec<CheckResult> = own
+                .iter()
+                .filter_map(|&i| results.get(i).copied().flatten().cloned())
+                .collect();
+            // The ARP results come last, so the line reads as before: `up: icmp .., tcp
+            // .., arp ok`.
+            mine.extend(
+                own.iter()
+                    .filter_map(|&i| checks.get(i))
+                    .filter(|c| c.kind == CheckKind::Arp)
+                    .map(|c| arp_result(req, c, &round.arp_answered)),
+            );
+            Verdict::from_checks(req, &path, mine).with_mac_change(round.mac_change)
+        })
+        .collect()
+}
+
+/// The ARP check's result for `c`: down (or a warning, when allowed) when the real
+/// server answered for the VIP.
+fn arp_result(req: &Request, c: &Check, answered: &[IpAddr]) -> CheckResult {
+    if answered.contains(&c.vip) {
+        let reason = arp_answer_reason(c.vip);
+        if req.allow_arp_answer {
+            CheckResult::new(c, true, format!("allowed: {reason}"), None, 1)
+        } else {
+            CheckResult::new(c, false, reason, None, 1)
+        }
+    } else {
+        CheckResult::new(c, true, String::new(), None, 1)
+    }
 }

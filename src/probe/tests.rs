@@ -1455,3 +1455,189 @@ mod gue_gre {
 }
 #[path = "tests_udp.rs"]
 mod udp;
+
+/// Two ports of one real server in one round ([`super::run_group_with`]), as the agent
+/// probes a real server's turn: port 80 open, port 81 closed.
+fn group_of_two(mock: &mut impl FrameIo) -> Vec<Verdict> {
+    let a = request(
+        vec![CheckKind::Arp, CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
+        &["192.0.2.20"],
+    );
+    let b = request(
+        vec![CheckKind::Arp, CheckKind::Icmp, CheckKind::Tcp { port: 81 }],
+        &["192.0.2.20"],
+    );
+    let checks = [
+        arp_check(),
+        icmp_check(),
+        tcp_check(),
+        Check {
+            kind: CheckKind::Tcp { port: 81 },
+            ..tcp_check()
+        },
+    ];
+    let own = [vec![0, 1, 2], vec![0, 1, 3]];
+    let group = super::Group {
+        reqs: &[&a, &b],
+        own: &own,
+        checks: &checks,
+    };
+    super::run_group_with(
+        &group,
+        &path(ForwardingMethod::DirectRouting),
+        mock,
+        &mut Counter(0),
+        Instant::now() + Duration::from_secs(1),
+        None,
+        None,
+    )
+}
+
+/// A real server whose port 81 is closed (RST), answering everything else.
+fn port_81_closed() -> impl FnMut(usize, &[u8]) -> Vec<Vec<u8>> {
+    let mut open = server(None);
+    move |n, f: &[u8]| {
+        let (eth, _) = EthernetRepr::parse(f).unwrap();
+        if eth.ethertype == ethertype::IPV4 && f[23] == protocol::TCP && f[47] == flags::SYN {
+            let port = u16::from_be_bytes([f[36], f[37]]);
+            if port == 81 {
+                return vec![tcp_answer(f, RS_MAC, flags::RST | flags::ACK)];
+            }
+        }
+        open(n, f)
+    }
+}
+
+#[test]
+fn ports_of_one_real_server_share_one_round_and_each_gets_its_own_verdict() {
+    let mut mock = Mock::new(port_81_closed());
+    let v = group_of_two(&mut mock);
+    assert_eq!(v.len(), 2);
+    assert!(v[0].up, "{:?}", v[0]);
+    assert!(!v[1].up, "{:?}", v[1]);
+    assert!(v[1].reason.contains("81"), "{}", v[1].reason);
+    // Each verdict carries the shared echo and ARP results and its own port's check.
+    for (verdict, port) in v.iter().zip([80, 81]) {
+        let names: Vec<&str> = verdict.checks.iter().map(|c| c.check).collect();
+        assert_eq!(names, ["icmp", "tcp", "arp"], "{verdict:?}");
+        assert_eq!(verdict.checks[1].port, Some(port));
+    }
+    // One ARP question and one echo for both; a SYN per port.
+    let kinds: Vec<(u16, u8)> = mock
+        .sent
+        .iter()
+        .map(|f| {
+            (
+                u16::from_be_bytes([f[12], f[13]]),
+                f.get(23).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    let count = |k: (u16, u8)| kinds.iter().filter(|&&x| x == k).count();
+    assert_eq!(
+        count((ethertype::ARP, 0)) + count((ethertype::ARP, 1)),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(count((ethertype::IPV4, protocol::ICMP)), 1, "{kinds:?}");
+    let syns = mock
+        .sent
+        .iter()
+        .filter(|f| f.len() > 47 && f[23] == protocol::TCP && f[47] == flags::SYN)
+        .count();
+    assert_eq!(syns, 2);
+}
+
+/// A wire on which port 81's SYN-ACK comes `delay` after its SYN, everything else at once.
+struct SlowPort81 {
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Vec<u8>>,
+    late: Option<(Instant, Vec<u8>)>,
+    delay: Duration,
+}
+
+impl FrameIo for SlowPort81 {
+    fn send(&mut self, f: &[u8]) -> io::Result<()> {
+        self.sent.push(f.to_vec());
+        let syn_to = |port: u16| {
+            f.len() > 47
+                && f[23] == protocol::TCP
+                && f[47] == flags::SYN
+                && u16::from_be_bytes([f[36], f[37]]) == port
+        };
+        if syn_to(81) {
+            let answer = tcp_answer(f, RS_MAC, flags::SYN | flags::ACK);
+            self.late = Some((Instant::now() + self.delay, answer));
+        } else {
+            self.queue.extend(server(None)(0, f));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        if let Some(f) = self.queue.pop_front() {
+            return Ok(Some(Frame::wire(f)));
+        }
+        match self.late.take() {
+            Some((at, f)) if at <= deadline => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                Ok(Some(Frame::wire(f)))
+            }
+            other => {
+                self.late = other;
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                Ok(None)
+            }
+        }
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(Frame::wire))
+    }
+}
+
+#[test]
+fn a_round_waits_for_every_port_s_answer_not_only_the_first() {
+    // Port 81 answers 150 ms after port 80 and the echo (far past the grace after the
+    // first answer): the round must not settle on port 80 and call port 81 silent.
+    let mut wire = SlowPort81 {
+        sent: Vec::new(),
+        queue: VecDeque::new(),
+        late: None,
+        delay: Duration::from_millis(150),
+    };
+    let v = group_of_two(&mut wire);
+    assert!(v[0].up && v[1].up, "{v:?}");
+    assert!(v[1].checks[1].latency_ms.unwrap_or(0.0) >= 150.0, "{v:?}");
+}
+
+#[test]
+fn a_forwarded_echo_keeps_the_other_ports_syns_of_the_round_back() {
+    // A real server without the VIP that forwards it: TTL exceeded for every probe. The
+    // first port's SYN goes with the echo; the second's waits for the echo's result,
+    // which shows the path does not serve the VIP, so it never goes out to draw another
+    // rate-limited error.
+    let mut mock = Mock::new(|_, f: &[u8]| {
+        let (eth, _) = EthernetRepr::parse(f).unwrap();
+        if eth.ethertype == ethertype::ARP {
+            return Vec::new();
+        }
+        vec![icmp_error(f, ip("192.0.2.11"), 11, 0)]
+    });
+    let v = group_of_two(&mut mock);
+    for verdict in &v {
+        assert!(!verdict.up);
+        assert!(
+            verdict.reason.contains("forwarded the probe"),
+            "{}",
+            verdict.reason
+        );
+    }
+    let syn_ports: Vec<u16> = mock
+        .sent
+        .iter()
+        .filter(|f| f.len() > 47 && f[23] == protocol::TCP && f[47] == flags::SYN)
+        .map(|f| u16::from_be_bytes([f[36], f[37]]))
+        .collect();
+    assert_eq!(syn_ports, [80]);
+}
