@@ -54,6 +54,7 @@ pub mod engine;
 pub mod fleet;
 // The rtnetlink queries, under their old name here.
 use crate::net::rtnl as netlink;
+pub mod nat;
 pub mod request;
 #[cfg(test)]
 mod tests;
@@ -466,6 +467,9 @@ pub fn socket_error(e: &io::Error) -> String {
 /// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
 /// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
 fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
+    if req.method == ForwardingMethod::Nat {
+        return nat::probe(req, start);
+    }
     let deadline = start + req.timeout;
     let way = match find_way(req.rip, req.iface.as_deref(), deadline) {
         Ok(w) => w,
