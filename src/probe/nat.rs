@@ -35,14 +35,19 @@ pub trait DatagramIo {
 pub struct KernelUdp(UdpSocket);
 
 impl KernelUdp {
-    pub fn connect(target: SocketAddr) -> io::Result<KernelUdp> {
+    /// A socket on any address and a port the kernel picks, of `target`'s family.
+    pub fn bind(target: SocketAddr) -> io::Result<KernelUdp> {
         let any = match target {
             SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
             SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
         };
-        let s = UdpSocket::bind(any)?;
-        s.connect(target)?;
-        Ok(KernelUdp(s))
+        UdpSocket::bind(any).map(KernelUdp)
+    }
+
+    /// Connects to `target`: the kernel picks the route and source, and fails here when
+    /// it has no route.
+    pub fn connect(&self, target: SocketAddr) -> io::Result<()> {
+        self.0.connect(target)
     }
 }
 
@@ -137,15 +142,16 @@ pub fn probe(req: &Request, start: Instant) -> Verdict {
         }
         ip => SocketAddr::new(ip, port),
     };
-    let mut sock = match KernelUdp::connect(target) {
+    let mut sock = match KernelUdp::bind(target) {
         Ok(s) => s,
-        Err(e) => {
-            return Verdict::cannot_probe(super::setup_error(
-                &format!("cannot open a UDP socket to {target}"),
-                &e,
-            ))
-        }
+        Err(e) => return Verdict::cannot_probe(super::setup_error("cannot open a UDP socket", &e)),
     };
+    if let Err(e) = sock.connect(target) {
+        return Verdict::failed(super::setup_error(
+            &format!("no route to the real server {}", req.rip),
+            &e,
+        ));
+    }
     run(req, &mut sock, &mut OsEntropy, start)
 }
 
