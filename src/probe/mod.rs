@@ -47,6 +47,9 @@
 //!   interface it arrived on (whatever the sysctls), so an IPv6 VIP on lo is never
 //!   answered for and an IPv6 VIP on eth0 always is. Not asked through a router (TUN
 //!   to a real server that is not on-link): its link is out of reach.
+//! - A NAT (masq) real server holds no VIP: only a UDP service's own check runs for it
+//!   (`--method nat --proto udp --check dns|udp`), sent to its own address and port over
+//!   a kernel UDP socket ([`nat`]), with the same verdict rules.
 //! - [`fleet`] runs many probes in one process (`vipcheck status`) over shared sockets,
 //!   with the same checks and verdicts.
 
