@@ -157,6 +157,9 @@ pub enum ProtoArg {
 pub enum MethodArg {
     Dr,
     Tun,
+    /// NAT (masq): no VIP on the real server; only a UDP service's own check (--proto udp
+    /// --check dns|udp), sent to the real server's own address and port (RPORT).
+    Nat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -200,7 +203,8 @@ pub struct ProbeArgs {
     /// query on port 53 and ICMP only on other ports.
     #[arg(long, value_enum, default_value = "tcp")]
     pub proto: ProtoArg,
-    /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it).
+    /// How IPVS forwards to the real server: dr (frame to its MAC) or tun (IPIP to it);
+    /// nat only with --proto udp --check dns|udp (to the real server's own address).
     #[arg(long, value_enum, default_value = "dr")]
     pub method: MethodArg,
     /// Which checks: icmp, tcp, arp, or all (icmp; tcp for a TCP service with a port;
@@ -636,6 +640,7 @@ impl From<MethodArg> for ForwardingMethod {
         match arg {
             MethodArg::Dr => ForwardingMethod::DirectRouting,
             MethodArg::Tun => ForwardingMethod::Tunnel,
+            MethodArg::Nat => ForwardingMethod::Nat,
         }
     }
 }

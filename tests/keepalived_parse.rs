@@ -481,3 +481,67 @@ fn real_keepalived_accepts_the_valid_fixtures() {
         }
     }
 }
+
+/// A checker's settings come from the parser's own statements: an included file, an
+/// `@id` line, a quoted value and a `$NAME` definition are read as keepalived reads them
+/// (a second pass over the block's raw text saw none of them).
+#[test]
+fn checker_params_are_read_as_keepalived_reads_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("main.conf"),
+        "$ZONE=zone.example.test\n\
+         virtual_server 192.0.2.30 53 {\n    protocol UDP\n    lb_kind DR\n\
+         \x20   real_server 192.0.2.11 53 {\n        DNS_CHECK {\n            include dns.inc\n\
+         \x20       }\n    }\n\
+         \x20   real_server 192.0.2.12 53 {\n        DNS_CHECK {\n\
+         @lb1        name lb1.example.test\n\
+         @lb2        name lb2.example.test\n\
+         \x20           type \"AAAA\"\n        }\n    }\n\
+         \x20   real_server 192.0.2.13 53 {\n        DNS_CHECK {\n            name $ZONE\n\
+         \x20           nested {\n                name not.this.one\n            }\n\
+         \x20       }\n    }\n}\n",
+    )
+    .expect("write main.conf");
+    std::fs::write(
+        dir.path().join("dns.inc"),
+        "type A\nname \"www.example.test\" # the name to ask\n",
+    )
+    .expect("write dns.inc");
+    let params = |id: &str| -> Vec<Vec<(String, String)>> {
+        let opts = ParseOptions {
+            config_id: Some(id.to_string()),
+        };
+        let doc =
+            parse_file(&dir.path().join("main.conf"), &opts).unwrap_or_else(|e| panic!("{e}"));
+        doc.services[0]
+            .real_servers
+            .iter()
+            .map(|r| {
+                assert_eq!(r.checks.len(), 1);
+                assert_eq!(r.checks[0].kind, "DNS_CHECK");
+                r.checks[0].params.clone()
+            })
+            .collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let lb1 = params("lb1");
+    assert_eq!(
+        lb1[0],
+        pairs(&[("type", "A"), ("name", "www.example.test")])
+    );
+    assert_eq!(
+        lb1[1],
+        pairs(&[("name", "lb1.example.test"), ("type", "AAAA")])
+    );
+    assert_eq!(lb1[2], pairs(&[("name", "zone.example.test")]));
+    let lb2 = params("lb2");
+    assert_eq!(
+        lb2[1],
+        pairs(&[("name", "lb2.example.test"), ("type", "AAAA")])
+    );
+}

@@ -2,7 +2,9 @@
 //! against real network stacks: a director and a real server in network namespaces on one
 //! bridge, a real DNS server (dnsmasq, started by the test with no upstream, answering
 //! from its own `--address` entries) bound to the VIP on the real server, and a small
-//! UDP echo server of the test's own. Needs root and dnsmasq; prints "skipped: ..."
+//! UDP echo server of the test's own. A NAT (masq) real server's check goes to its own
+//! address instead (`--method nat`, dnsmasq on the real server's address), also as the
+//! generated ldirectord wrapper runs it. Needs root and dnsmasq; prints "skipped: ..."
 //! otherwise, unless VIPCHECK_REQUIRE_PRIVILEGED=1.
 
 mod common;
@@ -634,5 +636,236 @@ fn status_runs_the_config_s_dns_check_through_the_vip() {
             .unwrap()
             .contains("nothing listens on udp/53"),
         "{rows}"
+    );
+}
+
+/// dnsmasq on the real server's own addresses (a NAT real server holds no VIP), port
+/// `port`, answering as [`dnsmasq`]'s does. Waits (bounded) until it listens.
+fn dnsmasq_on_rip(rs: &Netns, port: u16) -> ChildGuard {
+    let a4 = format!("--address=/{NAME}/{ANSWER4}");
+    let a6 = format!("--address=/{NAME}/{ANSWER6}");
+    let guard = rs.spawn(
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=192.0.2.11",
+            "--listen-address=2001:db8::b",
+            &format!("--port={port}"),
+            "--pid-file=",
+            "--user=root",
+            "--group=root",
+            &a4,
+            &a6,
+            "--address=/nx.example.test/",
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ss = rs.run("ss", &["-Hlun", "sport", "=", &format!(":{port}")]);
+        if ss.contains("192.0.2.11") && ss.contains("2001:db8::b") {
+            return guard;
+        }
+        assert!(Instant::now() < until, "dnsmasq did not start: {ss}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--method nat` in ldirectord's form: VIP VPORT RIP RPORT, the DNS check at RIP:RPORT.
+fn nat_args<'a>(vip: &'a str, rip: &'a str, rport: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--method",
+        "nat",
+        "--proto",
+        "udp",
+        "--timeout",
+        "1s",
+        "--check",
+        "dns",
+    ];
+    v.extend_from_slice(extra);
+    v.extend_from_slice(&[vip, "53", rip, rport]);
+    v
+}
+
+/// A NAT (masq) real server holds no VIP: `--method nat` sends the DNS query to its own
+/// address and port (where the director's NAT sends a client's), over a kernel socket,
+/// and judges the answer as the through-VIP check does.
+#[test]
+fn nat_dns_goes_to_the_real_server_s_own_address() {
+    if !ready() {
+        return;
+    }
+    let g = Pair::new(RS_MAC, Scenario::NoVip, &[]);
+    let a = |ty: &'static str, expect: &'static str| -> Vec<&'static str> {
+        vec!["--dns-name", NAME, "--dns-type", ty, "--dns-expect", expect]
+    };
+    {
+        let _dns = dnsmasq_on_rip(&g.rs, 5353);
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP4, "192.0.2.11", "5353", &a("A", ANSWER4)),
+        );
+        assert_up(
+            &r,
+            "(NAT: checked at the real server's own address 192.0.2.11:5353)",
+        );
+        assert!(r.stdout.starts_with("up: dns "), "{}", r.stdout);
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP6, "2001:db8::b", "5353", &a("AAAA", ANSWER6)),
+        );
+        assert_up(&r, "[2001:db8::b]:5353");
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP4, "192.0.2.11", "5353", &a("A", "192.0.2.54")),
+        );
+        assert_down(
+            &r,
+            "real server 192.0.2.11: DNS answered 192.0.2.53 on udp/5353, not 192.0.2.54",
+        );
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP4, "192.0.2.11", "5353", &["--dns-name", "other.test"]),
+        );
+        assert_down(
+            &r,
+            "real server 192.0.2.11: DNS answered REFUSED on udp/5353",
+        );
+        let r = probe(
+            &g.dir,
+            &nat_args(
+                VIP4,
+                "192.0.2.11",
+                "5353",
+                &["--dns-name", "nx.example.test", "--dns-type", "A"],
+            ),
+        );
+        assert_down(
+            &r,
+            "real server 192.0.2.11: DNS answered NXDOMAIN on udp/5353",
+        );
+        // The same server, but the check names another port: nothing listens there.
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP4, "192.0.2.11", "5354", &a("A", ANSWER4)),
+        );
+        assert_down(
+            &r,
+            "real server 192.0.2.11 present, nothing listens on udp/5354 (ICMP port unreachable)",
+        );
+        let r = probe(
+            &g.dir,
+            &nat_args(VIP6, "2001:db8::b", "5354", &a("AAAA", ANSWER6)),
+        );
+        assert_down(
+            &r,
+            "real server 2001:db8::b present, nothing listens on udp/5354",
+        );
+    }
+    // keepalived's UDP_CHECK at the real server's own address: payload and reply bounds.
+    {
+        let _echo = UdpServer::start(&g.rs, "192.0.2.11", 7, true);
+        let udp = |len: &'static str| {
+            vec![
+                "--method",
+                "nat",
+                "--proto",
+                "udp",
+                "--timeout",
+                "1s",
+                "--check",
+                "udp",
+                "--udp-payload",
+                "70696e67",
+                "--udp-expect-len",
+                len,
+                VIP4,
+                "7",
+                "192.0.2.11",
+                "7",
+            ]
+        };
+        assert_up(&probe(&g.dir, &udp("4-4")), "udp ");
+        assert_down(
+            &probe(&g.dir, &udp("5-9")),
+            "real server 192.0.2.11: udp/7 replied with 4 bytes, not 5-9",
+        );
+    }
+    // A server that swallows every datagram: no reply.
+    let _sink = UdpServer::start(&g.rs, "192.0.2.11", 5353, false);
+    let r = probe(
+        &g.dir,
+        &nat_args(VIP4, "192.0.2.11", "5353", &a("A", ANSWER4)),
+    );
+    assert_down(
+        &r,
+        "no reply: real server 192.0.2.11 did not answer dns on udp/5353",
+    );
+}
+
+/// The ldirectord wrapper `rewrite` writes for a DNS virtual with a masq real server,
+/// run on the director as ldirectord runs it: up while the real server's DNS answers at
+/// its own address, down once nothing listens there.
+#[test]
+fn ldirectord_wrapper_checks_a_masq_real_server_s_dns() {
+    use std::collections::BTreeMap;
+    use vipcheck::config::ldirectord::{self, OfflineResolver, Services};
+    use vipcheck::generate::Generator;
+    use vipcheck::rewrite::GenerateOptions;
+
+    if !ready() {
+        return;
+    }
+    let cf = format!(
+        "virtual={VIP4}:53\n\treal=192.0.2.12:53 gate\n\treal=192.0.2.11:5353 masq\n\
+         \tprotocol=udp\n\tchecktype=negotiate\n\tservice=dns\n\trequest=\"{NAME}\"\n\
+         \treceive=\"{ANSWER4}\"\n"
+    );
+    let resolver = OfflineResolver {
+        services: Services::parse("domain 53/udp\n"),
+        ..Default::default()
+    };
+    let doc = ldirectord::parse_str("ldirectord.cf".into(), cf, &resolver)
+        .unwrap_or_else(|d| panic!("{d}"));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions {
+        probe_path: env!("CARGO_BIN_EXE_vipcheck").into(),
+        probe_timeout: Duration::from_secs(1),
+        fwmark_vips: BTreeMap::new(),
+        templates: None,
+        config_id: None,
+        output_dir: Some(dir.path().to_path_buf()),
+        app_check: false,
+        feed: vipcheck::rewrite::Feed::Probe,
+    };
+    let gen = Generator::new(None).unwrap();
+    let plan =
+        vipcheck::rewrite::ldirectord::plan(&doc, &gen, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let [wrapper] = plan.new_files.as_slice() else {
+        panic!("one wrapper expected: {:?}", plan.new_files.len());
+    };
+    std::fs::write(&wrapper.path, &wrapper.contents).unwrap();
+    let g = Pair::new(RS_MAC, Scenario::NoVip, &[]);
+    let run = || {
+        let mut c = g.dir.command("sh");
+        c.arg(&wrapper.path)
+            .args([VIP4, "53", "192.0.2.11", "5353"]);
+        run_bounded(&mut c, Duration::from_secs(20))
+    };
+    {
+        let _dns = dnsmasq_on_rip(&g.rs, 5353);
+        let o = run();
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+    }
+    let o = run();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("real server 192.0.2.11 present, nothing listens on udp/5353"),
+        "{stderr}"
     );
 }

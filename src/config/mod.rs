@@ -1,7 +1,6 @@
 //! Configuration text -> model: the keepalived and ldirectord parsers, the model they
 //! share, byte spans and located diagnostics.
 
-pub mod checker_params;
 pub mod diagnostic;
 pub mod keepalived;
 pub mod ldirectord;

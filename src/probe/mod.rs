@@ -47,6 +47,9 @@
 //!   interface it arrived on (whatever the sysctls), so an IPv6 VIP on lo is never
 //!   answered for and an IPv6 VIP on eth0 always is. Not asked through a router (TUN
 //!   to a real server that is not on-link): its link is out of reach.
+//! - A NAT (masq) real server holds no VIP: only a UDP service's own check runs for it
+//!   (`--method nat --proto udp --check dns|udp`), sent to its own address and port over
+//!   a kernel UDP socket ([`nat`]), with the same verdict rules.
 //! - [`fleet`] runs many probes in one process (`vipcheck status`) over shared sockets,
 //!   with the same checks and verdicts.
 
@@ -54,6 +57,7 @@ pub mod engine;
 pub mod fleet;
 // The rtnetlink queries, under their old name here.
 use crate::net::rtnl as netlink;
+pub mod nat;
 pub mod request;
 #[cfg(test)]
 mod tests;
@@ -466,6 +470,9 @@ pub fn socket_error(e: &io::Error) -> String {
 /// As [`probe`]; `exiting` says the process ends right after, so the packet socket is
 /// released by a helper that outlives it (see [`PacketSocket::release_in_background`]).
 fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
+    if req.method == ForwardingMethod::Nat {
+        return nat::probe(req, start);
+    }
     let deadline = start + req.timeout;
     let way = match find_way(req.rip, req.iface.as_deref(), deadline) {
         Ok(w) => w,

@@ -153,6 +153,7 @@ fn check_targets(
     vips: &[IpAddr],
     rip: IpAddr,
     method: ForwardingMethod,
+    nat_udp: bool,
 ) -> Result<(), RequestError> {
     use crate::config::model::unusable_target;
     for &vip in vips {
@@ -169,10 +170,11 @@ fn check_targets(
             "give the real server's own unicast address",
         ));
     }
-    if method == ForwardingMethod::Nat {
+    if method == ForwardingMethod::Nat && !nat_udp {
         return Err(err(
             format!("real server {rip} is behind NAT and does not hold the VIP"),
-            "vipcheck probes direct routing (dr) and tunnelling (tun) real servers",
+            "vipcheck probes direct routing (dr) and tunnelling (tun) real servers; under nat \
+             only a UDP service's own check (--proto udp --check dns|udp) runs, to its address",
         ));
     }
     if method == ForwardingMethod::DirectRouting {
@@ -236,7 +238,13 @@ impl Request {
                     _ => rip = Some(r),
                 }
                 if port.is_none() {
-                    port = [vport, rport].into_iter().find(|&p| p != 0);
+                    // NAT translates the port: the real server listens on RPORT.
+                    let order = if args.method == ForwardingMethod::Nat {
+                        [rport, vport]
+                    } else {
+                        [vport, rport]
+                    };
+                    port = order.into_iter().find(|&p| p != 0);
                 }
             }
             other => {
@@ -305,7 +313,12 @@ impl Request {
                 "--rip is the real server's own address, --vip the service's",
             ));
         }
-        check_targets(&vips, rip, method)?;
+        // A NAT real server holds no VIP: only a UDP service's own check runs, sent to
+        // the real server's own address (see super::nat).
+        let nat_udp = method == ForwardingMethod::Nat
+            && proto == Protocol::Udp
+            && matches!(check, CheckSelection::Udp(_));
+        check_targets(&vips, rip, method, nat_udp)?;
         check_tunnel(method, tunnel)?;
         if proto == Protocol::Sctp {
             return Err(err(
@@ -376,6 +389,9 @@ impl Request {
             }
             None => None,
         };
+        if let (true, Some(udp_check)) = (nat_udp, udp_check) {
+            return super::nat::direct_request(vips, rip, udp_check, timeout, retries, iface, json);
+        }
         if matches!(
             check,
             CheckSelection::Icmp | CheckSelection::All | CheckSelection::Udp(_)

@@ -234,11 +234,13 @@ fn plan_virtual(
         contents,
         executable: true,
     });
-    // Every DR/TUN real server of the virtual is checked through the wrapper.
+    // Every DR/TUN real server of the virtual is checked through the wrapper, and so is
+    // a masq one of a UDP virtual when it gets a DNS check at its own address.
+    let nat_dns = matches!(&ctx.check.nat, Some(n) if n.kind == "dns");
     plan.checks += v
         .reals
         .iter()
-        .filter(|r| r.method.needs_vip_on_real_server())
+        .filter(|r| r.method.needs_vip_on_real_server() || nat_dns)
         .count();
 
     let original = match v.check.checktype {
@@ -452,6 +454,21 @@ struct CheckCtx {
     /// `rewrite --app-check` on a UDP `service=dns`: the probe's options for the DNS
     /// query through the VIP (`--check dns --dns-name=...`).
     udp_args: Option<Vec<String>>,
+    /// A UDP virtual whose check the wrapper reduces to the VIP probe: what its masq
+    /// (NAT) real servers, which hold no VIP, run instead (see [`NatCtx`]).
+    nat: Option<NatCtx>,
+}
+
+/// The check of a masq (NAT) real server of a UDP virtual whose own check the wrapper
+/// reduces to the VIP probe, which does not apply to it.
+#[derive(Serialize)]
+struct NatCtx {
+    /// `dns`: the virtual's DNS check at the real server's own address and port
+    /// (`vipcheck probe --method nat`); `ping`: ldirectord's UDP fallback, a ping of the
+    /// real server (what its `connect` does on UDP).
+    kind: &'static str,
+    /// For `dns`: the probe's options (`--check dns --dns-name=...`).
+    args: Vec<String>,
 }
 
 struct OriginalCheck {
@@ -482,7 +499,11 @@ fn original_check(
         virtualhost: c.virtualhost.clone(),
         command: c.checkcommand.clone(),
         udp_args: None,
+        nat: None,
     };
+    let masq = udp && v.reals.iter().any(|r| !r.method.needs_vip_on_real_server());
+    // The DNS query of `service=dns` (request, receive), or why it cannot be run.
+    let dns = || crate::generate::udp_check::from_ldirectord_dns(&c.request, &c.receive);
     let check = match c.checktype {
         CheckType::Negotiate | CheckType::Combined(_) => {
             let name = c.checktype.as_str();
@@ -492,47 +513,78 @@ fn original_check(
                 }
                 "none" => ctx("none", format!("{name} with service none: always up")),
                 // `rewrite --app-check`: the DNS query runs through the VIP instead.
-                "dns" if udp && app_check => {
-                    match crate::generate::udp_check::from_ldirectord_dns(&c.request, &c.receive) {
-                        Ok(p) => CheckCtx {
-                            udp_args: Some(p.args()),
-                            ..ctx("none", format!("{name} dns through the VIP"))
-                        },
-                        Err(why) => {
-                            plan.skipped.push(note(
+                "dns" if udp && app_check => match dns() {
+                    Ok(p) => CheckCtx {
+                        udp_args: Some(p.args()),
+                        nat: masq.then(|| NatCtx {
+                            kind: "dns",
+                            args: p.args(),
+                        }),
+                        ..ctx("none", format!("{name} dns through the VIP"))
+                    },
+                    Err(why) => {
+                        plan.skipped.push(note(
                                 Severity::Warning,
                                 doc,
                                 c.checktype_span.unwrap_or(v.header),
                                 format!(
-                                    "virtual {}: its {name} dns check is not run through the VIP: {why}",
-                                    service.label()
+                                    "virtual {}: its {name} dns check is not run through the VIP: {why}{}",
+                                    service.label(),
+                                    if masq { MASQ_PING } else { "" },
                                 ),
                                 "give request= a host name and receive= the plain answer",
                             ));
-                            ctx(
+                        CheckCtx {
+                            nat: masq.then(nat_ping),
+                            ..ctx(
                                 "none",
                                 format!("{name} dns, reduced to nothing beyond the VIP probe"),
                             )
                         }
                     }
-                }
+                },
                 other => {
                     let (kind, instead) = if udp {
                         ("none", "nothing beyond the VIP probe")
                     } else {
                         ("connect", "a TCP connect")
                     };
+                    // A masq real server holds no VIP: a DNS service is checked at its own
+                    // address, any other gets ldirectord's UDP fallback, a ping.
+                    let nat = match (masq, other) {
+                        (false, _) => None,
+                        (true, "dns") => Some(dns().map_or_else(
+                            |_| nat_ping(),
+                            |p| NatCtx {
+                                kind: "dns",
+                                args: p.args(),
+                            },
+                        )),
+                        _ => Some(nat_ping()),
+                    };
+                    let masq_note = match (&nat, other) {
+                        (Some(n), _) if n.kind == "dns" => MASQ_DNS.to_string(),
+                        (Some(_), "dns") => match dns() {
+                            Err(why) => format!("{MASQ_PING} ({why})"),
+                            Ok(_) => MASQ_PING.to_string(),
+                        },
+                        (Some(_), _) => MASQ_PING.to_string(),
+                        (None, _) => String::new(),
+                    };
                     plan.skipped.push(note(
                         Severity::Warning,
                         doc,
                         c.checktype_span.unwrap_or(v.header),
                         format!(
-                            "virtual {}: the {name} check of service {other} is reduced to {instead} in the wrapper",
+                            "virtual {}: the {name} check of service {other} is reduced to {instead} in the wrapper{masq_note}",
                             service.label()
                         ),
                         "the wrapper re-runs http, https and http_proxy checks exactly; other services get a plainer check",
                     ));
-                    ctx(kind, format!("{name} {other}, reduced to {instead}"))
+                    CheckCtx {
+                        nat,
+                        ..ctx(kind, format!("{name} {other}, reduced to {instead}"))
+                    }
                 }
             }
         }
@@ -546,8 +598,27 @@ fn original_check(
         ),
         CheckType::On | CheckType::Off => ctx("none", "on: always up".into()),
     };
-    let budget = if check.kind == "none" { 0 } else { timeout };
+    let ping = matches!(&check.nat, Some(n) if n.kind == "ping");
+    let budget = if check.kind == "none" && !ping {
+        0
+    } else {
+        timeout
+    };
     OriginalCheck { ctx: check, budget }
+}
+
+/// The end of a reduced UDP check's warning when masq real servers get a ping.
+const MASQ_PING: &str =
+    "; its masq (NAT) real servers get ldirectord's UDP fallback, a ping of the real server";
+/// ... or the DNS check at their own address.
+const MASQ_DNS: &str =
+    "; its masq (NAT) real servers get the DNS check at their own address and port";
+
+fn nat_ping() -> NatCtx {
+    NatCtx {
+        kind: "ping",
+        args: Vec::new(),
+    }
 }
 
 fn fallback_ctx(v: &Virtual) -> FallbackCtx {

@@ -127,11 +127,22 @@ struct GroupBuild {
 enum Frame {
     Top,
     Skip,
-    GlobalDefs { keyword: Word },
+    GlobalDefs {
+        keyword: Word,
+    },
     VirtualServer(VsBuild),
-    Group { name: String, group: GroupBuild },
+    Group {
+        name: String,
+        group: GroupBuild,
+    },
     RealServer(RsBuild),
-    Checker { keyword: Word },
+    /// A checker block of a real server, with its top-level statements as (keyword, the
+    /// other words joined by one space), read as every other statement is (includes,
+    /// `@id` lines, quotes, escapes and continuations already applied).
+    Checker {
+        keyword: Word,
+        params: Vec<(String, String)>,
+    },
 }
 
 /// Builds the model from logical lines (see [`LineSink`]).
@@ -311,6 +322,11 @@ impl Parser {
                 Ok(())
             }
             (Some(Frame::Group { group, .. }), _) => group_entry(sources, group, &stmt),
+            (Some(Frame::Checker { params, .. }), _) => {
+                let rest: Vec<&str> = stmt.words[1..].iter().map(|w| w.value.as_str()).collect();
+                params.push((kw.clone(), rest.join(" ")));
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -358,6 +374,7 @@ impl Parser {
             }
             (Some(Frame::RealServer(_)), k) if CHECKERS.contains(&k) => Frame::Checker {
                 keyword: header.words[0].clone(),
+                params: Vec::new(),
             },
             _ => Frame::Skip,
         };
@@ -433,14 +450,14 @@ impl Parser {
                     vs.real_servers.push(rs);
                 }
             }
-            Some(Frame::Checker { keyword }) => {
+            Some(Frame::Checker { keyword, params }) => {
                 if let Some(Frame::RealServer(rs)) = self.frames.last_mut() {
                     let span = join(keyword.span, brace.span);
                     rs.checks.push(ExistingCheck {
                         kind: keyword.value.clone(),
                         detail: String::new(),
                         span,
-                        params: crate::config::checker_params::top_level(sources.slice(span)),
+                        params,
                     });
                 }
             }
