@@ -278,7 +278,7 @@ impl Setup {
 
 /// Runs a wrapper as ldirectord does: exec, no shell, VIP VPORT RIP RPORT.
 fn run(wrapper: &Path, args: [&str; 4]) -> Output {
-    Command::new(wrapper).args(args).output().unwrap()
+    common::output_fresh(Command::new(wrapper).args(args))
 }
 
 #[test]

@@ -184,7 +184,7 @@ fn argv(words: &[&str]) -> Vec<String> {
 
 /// Runs the wrapper the way ldirectord does: exec, no shell, four arguments.
 fn run(wrapper: &Path, args: [&str; 4]) -> i32 {
-    let out = Command::new(wrapper).args(args).output().unwrap();
+    let out = common::output_fresh(Command::new(wrapper).args(args));
     out.status.code().unwrap_or(-1)
 }
 
@@ -365,13 +365,13 @@ fn external_check_is_chained_with_the_same_four_arguments() {
             "80"
         ])]
     );
-    let status = Command::new(&wrappers[0])
-        .args(args)
-        .env("ORIGINAL_EXIT", "3")
-        .status()
-        .unwrap();
+    let out = common::output_fresh(
+        Command::new(&wrappers[0])
+            .args(args)
+            .env("ORIGINAL_EXIT", "3"),
+    );
     assert_eq!(
-        status.code(),
+        out.status.code(),
         Some(1),
         "a failing original check fails the wrapper"
     );
@@ -385,10 +385,7 @@ fn wrapper_refuses_a_wrong_argument_count() {
         run(&wrappers[0], ["192.0.2.20", "80", "192.0.2.11", "80"]),
         0
     );
-    let out = Command::new(&wrappers[0])
-        .arg("192.0.2.20")
-        .output()
-        .unwrap();
+    let out = common::output_fresh(Command::new(&wrappers[0]).arg("192.0.2.20"));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(s.probe_calls().len(), 1, "no probe for a bad call");
 }

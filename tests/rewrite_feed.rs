@@ -452,10 +452,7 @@ impl Wrapper {
 
     /// The wrapper's exit code for real `rip`, as ldirectord runs it.
     fn run(&self, vip: &str, rip: &str) -> i32 {
-        let out = Command::new(&self.path)
-            .args([vip, "80", rip, "80"])
-            .output()
-            .unwrap();
+        let out = common::output_fresh(Command::new(&self.path).args([vip, "80", rip, "80"]));
         out.status.code().unwrap_or(-1)
     }
 
@@ -536,10 +533,8 @@ fn the_agent_fed_wrapper_of_a_fwmark_service_reads_every_vips_verdict() {
     std::fs::write(&file.path, &file.contents).unwrap();
     set_executable(&file.path);
     let run = |rip: &str| {
-        Command::new(&file.path)
-            .args(["7", "0", rip, "0"])
-            .status()
-            .unwrap()
+        common::output_fresh(Command::new(&file.path).args(["7", "0", rip, "0"]))
+            .status
             .code()
     };
     assert_eq!(run("192.0.2.11"), Some(0));

@@ -36,3 +36,21 @@ pub use netns::skip;
 
 #[allow(unused_imports)]
 pub use skip::{require, root, skip, tool, tools, which};
+
+/// Runs a program this test has just written (a generated wrapper, a stub) and waits for
+/// its output. Another test thread forking at the moment the file was open for writing
+/// holds that descriptor until its child execs, and the kernel refuses to run a file
+/// open for writing (ETXTBSY): that case is retried, 100 times at most, 10 ms apart.
+pub fn output_fresh(cmd: &mut std::process::Command) -> std::process::Output {
+    const ETXTBSY: i32 = 26;
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("cannot run {cmd:?}: {e}"),
+            Ok(out) => return out,
+        }
+    }
+    panic!("cannot run {cmd:?}: still busy (ETXTBSY) after 1 s");
+}
