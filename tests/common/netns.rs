@@ -236,6 +236,12 @@ impl Lan {
         switch.ip("link add br0 type bridge");
         // No spanning tree delay, no multicast snooping surprises.
         switch.ip("link set br0 type bridge forward_delay 0 stp_state 0 mcast_snooping 0");
+        // A switch forwards frames; it does not run them through the IP firewall hooks
+        // (br_netfilter, on by default in every namespace when the kernel has it).
+        for family in ["iptables", "ip6tables", "arptables"] {
+            let key = format!("/proc/sys/net/bridge/bridge-nf-call-{family}");
+            let _ = switch.in_ns(|| std::fs::write(&key, "0"));
+        }
         switch.ip("link set br0 up");
         Lan {
             switch,
