@@ -432,6 +432,10 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = crate::agent::hysteresis::DEFAULT_FALL, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub fall: u32,
+    /// After a failure that has not taken a pair down yet, probe it again this soon (at
+    /// most its interval; keepalived's delay_before_retry).
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    pub retry_delay: Duration,
     /// Never report more than 1-F of a service's pairs down (0: off; PyBal uses 0.5).
     #[arg(long, default_value_t = 0.0, value_name = "F")]
     pub depool_threshold: f64,
@@ -441,7 +445,7 @@ pub struct AgentArgs {
     /// Each probe's time budget (default 1s, at most the shortest interval).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// At most this many probes in flight.
+    /// At most this many rounds in flight (a round probes one real server's ports).
     #[arg(long, default_value_t = 256, value_name = "N", value_parser = parallel_arg)]
     pub parallel: usize,
     /// A real server that answers ARP for the VIP is a warning, not down.
@@ -506,6 +510,7 @@ impl From<AgentArgs> for AgentInputs {
                 timeout: a.timeout,
                 parallel: a.parallel,
                 allow_arp_answer: a.allow_arp_answer,
+                retry_delay: a.retry_delay,
             },
         }
     }

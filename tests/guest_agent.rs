@@ -3,9 +3,9 @@
 //! tests/guest/fixtures/keepalived-agent.conf) rewritten with `vipcheck rewrite --feed
 //! agent`, and `vipcheck agent` writes the verdict files its FILE_CHECKs read. Before the
 //! agent runs the pools stay full (init_file 0); with it IPVS holds exactly the good real
-//! servers; a server that loses its VIP leaves within `interval x fall + timeout + 1 s`
-//! (the figure is printed as a `MEASURED:` line, with whether it met the issue's
-//! `interval x fall + 1 s`) and comes back; stopping the agent (SIGTERM, SIGKILL)
+//! servers; a server that loses its VIP leaves within the issue's `interval x fall + 1 s`
+//! (the agent probes again after its retry delay; the figure is printed as a `MEASURED:`
+//! line) and comes back; stopping the agent (SIGTERM, SIGKILL)
 //! keeps the pool. The topology and assertions are in
 //! tests/guest/scenarios/keepalived-agent.sh.
 

@@ -63,7 +63,7 @@ pub fn outcome_of(r: &Record) -> Outcome {
 pub fn status_json(book: &Book) -> String {
     let (pairs, outcomes): (Vec<Pair>, Vec<Outcome>) = book
         .ordered()
-        .map(|r| (r.pair.clone(), outcome_of(r)))
+        .map(|r| (Pair::clone(&r.pair), outcome_of(r)))
         .unzip();
     render_json(&pairs, &outcomes)
 }

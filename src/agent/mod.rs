@@ -80,10 +80,17 @@ pub struct Settings {
     /// 0..=1: the share of each service's pairs never reported down (0: off).
     pub depool_threshold: f64,
     pub timeout: Option<Duration>,
-    /// At most this many probes in flight.
+    /// At most this many rounds (one real server's pairs each) in flight.
     pub parallel: usize,
     pub allow_arp_answer: bool,
+    /// After a failure that has not taken a pair down yet (fewer than `fall` in a row),
+    /// its next turn comes this soon (at most its interval): keepalived's
+    /// `delay_before_retry`, HAProxy's `fastinter`.
+    pub retry_delay: Duration,
 }
+
+/// keepalived's default `delay_before_retry`.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// One line to stderr in `watch`'s format (`<N>` priority prefix under journald).
 pub fn say(priority: Priority, text: &str) {
@@ -126,7 +133,8 @@ impl Histogram {
 /// Everything the agent knows of one pair.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub pair: Pair,
+    /// Shared with the jobs that probe it (a turn queues no copy of the pair).
+    pub pair: Arc<Pair>,
     pub name: String,
     pub interval: Duration,
     pub health: Health,
@@ -363,14 +371,25 @@ impl Book {
 /// The pairs probed together (one real server and VIP: they share the ICMP echo).
 #[derive(Debug, Default)]
 struct Plan {
-    targets: Vec<Vec<String>>,
+    targets: Vec<Arc<Vec<String>>>,
     schedule: Schedule,
+    /// Counts the changes of `targets`: a turn's target index is only good within its
+    /// generation.
+    generation: u64,
+}
+
+/// One target's turn, waiting for a worker.
+struct Job {
+    pairs: Vec<Arc<Pair>>,
+    memo: Arc<IcmpMemo>,
+    target: usize,
+    generation: u64,
 }
 
 /// Probes waiting for a worker.
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<(Vec<Pair>, Arc<IcmpMemo>)>,
+    queue: VecDeque<Job>,
     idle: usize,
     threads: usize,
 }
@@ -391,6 +410,7 @@ pub struct Agent {
     timeout: Option<Duration>,
     parallel: usize,
     allow_arp_answer: bool,
+    retry_delay: Duration,
     pub started: Instant,
 }
 
@@ -426,6 +446,7 @@ impl Agent {
             timeout: inputs.timeout,
             parallel: inputs.parallel.max(1),
             allow_arp_answer: inputs.allow_arp_answer,
+            retry_delay: inputs.retry_delay,
             started: Instant::now(),
         }
     }
@@ -472,7 +493,7 @@ impl Agent {
             let interval = self.interval_of(pair);
             match book.records.get_mut(name) {
                 Some(r) => {
-                    r.pair = pair.clone();
+                    r.pair = Arc::new(pair.clone());
                     r.interval = interval;
                 }
                 None => {
@@ -480,7 +501,7 @@ impl Agent {
                     book.records.insert(
                         name.clone(),
                         Record {
-                            pair: pair.clone(),
+                            pair: Arc::new(pair.clone()),
                             name: name.clone(),
                             interval,
                             health: Health::default(),
@@ -527,12 +548,14 @@ impl Agent {
             }
         }
         let intervals: Vec<Duration> = targets.iter().map(|(k, _)| k.3).collect();
-        let targets: Vec<Vec<String>> = targets.into_iter().map(|(_, v)| v).collect();
+        let targets: Vec<Arc<Vec<String>>> =
+            targets.into_iter().map(|(_, v)| Arc::new(v)).collect();
         let changed = match self.plan.lock() {
             // The same targets keep their turns (a pass that changed nothing).
             Ok(mut plan) if plan.targets != targets || plan.schedule.intervals() != intervals => {
                 plan.schedule = Schedule::new(&intervals, now);
                 plan.targets = targets;
+                plan.generation += 1;
                 true
             }
             _ => false,
@@ -583,7 +606,8 @@ impl Agent {
 
     /// Probes one target's pairs (one real server and VIP) in one round where they can
     /// share it ([`crate::probe::fleet::Fleet::probe_many`]), and counts the results.
-    fn probe_target(&self, pairs: &[Pair], memo: &IcmpMemo) {
+    fn probe_target(&self, job: &Job) {
+        let (pairs, memo) = (&job.pairs, &*job.memo);
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
@@ -616,23 +640,45 @@ impl Agent {
         if verdicts.iter().any(|v| v.own_fault) {
             self.refresh.store(true, Ordering::Relaxed);
         }
+        let results = verdicts.iter().map(|v| (outcome(v), v.own_fault)).collect();
+        self.take_results(job, results, known_at);
+    }
+
+    /// Counts a turn's results (one per pair of the job, in order). A pair that failed
+    /// but is not down yet brings its target's next turn forward to the retry delay.
+    fn take_results(&self, job: &Job, results: Vec<(Outcome, bool)>, known_at: Instant) {
+        let mut retry: Option<Duration> = None;
         if let Ok(mut book) = self.book.lock() {
-            for (pair, v) in pairs.iter().zip(&verdicts) {
+            let fall = book.thresholds.fall;
+            for (pair, (result, fault)) in job.pairs.iter().zip(results) {
                 let name = pair.state_name();
-                book.record(&name, outcome(v), v.own_fault, known_at);
+                book.record(&name, result, fault, known_at);
                 if let Some(r) = book.records.get_mut(&name) {
                     r.busy = false;
+                    // Failing, not down yet: the next turn comes after the retry delay.
+                    if fall > 1 && r.health.state() == Some(true) && r.health.pending() > 0 {
+                        let soon = self.retry_delay.min(r.interval);
+                        retry = Some(retry.map_or(soon, |d| d.min(soon)));
+                    }
                 }
             }
+        }
+        if let Some(delay) = retry {
+            if let Ok(mut plan) = self.plan.lock() {
+                if plan.generation == job.generation {
+                    plan.schedule.expedite(job.target, known_at + delay);
+                }
+            }
+            self.plan_changed.notify_all();
         }
     }
 
     /// Queues one target's turn: one job for all its pairs.
-    fn enqueue(self: &Arc<Self>, pairs: Vec<Pair>) {
+    fn enqueue(self: &Arc<Self>, job: Job) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
-        jobs.queue.push_back((pairs, Arc::new(IcmpMemo::default())));
+        jobs.queue.push_back(job);
         if jobs.idle == 0 && jobs.threads < self.parallel {
             jobs.threads += 1;
             let me = self.clone();
@@ -668,7 +714,7 @@ impl Agent {
                     jobs.idle -= 1;
                 }
             };
-            self.probe_target(&job.0, &job.1);
+            self.probe_target(&job);
         }
     }
 
@@ -688,23 +734,24 @@ impl Agent {
                 }
             }
             self.maybe_refresh_fleet();
-            let (due, next, overruns) = match self.plan.lock() {
+            let (due, next, overruns, generation) = match self.plan.lock() {
                 Ok(mut plan) => {
-                    let due: Vec<Vec<String>> = plan
+                    let due: Vec<(usize, Arc<Vec<String>>)> = plan
                         .schedule
                         .take_due(now + SLACK)
                         .into_iter()
-                        .filter_map(|i| plan.targets.get(i).cloned())
+                        .filter_map(|i| Some((i, plan.targets.get(i)?.clone())))
                         .collect();
-                    (due, plan.schedule.next_due(), plan.schedule.overruns)
+                    let next = plan.schedule.next_due();
+                    (due, next, plan.schedule.overruns, plan.generation)
                 }
                 Err(_) => return,
             };
             let mut jobs = Vec::new();
             if let Ok(mut book) = self.book.lock() {
-                for names in due {
+                for (target, names) in due {
                     let mut pairs = Vec::new();
-                    for n in &names {
+                    for n in names.iter() {
                         if let Some(r) = book.records.get_mut(n) {
                             if r.busy {
                                 // Still probing its previous turn: skip this one.
@@ -716,7 +763,12 @@ impl Agent {
                         }
                     }
                     if !pairs.is_empty() {
-                        jobs.push(pairs);
+                        jobs.push(Job {
+                            pairs,
+                            memo: Arc::new(IcmpMemo::default()),
+                            target,
+                            generation,
+                        });
                     }
                 }
                 book.counters.overruns = overruns + book.counters.busy_skips;
@@ -1098,10 +1150,88 @@ mod tests {
             timeout: None,
             parallel: 4,
             allow_arp_answer: false,
+            retry_delay: DEFAULT_RETRY_DELAY,
         };
         let a = Agent::new(&inputs, Format::Keepalived, StateDir::open(dir).unwrap());
         a.set_pairs(hosts.iter().map(|&h| pair(h)).collect());
         a
+    }
+
+    /// The job of target `host`'s current turn, as the scheduler would queue it.
+    fn job_of(a: &Agent, host: u8) -> Job {
+        let plan = a.plan.lock().unwrap();
+        let name = pair(host).state_name();
+        let target = plan.targets.iter().position(|t| t.contains(&name)).unwrap();
+        let pair = a.book.lock().unwrap().records[&name].pair.clone();
+        Job {
+            pairs: vec![pair],
+            memo: Arc::default(),
+            target,
+            generation: plan.generation,
+        }
+    }
+
+    /// When target `target` comes next, as the scheduler would find it.
+    fn next_turn(a: &Agent, target: usize) -> Instant {
+        let mut s = a.plan.lock().unwrap().schedule.clone();
+        for _ in 0..10 {
+            let t = s.next_due().unwrap();
+            if s.take_due(t).contains(&target) {
+                return t;
+            }
+        }
+        panic!("target {target} has no turn");
+    }
+
+    /// The scheduler taking the turns due by `at`.
+    fn take_turns(a: &Agent, at: Instant) {
+        a.plan.lock().unwrap().schedule.take_due(at);
+    }
+
+    #[test]
+    fn a_failure_short_of_fall_brings_the_next_turn_forward_to_the_retry_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = agent(dir.path(), 3, 0.0, &[11, 12]);
+        let retry = Duration::from_millis(200);
+        a.retry_delay = retry;
+        let now = Instant::now();
+        take_turns(&a, now);
+        let job = job_of(&a, 11);
+        let interval = pair(11).interval.unwrap();
+        // Up and passing: the next turn is an interval on.
+        a.take_results(&job, vec![(result(true), false)], now);
+        assert!(next_turn(&a, job.target) > now + interval / 2);
+        // One failure of three: still up, and probed again after the retry delay.
+        a.take_results(&job, vec![(result(false), false)], now);
+        assert_eq!(file(dir.path(), 11).as_deref(), Some("0\n"));
+        assert_eq!(next_turn(&a, job.target), now + retry);
+        // The other target keeps its turn.
+        let other = job_of(&a, 12).target;
+        assert!(next_turn(&a, other) > now + retry);
+        // The second failure: the same again.
+        take_turns(&a, now + retry);
+        a.take_results(&job, vec![(result(false), false)], now + retry);
+        assert_eq!(file(dir.path(), 11).as_deref(), Some("0\n"));
+        assert_eq!(next_turn(&a, job.target), now + retry * 2);
+        // Down at the third (fall 3): no more hurry, the next turn is an interval on.
+        take_turns(&a, now + retry * 2);
+        a.take_results(&job, vec![(result(false), false)], now + retry * 2);
+        assert_eq!(file(dir.path(), 11).as_deref(), Some("1\n"));
+        assert_eq!(next_turn(&a, job.target), now + retry * 2 + interval);
+    }
+
+    #[test]
+    fn a_turn_of_an_older_plan_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path(), 2, 0.0, &[11, 12]);
+        let now = Instant::now();
+        take_turns(&a, now);
+        let mut job = job_of(&a, 11);
+        a.take_results(&job, vec![(result(true), false)], now);
+        let booked = next_turn(&a, job.target);
+        job.generation += 1;
+        a.take_results(&job, vec![(result(false), false)], now);
+        assert_eq!(next_turn(&a, job.target), booked);
     }
 
     fn file(dir: &std::path::Path, host: u8) -> Option<String> {

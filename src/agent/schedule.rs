@@ -34,7 +34,7 @@ pub fn offsets(intervals: &[Duration]) -> Vec<Duration> {
 }
 
 /// The due times of targets `0..n`, earliest first.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Schedule {
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
     intervals: Vec<Duration>,
@@ -68,6 +68,18 @@ impl Schedule {
         self.heap.peek().map(|Reverse((t, _))| *t)
     }
 
+    /// Brings target `index`'s next turn forward to `at` (never later than it was
+    /// booked); its turns then go on one interval apart from there.
+    pub fn expedite(&mut self, index: usize, at: Instant) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        for Reverse((t, i)) in entries.iter_mut() {
+            if *i == index && *t > at {
+                *t = at;
+            }
+        }
+        self.heap = entries.into();
+    }
+
     /// Every target due at `now`, each booked again one interval later.
     pub fn take_due(&mut self, now: Instant) -> Vec<usize> {
         let mut due = Vec::new();
@@ -92,6 +104,22 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expedited_turn_comes_sooner_never_later_and_the_next_an_interval_on() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut s = Schedule::new(&[second * 10, second * 10], start);
+        // Target 0 at start, target 1 at start + 5 s.
+        assert_eq!(s.take_due(start), vec![0]);
+        s.expedite(0, start + second);
+        assert_eq!(s.next_due(), Some(start + second));
+        // Never later: asking for 20 s changes nothing.
+        s.expedite(1, start + second * 20);
+        assert_eq!(s.take_due(start + second), vec![0]);
+        assert_eq!(s.take_due(start + second * 5), vec![1]);
+        assert_eq!(s.next_due(), Some(start + second * 11));
+    }
 
     #[test]
     fn a_thousand_targets_at_one_second_are_one_a_millisecond() {

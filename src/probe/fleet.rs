@@ -34,10 +34,10 @@ use crate::wire::MacAddr;
 /// What a received frame is addressed to, as far as routing it to a probe goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
-    /// An echo reply's identifier, or the one an ICMP error quotes.
-    Ident(u16),
-    /// Our TCP port: a reply's destination port, or the source port an error quotes.
-    Port(u16),
+    /// A token ([`Entropy::token`]): an echo reply's identifier, or our TCP port (a
+    /// reply's destination port), or either of them quoted by an ICMP error. A probe
+    /// registers each token once, whichever of its checks carries it.
+    Token(u16),
     /// The address an ARP reply or neighbour advertisement claims.
     Claim(IpAddr),
     /// Our UDP port (held by a socket of ours, see [`super::udp::claim_ports`]): a
@@ -49,10 +49,21 @@ enum Key {
 /// ephemeral port range the TCP source port is taken from.
 const TOKENS: u32 = 28232;
 
+/// The token an echo identifier is, if it is one.
+fn ident_key(ident: u16) -> Option<Key> {
+    (u32::from(ident) < TOKENS).then_some(Key::Token(ident))
+}
+
+/// The token a TCP port of ours stands for ([`token_port`]), if it is one.
+fn port_key(port: u16) -> Option<Key> {
+    let t = port.checked_sub(token_port(0))?;
+    (u32::from(t) < TOKENS).then_some(Key::Token(t))
+}
+
 fn quoted_key(q: &frame::Quoted) -> Option<Key> {
     match &q.probe {
-        QuotedProbe::Echo { ident, .. } => Some(Key::Ident(*ident)),
-        QuotedProbe::Tcp { src_port, .. } => Some(Key::Port(*src_port)),
+        QuotedProbe::Echo { ident, .. } => ident_key(*ident),
+        QuotedProbe::Tcp { src_port, .. } => port_key(*src_port),
         QuotedProbe::Udp { src_port, .. } => Some(Key::UdpPort(*src_port)),
         QuotedProbe::Tunnelled(inner) => quoted_key(inner),
         QuotedProbe::Unknown => None,
@@ -67,8 +78,8 @@ fn route_key(f: &Frame) -> Option<Key> {
     match rx.inbound {
         Inbound::ArpReply { sender_ip, .. } => Some(Key::Claim(IpAddr::V4(sender_ip))),
         Inbound::NeighborAdvert { target, .. } => Some(Key::Claim(IpAddr::V6(target))),
-        Inbound::EchoReply { ident, .. } => Some(Key::Ident(ident)),
-        Inbound::Tcp { segment, .. } => Some(Key::Port(segment.dst_port)),
+        Inbound::EchoReply { ident, .. } => ident_key(ident),
+        Inbound::Tcp { segment, .. } => port_key(segment.dst_port),
         Inbound::Udp { dst_port, .. } => Some(Key::UdpPort(dst_port)),
         Inbound::IcmpError { quoted, .. } => quoted_key(&quoted),
         Inbound::Other => None,
@@ -92,6 +103,10 @@ struct Tap {
 /// How long the dispatcher sleeps between looks at the stop flag.
 const DISPATCH_TICK: Duration = Duration::from_millis(20);
 
+/// Frames the dispatcher takes without waiting after a wake, at most, before it looks at
+/// the stop flag again.
+const DRAIN: usize = 64;
+
 impl Tap {
     fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<Tap> {
         let sock = PacketSocket::open(ifindex, our_mac, sources)?;
@@ -111,21 +126,12 @@ impl Tap {
         let thread = std::thread::Builder::new()
             .name("vipcheck-dispatch".into())
             .spawn(move || {
-                while !st.load(Ordering::Relaxed) {
-                    let f = match reader.recv(Instant::now() + DISPATCH_TICK) {
-                        Ok(Some(f)) => f,
-                        Ok(None) => continue,
-                        // A socket error ends dispatching; the probes then time out.
-                        Err(_) => {
-                            fa.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    };
+                let route = |f: Frame| {
                     let Some(key) = route_key(&f) else {
                         un.fetch_add(1, Ordering::Relaxed);
-                        continue;
+                        return true;
                     };
-                    let Ok(routes) = r.lock() else { break };
+                    let Ok(routes) = r.lock() else { return false };
                     match routes.get(&key).map(Vec::as_slice) {
                         Some([(_, tx)]) => {
                             let _ = tx.send(f);
@@ -137,6 +143,37 @@ impl Tap {
                         }
                         _ => {
                             un.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    true
+                };
+                'dispatch: while !st.load(Ordering::Relaxed) {
+                    let f = match reader.recv(Instant::now() + DISPATCH_TICK) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => continue,
+                        // A socket error ends dispatching; the probes then time out.
+                        Err(_) => {
+                            fa.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                    if !route(f) {
+                        break;
+                    }
+                    // Replies come in bursts (a real server's ports answer together): take
+                    // what is already queued before waiting again, one read each.
+                    for _ in 0..DRAIN {
+                        match reader.recv_ready() {
+                            Ok(Some(f)) => {
+                                if !route(f) {
+                                    break 'dispatch;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(_) => {
+                                fa.store(true, Ordering::Relaxed);
+                                break 'dispatch;
+                            }
                         }
                     }
                 }
@@ -253,8 +290,7 @@ impl Entropy for LeaseEntropy<'_> {
     fn token(&mut self) -> Option<u16> {
         let t = (self.counter.fetch_add(1, Ordering::Relaxed) % TOKENS) as u16;
         let mut lease = self.lease.borrow_mut();
-        lease.listen(Key::Ident(t));
-        lease.listen(Key::Port(token_port(t)));
+        lease.listen(Key::Token(t));
         Some(t)
     }
 }
@@ -605,7 +641,7 @@ mod tests {
                 bytes: seg,
                 checksum_trusted: true
             }),
-            Some(Key::Port(41000))
+            Some(Key::Token(41000 - 32768))
         );
 
         let arp = ArpRepr {
@@ -637,12 +673,25 @@ mod tests {
         let mut body = vec![0u8; err.buffer_len()];
         err.emit(&mut body);
         let f = ipv4_frame(protocol::ICMP, [192, 0, 2, 11], [192, 0, 2, 2], &body);
-        assert_eq!(route_key(&Frame::wire(f)), Some(Key::Port(41001)));
+        assert_eq!(route_key(&Frame::wire(f)), Some(Key::Token(41001 - 32768)));
 
         // Requests and anything else route nowhere.
         let req = frame::arp_request(DIR_MAC, [192, 0, 2, 11].into(), [192, 0, 2, 2].into());
         assert_eq!(route_key(&Frame::wire(req)), None);
         assert_eq!(route_key(&Frame::wire(vec![0u8; 10])), None);
+    }
+
+    #[test]
+    fn a_token_s_port_and_identifier_route_to_it_and_nothing_else_does() {
+        for t in [0u16, 1, 17_000, (TOKENS - 1) as u16] {
+            assert_eq!(port_key(token_port(t)), Some(Key::Token(t)));
+            assert_eq!(ident_key(t), Some(Key::Token(t)));
+        }
+        // Below and above the range: not a port of ours.
+        assert_eq!(port_key(32767), None);
+        assert_eq!(port_key(80), None);
+        assert_eq!(port_key(token_port(0) + TOKENS as u16), None);
+        assert_eq!(ident_key(TOKENS as u16), None);
     }
 
     #[test]
