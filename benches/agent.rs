@@ -12,6 +12,17 @@
 //!   each pair once a second, spread over the second, for the same time; every exit code
 //!   is checked (0 = up). The driver's own spawning is part of the figure, as keepalived's
 //!   fork is part of its cost.
+//! - The wire floor: what sending the agent's frames alone costs on this topology. A
+//!   driver (this binary, measured the same way, right after the agent) sends on one
+//!   packet socket on the director's eth0, per real server per second and spread over the
+//!   second like the agent's turns, exactly the frames of one agent turn: a unicast ARP
+//!   request for the VIP, an ICMP echo to the VIP, and per port a SYN (TTL 1, to the real
+//!   server's MAC) and the RST that closes it (seq = ISN + 1), built with vipcheck's own
+//!   wire code. It takes no frame in (its socket's filter drops everything), so what is
+//!   left is the kernel's work that the sends carry in softirq context on one machine:
+//!   veth, bridge, the real server's SYN-ACK and echo reply, the director's stack taking
+//!   them in. The agent's figure minus this one is its own work. The director's eth0
+//!   transmit counter over each run shows both sent the same frames.
 //!
 //! Run: `cargo bench --bench agent` as root, or scripts/bench-agent.sh.
 //! Env: VIPCHECK_BENCH_SECS (default 20), VIPCHECK_BENCH_SERVERS (100),
@@ -22,17 +33,29 @@ mod measure;
 #[path = "../tests/common/netns.rs"]
 mod netns;
 
-use std::net::{IpAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::{privileged, Lan, Netns};
 use vipcheck::config::{ForwardingMethod, Protocol};
 use vipcheck::generate::ProbeCommand;
+use vipcheck::net::PacketSocket;
+use vipcheck::probe::engine::{token_port, Entropy, OsEntropy};
+use vipcheck::wire::frame::{self, Probe, ProbeKind};
+use vipcheck::wire::MacAddr;
 
 const VIP: &str = "192.0.2.20";
 const LISTEN: &str = "127.0.0.1:9874";
 const DRIVER_ARG: &str = "--vipcheck-fork-driver";
+const FLOOR_ARG: &str = "--vipcheck-wire-floor";
+const DIRECTOR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+/// The MAC the bench gives real server `i`: 02:00:00:01:hi:lo.
+fn server_mac(i: usize) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0x01, (i / 256) as u8, (i % 256) as u8])
+}
 
 fn rip(i: usize) -> String {
     format!("192.0.2.{}", 30 + i)
@@ -52,11 +75,7 @@ struct Server {
 
 fn server(lan: &Lan, i: usize, ports: &[u16]) -> Server {
     let ns = Netns::new("ars");
-    lan.attach(
-        &ns,
-        "eth0",
-        &format!("02:00:00:01:{:02x}:{:02x}", i / 256, i % 256),
-    );
+    lan.attach(&ns, "eth0", &server_mac(i).to_string());
     for scope in ["all", "eth0"] {
         ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
         ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
@@ -161,6 +180,189 @@ fn driver(args: &[String]) -> ! {
     std::process::exit(i32::from(failed > 0));
 }
 
+/// Replaces the socket's filter with one that takes no frame in: the floor reads nothing,
+/// so no reply is queued to it (delivering replies to a socket is the agent's own work).
+fn take_nothing(sock: &PacketSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // BPF_RET | BPF_K, 0: keep no byte of any frame.
+    let mut drop_all = [libc::sock_filter {
+        code: 0x06,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_mut_ptr(),
+    };
+    // SAFETY: prog points at drop_all, which outlives the call; the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The frames of one agent turn of real server `mac` (every check of its ports in one
+/// round): a unicast ARP request for the VIP, an ICMP echo to the VIP, and per port a SYN
+/// and the RST that closes it, as the agent sends it once the SYN-ACK is in (its `seq` is
+/// the SYN-ACK's ack number, ISN + 1). The numbers the agent draws at random (echo
+/// identifier and sequence, source port, ISN, IP identification) are drawn the same way,
+/// once: the driver sends a server the same frames every turn (a RST leaves no state on
+/// either side, so a tuple used again a second later meets nothing).
+fn turn_frames(mac: MacAddr, vip: Ipv4Addr, ports: &[u16], rng: &mut OsEntropy) -> Vec<Vec<u8>> {
+    let our_mac = MacAddr(DIRECTOR_MAC);
+    let mut frames = vec![frame::arp_request_to(mac, our_mac, DIRECTOR_IP, vip)];
+    let probe = |kind: ProbeKind, rng: &mut OsEntropy| {
+        Probe {
+            src_mac: our_mac,
+            dst_mac: mac,
+            tunnel: None,
+            src: IpAddr::V4(DIRECTOR_IP),
+            dst: IpAddr::V4(vip),
+            hop_limit: 1,
+            ip_ident: rng.next_u32() as u16,
+            kind,
+            encap: Default::default(),
+        }
+        .build()
+        .expect("an IPv4 probe of IPv4 addresses")
+    };
+    let r = rng.next_u32();
+    frames.push(probe(
+        ProbeKind::Echo {
+            ident: (r >> 16) as u16,
+            seq: r as u16,
+        },
+        rng,
+    ));
+    for &port in ports {
+        let src_port = token_port(rng.next_u32() as u16);
+        let isn = rng.next_u32();
+        let syn = ProbeKind::Syn {
+            src_port,
+            dst_port: port,
+            seq: isn,
+        };
+        let rst = ProbeKind::Rst {
+            src_port,
+            dst_port: port,
+            seq: isn.wrapping_add(1),
+        };
+        frames.push(probe(syn, rng));
+        frames.push(probe(rst, rng));
+    }
+    frames
+}
+
+/// The wire-floor driver (in the director's netns): for SECS seconds, one agent turn's
+/// frames per real server per second, the turns spread evenly over the second; reads
+/// nothing back. The frames are built before the clock starts (this harness is built
+/// unoptimised; the floor is the price of sending, not of framing). Prints `turns T pairs P frames F late L` (pairs: pair-probes these frames
+/// stand for; late: turns started over 100 ms behind). Exits 1 on a send error, 2 when
+/// the socket cannot be opened, 3 on bad arguments.
+fn wire_floor(args: &[String]) -> ! {
+    let parsed = (|| {
+        let secs: u64 = args.first()?.parse().ok()?;
+        let servers: usize = args.get(1)?.parse().ok()?;
+        let ports = args
+            .get(2)?
+            .split(',')
+            .map(|p| p.parse().ok())
+            .collect::<Option<Vec<u16>>>()?;
+        let vip: Ipv4Addr = VIP.parse().ok()?;
+        Some((secs, servers.max(1), ports, vip))
+    })();
+    let Some((secs, servers, ports, vip)) = parsed else {
+        eprintln!("wire floor: SECS SERVERS PORT,PORT,...");
+        std::process::exit(3);
+    };
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+    let sock = match PacketSocket::open(ifindex, MacAddr(DIRECTOR_MAC), &[IpAddr::V4(DIRECTOR_IP)])
+        .and_then(|s| take_nothing(&s).map(|()| s))
+    {
+        Ok(s) if ifindex != 0 => s,
+        Ok(_) => {
+            eprintln!("wire floor: no eth0 in this network namespace");
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("wire floor: packet socket on eth0: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut rng = OsEntropy;
+    let built: Vec<Vec<Vec<u8>>> = (0..servers)
+        .map(|i| turn_frames(server_mac(i), vip, &ports, &mut rng))
+        .collect();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let step = Duration::from_secs(1) / servers as u32;
+    let (mut turns, mut pairs, mut frames, mut late) = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        let due = start + step * turns as u32;
+        if due >= end || Instant::now() >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else if now - due > Duration::from_millis(100) {
+            late += 1;
+        }
+        for f in &built[(turns as usize) % servers] {
+            if let Err(e) = sock.transmit(f) {
+                eprintln!("wire floor: send after {frames} frames: {e}");
+                std::process::exit(1);
+            }
+            frames += 1;
+        }
+        pairs += ports.len() as u64;
+        turns += 1;
+    }
+    println!("turns {turns} pairs {pairs} frames {frames} late {late}");
+    std::process::exit(0);
+}
+
+/// The number after `key` in a driver's `key N key N ...` line.
+fn count(line: &str, key: &str) -> Option<f64> {
+    let mut w = line.split_whitespace();
+    while let Some(k) = w.next() {
+        if k == key {
+            return w.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Frames the director's eth0 has transmitted (the packet socket's and any the director's
+/// own stack sends), from /proc/net/dev of the director's netns.
+fn director_tx(dir: &Netns) -> f64 {
+    let dev = dir.in_ns(|| std::fs::read_to_string("/proc/thread-self/net/dev"));
+    dev.ok()
+        .and_then(|text| {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with("eth0:"))?
+                .split_once(':')?
+                .1
+                .to_string();
+            // receive: bytes packets errs drop fifo frame compressed multicast; transmit:
+            // bytes packets ...
+            line.split_whitespace().nth(9)?.parse().ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(name))
@@ -172,6 +374,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(DRIVER_ARG) {
         driver(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some(FLOOR_ARG) {
+        wire_floor(&args[1..]);
     }
     if !privileged("network namespaces and packet sockets") {
         return;
@@ -231,6 +436,7 @@ fn main() {
         agent_args.join(" ")
     );
     let dir_name = dir.name().to_string();
+    let tx_before_agent = director_tx(&dir);
     let measured = std::thread::scope(|s| {
         let h = s.spawn(|| {
             let a: Vec<&str> = agent_args.iter().map(String::as_str).collect();
@@ -255,6 +461,7 @@ fn main() {
         )
     });
     let (agent, before, metrics) = measured;
+    let agent_tx = director_tx(&dir) - tx_before_agent;
     let metrics = metrics.unwrap_or_else(|e| {
         println!("cannot read /metrics: {e}");
         String::new()
@@ -309,6 +516,72 @@ fn main() {
         1e3 * write_sum / writes.max(1.0)
     );
 
+    // --- The wire floor: the agent's frames alone, at the same rate, for the same time.
+    let bench = std::env::current_exe().expect("own path");
+    let port_list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let floor_args = [
+        FLOOR_ARG.to_string(),
+        secs.to_string(),
+        servers.to_string(),
+        port_list.join(","),
+    ];
+    println!(
+        "wire floor (in the director's netns): {} {}",
+        bench.display(),
+        floor_args.join(" ")
+    );
+    let tx_before_floor = director_tx(&dir);
+    let floor = measure::measure(
+        Some(dir.name()),
+        Duration::from_secs(secs + 20),
+        &bench.display().to_string(),
+        &floor_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let floor_tx = director_tx(&dir) - tx_before_floor;
+    let floor_cpu = floor.cpu().as_secs_f64();
+    let floor_wall = floor.wall.as_secs_f64();
+    let floor_pairs = count(&floor.stdout, "pairs").unwrap_or(f64::NAN);
+    let floor_frames = count(&floor.stdout, "frames").unwrap_or(f64::NAN);
+    let floor_rate = floor_cpu / floor_wall;
+    let floor_per_pair = floor_cpu / floor_pairs;
+    println!(
+        "wire floor: {}, wall {floor_wall:.1} s, CPU {floor_cpu:.2} s (user {:.2} s, system \
+         {:.2} s) = {:.2}% of one core, {:.4} ms CPU per pair-probe, {:.0} frames/s ({:.0} \
+         pair-probes/s); driver: {}",
+        floor.end_text(),
+        floor.user.as_secs_f64(),
+        floor.system.as_secs_f64(),
+        100.0 * floor_rate,
+        1e3 * floor_per_pair,
+        floor_frames / floor_wall,
+        floor_pairs / floor_wall,
+        floor.stdout.trim()
+    );
+    assert!(
+        floor.success() && floor_frames > 0.0,
+        "the wire floor's driver failed ({}): {}",
+        floor.end_text(),
+        floor.stderr.trim()
+    );
+    println!(
+        "director's eth0 transmitted (the packet socket's frames and any of its own stack's): \
+         {:.0} frames/s in the agent's run, {:.0} in the wire floor's",
+        agent_tx / agent_wall,
+        floor_tx / floor_wall
+    );
+    // At the agent's own rate of pair-probes, so that its start-up second and any turn it
+    // ran late weigh the same on both sides.
+    let agent_pct = 100.0 * agent_cpu / agent_wall;
+    let floor_at_agent = 100.0 * floor_per_pair * probes / agent_wall;
+    println!(
+        "agent above the wire floor: {:.2}% of a core (agent {agent_pct:.2}% minus the floor's \
+         {floor_at_agent:.2}% at the agent's {:.0} probes/s); the frames are {:.0}% of the \
+         agent's CPU",
+        agent_pct - floor_at_agent,
+        probes / agent_wall,
+        100.0 * floor_at_agent / agent_pct
+    );
+
     // --- Fork per check.
     let lines: Vec<String> = (0..servers)
         .flat_map(|i| ports.iter().map(move |&p| (i, p)))
@@ -340,7 +613,6 @@ fn main() {
         lines.len(),
         lines[1]
     );
-    let bench = std::env::current_exe().expect("own path");
     let fork = measure::measure(
         Some(dir.name()),
         Duration::from_secs(secs + 30),
@@ -377,10 +649,14 @@ fn main() {
     let ratio = fork_rate / agent_rate;
     println!(
         "summary: {pairs} pairs at 1 s: agent {:.2}% of a core, fork-per-check {:.1}%, {ratio:.1}x \
-         less CPU; agent peak RSS {:.1} MiB; verdict->rename mean {write_mean_ms:.3} ms",
+         less CPU; agent peak RSS {:.1} MiB; verdict->rename mean {write_mean_ms:.3} ms; wire \
+         floor {:.2}% ({:.2}% at the agent's rate), agent above it {:.2}%",
         100.0 * agent_rate,
         100.0 * fork_rate,
-        agent.max_rss_kib as f64 / 1024.0
+        agent.max_rss_kib as f64 / 1024.0,
+        100.0 * floor_rate,
+        floor_at_agent,
+        agent_pct - floor_at_agent,
     );
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
