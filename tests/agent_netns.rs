@@ -262,6 +262,76 @@ fn the_matrix_s_verdict_files_are_right_within_two_intervals_and_agree_with_stat
 }
 
 #[test]
+fn a_real_server_s_ports_probed_in_one_round_get_the_verdicts_each_would_get_alone() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    // The agent probes a real server's ports in one round (one ARP question, one echo,
+    // a SYN per port); `vipcheck status` probes every pair on its own. Port 81 has no
+    // listener anywhere: closed on the good servers, silent or forwarded on the others.
+    const HOSTS: [(u8, Scenario); 4] = [
+        (11, Scenario::Good),
+        (12, Scenario::NoVip),
+        (14, Scenario::Forwarder),
+        (16, Scenario::VipOnEth0),
+    ];
+    let ports = [80u16, 81, 8080];
+    let site = topo::Site::new(&HOSTS, &[80, 8080]);
+    let mut config = String::from("global_defs {\n    router_id test\n}\n");
+    for port in ports {
+        config.push_str(&format!(
+            "virtual_server {VIP4} {port} {{\n    delay_loop 1\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for (h, _) in HOSTS {
+            config.push_str(&format!("    real_server 192.0.2.{h} {port} {{\n    }}\n"));
+        }
+        config.push_str("}\n");
+    }
+    let agent = Agent::start(&site.dir, &config, &["--timeout", "400ms"], &[]);
+    let all: Vec<(String, bool)> = ports
+        .iter()
+        .flat_map(|&port| {
+            HOSTS.iter().map(move |&(h, s)| {
+                let up = s == Scenario::Good && port != 81;
+                (name(VIP4, port, &format!("192.0.2.{h}")), up)
+            })
+        })
+        .collect();
+    agent.wait(Duration::from_secs(3), "every verdict file", |a| {
+        all.iter().all(|(n, _)| a.verdict(n).is_some())
+    });
+    for (n, up) in &all {
+        assert_eq!(
+            agent.verdict(n).as_deref(),
+            Some(if *up { "0" } else { "1" }),
+            "{n}\n{}",
+            agent.log()
+        );
+    }
+    // The same verdicts, and the same reasons, as each pair probed alone.
+    let conf = agent._tmp.path().join("keepalived.conf");
+    let ours: serde_json::Value = serde_json::from_str(&agent.get("/status")).expect("JSON");
+    let alone = status_json(&site.dir, &conf);
+    let (ours, alone) = (ours.as_array().unwrap(), alone.as_array().unwrap());
+    assert_eq!(ours.len(), all.len());
+    assert_eq!(alone.len(), all.len());
+    for (o, a) in ours.iter().zip(alone) {
+        assert_eq!(o["rip"], a["rip"]);
+        assert_eq!(o["port"], a["port"]);
+        assert_eq!(o["up"], a["up"], "{o} vs {a}");
+        let (ro, ra) = (o["reason"].as_str().unwrap(), a["reason"].as_str().unwrap());
+        // The latencies in the reasons differ; the words do not.
+        let words = |r: &str| -> String {
+            r.split_whitespace()
+                .filter(|w| !w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(words(ro), words(ra), "{o} vs {a}");
+    }
+}
+
+#[test]
 fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() {
     if !privileged("builds network namespaces and runs the agent with raw sockets") {
         return;
