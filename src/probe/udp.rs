@@ -70,7 +70,8 @@ mod bytes_tests {
     #[test]
     fn bytes_are_kept_once_compared_by_content_and_bounded_by_n() {
         let a = Bytes::<4>::new(b"abc").unwrap();
-        let b = Bytes::<4>::new(&[b'a', b'b', b'c']).unwrap();
+        let owned = String::from("abc").into_bytes();
+        let b = Bytes::<4>::new(&owned).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.as_slice(), b"abc");
         // The same content is one allocation, however often it is asked for.
