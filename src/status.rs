@@ -86,18 +86,27 @@ impl Pair {
     /// checks read that file. Distinct pairs get distinct names: the parts are separated by
     /// `_`, which no address contains, and `-` stands for `:` only.
     pub fn state_name(&self) -> String {
-        let addr = |ip: IpAddr| ip.to_string().replace(':', "-");
-        let port = self
-            .port
-            .map_or_else(|| "any".to_string(), |p| p.to_string());
-        format!(
-            "{}_{}_{}_{}",
-            self.proto.as_str(),
-            addr(self.vip),
-            port,
-            addr(self.rip)
-        )
+        state_name(self.proto, self.vip, self.port, self.rip)
     }
+}
+
+/// [`Pair::state_name`] from its parts: [`state_name_prefix`] and the real server's
+/// address.
+pub fn state_name(proto: Protocol, vip: IpAddr, port: Option<u16>, rip: IpAddr) -> String {
+    state_name_prefix(proto, vip, port) + &state_addr(rip)
+}
+
+/// The part of a pair's name before the real server's address (`PROTO_VIP_PORT_`), for a
+/// check that learns that address only when it runs (the ldirectord wrapper, for a real
+/// added after the rewrite): `prefix + address with ':' written '-'` is the name.
+pub fn state_name_prefix(proto: Protocol, vip: IpAddr, port: Option<u16>) -> String {
+    let port = port.map_or_else(|| "any".to_string(), |p| p.to_string());
+    format!("{}_{}_{port}_", proto.as_str(), state_addr(vip))
+}
+
+/// An address as a state name writes it: an IPv6 address's colons as `-`.
+fn state_addr(ip: IpAddr) -> String {
+    ip.to_string().replace(':', "-")
 }
 
 /// What probing one pair found.

@@ -91,38 +91,11 @@ pub enum Feed {
 /// Where `vipcheck agent` writes its verdict files unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/run/vipcheck";
 
-/// The name of a pair's verdict file (and keepalived track_file): the agent's own naming,
-/// [`crate::status::Pair::state_name`], so the generated checks and the agent agree by
+/// The name of a pair's verdict file (and keepalived track_file), and the part of it
+/// before the real server's address: the agent's own naming
+/// ([`crate::status::Pair::state_name`]), so the generated checks and the agent agree by
 /// construction. `port` `None` = a service of every port.
-pub fn state_name(
-    proto: crate::config::Protocol,
-    vip: IpAddr,
-    port: Option<u16>,
-    rip: IpAddr,
-) -> String {
-    crate::status::Pair {
-        service: String::new(),
-        vip,
-        port,
-        proto,
-        rip,
-        method: crate::config::ForwardingMethod::DirectRouting,
-        config_checks: Vec::new(),
-        interval: None,
-        tunnel: Default::default(),
-        udp: Default::default(),
-    }
-    .state_name()
-}
-
-/// The part of [`state_name`] before the real server's address, for a check that learns
-/// that address only when it runs (the ldirectord wrapper, for a real added after the
-/// rewrite): `prefix + address with ':' written '-'` is the name.
-pub fn state_name_prefix(proto: crate::config::Protocol, vip: IpAddr, port: Option<u16>) -> String {
-    let full = state_name(proto, vip, port, vip);
-    let addr = vip.to_string().replace(':', "-");
-    full.strip_suffix(&addr).unwrap_or(&full).to_string()
-}
+pub use crate::status::{state_name, state_name_prefix};
 
 impl GenerateOptions {
     /// Defaults for `probe_path` (the files are written for this binary to run).
