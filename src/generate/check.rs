@@ -9,6 +9,7 @@ use minijinja::Value;
 
 use crate::config::keepalived::{self, ParseOptions};
 use crate::config::ldirectord::{self, CheckType, OfflineResolver};
+use crate::config::ExistingCheck;
 use crate::rewrite::markers::{generated_blocks, BEGIN, END};
 
 /// Why the text `name` rendered (with context `ctx`) cannot be used, if it cannot.
@@ -90,22 +91,28 @@ fn parse_keepalived(snippet: &str) -> Result<keepalived::Document, String> {
     })
 }
 
-/// The stanza goes inside a `real_server` block: it must parse there and leave a
-/// MISC_CHECK with a `misc_path` in it.
-fn misc_check(text: &str) -> Result<(), String> {
+/// The checks of a `real_server` block holding `text`, as the rewrite places a stanza;
+/// an error when the stanza does not parse there or closes the block it goes into.
+fn real_server_checks(text: &str) -> Result<Vec<ExistingCheck>, String> {
     let snippet = format!(
         "virtual_server 192.0.2.1 80 {{\n    protocol TCP\n    lb_kind DR\n    \
          real_server 192.0.2.2 80 {{\n{text}\n    }}\n}}\n"
     );
+    let unbalanced = || "its braces do not balance: it closes the real_server it goes into";
     let doc = parse_keepalived(&snippet)?;
-    let reals: Vec<_> = doc.services.iter().flat_map(|s| &s.real_servers).collect();
-    if doc.services.len() != 1 || reals.len() != 1 {
-        return Err("its braces do not balance: it closes the real_server it goes into".into());
-    }
-    let Some(check) = reals[0].checks.iter().find(|c| c.kind == "MISC_CHECK") else {
+    let [service] = <[_; 1]>::try_from(doc.services).map_err(|_| unbalanced())?;
+    let [real] = <[_; 1]>::try_from(service.real_servers).map_err(|_| unbalanced())?;
+    Ok(real.checks)
+}
+
+/// The stanza goes inside a `real_server` block: it must parse there and leave a
+/// MISC_CHECK with a `misc_path` in it.
+fn misc_check(text: &str) -> Result<(), String> {
+    let checks = real_server_checks(text)?;
+    let Some(check) = checks.iter().find(|c| c.kind == "MISC_CHECK") else {
         return Err("it adds no MISC_CHECK block, yet the rewrite would count a check".into());
     };
-    if !doc.sources.slice(check.span).contains("misc_path") {
+    if !check.params.iter().any(|(k, _)| k == "misc_path") {
         return Err("its MISC_CHECK has no misc_path".into());
     }
     Ok(())
@@ -120,20 +127,9 @@ fn file_check(text: &str, ctx: &Value) -> Result<(), String> {
         .and_then(|v| v.try_iter().ok())
         .map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    let snippet = format!(
-        "virtual_server 192.0.2.1 80 {{\n    protocol TCP\n    lb_kind DR\n    \
-         real_server 192.0.2.2 80 {{\n{text}\n    }}\n}}\n"
-    );
-    let doc = parse_keepalived(&snippet)?;
-    let reals: Vec<_> = doc.services.iter().flat_map(|s| &s.real_servers).collect();
-    if doc.services.len() != 1 || reals.len() != 1 {
-        return Err("its braces do not balance: it closes the real_server it goes into".into());
-    }
-    let checks: Vec<&str> = reals[0]
-        .checks
-        .iter()
+    let checks: Vec<ExistingCheck> = real_server_checks(text)?
+        .into_iter()
         .filter(|c| c.kind == "FILE_CHECK")
-        .map(|c| doc.sources.slice(c.span))
         .collect();
     if checks.len() != names.len() {
         return Err(format!(
@@ -143,7 +139,11 @@ fn file_check(text: &str, ctx: &Value) -> Result<(), String> {
         ));
     }
     for (check, name) in checks.iter().zip(&names) {
-        if !check.split_whitespace().any(|w| w == name) {
+        if !check
+            .params
+            .iter()
+            .any(|(k, v)| k == "track_file" && v == name)
+        {
             return Err(format!("a FILE_CHECK does not name its track_file {name}"));
         }
     }
@@ -342,6 +342,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("1 FILE_CHECK block(s) for 2"), "{e}");
+        // The name must be the FILE_CHECK's track_file, not a word of a comment.
+        let e = rendered(
+            "keepalived/file_check.conf.j2",
+            "# vipcheck:begin\nFILE_CHECK { track_file tcp_192.0.2.20_80_192.0.2.11 }\n\
+             FILE_CHECK { track_file x # tcp_192.0.2.21_80_192.0.2.11\n }\n# vipcheck:end\n",
+            &file,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("does not name its track_file tcp_192.0.2.21"),
+            "{e}"
+        );
         for new_block in [true, false] {
             let g = ctx(&[
                 ("indent", "    ".into()),
@@ -380,6 +392,14 @@ mod tests {
         assert!(e.contains("no '# vipcheck:begin'"), "{e}");
         let e = rendered(name, "# vipcheck:begin\n# vipcheck:end\n", &misc).unwrap_err();
         assert!(e.contains("no MISC_CHECK"), "{e}");
+        // `misc_path` only in a comment: no misc_path.
+        let e = rendered(
+            name,
+            "# vipcheck:begin\nMISC_CHECK {\n misc_timeout 5 # misc_path /bin/true\n}\n# vipcheck:end\n",
+            &misc,
+        )
+        .unwrap_err();
+        assert!(e.contains("has no misc_path"), "{e}");
         let e = rendered(
             name,
             "# vipcheck:begin\nMISC_CHECK {\n misc_path /bin/true\n# vipcheck:end\n",
