@@ -430,23 +430,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             encap: self.path.encapsulation(),
         };
         let built = match (kind, check.kind) {
-            (
-                ProbeKind::Udp {
-                    src_port,
-                    dst_port,
-                    tag,
-                },
-                CheckKind::Udp { probe, .. },
-            ) => {
-                let payload = probe.payload(tag);
-                let d = crate::wire::udp::UdpRepr {
-                    src_port,
-                    dst_port,
-                    payload: &payload,
-                };
-                let mut b = vec![0; d.buffer_len()];
-                d.emit(check.src, check.vip, &mut b)
-                    .and_then(|_| p.wrap(protocol::UDP, &b))
+            (ProbeKind::Udp { tag, .. }, CheckKind::Udp { probe, .. }) => {
+                p.build_with(&probe.payload(tag))
             }
             _ => p.build(),
         };

@@ -82,7 +82,9 @@ fn family_mismatch() -> WireError {
 }
 
 /// The transport part of a probe: (protocol number, bytes).
-fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
+/// The transport segment of `p`; `payload` is a UDP datagram's data (the other kinds
+/// carry none).
+fn transport(p: &Probe, payload: &[u8]) -> Result<(u8, Vec<u8>)> {
     match p.kind {
         ProbeKind::Echo { ident, seq } => match (p.src, p.dst) {
             (IpAddr::V4(_), IpAddr::V4(_)) => {
@@ -138,8 +140,18 @@ fn transport(p: &Probe) -> Result<(u8, Vec<u8>)> {
             r.emit(p.src, p.dst, &mut b);
             Ok((protocol::TCP, b))
         }
-        // The datagram's payload is not in the kind: see `Probe::wrap`.
-        ProbeKind::Udp { .. } => Err(WireError::Unsupported),
+        ProbeKind::Udp {
+            src_port, dst_port, ..
+        } => {
+            let r = crate::wire::udp::UdpRepr {
+                src_port,
+                dst_port,
+                payload,
+            };
+            let mut b = buffer(r.buffer_len());
+            r.emit(p.src, p.dst, &mut b)?;
+            Ok((protocol::UDP, b))
+        }
     }
 }
 
@@ -199,13 +211,19 @@ fn ethernet_frame(src: MacAddr, dst: MacAddr, ethertype: u16, payload: &[u8]) ->
 impl Probe {
     /// The whole frame. Fails only when addresses of one header mix IPv4 and IPv6.
     pub fn build(&self) -> Result<Vec<u8>> {
-        let (proto, segment) = transport(self)?;
+        self.build_with(&[])
+    }
+
+    /// The whole frame, with `payload` as a UDP datagram's data (a DNS query, a UDP
+    /// check's bytes; the other kinds carry none).
+    pub fn build_with(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        let (proto, segment) = transport(self, payload)?;
         self.wrap(proto, &segment)
     }
 
-    /// The whole frame around a transport `segment` of protocol `proto` built by the
-    /// caller (a UDP datagram with its payload): IP header, tunnel, Ethernet.
-    pub fn wrap(&self, proto: u8, segment: &[u8]) -> Result<Vec<u8>> {
+    /// The whole frame around a transport `segment` of protocol `proto`: IP header,
+    /// tunnel, Ethernet.
+    fn wrap(&self, proto: u8, segment: &[u8]) -> Result<Vec<u8>> {
         let (mut etype, mut packet) = ip_packet(
             self.src,
             self.dst,
