@@ -16,19 +16,45 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Whether the text names the `cli` module through the crate root: `crate::cli`, or a
-/// `crate::{...}` group listing `cli` (white space ignored).
+/// The items of a `{...}` group that starts right after `text`'s start, split at its own
+/// commas (a nested group is one item).
+fn group_items(text: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut items) = (0usize, 0usize, Vec::new());
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&text[start..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&text[start..]);
+    items
+}
+
+/// Whether the text names the `cli` module through the crate root: `crate::cli`,
+/// `super::cli` (the only `cli` module is the crate's), or a `crate::{...}` /
+/// `super::{...}` group listing `cli` at its top level (white space ignored).
 fn mentions_crate_cli(text: &str) -> bool {
     let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if squeezed.contains("crate::cli") {
+    if squeezed.contains("crate::cli") || squeezed.contains("super::cli") {
         return true;
     }
-    squeezed.match_indices("crate::{").any(|(at, open)| {
-        let group = &squeezed[at + open.len()..];
-        let group = &group[..group.find('}').unwrap_or(group.len())];
-        group
-            .split(',')
-            .any(|item| item == "cli" || item.starts_with("cli::") || item.starts_with("cli as"))
+    ["crate::{", "super::{"].iter().any(|root| {
+        squeezed.match_indices(root).any(|(at, open)| {
+            group_items(&squeezed[at + open.len()..])
+                .iter()
+                .any(|item| {
+                    *item == "cli" || item.starts_with("cli::") || item.starts_with("clias")
+                })
+        })
     })
 }
 
@@ -38,7 +64,16 @@ fn the_detector_sees_every_way_of_naming_the_cli_module() {
     assert!(mentions_crate_cli("fn f(a: crate :: cli :: WatchArgs) {}"));
     assert!(mentions_crate_cli("use crate::{cli, config};"));
     assert!(mentions_crate_cli("use crate::{config, cli::StatusArgs};"));
+    assert!(mentions_crate_cli("use super::cli::AgentArgs;"));
+    assert!(mentions_crate_cli("use super::super::{cli, config};"));
+    assert!(mentions_crate_cli(
+        "use crate::{config::{Format, Protocol}, cli::X};"
+    ));
+    assert!(mentions_crate_cli("use crate::{cli as c, config};"));
     assert!(!mentions_crate_cli("use crate::{client, config};"));
+    assert!(!mentions_crate_cli(
+        "use crate::{config::{cli_name, Format}, probe};"
+    ));
     assert!(!mentions_crate_cli("use crate::config::cli_name;"));
 }
 
