@@ -122,12 +122,9 @@ fn driver(args: &[String]) -> ! {
         .collect();
     let secs: u64 = secs.parse().expect("seconds");
     let n = lines.len().max(1);
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
+    let mut pacer = Pacer::new(n, secs);
     let mut running: Vec<Child> = Vec::new();
-    let (mut probes, mut ok, mut late, mut failed) = (0u64, 0u64, 0u64, 0u64);
-    let mut k: u64 = 0;
-    let step = Duration::from_secs(1) / n as u32;
+    let (mut probes, mut ok, mut failed) = (0u64, 0u64, 0u64);
     let reap = |running: &mut Vec<Child>, ok: &mut u64, failed: &mut u64| {
         running.retain_mut(|c| match c.try_wait() {
             Ok(Some(st)) => {
@@ -142,17 +139,7 @@ fn driver(args: &[String]) -> ! {
             Err(_) => false,
         });
     };
-    loop {
-        let due = start + step * k as u32;
-        if due >= end || Instant::now() >= end {
-            break;
-        }
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        } else if now - due > Duration::from_millis(100) {
-            late += 1;
-        }
+    while let Some(k) = pacer.next() {
         let argv = &lines[(k as usize) % n];
         let child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -165,8 +152,7 @@ fn driver(args: &[String]) -> ! {
             Err(_) => failed += 1,
         }
         probes += 1;
-        k += 1;
-        if k % 16 == 0 {
+        if (k + 1) % 16 == 0 {
             reap(&mut running, &mut ok, &mut failed);
         }
     }
@@ -176,8 +162,51 @@ fn driver(args: &[String]) -> ! {
             _ => failed += 1,
         }
     }
-    println!("probes {probes} ok {ok} failed {failed} late {late}");
+    println!(
+        "probes {probes} ok {ok} failed {failed} late {}",
+        pacer.late
+    );
     std::process::exit(i32::from(failed > 0));
+}
+
+/// `per_second` turns a second, spread evenly over it, for `secs` seconds: the drivers'
+/// common pace.
+struct Pacer {
+    start: Instant,
+    end: Instant,
+    step: Duration,
+    next: u64,
+    /// Turns started over 100 ms behind their time (the machine could not keep up).
+    late: u64,
+}
+
+impl Pacer {
+    fn new(per_second: usize, secs: u64) -> Pacer {
+        let start = Instant::now();
+        Pacer {
+            start,
+            end: start + Duration::from_secs(secs),
+            step: Duration::from_secs(1) / per_second.max(1) as u32,
+            next: 0,
+            late: 0,
+        }
+    }
+
+    /// Waits for the next turn's time and gives its number; `None` once the time is up.
+    fn next(&mut self) -> Option<u64> {
+        let due = self.start + self.step * self.next as u32;
+        if due >= self.end || Instant::now() >= self.end {
+            return None;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else if now - due > Duration::from_millis(100) {
+            self.late += 1;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
 }
 
 /// Replaces the socket's filter with one that takes no frame in: the floor reads nothing,
@@ -304,22 +333,10 @@ fn wire_floor(args: &[String]) -> ! {
     let built: Vec<Vec<Vec<u8>>> = (0..servers)
         .map(|i| turn_frames(server_mac(i), vip, &ports, &mut rng))
         .collect();
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let step = Duration::from_secs(1) / servers as u32;
-    let (mut turns, mut pairs, mut frames, mut late) = (0u64, 0u64, 0u64, 0u64);
-    loop {
-        let due = start + step * turns as u32;
-        if due >= end || Instant::now() >= end {
-            break;
-        }
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        } else if now - due > Duration::from_millis(100) {
-            late += 1;
-        }
-        for f in &built[(turns as usize) % servers] {
+    let mut pacer = Pacer::new(servers, secs);
+    let (mut turns, mut pairs, mut frames) = (0u64, 0u64, 0u64);
+    while let Some(turn) = pacer.next() {
+        for f in &built[(turn as usize) % servers] {
             if let Err(e) = sock.transmit(f) {
                 eprintln!("wire floor: send after {frames} frames: {e}");
                 std::process::exit(1);
@@ -329,7 +346,10 @@ fn wire_floor(args: &[String]) -> ! {
         pairs += ports.len() as u64;
         turns += 1;
     }
-    println!("turns {turns} pairs {pairs} frames {frames} late {late}");
+    println!(
+        "turns {turns} pairs {pairs} frames {frames} late {}",
+        pacer.late
+    );
     std::process::exit(0);
 }
 

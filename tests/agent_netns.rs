@@ -96,6 +96,22 @@ impl Agent {
     }
 
     /// `GET path` from the agent's endpoint, inside its namespace.
+    /// Waits until every pair of `all` has its file (two intervals of 1 s, plus a second
+    /// for the process to start on a busy machine), then checks each holds its verdict.
+    fn assert_verdicts(&self, all: &[(String, bool)]) {
+        self.wait(Duration::from_secs(3), "every verdict file", |a| {
+            all.iter().all(|(n, _)| a.verdict(n).is_some())
+        });
+        for (n, up) in all {
+            assert_eq!(
+                self.verdict(n).as_deref(),
+                Some(if *up { "0" } else { "1" }),
+                "{n}\n{}",
+                self.log()
+            );
+        }
+    }
+
     fn get(&self, path: &str) -> String {
         in_named(&self.ns, || vipcheck::agent::client::get(LISTEN, path))
             .unwrap_or_else(|e| panic!("{path}: {e}\nagent log:\n{}", self.log()))
@@ -195,18 +211,7 @@ fn the_matrix_s_verdict_files_are_right_within_two_intervals_and_agree_with_stat
             })
         })
         .collect();
-    // Two intervals, plus a second for the process to start on a busy machine.
-    agent.wait(Duration::from_secs(3), "every verdict file", |a| {
-        all.iter().all(|(n, _)| a.verdict(n).is_some())
-    });
-    for (n, up) in &all {
-        assert_eq!(
-            agent.verdict(n).as_deref(),
-            Some(if *up { "0" } else { "1" }),
-            "{n}\n{}",
-            agent.log()
-        );
-    }
+    agent.assert_verdicts(&all);
     // /status, /metrics and `status --json` say the same of every pair.
     let conf = agent._tmp.path().join("keepalived.conf");
     let ours: serde_json::Value = serde_json::from_str(&agent.get("/status")).expect("JSON");
@@ -297,17 +302,7 @@ fn a_real_server_s_ports_probed_in_one_round_get_the_verdicts_each_would_get_alo
             })
         })
         .collect();
-    agent.wait(Duration::from_secs(3), "every verdict file", |a| {
-        all.iter().all(|(n, _)| a.verdict(n).is_some())
-    });
-    for (n, up) in &all {
-        assert_eq!(
-            agent.verdict(n).as_deref(),
-            Some(if *up { "0" } else { "1" }),
-            "{n}\n{}",
-            agent.log()
-        );
-    }
+    agent.assert_verdicts(&all);
     // The same verdicts, and the same reasons, as each pair probed alone.
     let conf = agent._tmp.path().join("keepalived.conf");
     let ours: serde_json::Value = serde_json::from_str(&agent.get("/status")).expect("JSON");

@@ -71,8 +71,18 @@ fn ready() -> bool {
 /// `NAME` has an A and an AAAA record, `nx.example.test` is NXDOMAIN, anything else is
 /// REFUSED. Waits (bounded) until it listens.
 fn dnsmasq(rs: &Netns) -> ChildGuard {
+    dnsmasq_on(rs, &[VIP4, VIP6], 53)
+}
+
+/// [`dnsmasq`] on `addrs` (one IPv4 and one IPv6 address) and `port`.
+fn dnsmasq_on(rs: &Netns, addrs: &[&str; 2], port: u16) -> ChildGuard {
     let a4 = format!("--address=/{NAME}/{ANSWER4}");
     let a6 = format!("--address=/{NAME}/{ANSWER6}");
+    let listen: Vec<String> = addrs
+        .iter()
+        .map(|a| format!("--listen-address={a}"))
+        .collect();
+    let port_arg = format!("--port={port}");
     let guard = rs.spawn(
         "dnsmasq",
         &[
@@ -81,9 +91,9 @@ fn dnsmasq(rs: &Netns) -> ChildGuard {
             "--no-resolv",
             "--no-hosts",
             "--bind-interfaces",
-            &format!("--listen-address={VIP4}"),
-            &format!("--listen-address={VIP6}"),
-            "--port=53",
+            &listen[0],
+            &listen[1],
+            &port_arg,
             "--pid-file=",
             "--user=root",
             "--group=root",
@@ -92,10 +102,11 @@ fn dnsmasq(rs: &Netns) -> ChildGuard {
             "--address=/nx.example.test/",
         ],
     );
+    // ss writes IPv6 addresses in their short form, as the constants are written.
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let ss = rs.run("ss", &["-Hlun", "sport", "=", ":53"]);
-        if ss.contains(VIP4) && ss.contains("2001:db8::20") {
+        let ss = rs.run("ss", &["-Hlun", "sport", "=", &format!(":{port}")]);
+        if addrs.iter().all(|a| ss.contains(a)) {
             return guard;
         }
         assert!(Instant::now() < until, "dnsmasq did not start: {ss}");
@@ -639,41 +650,6 @@ fn status_runs_the_config_s_dns_check_through_the_vip() {
     );
 }
 
-/// dnsmasq on the real server's own addresses (a NAT real server holds no VIP), port
-/// `port`, answering as [`dnsmasq`]'s does. Waits (bounded) until it listens.
-fn dnsmasq_on_rip(rs: &Netns, port: u16) -> ChildGuard {
-    let a4 = format!("--address=/{NAME}/{ANSWER4}");
-    let a6 = format!("--address=/{NAME}/{ANSWER6}");
-    let guard = rs.spawn(
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--listen-address=192.0.2.11",
-            "--listen-address=2001:db8::b",
-            &format!("--port={port}"),
-            "--pid-file=",
-            "--user=root",
-            "--group=root",
-            &a4,
-            &a6,
-            "--address=/nx.example.test/",
-        ],
-    );
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let ss = rs.run("ss", &["-Hlun", "sport", "=", &format!(":{port}")]);
-        if ss.contains("192.0.2.11") && ss.contains("2001:db8::b") {
-            return guard;
-        }
-        assert!(Instant::now() < until, "dnsmasq did not start: {ss}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `--method nat` in ldirectord's form: VIP VPORT RIP RPORT, the DNS check at RIP:RPORT.
 fn nat_args<'a>(vip: &'a str, rip: &'a str, rport: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
@@ -704,7 +680,7 @@ fn nat_dns_goes_to_the_real_server_s_own_address() {
         vec!["--dns-name", NAME, "--dns-type", ty, "--dns-expect", expect]
     };
     {
-        let _dns = dnsmasq_on_rip(&g.rs, 5353);
+        let _dns = dnsmasq_on(&g.rs, &["192.0.2.11", "2001:db8::b"], 5353);
         let r = probe(
             &g.dir,
             &nat_args(VIP4, "192.0.2.11", "5353", &a("A", ANSWER4)),
@@ -719,52 +695,49 @@ fn nat_dns_goes_to_the_real_server_s_own_address() {
             &nat_args(VIP6, "2001:db8::b", "5353", &a("AAAA", ANSWER6)),
         );
         assert_up(&r, "[2001:db8::b]:5353");
-        let r = probe(
-            &g.dir,
-            &nat_args(VIP4, "192.0.2.11", "5353", &a("A", "192.0.2.54")),
-        );
-        assert_down(
-            &r,
-            "real server 192.0.2.11: DNS answered 192.0.2.53 on udp/5353, not 192.0.2.54",
-        );
-        let r = probe(
-            &g.dir,
-            &nat_args(VIP4, "192.0.2.11", "5353", &["--dns-name", "other.test"]),
-        );
-        assert_down(
-            &r,
-            "real server 192.0.2.11: DNS answered REFUSED on udp/5353",
-        );
-        let r = probe(
-            &g.dir,
-            &nat_args(
+        // (VIP, real server, its port, the check's options, the reason it is down.)
+        let nx = ["--dns-name", "nx.example.test", "--dns-type", "A"];
+        let down: [(&str, &str, &str, Vec<&str>, &str); 5] = [
+            (
                 VIP4,
                 "192.0.2.11",
                 "5353",
-                &["--dns-name", "nx.example.test", "--dns-type", "A"],
+                a("A", "192.0.2.54"),
+                "real server 192.0.2.11: DNS answered 192.0.2.53 on udp/5353, not 192.0.2.54",
             ),
-        );
-        assert_down(
-            &r,
-            "real server 192.0.2.11: DNS answered NXDOMAIN on udp/5353",
-        );
-        // The same server, but the check names another port: nothing listens there.
-        let r = probe(
-            &g.dir,
-            &nat_args(VIP4, "192.0.2.11", "5354", &a("A", ANSWER4)),
-        );
-        assert_down(
-            &r,
-            "real server 192.0.2.11 present, nothing listens on udp/5354 (ICMP port unreachable)",
-        );
-        let r = probe(
-            &g.dir,
-            &nat_args(VIP6, "2001:db8::b", "5354", &a("AAAA", ANSWER6)),
-        );
-        assert_down(
-            &r,
-            "real server 2001:db8::b present, nothing listens on udp/5354",
-        );
+            (
+                VIP4,
+                "192.0.2.11",
+                "5353",
+                vec!["--dns-name", "other.test"],
+                "real server 192.0.2.11: DNS answered REFUSED on udp/5353",
+            ),
+            (
+                VIP4,
+                "192.0.2.11",
+                "5353",
+                nx.to_vec(),
+                "real server 192.0.2.11: DNS answered NXDOMAIN on udp/5353",
+            ),
+            // The same server, but the check names another port: nothing listens there.
+            (
+                VIP4,
+                "192.0.2.11",
+                "5354",
+                a("A", ANSWER4),
+                "real server 192.0.2.11 present, nothing listens on udp/5354 (ICMP port unreachable)",
+            ),
+            (
+                VIP6,
+                "2001:db8::b",
+                "5354",
+                a("AAAA", ANSWER6),
+                "real server 2001:db8::b present, nothing listens on udp/5354",
+            ),
+        ];
+        for (vip, rip, port, options, reason) in &down {
+            assert_down(&probe(&g.dir, &nat_args(vip, rip, port, options)), reason);
+        }
     }
     // keepalived's UDP_CHECK at the real server's own address: payload and reply bounds.
     {
@@ -857,7 +830,7 @@ fn ldirectord_wrapper_checks_a_masq_real_server_s_dns() {
         run_bounded(&mut c, Duration::from_secs(20))
     };
     {
-        let _dns = dnsmasq_on_rip(&g.rs, 5353);
+        let _dns = dnsmasq_on(&g.rs, &["192.0.2.11", "2001:db8::b"], 5353);
         let o = run();
         assert_eq!(o.status.code(), Some(0), "{o:?}");
     }
