@@ -61,13 +61,6 @@ fn rip(i: usize) -> String {
     format!("192.0.2.{}", 30 + i)
 }
 
-fn env_num(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Server {
     ns: Netns,
     _listeners: Vec<TcpListener>,
@@ -76,10 +69,7 @@ struct Server {
 fn server(lan: &Lan, i: usize, ports: &[u16]) -> Server {
     let ns = Netns::new("ars");
     lan.attach(&ns, "eth0", &server_mac(i).to_string());
-    for scope in ["all", "eth0"] {
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    ns.arp_sysctls("eth0", "1");
     ns.ip(&format!("addr add {}/24 dev eth0", rip(i)));
     ns.ip(&format!("addr add {VIP}/32 dev lo"));
     let ip: IpAddr = VIP.parse().expect("VIP");
@@ -401,9 +391,9 @@ fn main() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let secs = env_num("VIPCHECK_BENCH_SECS", 20).max(5) as u64;
-    let servers = env_num("VIPCHECK_BENCH_SERVERS", 100).clamp(2, 200);
-    let nports = env_num("VIPCHECK_BENCH_PORTS", 10).clamp(1, 100);
+    let secs = measure::env_count("VIPCHECK_BENCH_SECS", 20).max(5) as u64;
+    let servers = measure::env_count("VIPCHECK_BENCH_SERVERS", 100).clamp(2, 200);
+    let nports = measure::env_count("VIPCHECK_BENCH_PORTS", 10).clamp(1, 100);
     let ports: Vec<u16> = (0..nports).map(|p| 8000 + p as u16).collect();
     let pairs = servers * nports;
 
@@ -423,9 +413,7 @@ fn main() {
         "setup: {servers} real servers x {nports} ports = {pairs} pairs in {:.1} s",
         setup.elapsed().as_secs_f64()
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    measure::print_load("start");
     let exe_owned = std::env::var("VIPCHECK_BENCH_BIN").ok();
     let exe = exe_owned
         .as_deref()

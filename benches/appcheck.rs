@@ -103,14 +103,6 @@ impl Drop for Server {
     }
 }
 
-fn env_runs(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 /// One run; panics (the namespaces are still removed) unless it succeeded.
 fn run(dir: &Netns, program: &str, args: &[&str], verdict_up: bool) -> Measured {
     let m = measure::measure(Some(dir.name()), LIMIT, program, args);
@@ -187,10 +179,8 @@ fn main() {
     if !privileged("network namespaces, packet sockets and nftables for the application check") {
         return;
     }
-    let runs = env_runs("VIPCHECK_BENCH_RUNS", 200);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    let runs = measure::env_count("VIPCHECK_BENCH_RUNS", 200);
+    measure::print_load("start");
 
     let lan = Lan::new();
     let dir = Netns::new("adir");
@@ -198,10 +188,7 @@ fn main() {
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     let rs = Netns::new("ars");
     lan.attach(&rs, "eth0", RS_MAC);
-    for scope in ["all", "eth0"] {
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    rs.arp_sysctls("eth0", "1");
     rs.ip(&format!("addr add {RIP}/24 dev eth0"));
     rs.ip(&format!("addr add {VIP}/32 dev lo"));
     let vip: IpAddr = VIP.parse().expect("address");
@@ -273,7 +260,5 @@ fn main() {
             r(median(v.cpu.clone()), median(c.cpu.clone())),
         );
     }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at end: {}", load.trim());
-    }
+    measure::print_load("end");
 }

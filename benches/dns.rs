@@ -35,14 +35,6 @@ const NAME: &str = "www.example.test";
 const ANSWER: &str = "192.0.2.53";
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn env_runs(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 /// One run; panics (the namespaces are still removed) unless it succeeded with `want` in
 /// its output.
 fn run(dir: &Netns, program: &str, args: &[&str], want: &str) -> Measured {
@@ -92,20 +84,15 @@ fn main() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let runs = env_runs("VIPCHECK_BENCH_RUNS", 100);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    let runs = measure::env_count("VIPCHECK_BENCH_RUNS", 100);
+    measure::print_load("start");
     let lan = Lan::new();
     let dir = Netns::new("ddir");
     lan.attach(&dir, "eth0", "02:00:00:00:00:02");
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     let rs = Netns::new("drs");
     lan.attach(&rs, "eth0", RS_MAC);
-    for scope in ["all", "eth0"] {
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    rs.arp_sysctls("eth0", "1");
     rs.ip(&format!("addr add {RIP}/24 dev eth0"));
     rs.ip(&format!("addr add {VIP}/32 dev lo"));
     let _dnsmasq = rs.spawn(
@@ -196,7 +183,5 @@ fn main() {
             r(median(v.cpu.clone()), median(d.cpu.clone())),
         );
     }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at end: {}", load.trim());
-    }
+    measure::print_load("end");
 }

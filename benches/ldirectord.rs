@@ -44,24 +44,14 @@ fn config() -> String {
     s
 }
 
-fn env_runs(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 fn main() {
     measure::serve_if_asked();
     if !privileged("a network namespace with no route out for ldirectord") {
         return;
     }
-    let runs = env_runs("VIPCHECK_BENCH_RUNS", 3);
-    let baseline_runs = env_runs("VIPCHECK_BENCH_BASELINE_RUNS", 3);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    let runs = measure::env_count("VIPCHECK_BENCH_RUNS", 3);
+    let baseline_runs = measure::env_count("VIPCHECK_BENCH_BASELINE_RUNS", 3);
+    measure::print_load("start");
     let text = config();
     let dir = tempfile::tempdir().expect("temp dir");
     // A name of its own: ldirectord derives its pid file's name from it.
@@ -176,7 +166,5 @@ fn main() {
         "ratio (ldirectord / vipcheck rewrite wall, medians): {:.1}x",
         ld_wall.as_secs_f64() / vip_wall.as_secs_f64()
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at end: {}", load.trim());
-    }
+    measure::print_load("end");
 }

@@ -37,14 +37,6 @@ const RS_MAC: &str = "02:00:00:00:00:0b";
 const VIP: &str = "192.0.2.20";
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn env_runs(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 /// Stops the benchmark with a message (a panic, so the namespaces are still removed): a
 /// failed baseline must not pass for a fast one.
 fn abort(msg: String) -> ! {
@@ -286,11 +278,9 @@ fn main() {
     if !privileged("network namespaces and packet sockets for the probe benchmark") {
         return;
     }
-    let runs = env_runs("VIPCHECK_BENCH_RUNS", 100);
-    let baseline_runs = env_runs("VIPCHECK_BENCH_BASELINE_RUNS", 11);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    let runs = measure::env_count("VIPCHECK_BENCH_RUNS", 100);
+    let baseline_runs = measure::env_count("VIPCHECK_BENCH_BASELINE_RUNS", 11);
+    measure::print_load("start");
 
     let lan = Lan::new();
     let dir = Netns::new("dir");
@@ -298,10 +288,7 @@ fn main() {
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     let rs = Netns::new("rs");
     lan.attach(&rs, "eth0", RS_MAC);
-    for scope in ["all", "eth0"] {
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    rs.arp_sysctls("eth0", "1");
     rs.ip(&format!("addr add {RIP}/24 dev eth0"));
     rs.ip(&format!("addr add {VIP}/32 dev lo"));
     let vip: IpAddr = VIP.parse().expect("address");
@@ -373,7 +360,5 @@ fn main() {
         met(warm_cpu <= Duration::from_millis(2)),
         met(fast_warm.0.as_secs_f64() / warm_wall.as_secs_f64() >= 400.0)
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at end: {}", load.trim());
-    }
+    measure::print_load("end");
 }

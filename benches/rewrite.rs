@@ -68,9 +68,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .filter(|&n: &usize| n > 0)
         .unwrap_or(3);
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    measure::print_load("start");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("keepalived.conf");
     std::fs::write(&config, generate(services, reals)).expect("write config");
@@ -194,7 +192,5 @@ fn main() {
         "ratio (keepalived / vipcheck rewrite wall, medians): {:.1}x",
         kwall.as_secs_f64() / wall.as_secs_f64()
     );
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at end: {}", load.trim());
-    }
+    measure::print_load("end");
 }

@@ -48,13 +48,6 @@ fn rip(i: usize) -> String {
     format!("192.0.2.{}", 30 + i)
 }
 
-fn env_num(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Server {
     _ns: Netns,
     _listeners: Vec<TcpListener>,
@@ -73,10 +66,7 @@ fn server(lan: &Lan, i: usize, ports: &[u16]) -> Server {
     } else {
         "1"
     };
-    for scope in ["all", "eth0"] {
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), ignore);
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    ns.arp_sysctls("eth0", ignore);
     ns.ip(&format!("addr add {}/24 dev eth0", rip(i)));
     let mut listeners = Vec::new();
     match s {
@@ -166,9 +156,9 @@ fn main() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
-    let runs = env_num("VIPCHECK_BENCH_RUNS", 5).max(1);
-    let servers = env_num("VIPCHECK_BENCH_SERVERS", 100).clamp(1, 200);
-    let nports = env_num("VIPCHECK_BENCH_PORTS", 10).clamp(1, 100);
+    let runs = measure::env_count("VIPCHECK_BENCH_RUNS", 5).max(1);
+    let servers = measure::env_count("VIPCHECK_BENCH_SERVERS", 100).clamp(1, 200);
+    let nports = measure::env_count("VIPCHECK_BENCH_PORTS", 10).clamp(1, 100);
     let extra = std::env::var("VIPCHECK_BENCH_ARGS").unwrap_or_else(|_| "--timeout 500ms".into());
     let ports: Vec<u16> = (0..nports).map(|p| 8000 + p as u16).collect();
 
@@ -190,9 +180,7 @@ fn main() {
     let exe = exe_owned
         .as_deref()
         .unwrap_or(env!("CARGO_BIN_EXE_vipcheck"));
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {}", load.trim());
-    }
+    measure::print_load("start");
     let mut args = vec![
         "status".to_string(),
         conf.display().to_string(),

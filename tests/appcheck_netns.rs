@@ -65,7 +65,7 @@ impl Lab {
             peer.ip(&format!("addr add {} dev eth0 nodad", addrs[1]));
         }
         // The real server holds the VIP on lo and neither answers nor announces it (DR).
-        topo::arp_sysctls(&server, "eth0", "1");
+        server.arp_sysctls("eth0", "1");
         topo::add_vips(&server, "lo");
         if !director_has_vip {
             // The director's kernel reaches the VIP, as a backup director reaches the

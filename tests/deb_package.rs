@@ -211,10 +211,7 @@ fn topology() -> Topology {
     dir.ip("addr add 192.0.2.2/24 dev eth0");
     let rs = Netns::new("debrs");
     lan.attach(&rs, "eth0", "02:00:00:00:00:0b");
-    for scope in ["all", "eth0"] {
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
+    rs.arp_sysctls("eth0", "1");
     rs.ip("addr add 192.0.2.11/24 dev eth0");
     rs.ip(&format!("addr add {VIP}/32 dev lo"));
     let vip: IpAddr = VIP.parse().unwrap();

@@ -289,7 +289,7 @@ impl Topology {
                 topo::add_vip(&ns, VIP, "lo");
                 topo::add_vip(&ns, VIP6, "lo");
             }
-            topo::arp_sysctls(&ns, "eth0", "1");
+            ns.arp_sysctls("eth0", "1");
             if rs.forwarder {
                 ns.ip(&format!("route add {VIP}/32 via 192.0.2.1"));
                 ns.sysctl("net.ipv4.ip_forward", "1");

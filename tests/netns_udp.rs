@@ -119,6 +119,20 @@ fn good() -> Pair {
     Pair::new(RS_MAC, Scenario::NoListener, &[])
 }
 
+/// `--check dns` for `NAME` of type `ty`, expecting `expect`.
+fn dns_check<'a>(ty: &'a str, expect: &'a str) -> [&'a str; 8] {
+    [
+        "--check",
+        "dns",
+        "--dns-name",
+        NAME,
+        "--dns-type",
+        ty,
+        "--dns-expect",
+        expect,
+    ]
+}
+
 fn dns_args<'a>(vip: &'a str, rip: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
         "--vip",
@@ -160,40 +174,14 @@ fn dns_through_the_vip_is_up_with_the_expected_answer() {
     let _dns = dnsmasq(&g.rs);
     let r = probe(
         &g.dir,
-        &dns_args(
-            VIP4,
-            "192.0.2.11",
-            &[
-                "--check",
-                "dns",
-                "--dns-name",
-                NAME,
-                "--dns-type",
-                "A",
-                "--dns-expect",
-                ANSWER4,
-            ],
-        ),
+        &dns_args(VIP4, "192.0.2.11", &dns_check("A", ANSWER4)),
     );
     assert_up(&r, " ms, dns ");
     assert!(r.stdout.starts_with("up: icmp "), "{}", r.stdout);
     // A wrong expectation is down, naming what came back.
     let r = probe(
         &g.dir,
-        &dns_args(
-            VIP4,
-            "192.0.2.11",
-            &[
-                "--check",
-                "dns",
-                "--dns-name",
-                NAME,
-                "--dns-type",
-                "A",
-                "--dns-expect",
-                "192.0.2.54",
-            ],
-        ),
+        &dns_args(VIP4, "192.0.2.11", &dns_check("A", "192.0.2.54")),
     );
     assert_down(&r, "DNS answered 192.0.2.53 on udp/53, not 192.0.2.54");
     // `all` on port 53 runs the DNS check (here with the name given).
@@ -241,20 +229,7 @@ fn dns_over_ipv6_through_the_vip() {
     let _dns = dnsmasq(&g.rs);
     let r = probe(
         &g.dir,
-        &dns_args(
-            VIP6,
-            "2001:db8::b",
-            &[
-                "--check",
-                "dns",
-                "--dns-name",
-                NAME,
-                "--dns-type",
-                "AAAA",
-                "--dns-expect",
-                ANSWER6,
-            ],
-        ),
+        &dns_args(VIP6, "2001:db8::b", &dns_check("AAAA", ANSWER6)),
     );
     assert_up(&r, " ms, dns ");
 }

@@ -438,3 +438,21 @@ pub fn summary(runs: &[Measured]) -> String {
         rss as f64 / 1024.0
     )
 }
+
+/// A count from the environment (`VIPCHECK_BENCH_RUNS` and the like): a positive
+/// number, else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// Prints the load average, `when` being "start" or "end": a figure is only as good as
+/// the machine was quiet.
+pub fn print_load(when: &str) {
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at {when}: {}", load.trim());
+    }
+}

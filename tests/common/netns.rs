@@ -113,6 +113,16 @@ impl Netns {
         );
     }
 
+    /// A DR real server's ARP settings on `ifname` (and `all`): `arp_ignore` as given
+    /// (1: answer only for addresses on that interface, so never for a VIP on lo) and
+    /// `arp_announce` 2 (never a VIP as the source of its own ARP requests).
+    pub fn arp_sysctls(&self, ifname: &str, arp_ignore: &str) {
+        for scope in ["all", ifname] {
+            self.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), arp_ignore);
+            self.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
+        }
+    }
+
     /// `program` run inside the namespace (`ip netns exec`).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = Command::new("ip");

@@ -42,14 +42,6 @@ pub fn add_vips(ns: &Netns, dev: &str) {
     add_vip(ns, VIP6, dev);
 }
 
-/// The DR sysctls on `all` and `ifname`: `arp_ignore` as given, `arp_announce=2`.
-pub fn arp_sysctls(ns: &Netns, ifname: &str, arp_ignore: &str) {
-    for scope in ["all", ifname] {
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), arp_ignore);
-        ns.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-    }
-}
-
 /// Forwarding on, and the VIPs routed back to the director: the original report's trap.
 pub fn forward_vips(ns: &Netns) {
     ns.sysctl("net.ipv4.ip_forward", "1");
@@ -171,7 +163,7 @@ impl RealServer {
         } else {
             "1"
         };
-        arp_sysctls(&ns, ifname, ignore);
+        ns.arp_sysctls(ifname, ignore);
         address(&ns, ifname, host);
         let vip_dev = match scenario {
             Scenario::NoVip | Scenario::Forwarder => None,
