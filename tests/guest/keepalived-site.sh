@@ -22,15 +22,7 @@ good_state="$S1=192.0.2.11,192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
 without_good1="$S1=192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
 
 note "topology"
-bridge_up
-sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-plan_ns lb 192.0.2.1/24 2001:db8::1/64
-in_ns lb addr add $VIP/32 dev eth0
-in_ns lb addr add $VIP2/32 dev eth0
-# preferred_lft 0: the VIP must never be picked as a source address (a /128 would win the
-# longest-prefix rule against the director's own /64 address).
-in_ns lb addr add $VIP6/128 dev eth0 nodad preferred_lft 0
+director_lb "$VIP" "$VIP2" "$VIP6"
 plan_ns cl 192.0.2.50/24 2001:db8::50/64
 plan_ns good1 192.0.2.11/24
 in_ns good1 addr add $VIP/32 dev lo
@@ -71,12 +63,7 @@ ka_start() { # ka_start CONFIG TAG
 }
 ka_stop() {
     [ -n "$ka_pid" ] || return 0
-    kill "$ka_pid" 2>/dev/null
-    i=0
-    while kill -0 "$ka_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$ka_pid" 2>/dev/null
-    wait "$ka_pid" 2>/dev/null
-    ka_pid=
+    ka_kill
     if [ -z "$(ip netns exec lb ipvsadm -Ln | awk '$1 == "TCP"')" ]; then
         pass "keepalived stopped and removed its virtual servers"
     else

@@ -63,6 +63,36 @@ bridge_up() {
     sysctl -qw net.ipv6.conf.br0.disable_ipv6=1
 }
 
+# director_lb VIP...: the shared segment, the host's DR ARP and rp_filter settings, and
+# the director "lb" (192.0.2.1/24, 2001:db8::1/64) holding each VIP on eth0: an IPv4 one
+# as a /32; an IPv6 one as a /128 with preferred_lft 0, so that it is never picked as a
+# source address (a /128 would win the longest-prefix rule against the director's /64).
+# The namespace is planned: apply_plan creates it with the others.
+director_lb() {
+    bridge_up
+    sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    plan_ns lb 192.0.2.1/24 2001:db8::1/64
+    for v in "$@"; do
+        case $v in
+        *:*) in_ns lb addr add "$v/128" dev eth0 nodad preferred_lft 0 ;;
+        *) in_ns lb addr add "$v/32" dev eth0 ;;
+        esac
+    done
+}
+
+# ka_kill: stops the keepalived started as $ka_pid (TERM, up to 10 s, then KILL) and
+# forgets it.
+ka_kill() {
+    [ -n "$ka_pid" ] || return 0
+    kill "$ka_pid" 2>/dev/null
+    i=0
+    while kill -0 "$ka_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$ka_pid" 2>/dev/null
+    wait "$ka_pid" 2>/dev/null
+    ka_pid=
+}
+
 # nsysctl NS KEY=VALUE...: sysctl inside a namespace, quietly.
 nsysctl() {
     ns=$1

@@ -30,15 +30,7 @@ mkdir -p "$work" /run/www
 start=$(uptime_s)
 
 note "topology"
-bridge_up
-sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-plan_ns lb 192.0.2.1/24 2001:db8::1/64
-in_ns lb addr add $VIP/32 dev eth0
-in_ns lb addr add $VIP2/32 dev eth0
-in_ns lb addr add $VIP3/32 dev eth0
-in_ns lb addr add $VIPF/32 dev eth0
-in_ns lb addr add $VIP6/128 dev eth0 nodad preferred_lft 0
+director_lb "$VIP" "$VIP2" "$VIP3" "$VIPF" "$VIP6"
 plan_ns good1 192.0.2.11/24
 in_ns good1 addr add $VIP/32 dev lo
 plan_ns good2 192.0.2.12/24

@@ -28,13 +28,7 @@ start=$(uptime_s)
 good_state="$S1=192.0.2.11,192.0.2.12 $S2=192.0.2.21 $S6=2001:db8::31"
 
 note "topology"
-bridge_up
-sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-plan_ns lb 192.0.2.1/24 2001:db8::1/64
-in_ns lb addr add $VIP/32 dev eth0
-in_ns lb addr add $VIP2/32 dev eth0
-in_ns lb addr add $VIP6/128 dev eth0 nodad preferred_lft 0
+director_lb "$VIP" "$VIP2" "$VIP6"
 plan_ns cl 192.0.2.50/24 2001:db8::50/64
 plan_ns dns1 192.0.2.11/24
 in_ns dns1 addr add $VIP/32 dev lo
@@ -71,17 +65,8 @@ note "topology ready in $(seconds_since "$start")s"
 
 ka_pid=
 ka_log=$ka/keepalived.log
-ka_stop() {
-    [ -n "$ka_pid" ] || return 0
-    kill "$ka_pid" 2>/dev/null
-    i=0
-    while kill -0 "$ka_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$ka_pid" 2>/dev/null
-    wait "$ka_pid" 2>/dev/null
-    ka_pid=
-}
 cleanup() {
-    ka_stop
+    ka_kill
     for f in "$ka"/dnsmasq.*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
 }
 trap cleanup EXIT
@@ -153,6 +138,6 @@ expect_status "vipcheck probe: notun does not decapsulate" 1 'does not decapsula
 expect_status "vipcheck probe: mgmtonly has nothing on the VIP" 1 'nothing listens on udp/53' \
     ip netns exec lb "$bin" probe --vip $VIP --rip 192.0.2.13 --port 53 --proto udp \
     --check dns --dns-name www.example.test --timeout 2s
-ka_stop
+ka_kill
 note "scenario took $(seconds_since "$start")s"
 finish
