@@ -381,6 +381,10 @@ struct Plan {
 /// One target's turn, waiting for a worker.
 struct Job {
     pairs: Vec<Arc<Pair>>,
+    /// The pairs' state names: the target's names, and which of them each pair is (a
+    /// turn formats no name).
+    names: Arc<Vec<String>>,
+    members: Vec<usize>,
     memo: Arc<IcmpMemo>,
     target: usize,
     generation: u64,
@@ -596,12 +600,10 @@ impl Agent {
         self.refresh.store(false, Ordering::Relaxed);
         *built = Instant::now();
         let fresh = Arc::new(FleetProbe::new(self.probe_timeout(), self.allow_arp_answer));
-        let old = match self.fleet.write() {
-            Ok(mut f) => std::mem::replace(&mut *f, fresh),
-            Err(_) => return,
-        };
-        // Closing joins the dispatchers (up to a tick each): not on the scheduler's time.
-        std::thread::spawn(move || drop(old));
+        // The old sockets close when the last probe still running on them ends.
+        if let Ok(mut f) = self.fleet.write() {
+            *f = fresh;
+        }
     }
 
     /// Probes one target's pairs (one real server and VIP) in one round where they can
@@ -650,10 +652,12 @@ impl Agent {
         let mut retry: Option<Duration> = None;
         if let Ok(mut book) = self.book.lock() {
             let fall = book.thresholds.fall;
-            for (pair, (result, fault)) in job.pairs.iter().zip(results) {
-                let name = pair.state_name();
-                book.record(&name, result, fault, known_at);
-                if let Some(r) = book.records.get_mut(&name) {
+            for (&k, (result, fault)) in job.members.iter().zip(results) {
+                let Some(name) = job.names.get(k) else {
+                    continue;
+                };
+                book.record(name, result, fault, known_at);
+                if let Some(r) = book.records.get_mut(name) {
                     r.busy = false;
                     // Failing, not down yet: the next turn comes after the retry delay.
                     if fall > 1 && r.health.state() == Some(true) && r.health.pending() > 0 {
@@ -751,7 +755,8 @@ impl Agent {
             if let Ok(mut book) = self.book.lock() {
                 for (target, names) in due {
                     let mut pairs = Vec::new();
-                    for n in names.iter() {
+                    let mut members = Vec::new();
+                    for (k, n) in names.iter().enumerate() {
                         if let Some(r) = book.records.get_mut(n) {
                             if r.busy {
                                 // Still probing its previous turn: skip this one.
@@ -760,11 +765,14 @@ impl Agent {
                             }
                             r.busy = true;
                             pairs.push(r.pair.clone());
+                            members.push(k);
                         }
                     }
                     if !pairs.is_empty() {
                         jobs.push(Job {
                             pairs,
+                            names,
+                            members,
                             memo: Arc::new(IcmpMemo::default()),
                             target,
                             generation,
@@ -827,7 +835,7 @@ struct Following {
 
 impl Regenerate for Following {
     fn regenerate(&mut self) -> Result<Regenerated, RewriteError> {
-        let done = match &mut self.rewrite {
+        let mut done = match &mut self.rewrite {
             Some(r) => r.regenerate()?,
             None => {
                 // Only following: what the rewrite would read, nothing written.
@@ -843,12 +851,14 @@ impl Regenerate for Following {
                         .iter()
                         .map(crate::watch::diagnostic_line)
                         .collect(),
+                    services: plan.services,
                 }
             }
         };
-        let loaded = load(&self.config, self.format, self.opts.config_id.clone())?;
+        // The services the plan read: the pairs come from the same parse.
+        let services = std::mem::take(&mut done.services);
         self.agent
-            .set_pairs(pairs(&loaded.services, &self.opts.fwmark_vips));
+            .set_pairs(pairs(&services, &self.opts.fwmark_vips));
         if !self.ready {
             self.ready = true;
             if let Some(n) = &self.notifier {
@@ -1165,6 +1175,8 @@ mod tests {
         let pair = a.book.lock().unwrap().records[&name].pair.clone();
         Job {
             pairs: vec![pair],
+            names: Arc::new(vec![name]),
+            members: vec![0],
             memo: Arc::default(),
             target,
             generation: plan.generation,

@@ -282,6 +282,8 @@ pub fn plan(config: &Path, gen: &Generator, opts: &GenerateOptions) -> Result<Pl
         _ => {}
     }
     plan.sources = sources;
+    // This node's reading (its `-i`): the first parse.
+    plan.services = std::mem::take(&mut docs[0].services);
     Ok(plan)
 }
 

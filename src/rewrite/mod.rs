@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Diagnostic, Format, SourceMap, Span};
+use crate::config::{Diagnostic, Format, SourceMap, Span, VirtualService};
 use crate::generate::Generator;
 
 pub use output::{output_is_directory, OutputFile};
@@ -50,6 +50,9 @@ pub struct Plan {
     pub include_patterns: Vec<PathBuf>,
     /// How many generated checks the new text holds.
     pub checks: usize,
+    /// The config's virtual services as this node reads them (keepalived: with its
+    /// `config_id`), for a caller that also probes them (`agent`): no second parse.
+    pub services: Vec<VirtualService>,
 }
 
 /// What the generated checks look like; shared by `rewrite`, `watch` and `status`.

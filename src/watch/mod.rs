@@ -92,6 +92,8 @@ pub struct Regenerated {
     pub watch_dirs: Vec<PathBuf>,
     /// The parser's warnings about the config, one located line each.
     pub warnings: Vec<String>,
+    /// The config's virtual services as this node reads them (the plan's parse).
+    pub services: Vec<crate::config::VirtualService>,
 }
 
 /// A file a pass wrote, with what it held before (to restore the last good output when

@@ -175,6 +175,7 @@ impl Regenerate for RewriteRegenerator {
             include_patterns: plan.include_patterns.clone(),
             watch_dirs: plan.watch_dirs(),
             warnings: plan.warnings.iter().map(super::diagnostic_line).collect(),
+            services: plan.services,
         })
     }
 

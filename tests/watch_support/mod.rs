@@ -207,6 +207,7 @@ impl Regenerate for CopyRegen {
             include_patterns,
             watch_dirs: Vec::new(),
             warnings: Vec::new(),
+            services: Vec::new(),
         })
     }
 
