@@ -469,3 +469,160 @@ fn hardened_and_moved_servers_are_up_among_broken_ones() {
         .collect();
     assert_eq!(assert_rows(&stdout, &expected), 24);
 }
+
+#[test]
+fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_deadline() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The probes of one fleet share a socket, read by whichever of them waits first. A
+    // server that stays silent keeps its probe reading until its 3 s timeout; a good
+    // server's probe started meanwhile must get its replies from that reader (its ARP
+    // answer, echo reply and SYN-ACK) as they come, not when the reader leaves.
+    let site = site_of(&[(51, Scenario::NoVip), (52, Scenario::Good)]);
+    let conf = site.dir_path.path().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP4} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 192.0.2.51 80 {{\n    }}\n    real_server 192.0.2.52 80 {{\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
+        .expect("the config");
+    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    assert_eq!(pairs.len(), 2);
+    let timeout = Duration::from_secs(3);
+    let fleet = vipcheck::status::FleetProbe::new(timeout, false);
+    let silent = fleet
+        .request(&pairs[0])
+        .expect("the silent server's request");
+    let good = fleet.request(&pairs[1]).expect("the good server's request");
+    let (silent, good, took) = site.dir.in_ns(|| {
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| fleet.fleet.probe(&silent, std::time::Instant::now()));
+            // By now the silent server's probe has sent everything and reads the socket.
+            std::thread::sleep(Duration::from_millis(300));
+            let start = std::time::Instant::now();
+            let good = fleet.fleet.probe(&good, start);
+            let took = start.elapsed();
+            (reader.join().expect("the silent probe"), good, took)
+        })
+    });
+    assert!(!silent.up, "the server without the VIP: {silent:?}");
+    assert!(silent.reason.contains("did not answer"), "{silent:?}");
+    assert!(good.up, "the good server: {good:?}");
+    // Held to the reader's deadline it would take about 2.7 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "the good server's verdict took {took:?}"
+    );
+}
+
+#[test]
+fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // One real server behind a relay that holds every reply from the VIP for 1 s. The
+    // first probe (a VIP the server does not have: silent, 500 ms) reads the shared
+    // socket; the second (the server's VIP, 3 s), started meanwhile, waits for it. Its
+    // replies come after the first has given up and left: it must take the reading over
+    // and see them. (The round wakes on its own schedule too, so this shows the hand-over
+    // works, not how soon it comes: the test above shows a waiting probe's frames come at
+    // once.)
+    let topo::Cabled {
+        rs: _rs,
+        dir,
+        relay,
+        ra,
+        rb,
+    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, |f| {
+        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
+        if from_vip {
+            common::netns::Forward::Delay(Duration::from_secs(1))
+        } else {
+            common::netns::Forward::Pass
+        }
+    });
+    dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
+        topo::real_server_mac(11)
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("keepalived.conf");
+    let service = |vip: &str| {
+        format!(
+            "virtual_server {vip} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 192.0.2.11 80 {{\n    }}\n}}\n"
+        )
+    };
+    assert_eq!(VIP4, "192.0.2.20");
+    std::fs::write(&conf, service("192.0.2.99") + &service(VIP4)).unwrap();
+    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
+        .expect("the config");
+    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(3), false);
+    let mut silent = fleet.request(&pairs[0]).expect("the silent pair's request");
+    silent.timeout = Duration::from_millis(500);
+    let slow = fleet.request(&pairs[1]).expect("the slow pair's request");
+    let (silent, slow) = dir.in_ns(|| {
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| fleet.fleet.probe(&silent, std::time::Instant::now()));
+            std::thread::sleep(Duration::from_millis(100));
+            let slow = fleet.fleet.probe(&slow, std::time::Instant::now());
+            (reader.join().expect("the silent probe"), slow)
+        })
+    });
+    assert!(!silent.up, "192.0.2.99 is nowhere: {silent:?}");
+    assert!(slow.up, "the server's VIP answers, 1 s late: {slow:?}");
+}
+
+#[test]
+fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replies() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The shared socket takes in all traffic to the director's own address (its SSH, its
+    // monitoring) and nobody reads it between rounds. 16 MiB of datagrams to the director
+    // while no round runs fill its buffer (8 MiB) to the brim: the next round must still
+    // see its replies.
+    let site = site_of(&[(53, Scenario::Good)]);
+    let conf = site.dir_path.path().join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP4} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
+             real_server 192.0.2.53 80 {{\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
+        .expect("the config");
+    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    // 800 ms and one attempt: a reply the kernel dropped is not made good by a later one
+    // (nor by the real server's own SYN-ACK again after 1 s).
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
+    let mut req = fleet.request(&pairs[0]).expect("the request");
+    req.retries = 0;
+    let first = site
+        .dir
+        .in_ns(|| fleet.fleet.probe(&req, std::time::Instant::now()));
+    assert!(first.up, "before the flood: {first:?}");
+    site.servers[0].in_ns(|| {
+        let sock = std::net::UdpSocket::bind("192.0.2.53:0").expect("a UDP socket");
+        for _ in 0..16 * 1024 {
+            sock.send_to(
+                &[0u8; 1024],
+                (format!("192.0.2.{}", topo::DIRECTOR_HOST), 9),
+            )
+            .expect("send to the director");
+        }
+    });
+    let second = site
+        .dir
+        .in_ns(|| fleet.fleet.probe(&req, std::time::Instant::now()));
+    assert!(second.up, "after the flood: {second:?}");
+}

@@ -1,7 +1,7 @@
-//! Many probes at once in one process (`vipcheck status`): one packet socket per
-//! interface and source shared by every probe, a dispatcher thread that hands each
-//! received frame to the probe it answers, and the kernel lookups and neighbour
-//! resolution done once per real server.
+//! Many probes at once in one process (`vipcheck status`, `vipcheck agent`): one packet
+//! socket per interface and source shared by every probe, read by whichever probe is
+//! waiting (it hands each frame to the probe it answers: see [`Tap`]), and the kernel
+//! lookups and neighbour resolution done once per real server.
 //!
 //! Routing a reply needs no guess: every probe takes its echo identifiers and TCP source
 //! ports from one counter ([`Entropy::token`]), so they are unique among the probes in
@@ -11,14 +11,12 @@
 //! them exactly as a lone `vipcheck probe` does.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
 
 use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::request::Request;
@@ -86,164 +84,269 @@ fn route_key(f: &Frame) -> Option<Key> {
     }
 }
 
-type Routes = HashMap<Key, Vec<(u64, Sender<Frame>)>>;
-
-/// One shared packet socket and the thread that dispatches what it receives.
-struct Tap {
-    sock: PacketSocket,
-    routes: Arc<Mutex<Routes>>,
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    /// Frames received that no probe was waiting for (late replies, foreign traffic).
-    unrouted: Arc<AtomicU64>,
-    /// Set when the dispatcher stopped on a socket error (the interface went away).
-    failed: Arc<AtomicBool>,
+/// What the reading probe has taken off the shared socket for the others, and who waits
+/// for what.
+#[derive(Default)]
+struct Post {
+    /// Which leases (by id) a frame with this key goes to.
+    routes: HashMap<Key, Vec<u64>>,
+    /// Frames routed to a lease and not yet taken by it.
+    boxes: HashMap<u64, VecDeque<Frame>>,
+    /// A lease is reading the socket: the others wait for it to post their frames.
+    reading: bool,
+    /// The leases waiting while another reads, each woken on its own: when a frame is
+    /// posted to it, or (one of them) when the reader leaves.
+    waiting: Vec<(u64, Arc<Condvar>)>,
 }
 
-/// How long the dispatcher sleeps between looks at the stop flag.
-const DISPATCH_TICK: Duration = Duration::from_millis(20);
+impl Post {
+    /// Puts `f` in the box of every lease that listens for its key, and wakes those that
+    /// wait; false when none listens.
+    fn route(&mut self, f: Frame) -> bool {
+        let Some(key) = route_key(&f) else {
+            return false;
+        };
+        let Some(ids) = self.routes.get(&key) else {
+            return false;
+        };
+        let (last, others) = match ids.split_last() {
+            Some((last, others)) => (*last, others),
+            None => return false,
+        };
+        for &id in others {
+            self.boxes.entry(id).or_default().push_back(f.clone());
+            self.wake(id);
+        }
+        self.boxes.entry(last).or_default().push_back(f);
+        self.wake(last);
+        true
+    }
 
-/// Frames the dispatcher takes without waiting after a wake, at most, before it looks at
-/// the stop flag again.
+    fn wake(&self, id: u64) {
+        if let Some((_, cv)) = self.waiting.iter().find(|(i, _)| *i == id) {
+            cv.notify_one();
+        }
+    }
+
+    /// Wakes one waiting lease to take the reading over, if nobody reads.
+    fn hand_on(&self) {
+        if !self.reading {
+            if let Some((_, cv)) = self.waiting.first() {
+                cv.notify_one();
+            }
+        }
+    }
+}
+
+/// One shared packet socket. There is no dispatcher thread: a probe that waits for a
+/// frame and finds none in its box reads the socket itself, unless another probe is
+/// reading it already, and posts what it reads to the probes each frame answers (itself
+/// included). A probe that waits while another reads is woken when frames are posted or
+/// the reader leaves (then one of the waiting takes over). One round in flight, the
+/// agent's usual case, thus reads its own replies with no thread between it and the
+/// socket.
+struct Tap {
+    sock: PacketSocket,
+    /// The reading probe's handle (the `reading` flag in [`Post`] says whose turn it is:
+    /// this lock is never waited for).
+    reader: Mutex<PacketSocket>,
+    post: Mutex<Post>,
+    /// Frames received that no probe was waiting for (late replies, foreign traffic).
+    unrouted: AtomicU64,
+    /// Set when a read failed (the interface went away): nobody reads the socket again.
+    failed: AtomicBool,
+}
+
+/// Frames a reader takes without waiting after the first, at most, before it posts them.
 const DRAIN: usize = 64;
+
+/// Frames [`Tap::catch_up`] takes at most: more than the receive buffer holds.
+const BACKLOG: usize = 1 << 16;
 
 impl Tap {
     fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<Tap> {
         let sock = PacketSocket::open(ifindex, our_mac, sources)?;
-        // Room for the replies to every probe in flight, even if the dispatcher is late.
+        // Room for the replies to every probe in flight, even if nobody reads for a while.
         sock.set_recv_buffer(8 << 20);
-        let mut reader = sock.try_clone()?;
-        let routes: Arc<Mutex<Routes>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let unrouted = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicBool::new(false));
-        let (r, st, un, fa) = (
-            routes.clone(),
-            stop.clone(),
-            unrouted.clone(),
-            failed.clone(),
-        );
-        let thread = std::thread::Builder::new()
-            .name("vipcheck-dispatch".into())
-            .spawn(move || {
-                let route = |f: Frame| {
-                    let Some(key) = route_key(&f) else {
-                        un.fetch_add(1, Ordering::Relaxed);
-                        return true;
-                    };
-                    let Ok(routes) = r.lock() else { return false };
-                    match routes.get(&key).map(Vec::as_slice) {
-                        Some([(_, tx)]) => {
-                            let _ = tx.send(f);
-                        }
-                        Some(many) if !many.is_empty() => {
-                            for (_, tx) in many {
-                                let _ = tx.send(f.clone());
-                            }
-                        }
-                        _ => {
-                            un.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    true
-                };
-                'dispatch: while !st.load(Ordering::Relaxed) {
-                    let f = match reader.recv(Instant::now() + DISPATCH_TICK) {
-                        Ok(Some(f)) => f,
-                        Ok(None) => continue,
-                        // A socket error ends dispatching; the probes then time out.
-                        Err(_) => {
-                            fa.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    };
-                    if !route(f) {
-                        break;
-                    }
-                    // Replies come in bursts (a real server's ports answer together): take
-                    // what is already queued before waiting again, one read each.
-                    for _ in 0..DRAIN {
-                        match reader.recv_ready() {
-                            Ok(Some(f)) => {
-                                if !route(f) {
-                                    break 'dispatch;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(_) => {
-                                fa.store(true, Ordering::Relaxed);
-                                break 'dispatch;
-                            }
-                        }
-                    }
-                }
-            })?;
+        let reader = Mutex::new(sock.try_clone()?);
         Ok(Tap {
             sock,
-            routes,
-            stop,
-            thread: Mutex::new(Some(thread)),
-            unrouted,
-            failed,
+            reader,
+            post: Mutex::default(),
+            unrouted: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         })
     }
 
-    /// True once the dispatcher has stopped on a socket error.
+    /// True once a read of the socket has failed.
     fn dead(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
 
-    fn register(&self, key: Key, id: u64, tx: &Sender<Frame>) {
-        if let Ok(mut r) = self.routes.lock() {
-            r.entry(key).or_default().push((id, tx.clone()));
+    /// Reads what the socket has for lease `id` (and posts what it has for others): waits
+    /// until `deadline` for a frame (on `cv`, `id`'s own, while another lease reads); with
+    /// `deadline` `None`, only takes what is queued. Gives `id`'s next frame, or `None` at
+    /// the deadline (or at once without one).
+    fn take(&self, id: u64, cv: &Arc<Condvar>, deadline: Option<Instant>) -> Option<Frame> {
+        let mut post = self.post.lock().ok()?;
+        // Bounded by the deadline (each pass either reads, which waits, or waits for the
+        // reader); without one, by `read_once` (one read at most).
+        let mut read_once = false;
+        let got = loop {
+            if let Some(f) = post.boxes.get_mut(&id).and_then(VecDeque::pop_front) {
+                break Some(f);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if now < d => Some(d - now),
+                Some(_) => break None,
+                None if read_once => break None,
+                None => None,
+            };
+            if post.reading || self.dead() {
+                let Some(w) = wait else { break None };
+                post.waiting.push((id, cv.clone()));
+                post = cv.wait_timeout(post, w).ok()?.0;
+                post.waiting.retain(|(i, _)| *i != id);
+                continue;
+            }
+            post.reading = true;
+            drop(post);
+            let read = self.read(deadline);
+            post = self.post.lock().ok()?;
+            post.reading = false;
+            read_once = true;
+            match read {
+                Ok(frames) => {
+                    for f in frames {
+                        if !post.route(f) {
+                            self.unrouted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Err(_) => self.failed.store(true, Ordering::Relaxed),
+            }
+        };
+        // Whoever leaves the socket unread while others wait hands it on.
+        post.hand_on();
+        got
+    }
+
+    /// Takes in, unless a probe is reading already, what the socket queued while nobody
+    /// read: the filter lets in all traffic to the director's own address (its SSH, its
+    /// monitoring), and between rounds it piles up. A round calls this before it sends,
+    /// so that a buffer filled while idle cannot drop its replies. Frames are posted as
+    /// any reader posts them (a round just started may find one of its own).
+    fn catch_up(&self) {
+        let Ok(mut post) = self.post.lock() else {
+            return;
+        };
+        if post.reading || self.dead() {
+            return;
+        }
+        post.reading = true;
+        drop(post);
+        let mut taken = 0;
+        let mut failed = false;
+        // Bounded by BACKLOG frames, DRAIN + 1 at a time.
+        while taken < BACKLOG {
+            let frames = match self.read(None) {
+                Ok(f) => f,
+                Err(_) => {
+                    failed = true;
+                    Vec::new()
+                }
+            };
+            let n = frames.len();
+            taken += n;
+            if let Ok(mut post) = self.post.lock() {
+                for f in frames {
+                    if !post.route(f) {
+                        self.unrouted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if n <= DRAIN {
+                break;
+            }
+        }
+        if failed {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut post) = self.post.lock() {
+            post.reading = false;
+            post.hand_on();
+        }
+    }
+
+    /// One read turn: the first frame (waited for until `deadline`, or only if queued)
+    /// and up to [`DRAIN`] more already queued (replies come in bursts: a real server's
+    /// ports answer together).
+    fn read(&self, deadline: Option<Instant>) -> io::Result<Vec<Frame>> {
+        let mut sock = self
+            .reader
+            .lock()
+            .map_err(|_| io::Error::other("reader lock poisoned"))?;
+        let first = match deadline {
+            Some(d) => sock.recv(d)?,
+            None => sock.recv_ready()?,
+        };
+        let mut frames = Vec::new();
+        if let Some(f) = first {
+            frames.push(f);
+            for _ in 0..DRAIN {
+                match sock.recv_ready()? {
+                    Some(f) => frames.push(f),
+                    None => break,
+                }
+            }
+        }
+        Ok(frames)
+    }
+
+    fn register(&self, key: Key, id: u64) {
+        if let Ok(mut p) = self.post.lock() {
+            p.routes.entry(key).or_default().push(id);
         }
     }
 
     fn unregister(&self, keys: &[Key], id: u64) {
-        if let Ok(mut r) = self.routes.lock() {
+        if let Ok(mut p) = self.post.lock() {
             for key in keys {
-                if let Some(v) = r.get_mut(key) {
-                    v.retain(|(i, _)| *i != id);
+                if let Some(v) = p.routes.get_mut(key) {
+                    v.retain(|i| *i != id);
                     if v.is_empty() {
-                        r.remove(key);
+                        p.routes.remove(key);
                     }
                 }
             }
-        }
-    }
-
-    fn shut(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
+            p.boxes.remove(&id);
         }
     }
 }
 
-/// One probe's view of a [`Tap`]: sends on the shared socket, receives what the
-/// dispatcher routes to it; its keys are dropped from the routes when it ends.
+/// One probe's view of a [`Tap`]: sends on the shared socket, receives the frames routed
+/// to it; its keys and box are dropped when it ends.
 struct Lease {
     tap: Arc<Tap>,
     id: u64,
-    tx: Sender<Frame>,
-    rx: Receiver<Frame>,
     keys: Vec<Key>,
+    /// What it waits on while another lease reads.
+    cv: Arc<Condvar>,
 }
 
 impl Lease {
     fn new(tap: Arc<Tap>, id: u64) -> Lease {
-        let (tx, rx) = mpsc::channel();
         Lease {
             tap,
             id,
-            tx,
-            rx,
             keys: Vec::new(),
+            cv: Arc::default(),
         }
     }
 
     fn listen(&mut self, key: Key) {
-        self.tap.register(key, self.id, &self.tx);
+        self.tap.register(key, self.id);
         self.keys.push(key);
     }
 }
@@ -260,18 +363,11 @@ impl FrameIo for Lease {
     }
 
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(left) {
-            Ok(f) => Ok(Some(f)),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Ok(None),
-        }
+        Ok(self.tap.take(self.id, &self.cv, Some(deadline)))
     }
 
     fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
-        match self.rx.try_recv() {
-            Ok(f) => Ok(Some(f)),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Ok(None),
-        }
+        Ok(self.tap.take(self.id, &self.cv, None))
     }
 }
 
@@ -476,12 +572,15 @@ impl Fleet {
             Err(reason) => return all(Verdict::cannot_probe(reason)),
         };
         if tap.dead() {
-            // Its dispatcher stopped on a socket error: every reply would go unseen.
+            // A read of it failed: every reply would go unseen.
             return all(Verdict::cannot_probe(format!(
                 "the packet socket on {} failed; it is reopened on the next refresh",
                 way.link.name
             )));
         }
+        // Before anything is sent: what piled up while nobody read must not fill the
+        // buffer the replies come into.
+        tap.catch_up();
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let next_hop = way.route.gateway.unwrap_or(req.rip);
         let attempts = req.retries.saturating_add(1);
@@ -561,19 +660,6 @@ pub fn same_round(a: &Request, b: &Request) -> bool {
         && a.allow_arp_answer == b.allow_arp_answer
         && a.app.is_none()
         && b.app.is_none()
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        if let Ok(taps) = self.taps.lock() {
-            for tap in taps
-                .values()
-                .filter_map(|c| c.get().and_then(|r| r.as_ref().ok()))
-            {
-                tap.shut();
-            }
-        }
-    }
 }
 
 #[cfg(test)]
