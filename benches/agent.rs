@@ -23,6 +23,13 @@
 //!   veth, bridge, the real server's SYN-ACK and echo reply, the director's stack taking
 //!   them in. The agent's figure minus this one is its own work. The director's eth0
 //!   transmit counter over each run shows both sent the same frames.
+//! - Two ways of sharing the kernel's work, each printed: "one machine" (as above, every
+//!   host's work on a frame charged to the process that sent it) and then "separate
+//!   machines": the agent and the wire floor run again pinned to core 0 (`taskset -c 0`)
+//!   while the real servers' and the switch's interfaces take their frames in on core 1
+//!   and the director's on core 0 (RPS, `rps_cpus`), so a real server's SYN-ACK is no
+//!   longer made on the agent's time, as it is not when the real servers are other
+//!   machines. Fork per check runs once, on one machine, against the agent's first run.
 //!
 //! Run: `cargo bench --bench agent` as root, or scripts/bench-agent.sh.
 //! Env: VIPCHECK_BENCH_SECS (default 20), VIPCHECK_BENCH_SERVERS (100),
@@ -379,6 +386,281 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// The bench's network: the director, the switch and the real servers.
+struct Site {
+    lan: Lan,
+    dir: Netns,
+    all: Vec<Server>,
+    servers: usize,
+    ports: Vec<u16>,
+    conf: std::path::PathBuf,
+    /// State directories live under it (on tmpfs, as /run/vipcheck on a systemd host).
+    run: tempfile::TempDir,
+    exe: String,
+}
+
+/// How the kernel's work is shared between the cores during a run.
+#[derive(Clone, Copy, PartialEq)]
+enum Cores {
+    /// As the kernel does it with every host on one machine: the real servers' and the
+    /// switch's work on a frame runs in the sender's softirq, charged to the sender.
+    OneMachine,
+    /// As on separate machines: the real servers and the switch take their frames in on
+    /// core 1 (RPS), the director on core 0, and the measured process runs on core 0.
+    Separate,
+}
+
+impl Cores {
+    fn label(self) -> &'static str {
+        match self {
+            Cores::OneMachine => "one machine",
+            Cores::Separate => "separate machines",
+        }
+    }
+
+    /// `program args` as this sharing runs it (pinned to core 0 when separate).
+    fn command(self, program: &str, args: &[String]) -> (String, Vec<String>) {
+        match self {
+            Cores::OneMachine => (program.to_string(), args.to_vec()),
+            Cores::Separate => {
+                let mut all = vec!["-c".to_string(), "0".to_string(), program.to_string()];
+                all.extend_from_slice(args);
+                ("taskset".to_string(), all)
+            }
+        }
+    }
+}
+
+/// Steers every interface's receive work: the real servers' and the switch's ports to
+/// core 1, the director's to core 0 (`rps_cpus` masks; 0 turns steering off).
+fn steer(site: &Site, cores: Cores) {
+    let (far, near) = match cores {
+        Cores::OneMachine => ("0", "0"),
+        Cores::Separate => ("2", "1"),
+    };
+    let set = |ns: &Netns, glob: &str, mask: &str| {
+        netns::must(Command::new("ip").args([
+            "netns",
+            "exec",
+            ns.name(),
+            "sh",
+            "-c",
+            &format!(
+                "for f in /sys/class/net/{glob}/queues/rx-*/rps_cpus; do echo {mask} > $f; done"
+            ),
+        ]));
+    };
+    for s in &site.all {
+        set(&s.ns, "eth0", far);
+    }
+    set(site.lan.switch(), "p*", far);
+    set(&site.dir, "eth0", near);
+}
+
+/// What one agent run measured.
+struct AgentRun {
+    pct: f64,
+    cpu: f64,
+    wall: f64,
+    probes: f64,
+    rss_mib: f64,
+    write_mean_ms: f64,
+    ok: bool,
+}
+
+/// Runs the agent for `secs` + 3 s on a fresh state directory; half-way, real server 0
+/// loses its VIP (it gets it back at the end). Checks every state file.
+fn agent_run(site: &Site, secs: u64, cores: Cores) -> AgentRun {
+    let state = site.run.path().join(match cores {
+        Cores::OneMachine => "one",
+        Cores::Separate => "separate",
+    });
+    let run_secs = secs + 3; // start-up and the first spread round
+    let agent_args: Vec<String> = [
+        "-s",
+        "TERM",
+        &run_secs.to_string(),
+        &site.exe,
+        "agent",
+        &site.conf.display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+        "--listen",
+        LISTEN,
+        "--timeout",
+        "500ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (program, args) = cores.command("timeout", &agent_args);
+    println!(
+        "[{}] agent (in the director's netns): {program} {}",
+        cores.label(),
+        args.join(" ")
+    );
+    let dir_name = site.dir.name().to_string();
+    let tx_before = director_tx(&site.dir);
+    let (agent, before, metrics) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            measure::measure(
+                Some(&dir_name),
+                Duration::from_secs(run_secs + 20),
+                &program,
+                &a,
+            )
+        });
+        // Half-way, server 0 loses its VIP: ten verdicts change. The writes before are
+        // the first verdicts (all at start); the ones after are those ten changes.
+        std::thread::sleep(Duration::from_secs(run_secs / 2));
+        let before = site
+            .dir
+            .in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
+        site.all[0].ns.ip(&format!("addr del {VIP}/32 dev lo"));
+        std::thread::sleep(Duration::from_secs(run_secs - run_secs / 2 - 1));
+        let metrics = site
+            .dir
+            .in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
+        (
+            h.join().expect("measure"),
+            before.expect("/metrics half-way (the changes are counted from it)"),
+            metrics,
+        )
+    });
+    let tx = director_tx(&site.dir) - tx_before;
+    let metrics = metrics.unwrap_or_else(|e| {
+        println!("cannot read /metrics: {e}");
+        String::new()
+    });
+    let mut wrong = 0;
+    for p in &site.ports {
+        for i in 0..site.servers {
+            let name = format!("tcp_{VIP}_{p}_{}", rip(i));
+            let want = if i == 0 { "1" } else { "0" };
+            let got = std::fs::read_to_string(state.join(&name)).unwrap_or_default();
+            if got.trim() != want {
+                wrong += 1;
+                if wrong <= 5 {
+                    println!("  {name}: {:?}, expected {want}", got.trim());
+                }
+            }
+        }
+    }
+    site.all[0].ns.ip(&format!("addr add {VIP}/32 dev lo"));
+    let cpu = agent.cpu().as_secs_f64();
+    let wall = agent.wall.as_secs_f64();
+    let probes = metric(&metrics, "vipcheck_agent_probes_total ").unwrap_or(0.0);
+    let writes = metric(&metrics, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
+    let write_sum = metric(&metrics, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
+    let faults = metric(&metrics, "vipcheck_agent_probe_errors_total ").unwrap_or(-1.0);
+    let over = metric(&metrics, "vipcheck_agent_schedule_overruns_total ").unwrap_or(-1.0);
+    // The agent ends by SIGTERM from timeout(1): exit 124 is the expected end.
+    let ok = agent.end == measure::End::Exit(124) && wrong == 0 && faults == 0.0;
+    println!(
+        "[{}] agent: {} (exit 124 expected), wall {wall:.1} s, CPU {cpu:.2} s (user {:.2} s, \
+         system {:.2} s) = {:.2}% of one core, peak RSS {:.1} MiB, {probes} probes ({:.0}/s), \
+         overruns {over}, own faults {faults}, wrong state files {wrong}; director's eth0 sent \
+         {:.0} frames/s",
+        cores.label(),
+        agent.end_text(),
+        agent.user.as_secs_f64(),
+        agent.system.as_secs_f64(),
+        100.0 * cpu / wall,
+        agent.max_rss_kib as f64 / 1024.0,
+        probes / wall.max(1.0),
+        tx / wall
+    );
+    let writes_before = metric(&before, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
+    let sum_before = metric(&before, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
+    let changes = writes - writes_before;
+    // One server of ten ports lost its VIP half-way: ten verdicts change, and the mean is
+    // theirs alone (not the start-up burst's).
+    assert_eq!(changes, 10.0, "state file writes after the VIP went");
+    let write_mean_ms = 1e3 * (write_sum - sum_before) / changes;
+    println!(
+        "[{}] verdict change -> state file renamed (vipcheck_agent_state_write_seconds): the \
+         {changes} changes after the VIP went, mean {write_mean_ms:.3} ms; all {writes} writes \
+         (the first verdicts at start included) mean {:.3} ms",
+        cores.label(),
+        1e3 * write_sum / writes.max(1.0)
+    );
+    AgentRun {
+        pct: 100.0 * cpu / wall,
+        cpu,
+        wall,
+        probes,
+        rss_mib: agent.max_rss_kib as f64 / 1024.0,
+        write_mean_ms,
+        ok,
+    }
+}
+
+/// Runs the wire floor's driver for `secs` s; gives its CPU per pair-probe (seconds) and
+/// prints the floor at the agent's own rate of pair-probes, so that the agent's start-up
+/// second and any turn it ran late weigh the same on both sides.
+fn floor_run(site: &Site, secs: u64, cores: Cores, agent: &AgentRun) -> f64 {
+    let bench = std::env::current_exe().expect("own path");
+    let port_list: Vec<String> = site.ports.iter().map(u16::to_string).collect();
+    let floor_args = [
+        FLOOR_ARG.to_string(),
+        secs.to_string(),
+        site.servers.to_string(),
+        port_list.join(","),
+    ];
+    let (program, args) = cores.command(&bench.display().to_string(), &floor_args);
+    println!(
+        "[{}] wire floor (in the director's netns): {program} {}",
+        cores.label(),
+        args.join(" ")
+    );
+    let tx_before = director_tx(&site.dir);
+    let floor = measure::measure(
+        Some(site.dir.name()),
+        Duration::from_secs(secs + 20),
+        &program,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let tx = director_tx(&site.dir) - tx_before;
+    let cpu = floor.cpu().as_secs_f64();
+    let wall = floor.wall.as_secs_f64();
+    let pairs = count(&floor.stdout, "pairs").unwrap_or(f64::NAN);
+    let frames = count(&floor.stdout, "frames").unwrap_or(f64::NAN);
+    let per_pair = cpu / pairs;
+    println!(
+        "[{}] wire floor: {}, wall {wall:.1} s, CPU {cpu:.2} s (user {:.2} s, system {:.2} s) = \
+         {:.2}% of one core, {:.4} ms CPU per pair-probe, {:.0} frames/s ({:.0} \
+         pair-probes/s); director's eth0 sent {:.0} frames/s; driver: {}",
+        cores.label(),
+        floor.end_text(),
+        floor.user.as_secs_f64(),
+        floor.system.as_secs_f64(),
+        100.0 * cpu / wall,
+        1e3 * per_pair,
+        frames / wall,
+        pairs / wall,
+        tx / wall,
+        floor.stdout.trim()
+    );
+    assert!(
+        floor.success() && frames > 0.0,
+        "the wire floor's driver failed ({}): {}",
+        floor.end_text(),
+        floor.stderr.trim()
+    );
+    let at_agent = 100.0 * per_pair * agent.probes / agent.wall;
+    println!(
+        "[{}] agent above the wire floor: {:.2}% of a core (agent {:.2}% minus the floor's \
+         {at_agent:.2}% at the agent's {:.0} probes/s); the frames are {:.0}% of the agent's CPU",
+        cores.label(),
+        agent.pct - at_agent,
+        agent.pct,
+        agent.probes / agent.wall,
+        100.0 * at_agent / agent.pct
+    );
+    at_agent
+}
+
 fn main() {
     measure::serve_if_asked();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -406,196 +688,69 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let conf = tmp.path().join("keepalived.conf");
     std::fs::write(&conf, config(servers, &ports)).expect("write config");
-    // The state files on tmpfs, as /run/vipcheck is on a systemd host.
-    let run = tempfile::tempdir_in("/dev/shm").expect("a temp dir in /dev/shm");
-    let state = run.path().join("vipcheck");
+    let exe = std::env::var("VIPCHECK_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vipcheck").to_string());
+    let site = Site {
+        lan,
+        dir,
+        all,
+        servers,
+        ports,
+        conf,
+        run: tempfile::tempdir_in("/dev/shm").expect("a temp dir in /dev/shm"),
+        exe,
+    };
     println!(
         "setup: {servers} real servers x {nports} ports = {pairs} pairs in {:.1} s",
         setup.elapsed().as_secs_f64()
     );
     measure::print_load("start");
-    let exe_owned = std::env::var("VIPCHECK_BENCH_BIN").ok();
-    let exe = exe_owned
-        .as_deref()
-        .unwrap_or(env!("CARGO_BIN_EXE_vipcheck"))
-        .to_string();
 
-    // --- The agent.
-    let run_secs = secs + 3; // start-up and the first spread round
-    let agent_args: Vec<String> = [
-        "-s",
-        "TERM",
-        &run_secs.to_string(),
-        &exe,
-        "agent",
-        &conf.display().to_string(),
-        "--state-dir",
-        &state.display().to_string(),
-        "--listen",
-        LISTEN,
-        "--timeout",
-        "500ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    println!(
-        "agent (in the director's netns): timeout {}",
-        agent_args.join(" ")
-    );
-    let dir_name = dir.name().to_string();
-    let tx_before_agent = director_tx(&dir);
-    let measured = std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            let a: Vec<&str> = agent_args.iter().map(String::as_str).collect();
-            measure::measure(
-                Some(&dir_name),
-                Duration::from_secs(run_secs + 20),
-                "timeout",
-                &a,
-            )
-        });
-        // Half-way, server 0 loses its VIP: ten verdicts change. The writes before are
-        // the first verdicts (all at start); the ones after are those ten changes.
-        std::thread::sleep(Duration::from_secs(run_secs / 2));
-        let before = dir.in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
-        all[0].ns.ip(&format!("addr del {VIP}/32 dev lo"));
-        std::thread::sleep(Duration::from_secs(run_secs - run_secs / 2 - 1));
-        let metrics = dir.in_ns(|| vipcheck::agent::client::get(LISTEN, "/metrics"));
-        (
-            h.join().expect("measure"),
-            before.expect("/metrics half-way (the changes are counted from it)"),
-            metrics,
-        )
-    });
-    let (agent, before, metrics) = measured;
-    let agent_tx = director_tx(&dir) - tx_before_agent;
-    let metrics = metrics.unwrap_or_else(|e| {
-        println!("cannot read /metrics: {e}");
-        String::new()
-    });
-    let mut wrong = 0;
-    for p in &ports {
-        for i in 0..servers {
-            let name = format!("tcp_{VIP}_{p}_{}", rip(i));
-            let want = if i == 0 { "1" } else { "0" };
-            let got = std::fs::read_to_string(state.join(&name)).unwrap_or_default();
-            if got.trim() != want {
-                wrong += 1;
-                if wrong <= 5 {
-                    println!("  {name}: {:?}, expected {want}", got.trim());
-                }
-            }
-        }
-    }
-    let agent_cpu = agent.cpu().as_secs_f64();
-    let agent_wall = agent.wall.as_secs_f64();
-    let probes = metric(&metrics, "vipcheck_agent_probes_total ").unwrap_or(0.0);
-    let writes = metric(&metrics, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
-    let write_sum = metric(&metrics, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
-    let faults = metric(&metrics, "vipcheck_agent_probe_errors_total ").unwrap_or(-1.0);
-    let over = metric(&metrics, "vipcheck_agent_schedule_overruns_total ").unwrap_or(-1.0);
-    // The agent ends by SIGTERM from timeout(1): exit 124 is the expected end.
-    let agent_ok = agent.end == measure::End::Exit(124) && wrong == 0 && faults == 0.0;
-    println!(
-        "agent: {} (exit 124 expected), wall {agent_wall:.1} s, CPU {agent_cpu:.2} s = {:.2}% of \
-         one core, peak RSS {:.1} MiB, {probes} probes ({:.0}/s), overruns {over}, own \
-         faults {faults}, wrong state files {wrong}",
-        agent.end_text(),
-        100.0 * agent_cpu / agent_wall,
-        agent.max_rss_kib as f64 / 1024.0,
-        probes / agent_wall.max(1.0)
-    );
-    let writes_before = metric(&before, "vipcheck_agent_state_write_seconds_count").unwrap_or(0.0);
-    let sum_before = metric(&before, "vipcheck_agent_state_write_seconds_sum").unwrap_or(0.0);
-    let changes = writes - writes_before;
-    // One server of ten ports lost its VIP half-way: ten verdicts change, and the mean is
-    // theirs alone (not the start-up burst's).
-    assert_eq!(changes, 10.0, "state file writes after the VIP went");
-    let write_mean_ms = if changes > 0.0 {
-        1e3 * (write_sum - sum_before) / changes
-    } else {
-        f64::NAN
-    };
-    println!(
-        "verdict change -> state file renamed (vipcheck_agent_state_write_seconds): the {changes} \
-         changes after the VIP went, mean {write_mean_ms:.3} ms; all {writes} writes (the first \
-         verdicts at start included) mean {:.3} ms",
-        1e3 * write_sum / writes.max(1.0)
-    );
+    // --- One machine: the agent, its wire floor, and fork per check.
+    let one = agent_run(&site, secs, Cores::OneMachine);
+    let one_floor = floor_run(&site, secs, Cores::OneMachine, &one);
+    let (fork_pct, ratio) = fork_run(&site, secs, &one);
 
-    // --- The wire floor: the agent's frames alone, at the same rate, for the same time.
-    let bench = std::env::current_exe().expect("own path");
-    let port_list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let floor_args = [
-        FLOOR_ARG.to_string(),
-        secs.to_string(),
-        servers.to_string(),
-        port_list.join(","),
-    ];
-    println!(
-        "wire floor (in the director's netns): {} {}",
-        bench.display(),
-        floor_args.join(" ")
-    );
-    let tx_before_floor = director_tx(&dir);
-    let floor = measure::measure(
-        Some(dir.name()),
-        Duration::from_secs(secs + 20),
-        &bench.display().to_string(),
-        &floor_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let floor_tx = director_tx(&dir) - tx_before_floor;
-    let floor_cpu = floor.cpu().as_secs_f64();
-    let floor_wall = floor.wall.as_secs_f64();
-    let floor_pairs = count(&floor.stdout, "pairs").unwrap_or(f64::NAN);
-    let floor_frames = count(&floor.stdout, "frames").unwrap_or(f64::NAN);
-    let floor_rate = floor_cpu / floor_wall;
-    let floor_per_pair = floor_cpu / floor_pairs;
-    println!(
-        "wire floor: {}, wall {floor_wall:.1} s, CPU {floor_cpu:.2} s (user {:.2} s, system \
-         {:.2} s) = {:.2}% of one core, {:.4} ms CPU per pair-probe, {:.0} frames/s ({:.0} \
-         pair-probes/s); driver: {}",
-        floor.end_text(),
-        floor.user.as_secs_f64(),
-        floor.system.as_secs_f64(),
-        100.0 * floor_rate,
-        1e3 * floor_per_pair,
-        floor_frames / floor_wall,
-        floor_pairs / floor_wall,
-        floor.stdout.trim()
-    );
-    assert!(
-        floor.success() && floor_frames > 0.0,
-        "the wire floor's driver failed ({}): {}",
-        floor.end_text(),
-        floor.stderr.trim()
-    );
-    println!(
-        "director's eth0 transmitted (the packet socket's frames and any of its own stack's): \
-         {:.0} frames/s in the agent's run, {:.0} in the wire floor's",
-        agent_tx / agent_wall,
-        floor_tx / floor_wall
-    );
-    // At the agent's own rate of pair-probes, so that its start-up second and any turn it
-    // ran late weigh the same on both sides.
-    let agent_pct = 100.0 * agent_cpu / agent_wall;
-    let floor_at_agent = 100.0 * floor_per_pair * probes / agent_wall;
-    println!(
-        "agent above the wire floor: {:.2}% of a core (agent {agent_pct:.2}% minus the floor's \
-         {floor_at_agent:.2}% at the agent's {:.0} probes/s); the frames are {:.0}% of the \
-         agent's CPU",
-        agent_pct - floor_at_agent,
-        probes / agent_wall,
-        100.0 * floor_at_agent / agent_pct
-    );
+    // --- Separate machines: the agent and its floor again, the far side's work off core 0.
+    steer(&site, Cores::Separate);
+    let sep = agent_run(&site, secs, Cores::Separate);
+    let sep_floor = floor_run(&site, secs, Cores::Separate, &sep);
+    steer(&site, Cores::OneMachine);
 
-    // --- Fork per check.
-    let lines: Vec<String> = (0..servers)
-        .flat_map(|i| ports.iter().map(move |&p| (i, p)))
+    println!(
+        "summary: {pairs} pairs at 1 s: agent {:.2}% of a core on one machine ({:.2}% as on \
+         separate machines), fork-per-check {fork_pct:.1}%, {ratio:.1}x less CPU; agent peak \
+         RSS {:.1} MiB; verdict->rename mean {:.3} ms; wire floor at the agent's rate {:.2}% \
+         ({:.2}%), agent above it {:.2}% ({:.2}%)",
+        one.pct,
+        sep.pct,
+        one.rss_mib.max(sep.rss_mib),
+        one.write_mean_ms,
+        one_floor,
+        sep_floor,
+        one.pct - one_floor,
+        sep.pct - sep_floor,
+    );
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "targets: agent < 5% of a core: one machine {}, separate machines {}; >= 20x less than \
+         fork-per-check {}; < 50 MiB {}; every verdict right and no own fault {}",
+        met(one.pct < 5.0),
+        met(sep.pct < 5.0),
+        met(ratio >= 20.0),
+        met(one.rss_mib.max(sep.rss_mib) < 50.0),
+        met(one.ok && sep.ok),
+    );
+}
+
+/// Fork per check, on one machine as the agent's first run: gives its CPU at the agent's
+/// rate of probes (% of a core) and how many times the agent's that is.
+fn fork_run(site: &Site, secs: u64, agent: &AgentRun) -> (f64, f64) {
+    let lines: Vec<String> = (0..site.servers)
+        .flat_map(|i| site.ports.iter().map(move |&p| (i, p)))
         .map(|(i, p)| {
             ProbeCommand {
-                program: exe.clone().into(),
+                program: site.exe.clone().into(),
                 vips: vec![VIP.parse().expect("VIP")],
                 rip: rip(i).parse().expect("RIP"),
                 port: Some(p),
@@ -609,20 +764,16 @@ fn main() {
             .command_line()
         })
         .collect();
-    // Server 0 has no VIP any more: its probes are down, so leave it out of the baseline.
-    let lines: Vec<String> = lines
-        .into_iter()
-        .filter(|l| !l.contains(&format!("--rip {} ", rip(0))))
-        .collect();
-    let cmds = tmp.path().join("commands");
+    let cmds = site.run.path().join("commands");
     std::fs::write(&cmds, lines.join("\n")).expect("write the commands");
     println!(
         "fork per check: {} per second, e.g. {}",
         lines.len(),
         lines[1]
     );
+    let bench = std::env::current_exe().expect("own path");
     let fork = measure::measure(
-        Some(dir.name()),
+        Some(site.dir.name()),
         Duration::from_secs(secs + 30),
         &bench.display().to_string(),
         &[DRIVER_ARG, &cmds.display().to_string(), &secs.to_string()],
@@ -638,42 +789,20 @@ fn main() {
         fork.reaped,
         fork.stdout.trim()
     );
-    let agent_rate = agent_cpu / agent_wall;
+    assert!(
+        fork.success(),
+        "a forked probe failed or the driver did: {}",
+        fork.stderr.trim()
+    );
     // Per probe, so a driver that fell behind (a busy machine) still compares like with
     // like: the CPU of one forked check times the checks per second the agent runs.
-    let forked: f64 = fork
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(f64::NAN);
+    let forked = count(&fork.stdout, "probes").unwrap_or(f64::NAN);
     let per_probe = fork_cpu / forked;
     println!(
         "fork per check: {:.3} ms CPU per check ({forked} checks); the agent: {:.3} ms",
         per_probe * 1e3,
-        1e3 * agent_cpu / probes
+        1e3 * agent.cpu / agent.probes
     );
-    let fork_rate = per_probe * (probes / agent_wall);
-    let ratio = fork_rate / agent_rate;
-    println!(
-        "summary: {pairs} pairs at 1 s: agent {:.2}% of a core, fork-per-check {:.1}%, {ratio:.1}x \
-         less CPU; agent peak RSS {:.1} MiB; verdict->rename mean {write_mean_ms:.3} ms; wire \
-         floor {:.2}% ({:.2}% at the agent's rate), agent above it {:.2}%",
-        100.0 * agent_rate,
-        100.0 * fork_rate,
-        agent.max_rss_kib as f64 / 1024.0,
-        100.0 * floor_rate,
-        floor_at_agent,
-        agent_pct - floor_at_agent,
-    );
-    let met = |ok: bool| if ok { "met" } else { "MISSED" };
-    println!(
-        "targets: agent < 5% of a core {}, >= 20x less than fork-per-check {}, < 50 MiB {}, \
-         every verdict right and no own fault {}, every forked probe up {}",
-        met(agent_rate < 0.05),
-        met(ratio >= 20.0),
-        met(agent.max_rss_kib < 50 * 1024),
-        met(agent_ok),
-        met(fork.success())
-    );
+    let fork_pct = 100.0 * per_probe * agent.probes / agent.wall;
+    (fork_pct, fork_pct / agent.pct)
 }
