@@ -153,8 +153,6 @@ pub struct Record {
     pub last_change: Option<SystemTime>,
     pub flaps: u64,
     pub latency: Histogram,
-    /// A probe of it is queued or running.
-    busy: bool,
 }
 
 /// Counters of the agent as a whole.
@@ -316,12 +314,23 @@ impl Book {
         }
     }
 
-    /// Counts one probe result for `name`.
-    fn record(&mut self, name: &str, result: Outcome, fault: bool, known_at: Instant) {
+    /// Counts one probe result for `name`. Gives the pair's interval when it is failing
+    /// but not down yet (its next turn then comes after the retry delay).
+    fn record(
+        &mut self,
+        name: &str,
+        result: Outcome,
+        fault: bool,
+        known_at: Instant,
+    ) -> Option<Duration> {
         self.counters.probes += 1;
         let thresholds = self.thresholds;
+        let falling = |r: &Record| {
+            (thresholds.fall > 1 && r.health.state() == Some(true) && r.health.pending() > 0)
+                .then_some(r.interval)
+        };
         let Some(r) = self.records.get_mut(name) else {
-            return; // removed from the config meanwhile
+            return None; // removed from the config meanwhile
         };
         if fault {
             self.counters.faults += 1;
@@ -341,7 +350,7 @@ impl Book {
                 );
             }
             r.fault = Some(result.reason);
-            return;
+            return falling(r);
         }
         if r.fault.take().is_some() {
             say(Priority::Notice, &format!("probing {} works again", r.name));
@@ -356,6 +365,7 @@ impl Book {
             self.seq += 1;
             r.down_since = self.seq;
         }
+        let soon = falling(r);
         // Nothing to settle while the health stands and the file holds it.
         if changed.is_some() || r.written != r.reported || r.reported.is_none() {
             let service = r.pair.service.clone();
@@ -365,6 +375,7 @@ impl Book {
                 self.settle_names(&service, vec![name.to_string()], known_at);
             }
         }
+        soon
     }
 }
 
@@ -372,6 +383,10 @@ impl Book {
 #[derive(Debug, Default)]
 struct Plan {
     targets: Vec<Arc<Vec<String>>>,
+    /// Each target's pairs, in the order of its names.
+    members: Vec<Arc<Vec<Arc<Pair>>>>,
+    /// A turn of the target is queued or running (its next one is skipped meanwhile).
+    busy: Vec<bool>,
     schedule: Schedule,
     /// Counts the changes of `targets`: a turn's target index is only good within its
     /// generation.
@@ -380,11 +395,9 @@ struct Plan {
 
 /// One target's turn, waiting for a worker.
 struct Job {
-    pairs: Vec<Arc<Pair>>,
-    /// The pairs' state names: the target's names, and which of them each pair is (a
-    /// turn formats no name).
+    pairs: Arc<Vec<Arc<Pair>>>,
+    /// The pairs' state names, in the same order (a turn formats no name).
     names: Arc<Vec<String>>,
-    members: Vec<usize>,
     memo: Arc<IcmpMemo>,
     target: usize,
     generation: u64,
@@ -518,7 +531,6 @@ impl Agent {
                             last_change: None,
                             flaps: 0,
                             latency: Histogram::default(),
-                            busy: false,
                         },
                     );
                 }
@@ -541,28 +553,47 @@ impl Agent {
                 ),
             );
         }
+        // The records' own pairs, so that a turn needs no look-up of them.
+        let shared: Vec<Option<Arc<Pair>>> = names
+            .iter()
+            .map(|n| book.records.get(n).map(|r| r.pair.clone()))
+            .collect();
         drop(book);
         // One target per real server, VIP, method and interval, in config order.
-        let mut targets: Vec<(TargetKey, Vec<String>)> = Vec::new();
-        for (pair, name) in new.iter().zip(names) {
+        type Members = (Vec<String>, Vec<Arc<Pair>>);
+        let mut targets: Vec<(TargetKey, Members)> = Vec::new();
+        for ((pair, name), shared) in new.iter().zip(names).zip(shared) {
+            let Some(shared) = shared else { continue };
             let key = (pair.vip, pair.rip, pair.method, self.interval_of(pair));
             match targets.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.push(name),
-                None => targets.push((key, vec![name])),
+                Some((_, (n, p))) => {
+                    n.push(name);
+                    p.push(shared);
+                }
+                None => targets.push((key, (vec![name], vec![shared]))),
             }
         }
         let intervals: Vec<Duration> = targets.iter().map(|(k, _)| k.3).collect();
-        let targets: Vec<Arc<Vec<String>>> =
-            targets.into_iter().map(|(_, v)| Arc::new(v)).collect();
+        let (targets, members): (Vec<_>, Vec<_>) = targets
+            .into_iter()
+            .map(|(_, (n, p))| (Arc::new(n), Arc::new(p)))
+            .unzip();
         let changed = match self.plan.lock() {
-            // The same targets keep their turns (a pass that changed nothing).
+            // The same targets keep their turns (a pass that changed nothing); their
+            // pairs are the new ones (a pair's other settings may have changed).
             Ok(mut plan) if plan.targets != targets || plan.schedule.intervals() != intervals => {
                 plan.schedule = Schedule::new(&intervals, now);
+                plan.busy = vec![false; targets.len()];
                 plan.targets = targets;
+                plan.members = members;
                 plan.generation += 1;
                 true
             }
-            _ => false,
+            Ok(mut plan) => {
+                plan.members = members;
+                false
+            }
+            Err(_) => false,
         };
         // New targets, or a new shortest interval (the probe timeout never exceeds it):
         // fresh sockets and caches. A pass that changed nothing (every `agent --ipvs`
@@ -651,28 +682,25 @@ impl Agent {
     fn take_results(&self, job: &Job, results: Vec<(Outcome, bool)>, known_at: Instant) {
         let mut retry: Option<Duration> = None;
         if let Ok(mut book) = self.book.lock() {
-            let fall = book.thresholds.fall;
-            for (&k, (result, fault)) in job.members.iter().zip(results) {
-                let Some(name) = job.names.get(k) else {
-                    continue;
-                };
-                book.record(name, result, fault, known_at);
-                if let Some(r) = book.records.get_mut(name) {
-                    r.busy = false;
-                    // Failing, not down yet: the next turn comes after the retry delay.
-                    if fall > 1 && r.health.state() == Some(true) && r.health.pending() > 0 {
-                        let soon = self.retry_delay.min(r.interval);
-                        retry = Some(retry.map_or(soon, |d| d.min(soon)));
-                    }
+            for (name, (result, fault)) in job.names.iter().zip(results) {
+                // Failing, not down yet: the next turn comes after the retry delay.
+                if let Some(interval) = book.record(name, result, fault, known_at) {
+                    let soon = self.retry_delay.min(interval);
+                    retry = Some(retry.map_or(soon, |d| d.min(soon)));
                 }
             }
         }
-        if let Some(delay) = retry {
-            if let Ok(mut plan) = self.plan.lock() {
-                if plan.generation == job.generation {
+        if let Ok(mut plan) = self.plan.lock() {
+            if plan.generation == job.generation {
+                if let Some(b) = plan.busy.get_mut(job.target) {
+                    *b = false;
+                }
+                if let Some(delay) = retry {
                     plan.schedule.expedite(job.target, known_at + delay);
                 }
             }
+        }
+        if retry.is_some() {
             self.plan_changed.notify_all();
         }
     }
@@ -722,6 +750,44 @@ impl Agent {
         }
     }
 
+    /// The turns due by `now` (within [`SLACK`]), each a job of its target's pairs unless
+    /// the target's last turn is still queued or running: then it is skipped, and its
+    /// pairs are counted. Also gives when the next turn is due and the schedule's own
+    /// overruns. `None` if the plan's lock is poisoned.
+    fn due_jobs(&self, now: Instant) -> Option<(Vec<Job>, u64, Option<Instant>, u64)> {
+        let mut plan = self.plan.lock().ok()?;
+        let plan = &mut *plan;
+        let mut jobs = Vec::new();
+        let mut skipped = 0u64;
+        for target in plan.schedule.take_due(now + SLACK) {
+            let (Some(names), Some(pairs), Some(busy)) = (
+                plan.targets.get(target),
+                plan.members.get(target),
+                plan.busy.get_mut(target),
+            ) else {
+                continue;
+            };
+            if *busy {
+                skipped += names.len() as u64;
+                continue;
+            }
+            *busy = true;
+            jobs.push(Job {
+                pairs: pairs.clone(),
+                names: names.clone(),
+                memo: Arc::new(IcmpMemo::default()),
+                target,
+                generation: plan.generation,
+            });
+        }
+        Some((
+            jobs,
+            skipped,
+            plan.schedule.next_due(),
+            plan.schedule.overruns,
+        ))
+    }
+
     /// The scheduler: dispatches the turns that are due, refreshes the fleet, feeds the
     /// watchdog and the status line.
     fn schedule(self: &Arc<Self>, notifier: Option<notify::Notifier>) {
@@ -738,47 +804,11 @@ impl Agent {
                 }
             }
             self.maybe_refresh_fleet();
-            let (due, next, overruns, generation) = match self.plan.lock() {
-                Ok(mut plan) => {
-                    let due: Vec<(usize, Arc<Vec<String>>)> = plan
-                        .schedule
-                        .take_due(now + SLACK)
-                        .into_iter()
-                        .filter_map(|i| Some((i, plan.targets.get(i)?.clone())))
-                        .collect();
-                    let next = plan.schedule.next_due();
-                    (due, next, plan.schedule.overruns, plan.generation)
-                }
-                Err(_) => return,
+            let Some((jobs, skipped, next, overruns)) = self.due_jobs(now) else {
+                return;
             };
-            let mut jobs = Vec::new();
             if let Ok(mut book) = self.book.lock() {
-                for (target, names) in due {
-                    let mut pairs = Vec::new();
-                    let mut members = Vec::new();
-                    for (k, n) in names.iter().enumerate() {
-                        if let Some(r) = book.records.get_mut(n) {
-                            if r.busy {
-                                // Still probing its previous turn: skip this one.
-                                book.counters.busy_skips += 1;
-                                continue;
-                            }
-                            r.busy = true;
-                            pairs.push(r.pair.clone());
-                            members.push(k);
-                        }
-                    }
-                    if !pairs.is_empty() {
-                        jobs.push(Job {
-                            pairs,
-                            names,
-                            members,
-                            memo: Arc::new(IcmpMemo::default()),
-                            target,
-                            generation,
-                        });
-                    }
-                }
+                book.counters.busy_skips += skipped;
                 book.counters.overruns = overruns + book.counters.busy_skips;
                 if now.duration_since(window.0) >= Duration::from_secs(10) {
                     let secs = now.duration_since(window.0).as_secs_f64();
@@ -1174,9 +1204,8 @@ mod tests {
         let target = plan.targets.iter().position(|t| t.contains(&name)).unwrap();
         let pair = a.book.lock().unwrap().records[&name].pair.clone();
         Job {
-            pairs: vec![pair],
+            pairs: Arc::new(vec![pair]),
             names: Arc::new(vec![name]),
-            members: vec![0],
             memo: Arc::default(),
             target,
             generation: plan.generation,
@@ -1230,6 +1259,36 @@ mod tests {
         a.take_results(&job, vec![(result(false), false)], now + retry * 2);
         assert_eq!(file(dir.path(), 11).as_deref(), Some("1\n"));
         assert_eq!(next_turn(&a, job.target), now + retry * 2 + interval);
+    }
+
+    #[test]
+    fn a_target_still_probing_skips_its_turn_and_takes_the_next_once_its_results_are_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path(), 2, 0.0, &[11]);
+        let now = Instant::now();
+        let interval = pair(11).interval.unwrap();
+        let target = job_of(&a, 11).target;
+        let turn = next_turn(&a, target);
+        // Its turn: one job of its pairs, and the target is busy.
+        let (jobs, skipped, _, _) = a.due_jobs(turn).unwrap();
+        let job = jobs
+            .into_iter()
+            .find(|j| j.target == target)
+            .expect("its job");
+        assert_eq!(skipped, 0);
+        assert_eq!(*job.names, vec![pair(11).state_name()]);
+        assert_eq!(job.pairs.len(), 1);
+        assert_eq!(job.pairs[0].rip, pair(11).rip);
+        // Its next turn comes while the first is still running: skipped and counted.
+        let (jobs, skipped, _, _) = a.due_jobs(turn + interval).unwrap();
+        assert!(jobs.is_empty());
+        assert_eq!(skipped, 1);
+        // Its results are in: the turn after runs again.
+        a.take_results(&job, vec![(result(true), false)], now);
+        let (jobs, skipped, _, _) = a.due_jobs(turn + interval * 2).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].target, target);
+        assert_eq!(skipped, 0);
     }
 
     #[test]
