@@ -209,32 +209,13 @@ impl Pacer {
 /// Replaces the socket's filter with one that takes no frame in: the floor reads nothing,
 /// so no reply is queued to it (delivering replies to a socket is the agent's own work).
 fn take_nothing(sock: &PacketSocket) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     // BPF_RET | BPF_K, 0: keep no byte of any frame.
-    let mut drop_all = [libc::sock_filter {
+    sock.set_filter(&[libc::sock_filter {
         code: 0x06,
         jt: 0,
         jf: 0,
         k: 0,
-    }];
-    let prog = libc::sock_fprog {
-        len: 1,
-        filter: drop_all.as_mut_ptr(),
-    };
-    // SAFETY: prog points at drop_all, which outlives the call; the kernel copies it.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    }])
 }
 
 /// The frames of one agent turn of real server `mac` (every check of its ports in one
@@ -291,9 +272,9 @@ fn turn_frames(mac: MacAddr, vip: Ipv4Addr, ports: &[u16], rng: &mut OsEntropy) 
 
 /// The wire-floor driver (in the director's netns): for SECS seconds, one agent turn's
 /// frames per real server per second, the turns spread evenly over the second; reads
-/// nothing back. The frames are built before the clock starts (this harness is built
-/// unoptimised; the floor is the price of sending, not of framing). Prints `turns T pairs P frames F late L` (pairs: pair-probes these frames
-/// stand for; late: turns started over 100 ms behind). Exits 1 on a send error, 2 when
+/// nothing back. The frames are built before the clock starts (the floor is the price
+/// of sending, not of framing). Prints `turns T pairs P frames F late L` (pairs:
+/// pair-probes these frames stand for; late: turns started over 100 ms behind). Exits 1 on a send error, 2 when
 /// the socket cannot be opened, 3 on bad arguments.
 fn wire_floor(args: &[String]) -> ! {
     let parsed = (|| {

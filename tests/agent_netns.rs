@@ -95,7 +95,6 @@ impl Agent {
         panic!("{what}: not within {limit:?}\nagent log:\n{}", self.log());
     }
 
-    /// `GET path` from the agent's endpoint, inside its namespace.
     /// Waits until every pair of `all` has its file (two intervals of 1 s, plus a second
     /// for the process to start on a busy machine), then checks each holds its verdict.
     fn assert_verdicts(&self, all: &[(String, bool)]) {
@@ -112,6 +111,7 @@ impl Agent {
         }
     }
 
+    /// `GET path` from the agent's endpoint, inside its namespace.
     fn get(&self, path: &str) -> String {
         in_named(&self.ns, || vipcheck::agent::client::get(LISTEN, path))
             .unwrap_or_else(|e| panic!("{path}: {e}\nagent log:\n{}", self.log()))

@@ -470,6 +470,27 @@ fn hardened_and_moved_servers_are_up_among_broken_ones() {
     assert_eq!(assert_rows(&stdout, &expected), 24);
 }
 
+/// The pairs of a keepalived config written in `dir`: per `(VIP, real server hosts)` one
+/// DR service on port 80 of `192.0.2.HOST` real servers, read as `status` and the agent
+/// read it, in order.
+fn port_80_pairs(dir: &Path, services: &[(&str, &[u8])]) -> Vec<vipcheck::status::Pair> {
+    let mut text = String::new();
+    for (vip, hosts) in services {
+        text.push_str(&format!(
+            "virtual_server {vip} 80 {{\n    lb_kind DR\n    protocol TCP\n"
+        ));
+        for h in *hosts {
+            text.push_str(&format!("    real_server 192.0.2.{h} 80 {{\n    }}\n"));
+        }
+        text.push_str("}\n");
+    }
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(&conf, text).unwrap();
+    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
+        .expect("the config");
+    vipcheck::status::pairs(&loaded.services, &Default::default())
+}
+
 #[test]
 fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_deadline() {
     if !privileged("network namespaces and packet sockets") {
@@ -480,18 +501,7 @@ fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_dead
     // server's probe started meanwhile must get its replies from that reader (its ARP
     // answer, echo reply and SYN-ACK) as they come, not when the reader leaves.
     let site = site_of(&[(51, Scenario::NoVip), (52, Scenario::Good)]);
-    let conf = site.dir_path.path().join("keepalived.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "virtual_server {VIP4} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
-             real_server 192.0.2.51 80 {{\n    }}\n    real_server 192.0.2.52 80 {{\n    }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
-        .expect("the config");
-    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[51, 52])]);
     assert_eq!(pairs.len(), 2);
     let timeout = Duration::from_secs(3);
     let fleet = vipcheck::status::FleetProbe::new(timeout, false);
@@ -529,9 +539,8 @@ fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
     // first probe (a VIP the server does not have: silent, 500 ms) reads the shared
     // socket; the second (the server's VIP, 3 s), started meanwhile, waits for it. Its
     // replies come after the first has given up and left: it must take the reading over
-    // and see them. (The round wakes on its own schedule too, so this shows the hand-over
-    // works, not how soon it comes: the test above shows a waiting probe's frames come at
-    // once.)
+    // and see them. One attempt, so no retry wakes the second round by itself: without
+    // the hand-over it would sleep past its replies to its deadline.
     let topo::Cabled {
         rs: _rs,
         dir,
@@ -552,22 +561,13 @@ fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
         topo::real_server_mac(11)
     ));
     let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("keepalived.conf");
-    let service = |vip: &str| {
-        format!(
-            "virtual_server {vip} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
-             real_server 192.0.2.11 80 {{\n    }}\n}}\n"
-        )
-    };
     assert_eq!(VIP4, "192.0.2.20");
-    std::fs::write(&conf, service("192.0.2.99") + &service(VIP4)).unwrap();
-    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
-        .expect("the config");
-    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    let pairs = port_80_pairs(tmp.path(), &[("192.0.2.99", &[11]), (VIP4, &[11])]);
     let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(3), false);
     let mut silent = fleet.request(&pairs[0]).expect("the silent pair's request");
     silent.timeout = Duration::from_millis(500);
-    let slow = fleet.request(&pairs[1]).expect("the slow pair's request");
+    let mut slow = fleet.request(&pairs[1]).expect("the slow pair's request");
+    slow.retries = 0;
     let (silent, slow) = dir.in_ns(|| {
         std::thread::scope(|s| {
             let reader = s.spawn(|| fleet.fleet.probe(&silent, std::time::Instant::now()));
@@ -590,18 +590,7 @@ fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replie
     // while no round runs fill its buffer (8 MiB) to the brim: the next round must still
     // see its replies.
     let site = site_of(&[(53, Scenario::Good)]);
-    let conf = site.dir_path.path().join("keepalived.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "virtual_server {VIP4} 80 {{\n    lb_kind DR\n    protocol TCP\n    \
-             real_server 192.0.2.53 80 {{\n    }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let loaded = vipcheck::config::load(&conf, vipcheck::config::Format::Keepalived, None)
-        .expect("the config");
-    let pairs = vipcheck::status::pairs(&loaded.services, &Default::default());
+    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[53])]);
     // 800 ms and one attempt: a reply the kernel dropped is not made good by a later one
     // (nor by the real server's own SYN-ACK again after 1 s).
     let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);

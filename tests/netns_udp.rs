@@ -651,9 +651,8 @@ fn nat_dns_goes_to_the_real_server_s_own_address() {
         return;
     }
     let g = Pair::new(RS_MAC, Scenario::NoVip, &[]);
-    let a = |ty: &'static str, expect: &'static str| -> Vec<&'static str> {
-        vec!["--dns-name", NAME, "--dns-type", ty, "--dns-expect", expect]
-    };
+    // `nat_args` has `--check dns` already.
+    let a = |ty: &'static str, expect: &'static str| dns_check(ty, expect)[2..].to_vec();
     {
         let _dns = dnsmasq_on(&g.rs, &["192.0.2.11", "2001:db8::b"], 5353);
         let r = probe(

@@ -382,23 +382,30 @@ impl Book {
 /// The pairs probed together (one real server and VIP: they share the ICMP echo).
 #[derive(Debug, Default)]
 struct Plan {
-    targets: Vec<Arc<Vec<String>>>,
-    /// Each target's pairs, in the order of its names.
-    members: Vec<Arc<Vec<Arc<Pair>>>>,
-    /// A turn of the target is queued or running (its next one is skipped meanwhile).
-    busy: Vec<bool>,
+    targets: Vec<Target>,
     schedule: Schedule,
     /// Counts the changes of `targets`: a turn's target index is only good within its
     /// generation.
     generation: u64,
 }
 
+/// One real server and VIP: its pairs are probed in one round.
+#[derive(Debug)]
+struct Target {
+    /// The pairs' state names, in config order.
+    names: Arc<Vec<String>>,
+    /// The pairs, in the same order (the records' own).
+    pairs: Arc<Vec<Arc<Pair>>>,
+    /// A turn of it is queued or running (its next one is skipped meanwhile).
+    busy: bool,
+}
+
 /// One target's turn, waiting for a worker.
 struct Job {
+    /// The target's pairs and their names (a turn formats no name).
     pairs: Arc<Vec<Arc<Pair>>>,
-    /// The pairs' state names, in the same order (a turn formats no name).
     names: Arc<Vec<String>>,
-    memo: Arc<IcmpMemo>,
+    memo: IcmpMemo,
     target: usize,
     generation: u64,
 }
@@ -506,11 +513,15 @@ impl Agent {
             }
         }
         let mut added = 0;
+        // The records' own pairs, also the targets' (a turn then looks none up).
+        let mut shared = Vec::with_capacity(new.len());
         for (pair, name) in new.iter().zip(&names) {
             let interval = self.interval_of(pair);
+            let pair = Arc::new(pair.clone());
+            shared.push(pair.clone());
             match book.records.get_mut(name) {
                 Some(r) => {
-                    r.pair = Arc::new(pair.clone());
+                    r.pair = pair;
                     r.interval = interval;
                 }
                 None => {
@@ -518,7 +529,7 @@ impl Agent {
                     book.records.insert(
                         name.clone(),
                         Record {
-                            pair: Arc::new(pair.clone()),
+                            pair,
                             name: name.clone(),
                             interval,
                             health: Health::default(),
@@ -553,45 +564,50 @@ impl Agent {
                 ),
             );
         }
-        // The records' own pairs, so that a turn needs no look-up of them.
-        let shared: Vec<Option<Arc<Pair>>> = names
-            .iter()
-            .map(|n| book.records.get(n).map(|r| r.pair.clone()))
-            .collect();
         drop(book);
         // One target per real server, VIP, method and interval, in config order.
-        type Members = (Vec<String>, Vec<Arc<Pair>>);
-        let mut targets: Vec<(TargetKey, Members)> = Vec::new();
-        for ((pair, name), shared) in new.iter().zip(names).zip(shared) {
-            let Some(shared) = shared else { continue };
-            let key = (pair.vip, pair.rip, pair.method, self.interval_of(pair));
-            match targets.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, (n, p))) => {
+        let mut keyed: Vec<(TargetKey, Vec<String>, Vec<Arc<Pair>>)> = Vec::new();
+        for (name, pair) in names.into_iter().zip(shared) {
+            let key = (pair.vip, pair.rip, pair.method, self.interval_of(&pair));
+            match keyed.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, n, p)) => {
                     n.push(name);
-                    p.push(shared);
+                    p.push(pair);
                 }
-                None => targets.push((key, (vec![name], vec![shared]))),
+                None => keyed.push((key, vec![name], vec![pair])),
             }
         }
-        let intervals: Vec<Duration> = targets.iter().map(|(k, _)| k.3).collect();
-        let (targets, members): (Vec<_>, Vec<_>) = targets
+        let intervals: Vec<Duration> = keyed.iter().map(|(k, _, _)| k.3).collect();
+        let targets: Vec<Target> = keyed
             .into_iter()
-            .map(|(_, (n, p))| (Arc::new(n), Arc::new(p)))
-            .unzip();
+            .map(|(_, names, pairs)| Target {
+                names: Arc::new(names),
+                pairs: Arc::new(pairs),
+                busy: false,
+            })
+            .collect();
         let changed = match self.plan.lock() {
-            // The same targets keep their turns (a pass that changed nothing); their
-            // pairs are the new ones (a pair's other settings may have changed).
-            Ok(mut plan) if plan.targets != targets || plan.schedule.intervals() != intervals => {
-                plan.schedule = Schedule::new(&intervals, now);
-                plan.busy = vec![false; targets.len()];
-                plan.targets = targets;
-                plan.members = members;
-                plan.generation += 1;
-                true
+            // The same targets keep their turns and busy flags (a pass that changed
+            // nothing) and take the new pairs (a pair's other settings may have changed).
+            Ok(mut plan)
+                if plan.targets.len() == targets.len()
+                    && plan
+                        .targets
+                        .iter()
+                        .zip(&targets)
+                        .all(|(a, b)| a.names == b.names)
+                    && plan.schedule.intervals() == intervals =>
+            {
+                for (old, new) in plan.targets.iter_mut().zip(targets) {
+                    old.pairs = new.pairs;
+                }
+                false
             }
             Ok(mut plan) => {
-                plan.members = members;
-                false
+                plan.schedule = Schedule::new(&intervals, now);
+                plan.targets = targets;
+                plan.generation += 1;
+                true
             }
             Err(_) => false,
         };
@@ -640,7 +656,7 @@ impl Agent {
     /// Probes one target's pairs (one real server and VIP) in one round where they can
     /// share it ([`crate::probe::fleet::Fleet::probe_many`]), and counts the results.
     fn probe_target(&self, job: &Job) {
-        let (pairs, memo) = (&job.pairs, &*job.memo);
+        let (pairs, memo) = (&job.pairs, &job.memo);
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
@@ -692,8 +708,8 @@ impl Agent {
         }
         if let Ok(mut plan) = self.plan.lock() {
             if plan.generation == job.generation {
-                if let Some(b) = plan.busy.get_mut(job.target) {
-                    *b = false;
+                if let Some(t) = plan.targets.get_mut(job.target) {
+                    t.busy = false;
                 }
                 if let Some(delay) = retry {
                     plan.schedule.expedite(job.target, known_at + delay);
@@ -756,26 +772,21 @@ impl Agent {
     /// overruns. `None` if the plan's lock is poisoned.
     fn due_jobs(&self, now: Instant) -> Option<(Vec<Job>, u64, Option<Instant>, u64)> {
         let mut plan = self.plan.lock().ok()?;
-        let plan = &mut *plan;
         let mut jobs = Vec::new();
         let mut skipped = 0u64;
         for target in plan.schedule.take_due(now + SLACK) {
-            let (Some(names), Some(pairs), Some(busy)) = (
-                plan.targets.get(target),
-                plan.members.get(target),
-                plan.busy.get_mut(target),
-            ) else {
+            let Some(t) = plan.targets.get_mut(target) else {
                 continue;
             };
-            if *busy {
-                skipped += names.len() as u64;
+            if t.busy {
+                skipped += t.names.len() as u64;
                 continue;
             }
-            *busy = true;
+            t.busy = true;
             jobs.push(Job {
-                pairs: pairs.clone(),
-                names: names.clone(),
-                memo: Arc::new(IcmpMemo::default()),
+                pairs: t.pairs.clone(),
+                names: t.names.clone(),
+                memo: IcmpMemo::default(),
                 target,
                 generation: plan.generation,
             });
@@ -1201,12 +1212,16 @@ mod tests {
     fn job_of(a: &Agent, host: u8) -> Job {
         let plan = a.plan.lock().unwrap();
         let name = pair(host).state_name();
-        let target = plan.targets.iter().position(|t| t.contains(&name)).unwrap();
+        let target = plan
+            .targets
+            .iter()
+            .position(|t| t.names.contains(&name))
+            .unwrap();
         let pair = a.book.lock().unwrap().records[&name].pair.clone();
         Job {
             pairs: Arc::new(vec![pair]),
             names: Arc::new(vec![name]),
-            memo: Arc::default(),
+            memo: IcmpMemo::default(),
             target,
             generation: plan.generation,
         }
@@ -1398,7 +1413,7 @@ mod tests {
         assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
         let plan = a.plan.lock().unwrap();
         assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
-        assert_eq!(plan.targets[0].len(), 2);
+        assert_eq!(plan.targets[0].names.len(), 2);
     }
 
     #[test]

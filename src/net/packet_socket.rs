@@ -111,6 +111,24 @@ fn filter(mac: MacAddr, v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> Vec<libc:
     ]
 }
 
+/// Puts the classic BPF program `prog` on socket `fd` in place of any it had.
+fn attach_filter(fd: RawFd, mut prog: Vec<libc::sock_filter>) -> io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: fprog points at prog, which outlives the call; the kernel copies it.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+}
+
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -131,21 +149,7 @@ impl PacketSocket {
         check(fd)?;
         // SAFETY: fd is fresh and owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut prog = filter(our_mac, v4, v6);
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_mut_ptr(),
-        };
-        // SAFETY: fprog points at prog, which outlives the call; the kernel copies it.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&fprog as *const libc::sock_fprog).cast(),
-                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        })?;
+        attach_filter(fd.as_raw_fd(), filter(our_mac, v4, v6))?;
         let one: libc::c_int = 1;
         // SAFETY: one is a valid c_int for the call.
         check(unsafe {
@@ -285,6 +289,12 @@ impl FrameIo for PacketSocket {
 }
 
 impl PacketSocket {
+    /// Replaces the socket's filter with the classic BPF program `prog` (a benchmark's
+    /// driver that sends and must take nothing in: one `BPF_RET 0`).
+    pub fn set_filter(&self, prog: &[libc::sock_filter]) -> io::Result<()> {
+        attach_filter(self.fd.as_raw_fd(), prog.to_vec())
+    }
+
     /// Sends one frame; usable from several threads at once (one `send(2)` per frame).
     pub fn transmit(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the

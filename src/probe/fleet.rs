@@ -210,22 +210,8 @@ impl Tap {
                 post.waiting.retain(|(i, _)| *i != id);
                 continue;
             }
-            post.reading = true;
-            drop(post);
-            let read = self.read(deadline);
-            post = self.post.lock().ok()?;
-            post.reading = false;
+            post = self.read_and_post(post, deadline)?.0;
             read_once = true;
-            match read {
-                Ok(frames) => {
-                    for f in frames {
-                        if !post.route(f) {
-                            self.unrouted.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                Err(_) => self.failed.store(true, Ordering::Relaxed),
-            }
         };
         // Whoever leaves the socket unread while others wait hands it on.
         post.hand_on();
@@ -241,42 +227,47 @@ impl Tap {
         let Ok(mut post) = self.post.lock() else {
             return;
         };
-        if post.reading || self.dead() {
-            return;
-        }
-        post.reading = true;
-        drop(post);
+        // Bounded by BACKLOG frames, DRAIN + 1 at a time; it stops early when another
+        // probe has started reading meanwhile (that one takes in the rest).
         let mut taken = 0;
-        let mut failed = false;
-        // Bounded by BACKLOG frames, DRAIN + 1 at a time.
-        while taken < BACKLOG {
-            let frames = match self.read(None) {
-                Ok(f) => f,
-                Err(_) => {
-                    failed = true;
-                    Vec::new()
-                }
+        while taken < BACKLOG && !post.reading && !self.dead() {
+            let Some((p, n)) = self.read_and_post(post, None) else {
+                return;
             };
-            let n = frames.len();
+            post = p;
             taken += n;
-            if let Ok(mut post) = self.post.lock() {
-                for f in frames {
-                    if !post.route(f) {
-                        self.unrouted.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
             if n <= DRAIN {
                 break;
             }
         }
-        if failed {
+        post.hand_on();
+    }
+
+    /// One read turn by the caller, who holds `post` and finds nobody reading: reads
+    /// without the lock ([`Tap::read`]), then posts every frame to the probes it answers.
+    /// Gives the lock back and how many frames were read; `None` if the lock is
+    /// poisoned. A read error marks the socket failed.
+    fn read_and_post<'a>(
+        &'a self,
+        mut post: std::sync::MutexGuard<'a, Post>,
+        deadline: Option<Instant>,
+    ) -> Option<(std::sync::MutexGuard<'a, Post>, usize)> {
+        post.reading = true;
+        drop(post);
+        let read = self.read(deadline);
+        let mut post = self.post.lock().ok()?;
+        post.reading = false;
+        let frames = read.unwrap_or_else(|_| {
             self.failed.store(true, Ordering::Relaxed);
+            Vec::new()
+        });
+        let n = frames.len();
+        for f in frames {
+            if !post.route(f) {
+                self.unrouted.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        if let Ok(mut post) = self.post.lock() {
-            post.reading = false;
-            post.hand_on();
-        }
+        Some((post, n))
     }
 
     /// One read turn: the first frame (waited for until `deadline`, or only if queued)

@@ -32,7 +32,6 @@ pub fn plan(doc: &Document, gen: &Generator, opts: &GenerateOptions) -> Result<P
     let mut plan = Plan {
         sources: doc.sources.clone(),
         warnings: doc.warnings.clone(),
-        services: doc.services.clone(),
         ..Plan::default()
     };
     let dir = wrapper_dir(doc, opts)?;

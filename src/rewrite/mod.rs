@@ -152,7 +152,9 @@ pub fn plan(config: &Path, format: Format, opts: &GenerateOptions) -> Result<Pla
             let doc = crate::config::ldirectord::parse_file(config)?;
             crate::config::check_targets(&doc.services, &doc.sources)
                 .map_err(RewriteError::Many)?;
-            ldirectord::plan(&doc, &generator, opts)
+            let mut plan = ldirectord::plan(&doc, &generator, opts)?;
+            plan.services = doc.services;
+            Ok(plan)
         }
     }
 }

@@ -81,9 +81,8 @@ fn family_mismatch() -> WireError {
     WireError::Unsupported
 }
 
-/// The transport part of a probe: (protocol number, bytes).
-/// The transport segment of `p`; `payload` is a UDP datagram's data (the other kinds
-/// carry none).
+/// The transport segment of `p`: (protocol number, bytes); `payload` is a UDP
+/// datagram's data (the other kinds carry none).
 fn transport(p: &Probe, payload: &[u8]) -> Result<(u8, Vec<u8>)> {
     match p.kind {
         ProbeKind::Echo { ident, seq } => match (p.src, p.dst) {
