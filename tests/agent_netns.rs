@@ -327,6 +327,49 @@ fn a_real_server_s_ports_probed_in_one_round_get_the_verdicts_each_would_get_alo
 }
 
 #[test]
+fn silent_servers_rounds_do_not_hold_up_the_next_turns() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    // Five real servers at 1 s: turns a fifth of a second apart. The thread that leads
+    // the schedule runs each turn itself; the four silent servers' rounds last 700 ms,
+    // past the next turn, so each must hand the lead on when the next turn comes. Held
+    // up instead, the leader would need 2.8 s a second: the turns would fall behind
+    // until whole turns are skipped (overruns).
+    let hosts = [
+        (41, Scenario::NoVip),
+        (42, Scenario::NoVip),
+        (43, Scenario::Good),
+        (44, Scenario::NoVip),
+        (45, Scenario::NoVip),
+    ];
+    let site = topo::Site::new(&hosts, &[80]);
+    let ids: Vec<u8> = hosts.iter().map(|&(h, _)| h).collect();
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &ids, "1"),
+        &["--timeout", "700ms", "--fall", "1", "--rise", "1"],
+        &[],
+    );
+    let all: Vec<(String, bool)> = hosts
+        .iter()
+        .map(|&(h, s)| (name(VIP4, 80, &rip_of(h, false)), s == Scenario::Good))
+        .collect();
+    agent.assert_verdicts(&all);
+    std::thread::sleep(Duration::from_secs(3));
+    let metrics = agent.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "vipcheck_agent_schedule_overruns_total "),
+        Some(0.0),
+        "{metrics}\n{}",
+        agent.log()
+    );
+    // Every target had its turn every second: at least three each since the files.
+    let probes = metric(&metrics, "vipcheck_agent_probes_total ").unwrap_or(0.0);
+    assert!(probes >= 15.0, "{probes} probes\n{metrics}");
+}
+
+#[test]
 fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() {
     if !privileged("builds network namespaces and runs the agent with raw sockets") {
         return;

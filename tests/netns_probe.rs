@@ -927,3 +927,64 @@ fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
     }
     assert!(v.get("note").is_none(), "{v}");
 }
+
+#[test]
+fn a_batch_of_frames_goes_out_whole_and_in_order() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // PacketSocket::transmit_batch (one sendmmsg(2)): five echo requests to a real
+    // server's own address in one call; all five are answered, in the order sent.
+    use std::net::{IpAddr, Ipv4Addr};
+    use vipcheck::net::{FrameIo, PacketSocket};
+    use vipcheck::wire::frame::{parse_with, Inbound, Probe, ProbeKind};
+    use vipcheck::wire::MacAddr;
+    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
+    let ours: MacAddr = DIR_MAC.parse().expect("the director's MAC");
+    let theirs: MacAddr = common::topo::real_server_mac(21)
+        .parse()
+        .expect("the real server's MAC");
+    let (src, dst) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 21));
+    let frames: Vec<Vec<u8>> = (0..5u16)
+        .map(|seq| {
+            Probe {
+                src_mac: ours,
+                dst_mac: theirs,
+                tunnel: None,
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                hop_limit: 64,
+                ip_ident: seq,
+                kind: ProbeKind::Echo { ident: 0x4242, seq },
+                encap: Default::default(),
+            }
+            .build()
+            .expect("an echo request")
+        })
+        .collect();
+    let seqs = site.dir.in_ns(|| {
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+        let mut sock =
+            PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket");
+        sock.transmit_batch(&frames).expect("the batch");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seqs = Vec::new();
+        // Bounded by the deadline.
+        while seqs.len() < frames.len() {
+            let Ok(Some(f)) = sock.recv(deadline) else {
+                break;
+            };
+            if let Ok(rx) = parse_with(&f.bytes, true) {
+                if let Inbound::EchoReply {
+                    ident: 0x4242, seq, ..
+                } = rx.inbound
+                {
+                    seqs.push(seq);
+                }
+            }
+        }
+        seqs
+    });
+    assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
+}

@@ -9,10 +9,12 @@ mod common;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::netns::{privileged, run_bounded};
 use common::topo::{self, Scenario, VIP4, VIP6};
+use vipcheck::probe::fleet::Alarm;
 
 /// The servers on their bridge, and a temp dir for the configs.
 struct Site {
@@ -528,6 +530,51 @@ fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_dead
         took < Duration::from_millis(1500),
         "the good server's verdict took {took:?}"
     );
+}
+
+#[test]
+fn a_round_still_waiting_at_its_alarm_rings_it_once_and_a_round_answered_before_does_not() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The agent runs a turn on the thread that leads its schedule and hands the lead on
+    // through the round's alarm when the round is still waiting at the next turn. A
+    // silent server's round (1 s) is still waiting at its alarm (200 ms): rung once, at
+    // about its instant, and the verdict is the same. A good server's round is over long
+    // before its alarm: not rung.
+    let site = site_of(&[(53, Scenario::NoVip), (54, Scenario::Good)]);
+    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[53, 54])]);
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(1), false);
+    let rung = |counter: &Arc<Mutex<Vec<Instant>>>| {
+        let c = counter.clone();
+        move || c.lock().unwrap().push(Instant::now())
+    };
+    for (pair, alarm_after, want_up, want_rings) in [
+        (&pairs[0], Duration::from_millis(200), false, 1),
+        (&pairs[1], Duration::from_millis(900), true, 0),
+    ] {
+        let req = fleet.request(pair).expect("the request");
+        let rings = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let alarm = Arc::new(Alarm::new(start + alarm_after, rung(&rings)));
+        let v = site.dir.in_ns(|| {
+            fleet
+                .fleet
+                .probe_many(&[&req], start, &Default::default(), Some(&alarm))
+        });
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].up, want_up, "{}: {:?}", pair.rip, v[0]);
+        let rings = rings.lock().unwrap();
+        assert_eq!(rings.len(), want_rings, "{}: rung at {rings:?}", pair.rip);
+        assert_eq!(alarm.rung(), want_rings > 0);
+        for at in rings.iter() {
+            let late = at.saturating_duration_since(start + alarm_after);
+            assert!(
+                *at >= start + alarm_after && late < Duration::from_millis(300),
+                "rung {late:?} after its instant"
+            );
+        }
+    }
 }
 
 #[test]

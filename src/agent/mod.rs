@@ -29,6 +29,8 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{load, Format, ForwardingMethod};
+use crate::probe::fleet::Alarm;
+use crate::probe::request::Request;
 use crate::probe::{IcmpMemo, Verdict};
 use crate::rewrite::command::{generate_options, resolve_format};
 use crate::rewrite::{GenerateOptions, RewriteError};
@@ -396,24 +398,94 @@ struct Target {
     names: Arc<Vec<String>>,
     /// The pairs, in the same order (the records' own).
     pairs: Arc<Vec<Arc<Pair>>>,
+    /// The pairs' probe requests, built on the first turn after the pairs or the fleet's
+    /// timeout changed (the timeout they were built with comes along).
+    requests: Option<(Duration, Requests)>,
     /// A turn of it is queued or running (its next one is skipped meanwhile).
     busy: bool,
 }
 
+/// One request per pair of a target, in order (or why it cannot be built).
+type Requests = Arc<Vec<Result<Request, String>>>;
+
 /// One target's turn, waiting for a worker.
 struct Job {
-    /// The target's pairs and their names (a turn formats no name).
-    pairs: Arc<Vec<Arc<Pair>>>,
+    /// The target's requests and its pairs' names (a turn builds no request and formats
+    /// no name).
+    requests: Requests,
     names: Arc<Vec<String>>,
     memo: IcmpMemo,
     target: usize,
     generation: u64,
 }
 
-/// Probes waiting for a worker.
+/// The leader's bookkeeping: the watchdog, the status line and the probe rate.
+struct Pace {
+    notifier: Option<notify::Notifier>,
+    last_watchdog: Instant,
+    last_status: Option<Instant>,
+    /// The start of the rate's window, and the probes counted then.
+    window: (Instant, u64),
+}
+
+impl Pace {
+    fn new(notifier: Option<notify::Notifier>) -> Pace {
+        let now = Instant::now();
+        Pace {
+            notifier,
+            last_watchdog: now,
+            last_status: None,
+            window: (now, 0),
+        }
+    }
+
+    /// One pass of the leader at `now`: feeds the watchdog (every `watchdog` period),
+    /// counts the turns skipped, updates the rate every 10 s and the status line every 5 s.
+    fn tick(
+        &mut self,
+        now: Instant,
+        watchdog: Option<Duration>,
+        skipped: u64,
+        overruns: u64,
+        book: &mut Book,
+    ) {
+        if let (Some(n), Some(p)) = (&self.notifier, watchdog) {
+            if now.duration_since(self.last_watchdog) >= p {
+                n.send("WATCHDOG=1");
+                self.last_watchdog = now;
+            }
+        }
+        book.counters.busy_skips += skipped;
+        book.counters.overruns = overruns + book.counters.busy_skips;
+        if now.duration_since(self.window.0) >= Duration::from_secs(10) {
+            let secs = now.duration_since(self.window.0).as_secs_f64();
+            book.counters.rate = book.counters.probes.saturating_sub(self.window.1) as f64 / secs;
+            self.window = (now, book.counters.probes);
+        }
+        if let Some(n) = &self.notifier {
+            if self
+                .last_status
+                .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(5))
+            {
+                n.send(&format!("STATUS={}", metrics::summary(book)));
+                self.last_status = Some(now);
+            }
+        }
+    }
+}
+
+/// What a pool thread does next.
+enum Work {
+    /// Probe one target's turn.
+    Probe(Job),
+    /// Lead the schedule ([`Agent::lead`]).
+    Lead,
+}
+
+/// Work waiting for a pool thread.
 #[derive(Default)]
 struct Jobs {
-    queue: VecDeque<Job>,
+    queue: VecDeque<Work>,
     idle: usize,
     threads: usize,
 }
@@ -425,6 +497,8 @@ pub struct Agent {
     plan_changed: Condvar,
     jobs: Mutex<Jobs>,
     job_ready: Condvar,
+    /// The leader's bookkeeping, whichever thread leads.
+    pace: Mutex<Pace>,
     fleet: RwLock<Arc<FleetProbe>>,
     fleet_built: Mutex<Instant>,
     refresh: AtomicBool,
@@ -456,6 +530,7 @@ impl Agent {
             plan_changed: Condvar::new(),
             jobs: Mutex::default(),
             job_ready: Condvar::new(),
+            pace: Mutex::new(Pace::new(None)),
             fleet: RwLock::new(Arc::new(FleetProbe::new(timeout, inputs.allow_arp_answer))),
             // Built again on the scheduler's first turn, with the pairs' timeout.
             fleet_built: Mutex::new(
@@ -583,6 +658,7 @@ impl Agent {
             .map(|(_, names, pairs)| Target {
                 names: Arc::new(names),
                 pairs: Arc::new(pairs),
+                requests: None,
                 busy: false,
             })
             .collect();
@@ -600,6 +676,7 @@ impl Agent {
             {
                 for (old, new) in plan.targets.iter_mut().zip(targets) {
                     old.pairs = new.pairs;
+                    old.requests = None;
                 }
                 false
             }
@@ -655,19 +732,16 @@ impl Agent {
 
     /// Probes one target's pairs (one real server and VIP) in one round where they can
     /// share it ([`crate::probe::fleet::Fleet::probe_many`]), and counts the results.
-    fn probe_target(&self, job: &Job) {
-        let (pairs, memo) = (&job.pairs, &job.memo);
+    fn probe_target(&self, job: &Job, alarm: Option<&Arc<Alarm>>) {
+        let (built, memo) = (&job.requests, &job.memo);
         let fleet = match self.fleet.read() {
             Ok(f) => f.clone(),
             Err(_) => return,
         };
         let start = Instant::now();
-        let built: Vec<Result<crate::probe::request::Request, String>> =
-            pairs.iter().map(|p| fleet.request(p)).collect();
-        let reqs: Vec<&crate::probe::request::Request> =
-            built.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let reqs: Vec<&Request> = built.iter().filter_map(|r| r.as_ref().ok()).collect();
         let mut probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fleet.fleet.probe_many(&reqs, start, memo)
+            fleet.fleet.probe_many(&reqs, start, memo, alarm)
         }))
         .unwrap_or_else(|_| {
             vec![
@@ -721,13 +795,14 @@ impl Agent {
         }
     }
 
-    /// Queues one target's turn: one job for all its pairs.
-    fn enqueue(self: &Arc<Self>, job: Job) {
+    /// Queues work for the pool, starting a thread when none is idle (at most
+    /// `--parallel` probing, plus the leader).
+    fn enqueue(self: &Arc<Self>, work: Work) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
-        jobs.queue.push_back(job);
-        if jobs.idle == 0 && jobs.threads < self.parallel {
+        jobs.queue.push_back(work);
+        if jobs.idle == 0 && jobs.threads < self.parallel + 1 {
             jobs.threads += 1;
             let me = self.clone();
             let spawned = std::thread::Builder::new()
@@ -741,9 +816,10 @@ impl Agent {
         self.job_ready.notify_one();
     }
 
-    fn work(&self) {
+    /// A pool thread: takes queued work until the agent stops.
+    fn work(self: &Arc<Self>) {
         loop {
-            let job = {
+            let work = {
                 let Ok(mut jobs) = self.jobs.lock() else {
                     return;
                 };
@@ -751,8 +827,8 @@ impl Agent {
                     if self.stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    if let Some(j) = jobs.queue.pop_front() {
-                        break j;
+                    if let Some(w) = jobs.queue.pop_front() {
+                        break w;
                     }
                     jobs.idle += 1;
                     jobs = match self.job_ready.wait(jobs) {
@@ -762,7 +838,10 @@ impl Agent {
                     jobs.idle -= 1;
                 }
             };
-            self.probe_target(&job);
+            match work {
+                Work::Probe(job) => self.probe_target(&job, None),
+                Work::Lead => self.lead(),
+            }
         }
     }
 
@@ -771,6 +850,7 @@ impl Agent {
     /// pairs are counted. Also gives when the next turn is due and the schedule's own
     /// overruns. `None` if the plan's lock is poisoned.
     fn due_jobs(&self, now: Instant) -> Option<(Vec<Job>, u64, Option<Instant>, u64)> {
+        let fleet = self.fleet.read().ok()?.clone();
         let mut plan = self.plan.lock().ok()?;
         let mut jobs = Vec::new();
         let mut skipped = 0u64;
@@ -783,8 +863,16 @@ impl Agent {
                 continue;
             }
             t.busy = true;
+            let requests = match &t.requests {
+                Some((timeout, r)) if *timeout == fleet.timeout => r.clone(),
+                _ => {
+                    let r: Requests = Arc::new(t.pairs.iter().map(|p| fleet.request(p)).collect());
+                    t.requests = Some((fleet.timeout, r.clone()));
+                    r
+                }
+            };
             jobs.push(Job {
-                pairs: t.pairs.clone(),
+                requests,
                 names: t.names.clone(),
                 memo: IcmpMemo::default(),
                 target,
@@ -799,43 +887,40 @@ impl Agent {
         ))
     }
 
-    /// The scheduler: dispatches the turns that are due, refreshes the fleet, feeds the
-    /// watchdog and the status line.
-    fn schedule(self: &Arc<Self>, notifier: Option<notify::Notifier>) {
+    /// Leads the schedule: sleeps until the next turn and runs it on this thread (no
+    /// hand-over to another thread per turn); turns due at once beside it go to the pool.
+    /// If a round is still waiting for replies when the next turn comes, its alarm hands
+    /// the lead to a pool thread and this one returns once the round is done. Also
+    /// refreshes the fleet and feeds the watchdog and the status line. Returns at stop.
+    fn lead(self: &Arc<Self>) {
         let watchdog = notify::watchdog_period();
-        let mut last_watchdog = Instant::now();
-        let mut last_status = Instant::now() - Duration::from_secs(60);
-        let mut window = (Instant::now(), 0u64);
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            if let (Some(n), Some(p)) = (&notifier, watchdog) {
-                if now.duration_since(last_watchdog) >= p {
-                    n.send("WATCHDOG=1");
-                    last_watchdog = now;
-                }
-            }
             self.maybe_refresh_fleet();
-            let Some((jobs, skipped, next, overruns)) = self.due_jobs(now) else {
+            let Some((mut jobs, skipped, next, overruns)) = self.due_jobs(now) else {
                 return;
             };
-            if let Ok(mut book) = self.book.lock() {
-                book.counters.busy_skips += skipped;
-                book.counters.overruns = overruns + book.counters.busy_skips;
-                if now.duration_since(window.0) >= Duration::from_secs(10) {
-                    let secs = now.duration_since(window.0).as_secs_f64();
-                    book.counters.rate =
-                        book.counters.probes.saturating_sub(window.1) as f64 / secs;
-                    window = (now, book.counters.probes);
-                }
-                if let Some(n) = &notifier {
-                    if now.duration_since(last_status) >= Duration::from_secs(5) {
-                        n.send(&format!("STATUS={}", metrics::summary(&book)));
-                        last_status = now;
-                    }
-                }
+            if let (Ok(mut pace), Ok(mut book)) = (self.pace.lock(), self.book.lock()) {
+                pace.tick(now, watchdog, skipped, overruns, &mut book);
             }
+            let mine = (!jobs.is_empty()).then(|| jobs.remove(0));
             for j in jobs {
-                self.enqueue(j);
+                self.enqueue(Work::Probe(j));
+            }
+            if let Some(job) = mine {
+                let handed = Arc::new(AtomicBool::new(false));
+                let alarm = next.map(|at| {
+                    let (me, handed) = (self.clone(), handed.clone());
+                    Arc::new(Alarm::new(at, move || {
+                        handed.store(true, Ordering::Relaxed);
+                        me.enqueue(Work::Lead);
+                    }))
+                });
+                self.probe_target(&job, alarm.as_ref());
+                if handed.load(Ordering::Relaxed) {
+                    return;
+                }
+                continue;
             }
             let mut wait = Duration::from_millis(500);
             if let Some(n) = next {
@@ -1038,12 +1123,21 @@ impl Running {
         let agent = Arc::new(Agent::new(&inputs.settings, format, state));
         agent.set_pairs(first);
         let notifier = notify::Notifier::from_env().map(Arc::new);
+        if let Ok(mut pace) = agent.pace.lock() {
+            *pace = Pace::new(notify::Notifier::from_env());
+        }
+        if let Ok(mut jobs) = agent.jobs.lock() {
+            // The first leader, a pool thread once it hands the lead on.
+            jobs.threads = 1;
+        }
         let scheduler = {
             let agent = agent.clone();
-            let n = notify::Notifier::from_env();
             std::thread::Builder::new()
-                .name("vipcheck-schedule".into())
-                .spawn(move || agent.schedule(n))
+                .name("vipcheck-probe".into())
+                .spawn(move || {
+                    agent.lead();
+                    agent.work();
+                })
         }
         .map_err(|e| {
             eprintln!("vipcheck: cannot start the scheduler: {e}");
@@ -1218,8 +1312,9 @@ mod tests {
             .position(|t| t.names.contains(&name))
             .unwrap();
         let pair = a.book.lock().unwrap().records[&name].pair.clone();
+        let fleet = a.fleet.read().unwrap().clone();
         Job {
-            pairs: Arc::new(vec![pair]),
+            requests: Arc::new(vec![fleet.request(&pair)]),
             names: Arc::new(vec![name]),
             memo: IcmpMemo::default(),
             target,
@@ -1292,8 +1387,8 @@ mod tests {
             .expect("its job");
         assert_eq!(skipped, 0);
         assert_eq!(*job.names, vec![pair(11).state_name()]);
-        assert_eq!(job.pairs.len(), 1);
-        assert_eq!(job.pairs[0].rip, pair(11).rip);
+        assert_eq!(job.requests.len(), 1);
+        assert_eq!(job.requests[0].as_ref().unwrap().rip, pair(11).rip);
         // Its next turn comes while the first is still running: skipped and counted.
         let (jobs, skipped, _, _) = a.due_jobs(turn + interval).unwrap();
         assert!(jobs.is_empty());
@@ -1304,6 +1399,42 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].target, target);
         assert_eq!(skipped, 0);
+        // ... with the requests of the first turn, not new ones.
+        assert!(Arc::ptr_eq(&jobs[0].requests, &job.requests));
+    }
+
+    #[test]
+    fn a_pass_builds_the_targets_requests_again_from_its_pairs() {
+        use crate::config::model::{Tunnel, TunnelType};
+        let dir = tempfile::tempdir().unwrap();
+        let tun = |kind| Pair {
+            method: ForwardingMethod::Tunnel,
+            tunnel: Tunnel {
+                kind,
+                ..Default::default()
+            },
+            ..pair(11)
+        };
+        let a = agent(dir.path(), 2, 0.0, &[]);
+        a.set_pairs(vec![tun(TunnelType::Ipip)]);
+        let interval = pair(11).interval.unwrap();
+        let turn = next_turn(&a, 0);
+        let (first, _, _, _) = a.due_jobs(turn).unwrap();
+        assert_eq!(
+            first[0].requests[0].as_ref().unwrap().tunnel.kind,
+            TunnelType::Ipip
+        );
+        a.take_results(&first[0], vec![(result(true), false)], Instant::now());
+        // The same pair (same name, same target) now tunnelled with GRE: a new request.
+        a.set_pairs(vec![tun(TunnelType::Gre)]);
+        let (next, _, _, _) = a.due_jobs(turn + interval).unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].target, first[0].target);
+        assert!(!Arc::ptr_eq(&next[0].requests, &first[0].requests));
+        assert_eq!(
+            next[0].requests[0].as_ref().unwrap().tunnel.kind,
+            TunnelType::Gre
+        );
     }
 
     #[test]

@@ -804,6 +804,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             None => None,
         };
         let mut rounds = 0u32;
+        let mut rsts: Vec<Vec<u8>> = Vec::new();
         loop {
             let now = Instant::now();
             if rounds < attempts && now >= start + interval * rounds {
@@ -841,6 +842,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     .find(|q| q.check.vip == vip && q.check.kind == CheckKind::Icmp)
                     .and_then(|q| q.done.as_ref().map(|(r, _)| r.answer))
             };
+            let mut released = Vec::new();
             for i in 0..pend.len() {
                 let Some(until) = pend[i].held_until else {
                     continue;
@@ -853,8 +855,11 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 }
                 pend[i].held_until = None;
                 if pend[i].done.is_none() {
-                    self.send_one(&mut pend[i], peer)?;
+                    released.push(i);
                 }
+            }
+            if !released.is_empty() {
+                self.send_some(&mut pend, &released, peer)?;
             }
             let (settled, grace_end) = self.settled(&pend, now);
             if settled || now >= spec.deadline {
@@ -879,7 +884,17 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
                 wake = wake.min(h.max(now));
             }
-            let Some(f) = self.io.recv(wake)? else {
+            // The RSTs of the SYN-ACKs taken so far go out together once no other reply
+            // is queued: one burst, not one frame between every two replies.
+            let got = if rsts.is_empty() {
+                self.io.recv(wake)?
+            } else if let Some(f) = self.io.recv_ready()? {
+                Some(f)
+            } else {
+                self.send_rsts(&mut rsts);
+                self.io.recv(wake)?
+            };
+            let Some(f) = got else {
                 continue;
             };
             let Ok(rx) = frame::parse_with(&f.bytes, !f.checksum_trusted) else {
@@ -924,7 +939,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         }
                     }
                 }
-                if let Some(result) = self.judge(p, event, peer, now) {
+                if let Some(result) = self.judge(p, event, peer, now, &mut rsts) {
                     // The other probes of the run waiting for this ICMP result get it now.
                     if let Some((slot, true)) = &p.memo {
                         slot.set(&result);
@@ -934,6 +949,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 break;
             }
         }
+        self.send_rsts(&mut rsts);
         let results: Vec<CheckResult> = pend
             .into_iter()
             .map(|p| {
@@ -968,20 +984,37 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
 
     /// Sends a fresh probe for every check still open that this probe sends itself.
     fn send_all(&mut self, pend: &mut [Pending], peer: MacAddr) -> io::Result<()> {
-        for p in pend.iter_mut().filter(|p| p.sends()) {
-            self.send_one(p, peer)?;
+        let open: Vec<usize> = (0..pend.len()).filter(|&i| pend[i].sends()).collect();
+        self.send_some(pend, &open, peer)
+    }
+
+    /// Sends a fresh probe of each check `which` names, all in one batch.
+    fn send_some(
+        &mut self,
+        pend: &mut [Pending],
+        which: &[usize],
+        peer: MacAddr,
+    ) -> io::Result<()> {
+        let mut frames = Vec::with_capacity(which.len());
+        let mut kinds = Vec::with_capacity(which.len());
+        for &i in which {
+            let kind = self.fresh(&pend[i].check);
+            frames.push(self.frame(&pend[i].check, kind, peer)?);
+            kinds.push(kind);
+        }
+        let sent_at = Instant::now();
+        self.io.send_batch(&frames)?;
+        for (&i, kind) in which.iter().zip(kinds) {
+            pend[i].sent.push((kind, sent_at));
         }
         Ok(())
     }
 
-    /// Sends one fresh probe of `p`'s check.
-    fn send_one(&mut self, p: &mut Pending, peer: MacAddr) -> io::Result<()> {
-        let kind = self.fresh(&p.check);
-        let bytes = self.frame(&p.check, kind, peer)?;
-        let sent_at = Instant::now();
-        self.io.send(&bytes)?;
-        p.sent.push((kind, sent_at));
-        Ok(())
+    /// Sends the RSTs held back (see [`Prober::round`]). A failure to send changes
+    /// nothing about the verdict.
+    fn send_rsts(&mut self, rsts: &mut Vec<Vec<u8>>) {
+        let _ = self.io.send_batch(rsts);
+        rsts.clear();
     }
 
     fn other_mac(&self, p: &Pending, mac: MacAddr, peer: MacAddr) -> CheckResult {
@@ -1001,13 +1034,14 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     }
 
     /// The result an event gives a check, or `None` when it only notes a reply from
-    /// another MAC.
+    /// another MAC. The RST that closes a SYN-ACK goes to `rsts`.
     fn judge(
         &mut self,
         p: &mut Pending,
         event: Event,
         peer: MacAddr,
         now: Instant,
+        rsts: &mut Vec<Vec<u8>>,
     ) -> Option<CheckResult> {
         let n = p.sent.len() as u32;
         let check = p.check;
@@ -1079,7 +1113,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 let latency = now.saturating_duration_since(sent_at);
                 if let Some((src_port, ack)) = syn_ack {
                     // Close what the SYN-ACK opened so no half-open connection is left on
-                    // the real server. A failure to send changes nothing about the verdict.
+                    // the real server.
                     if let CheckKind::Tcp { port } = check.kind {
                         let rst = ProbeKind::Rst {
                             src_port,
@@ -1087,7 +1121,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                             seq: ack,
                         };
                         if let Ok(f) = self.frame(&check, rst, peer) {
-                            let _ = self.io.send(&f);
+                            rsts.push(f);
                         }
                     }
                     return Some(CheckResult::new(

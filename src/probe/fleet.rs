@@ -316,6 +316,36 @@ impl Tap {
     }
 }
 
+/// A call made once by a probe still waiting for a reply at a given instant (the agent:
+/// the thread that runs a turn itself hands the schedule on to another when the round
+/// outlasts the gap to the next turn).
+pub struct Alarm {
+    at: Instant,
+    rung: AtomicBool,
+    ring: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Alarm {
+    pub fn new(at: Instant, ring: impl Fn() + Send + Sync + 'static) -> Alarm {
+        Alarm {
+            at,
+            rung: AtomicBool::new(false),
+            ring: Box::new(ring),
+        }
+    }
+
+    /// True once it has rung.
+    pub fn rung(&self) -> bool {
+        self.rung.load(Ordering::Relaxed)
+    }
+
+    fn ring_once(&self) {
+        if !self.rung.swap(true, Ordering::Relaxed) {
+            (self.ring)();
+        }
+    }
+}
+
 /// One probe's view of a [`Tap`]: sends on the shared socket, receives the frames routed
 /// to it; its keys and box are dropped when it ends.
 struct Lease {
@@ -324,6 +354,8 @@ struct Lease {
     keys: Vec<Key>,
     /// What it waits on while another lease reads.
     cv: Arc<Condvar>,
+    /// Rung if a wait for a reply lasts past its instant.
+    alarm: Option<Arc<Alarm>>,
 }
 
 impl Lease {
@@ -333,6 +365,7 @@ impl Lease {
             id,
             keys: Vec::new(),
             cv: Arc::default(),
+            alarm: None,
         }
     }
 
@@ -353,7 +386,18 @@ impl FrameIo for Lease {
         self.tap.sock.transmit(frame)
     }
 
+    fn send_batch(&mut self, frames: &[Vec<u8>]) -> io::Result<()> {
+        self.tap.sock.transmit_batch(frames)
+    }
+
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        if let Some(alarm) = self.alarm.as_ref().filter(|a| !a.rung() && a.at < deadline) {
+            if let Some(f) = self.tap.take(self.id, &self.cv, Some(alarm.at)) {
+                return Ok(Some(f));
+            }
+            // Still waiting at the alarm's instant (or the lock is poisoned).
+            alarm.ring_once();
+        }
         Ok(self.tap.take(self.id, &self.cv, Some(deadline)))
     }
 
@@ -389,6 +433,10 @@ struct SharedLease<'a>(&'a RefCell<Lease>);
 impl FrameIo for SharedLease<'_> {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         self.0.borrow_mut().send(frame)
+    }
+
+    fn send_batch(&mut self, frames: &[Vec<u8>]) -> io::Result<()> {
+        self.0.borrow_mut().send_batch(frames)
     }
 
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
@@ -477,15 +525,22 @@ impl Fleet {
     /// own (which keeps the first result of each VIP and real server for the fleet's
     /// life): the agent gives each round of a real server's pairs a fresh one.
     pub fn probe_with_memo(&self, req: &Request, start: Instant, memo: &IcmpMemo) -> Verdict {
-        self.probe_group(&[req], start, memo)
+        self.probe_group(&[req], start, memo, None)
             .pop()
             .unwrap_or_else(|| Verdict::cannot_probe("no check was run"))
     }
 
     /// Probes several requests at once, one verdict each, in order: the requests to one
     /// real server that differ only in their ports (see [`same_round`]) share one round,
-    /// with one ARP question and one echo per VIP; others are probed one by one.
-    pub fn probe_many(&self, reqs: &[&Request], start: Instant, memo: &IcmpMemo) -> Vec<Verdict> {
+    /// with one ARP question and one echo per VIP; others are probed one by one. `alarm`
+    /// rings if a round is still waiting for a reply at its instant.
+    pub fn probe_many(
+        &self,
+        reqs: &[&Request],
+        start: Instant,
+        memo: &IcmpMemo,
+        alarm: Option<&Arc<Alarm>>,
+    ) -> Vec<Verdict> {
         let mut verdicts: Vec<Option<Verdict>> = vec![None; reqs.len()];
         let mut left: Vec<usize> = (0..reqs.len()).collect();
         while let Some(&lead) = left.first() {
@@ -496,7 +551,7 @@ impl Fleet {
             let group: Vec<&Request> = together.iter().map(|&i| reqs[i]).collect();
             for (i, v) in together
                 .into_iter()
-                .zip(self.probe_group(&group, start, memo))
+                .zip(self.probe_group(&group, start, memo, alarm))
             {
                 verdicts[i] = Some(v);
             }
@@ -509,7 +564,13 @@ impl Fleet {
 
     /// Runs every check of `reqs` (which [`same_round`] puts together) in one round
     /// within their timeout, counted from `start`.
-    fn probe_group(&self, reqs: &[&Request], start: Instant, memo: &IcmpMemo) -> Vec<Verdict> {
+    fn probe_group(
+        &self,
+        reqs: &[&Request],
+        start: Instant,
+        memo: &IcmpMemo,
+        alarm: Option<&Arc<Alarm>>,
+    ) -> Vec<Verdict> {
         let Some(req) = reqs.first().copied() else {
             return Vec::new();
         };
@@ -604,6 +665,7 @@ impl Fleet {
         };
         let path = way.path(req, outer_src, peer_mac);
         let mut lease = Lease::new(tap, id);
+        lease.alarm = alarm.cloned();
         if unconfirmed {
             lease.listen(Key::Claim(next_hop));
         }
