@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::{privileged, run_bounded};
 use common::topo::{self, Scenario, VIP4, VIP6};
-use vipcheck::probe::fleet::Alarm;
+use vipcheck::probe::fleet::{Alarm, Turn};
 
 /// The servers on their bridge, and a temp dir for the configs.
 struct Site {
@@ -558,9 +558,15 @@ fn a_round_still_waiting_at_its_alarm_rings_it_once_and_a_round_answered_before_
         let start = Instant::now();
         let alarm = Arc::new(Alarm::new(start + alarm_after, rung(&rings)));
         let v = site.dir.in_ns(|| {
-            fleet
-                .fleet
-                .probe_many(&[&req], start, &Default::default(), Some(&alarm))
+            fleet.fleet.probe_many(
+                &[&req],
+                start,
+                &Default::default(),
+                &Turn {
+                    alarm: Some(alarm.clone()),
+                    ..Default::default()
+                },
+            )
         });
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].up, want_up, "{}: {:?}", pair.rip, v[0]);

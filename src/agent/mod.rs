@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{load, Format, ForwardingMethod};
-use crate::probe::fleet::Alarm;
+use crate::probe::fleet::{Alarm, Turn};
 use crate::probe::request::Request;
 use crate::probe::{IcmpMemo, Verdict};
 use crate::rewrite::command::{generate_options, resolve_format};
@@ -403,6 +403,10 @@ struct Target {
     requests: Option<(Duration, Requests)>,
     /// A turn of it is queued or running (its next one is skipped meanwhile).
     busy: bool,
+    /// Its last turn found every pair up: the next sends every port's SYN with the echo
+    /// (its path is no forwarder's; after a failure the ports wait for the echo again,
+    /// so a forwarder draws one rate-limited ICMP error a turn, not one per port).
+    all_up: bool,
 }
 
 /// One request per pair of a target, in order (or why it cannot be built).
@@ -415,6 +419,8 @@ struct Job {
     requests: Requests,
     names: Arc<Vec<String>>,
     memo: IcmpMemo,
+    /// See [`Target::all_up`].
+    ports_at_once: bool,
     target: usize,
     generation: u64,
 }
@@ -660,6 +666,7 @@ impl Agent {
                 pairs: Arc::new(pairs),
                 requests: None,
                 busy: false,
+                all_up: false,
             })
             .collect();
         let changed = match self.plan.lock() {
@@ -741,7 +748,11 @@ impl Agent {
         let start = Instant::now();
         let reqs: Vec<&Request> = built.iter().filter_map(|r| r.as_ref().ok()).collect();
         let mut probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fleet.fleet.probe_many(&reqs, start, memo, alarm)
+            let turn = Turn {
+                alarm: alarm.cloned(),
+                ports_at_once: job.ports_at_once,
+            };
+            fleet.fleet.probe_many(&reqs, start, memo, &turn)
         }))
         .unwrap_or_else(|_| {
             vec![
@@ -771,6 +782,7 @@ impl Agent {
     /// but is not down yet brings its target's next turn forward to the retry delay.
     fn take_results(&self, job: &Job, results: Vec<(Outcome, bool)>, known_at: Instant) {
         let mut retry: Option<Duration> = None;
+        let all_up = results.iter().all(|(r, fault)| r.up && !fault);
         if let Ok(mut book) = self.book.lock() {
             for (name, (result, fault)) in job.names.iter().zip(results) {
                 // Failing, not down yet: the next turn comes after the retry delay.
@@ -784,6 +796,7 @@ impl Agent {
             if plan.generation == job.generation {
                 if let Some(t) = plan.targets.get_mut(job.target) {
                     t.busy = false;
+                    t.all_up = all_up;
                 }
                 if let Some(delay) = retry {
                     plan.schedule.expedite(job.target, known_at + delay);
@@ -875,6 +888,7 @@ impl Agent {
                 requests,
                 names: t.names.clone(),
                 memo: IcmpMemo::default(),
+                ports_at_once: t.all_up,
                 target,
                 generation: plan.generation,
             });
@@ -1317,6 +1331,7 @@ mod tests {
             requests: Arc::new(vec![fleet.request(&pair)]),
             names: Arc::new(vec![name]),
             memo: IcmpMemo::default(),
+            ports_at_once: false,
             target,
             generation: plan.generation,
         }
@@ -1401,6 +1416,38 @@ mod tests {
         assert_eq!(skipped, 0);
         // ... with the requests of the first turn, not new ones.
         assert!(Arc::ptr_eq(&jobs[0].requests, &job.requests));
+    }
+
+    #[test]
+    fn a_turn_after_an_all_up_turn_sends_its_ports_at_once_and_after_a_failure_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path(), 2, 0.0, &[11]);
+        let target = job_of(&a, 11).target;
+        let interval = pair(11).interval.unwrap();
+        let turn = next_turn(&a, target);
+        let now = Instant::now();
+        let mut at = turn;
+        let mut next_job = |a: &Agent| {
+            let (jobs, _, _, _) = a.due_jobs(at).unwrap();
+            at += interval * 3;
+            jobs.into_iter().next().expect("its turn")
+        };
+        // Nothing known yet: the ports wait for the echo.
+        let first = next_job(&a);
+        assert!(!first.ports_at_once);
+        a.take_results(&first, vec![(result(true), false)], now);
+        let second = next_job(&a);
+        assert!(second.ports_at_once);
+        // A failure: the next turn holds the ports back again.
+        a.take_results(&second, vec![(result(false), false)], now);
+        let third = next_job(&a);
+        assert!(!third.ports_at_once);
+        a.take_results(&third, vec![(result(true), false)], now);
+        // The agent's own fault is no proof of the path either.
+        let fourth = next_job(&a);
+        assert!(fourth.ports_at_once);
+        a.take_results(&fourth, vec![(result(true), true)], now);
+        assert!(!next_job(&a).ports_at_once);
     }
 
     #[test]

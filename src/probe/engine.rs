@@ -322,6 +322,9 @@ pub struct RoundSpec<'m> {
     pub confirm: Option<IpAddr>,
     /// ICMP results shared with the other probes of this run.
     pub memo: Option<&'m IcmpMemo>,
+    /// Send every port's SYN with the echo instead of the first only (the agent, for a
+    /// real server whose last round found every port up: its path is not a forwarder's).
+    pub ports_at_once: bool,
 }
 
 impl RoundSpec<'_> {
@@ -332,6 +335,7 @@ impl RoundSpec<'_> {
             attempts,
             confirm: None,
             memo: None,
+            ports_at_once: false,
         }
     }
 }
@@ -770,7 +774,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 continue;
             }
             let vip = p.check.vip;
-            let later = own_icmp.contains(&vip) && first_syn.contains(&vip);
+            let later = own_icmp.contains(&vip) && first_syn.contains(&vip) && !spec.ports_at_once;
             if shared_icmp.contains(&vip) || later {
                 p.held_until = Some(hold);
             }

@@ -346,6 +346,15 @@ impl Alarm {
     }
 }
 
+/// How the agent runs one turn ([`Fleet::probe_many`]).
+#[derive(Default)]
+pub struct Turn {
+    /// Rung if a round is still waiting for a reply at its instant.
+    pub alarm: Option<Arc<Alarm>>,
+    /// See [`engine::RoundSpec::ports_at_once`].
+    pub ports_at_once: bool,
+}
+
 /// One probe's view of a [`Tap`]: sends on the shared socket, receives the frames routed
 /// to it; its keys and box are dropped when it ends.
 struct Lease {
@@ -525,21 +534,21 @@ impl Fleet {
     /// own (which keeps the first result of each VIP and real server for the fleet's
     /// life): the agent gives each round of a real server's pairs a fresh one.
     pub fn probe_with_memo(&self, req: &Request, start: Instant, memo: &IcmpMemo) -> Verdict {
-        self.probe_group(&[req], start, memo, None)
+        self.probe_group(&[req], start, memo, &Turn::default())
             .pop()
             .unwrap_or_else(|| Verdict::cannot_probe("no check was run"))
     }
 
     /// Probes several requests at once, one verdict each, in order: the requests to one
     /// real server that differ only in their ports (see [`same_round`]) share one round,
-    /// with one ARP question and one echo per VIP; others are probed one by one. `alarm`
-    /// rings if a round is still waiting for a reply at its instant.
+    /// with one ARP question and one echo per VIP; others are probed one by one, each
+    /// as `turn` says.
     pub fn probe_many(
         &self,
         reqs: &[&Request],
         start: Instant,
         memo: &IcmpMemo,
-        alarm: Option<&Arc<Alarm>>,
+        turn: &Turn,
     ) -> Vec<Verdict> {
         let mut verdicts: Vec<Option<Verdict>> = vec![None; reqs.len()];
         let mut left: Vec<usize> = (0..reqs.len()).collect();
@@ -551,7 +560,7 @@ impl Fleet {
             let group: Vec<&Request> = together.iter().map(|&i| reqs[i]).collect();
             for (i, v) in together
                 .into_iter()
-                .zip(self.probe_group(&group, start, memo, alarm))
+                .zip(self.probe_group(&group, start, memo, turn))
             {
                 verdicts[i] = Some(v);
             }
@@ -569,7 +578,7 @@ impl Fleet {
         reqs: &[&Request],
         start: Instant,
         memo: &IcmpMemo,
-        alarm: Option<&Arc<Alarm>>,
+        turn: &Turn,
     ) -> Vec<Verdict> {
         let Some(req) = reqs.first().copied() else {
             return Vec::new();
@@ -665,7 +674,7 @@ impl Fleet {
         };
         let path = way.path(req, outer_src, peer_mac);
         let mut lease = Lease::new(tap, id);
-        lease.alarm = alarm.cloned();
+        lease.alarm = turn.alarm.clone();
         if unconfirmed {
             lease.listen(Key::Claim(next_hop));
         }
@@ -686,6 +695,7 @@ impl Fleet {
             reqs,
             own: &own,
             checks: &checks,
+            ports_at_once: turn.ports_at_once,
         };
         run_group_with(
             &group,

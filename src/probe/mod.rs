@@ -764,6 +764,7 @@ pub fn run_checks_with(
         reqs: &[req],
         own: &[(0..checks.len()).collect()],
         checks,
+        ports_at_once: false,
     };
     let mut verdicts = run_group_with(&group, path, io, entropy, deadline, memo, confirm);
     verdicts
@@ -779,6 +780,8 @@ pub struct Group<'a> {
     pub own: &'a [Vec<usize>],
     /// Every request's checks, each once: the ARP and ICMP checks of a VIP are shared.
     pub checks: &'a [Check],
+    /// See [`engine::RoundSpec::ports_at_once`].
+    pub ports_at_once: bool,
 }
 
 /// Runs a [`Group`]'s checks in one round (the ARP question and the echo once, every
@@ -801,6 +804,7 @@ pub fn run_group_with(
         attempts: first.retries.saturating_add(1),
         confirm,
         memo,
+        ports_at_once: group.ports_at_once,
     };
     let checks = group.checks;
     let round = {

@@ -1459,6 +1459,10 @@ mod udp;
 /// Two ports of one real server in one round ([`super::run_group_with`]), as the agent
 /// probes a real server's turn: port 80 open, port 81 closed.
 fn group_of_two(mock: &mut impl FrameIo) -> Vec<Verdict> {
+    group_of_two_with(mock, false)
+}
+
+fn group_of_two_with(mock: &mut impl FrameIo, ports_at_once: bool) -> Vec<Verdict> {
     let a = request(
         vec![CheckKind::Arp, CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
         &["192.0.2.20"],
@@ -1481,6 +1485,7 @@ fn group_of_two(mock: &mut impl FrameIo) -> Vec<Verdict> {
         reqs: &[&a, &b],
         own: &own,
         checks: &checks,
+        ports_at_once,
     };
     super::run_group_with(
         &group,
@@ -1640,4 +1645,69 @@ fn a_forwarded_echo_keeps_the_other_ports_syns_of_the_round_back() {
         .map(|f| u16::from_be_bytes([f[36], f[37]]))
         .collect();
     assert_eq!(syn_ports, [80]);
+}
+
+/// A good real server that answers each frame only once the prober looks for replies:
+/// how many frames went out before the prober first did.
+struct AnswersWhenAsked {
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Vec<u8>>,
+    sent_before_first_look: Option<usize>,
+}
+
+impl AnswersWhenAsked {
+    fn look(&mut self) -> Option<Frame> {
+        self.sent_before_first_look.get_or_insert(self.sent.len());
+        self.queue.pop_front().map(Frame::wire)
+    }
+}
+
+impl FrameIo for AnswersWhenAsked {
+    fn send(&mut self, f: &[u8]) -> io::Result<()> {
+        self.sent.push(f.to_vec());
+        self.queue.extend(server(None)(0, f));
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        let f = self.look();
+        if f.is_none() {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
+        Ok(f)
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.look())
+    }
+}
+
+#[test]
+fn ports_at_once_sends_every_port_s_syn_with_the_echo_and_judges_alike() {
+    // Without it, the round sends the ARP question, the echo and the first port's SYN,
+    // then waits for the echo before the other port's SYN; with it (the agent, after a
+    // turn that found every port up), both SYNs go with the echo. The verdicts are the
+    // same.
+    let syns = |sent: &[Vec<u8>]| {
+        sent.iter()
+            .filter(|f| f.len() > 47 && f[23] == protocol::TCP && f[47] == flags::SYN)
+            .count()
+    };
+    for (at_once, before_looking, syns_before) in [(false, 3, 1), (true, 4, 2)] {
+        let mut wire = AnswersWhenAsked {
+            sent: Vec::new(),
+            queue: VecDeque::new(),
+            sent_before_first_look: None,
+        };
+        let v = group_of_two_with(&mut wire, at_once);
+        assert!(v[0].up && v[1].up, "{v:?}");
+        let n = wire.sent_before_first_look.expect("it looked for replies");
+        assert_eq!(n, before_looking, "ports at once: {at_once}");
+        assert_eq!(
+            syns(&wire.sent[..n]),
+            syns_before,
+            "ports at once: {at_once}"
+        );
+        assert_eq!(syns(&wire.sent), 2, "one SYN per port in all");
+    }
 }
