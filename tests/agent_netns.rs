@@ -602,6 +602,63 @@ fn systemd_hears_ready_and_the_watchdog() {
 }
 
 #[test]
+fn a_long_round_does_not_starve_the_watchdog() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    // One silent server, probed every 30 s with a 3 s timeout: the leader's first round
+    // waits out 3 s with no other turn due. The watchdog (every 200 ms) must still be fed
+    // meanwhile: the round's alarm hands the lead on at the next feed.
+    let site = topo::Site::new(&[(11, Scenario::NoVip)], &[80]);
+    let sock_dir = tempfile::tempdir().unwrap();
+    let path = sock_dir.path().join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &[11], "30"),
+        &["--timeout", "3s"],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut buf = [0u8; 512];
+    let mut ready_at = None;
+    let start = Instant::now();
+    // Bounded by 2 s after READY (or 10 s without it).
+    while start.elapsed() < Duration::from_secs(10)
+        && ready_at.map_or(true, |t: Instant| t.elapsed() < Duration::from_millis(500))
+    {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                ready_at = Some(Instant::now());
+            }
+        }
+    }
+    assert!(ready_at.is_some(), "no READY=1\n{}", agent.log());
+    // From 0.5 s to 2.5 s after READY, inside the silent round's 3 s.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut watchdogs = 0;
+    while Instant::now() < until {
+        if let Ok(n) = sock.recv(&mut buf) {
+            watchdogs += usize::from(String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1"));
+        }
+    }
+    assert!(
+        watchdogs >= 5,
+        "{watchdogs} WATCHDOG=1 in 2 s (every 200 ms expected)\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.verdict(&name(VIP4, 80, "192.0.2.11")),
+        None,
+        "the round is still on"
+    );
+}
+
+#[test]
 fn an_ldirectord_config_is_probed_on_its_checkinterval() {
     if !privileged("builds network namespaces and runs the agent with raw sockets") {
         return;

@@ -447,6 +447,7 @@ impl Pace {
 
     /// One pass of the leader at `now`: feeds the watchdog (every `watchdog` period),
     /// counts the turns skipped, updates the rate every 10 s and the status line every 5 s.
+    /// Gives when the watchdog is to be fed next.
     fn tick(
         &mut self,
         now: Instant,
@@ -454,7 +455,7 @@ impl Pace {
         skipped: u64,
         overruns: u64,
         book: &mut Book,
-    ) {
+    ) -> Option<Instant> {
         if let (Some(n), Some(p)) = (&self.notifier, watchdog) {
             if now.duration_since(self.last_watchdog) >= p {
                 n.send("WATCHDOG=1");
@@ -477,6 +478,10 @@ impl Pace {
                 self.last_status = Some(now);
             }
         }
+        self.notifier
+            .as_ref()
+            .and(watchdog)
+            .map(|p| self.last_watchdog + p)
     }
 }
 
@@ -903,9 +908,10 @@ impl Agent {
 
     /// Leads the schedule: sleeps until the next turn and runs it on this thread (no
     /// hand-over to another thread per turn); turns due at once beside it go to the pool.
-    /// If a round is still waiting for replies when the next turn comes, its alarm hands
-    /// the lead to a pool thread and this one returns once the round is done. Also
-    /// refreshes the fleet and feeds the watchdog and the status line. Returns at stop.
+    /// If a round is still waiting for replies when the next turn comes (or the
+    /// watchdog's next feed), its alarm hands the lead to a pool thread and this one
+    /// returns once the round is done. Also refreshes the fleet and feeds the watchdog
+    /// and the status line. Returns at stop.
     fn lead(self: &Arc<Self>) {
         let watchdog = notify::watchdog_period();
         while !self.stop.load(Ordering::Relaxed) {
@@ -914,8 +920,9 @@ impl Agent {
             let Some((mut jobs, skipped, next, overruns)) = self.due_jobs(now) else {
                 return;
             };
+            let mut feed = None;
             if let (Ok(mut pace), Ok(mut book)) = (self.pace.lock(), self.book.lock()) {
-                pace.tick(now, watchdog, skipped, overruns, &mut book);
+                feed = pace.tick(now, watchdog, skipped, overruns, &mut book);
             }
             let mine = (!jobs.is_empty()).then(|| jobs.remove(0));
             for j in jobs {
@@ -923,7 +930,9 @@ impl Agent {
             }
             if let Some(job) = mine {
                 let handed = Arc::new(AtomicBool::new(false));
-                let alarm = next.map(|at| {
+                // The next turn, or the watchdog's next feed if sooner: a long round must
+                // not starve systemd's watchdog either.
+                let alarm = [next, feed].into_iter().flatten().min().map(|at| {
                     let (me, handed) = (self.clone(), handed.clone());
                     Arc::new(Alarm::new(at, move || {
                         handed.store(true, Ordering::Relaxed);
