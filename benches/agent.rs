@@ -554,7 +554,8 @@ fn agent_run(site: &Site, exe: &str, secs: u64, cores: Cores) -> AgentRun {
         "[{}] agent: {} (exit 124 expected), wall {wall:.1} s, CPU {cpu:.2} s (user {:.2} s, \
          system {:.2} s) = {:.2}% of one core, peak RSS {:.1} MiB, {probes} probes ({:.0}/s), \
          overruns {over}, own faults {faults}, wrong state files {wrong}; director's eth0 sent \
-         {:.0} frames/s",
+         {:.0} frames/s; {} context switches, {:.1} a turn (a turn: one real server's {} \
+         ports)",
         cores.label(),
         agent.end_text(),
         agent.user.as_secs_f64(),
@@ -562,7 +563,10 @@ fn agent_run(site: &Site, exe: &str, secs: u64, cores: Cores) -> AgentRun {
         100.0 * cpu / wall,
         agent.max_rss_kib as f64 / 1024.0,
         probes / wall.max(1.0),
-        tx / wall
+        tx / wall,
+        agent.switches,
+        agent.switches as f64 / (probes / site.ports.len() as f64),
+        site.ports.len(),
     );
     // The agent's own count of its CPU (getrusage, every thread) at the two reads: the
     // second half of the run, with start-up and the first verdicts behind it and one

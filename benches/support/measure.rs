@@ -48,6 +48,8 @@ pub struct Measured {
     pub own_cpu: Duration,
     /// The largest peak resident set size of any process of the tree, KiB.
     pub max_rss_kib: i64,
+    /// Context switches (voluntary and not) of the command and every descendant.
+    pub switches: i64,
     /// Processes reaped by the measuring process: the command and every descendant that
     /// outlived its parent (a descendant its parent waited for is counted in the parent's
     /// figures but not here).
@@ -130,6 +132,7 @@ fn parse_report(report: &str, stdout: &str, stderr: String) -> Option<Measured> 
         system: us(field("sys_us")?),
         own_cpu: us(field("own_us")?),
         max_rss_kib: field("maxrss_kib")?,
+        switches: field("csw")?,
         reaped: field("reaped")? as u32,
         killed: field("killed")? as u32,
         end,
@@ -385,13 +388,14 @@ fn measure_here(args: &[OsString]) -> Result<Vec<u8>, String> {
     };
     let mut report = format!(
         "measured {end_word} wall_ns={} tree_ns={} user_us={} sys_us={} own_us={} \
-         maxrss_kib={} reaped={reaped} killed={killed}\n",
+         maxrss_kib={} csw={} reaped={reaped} killed={killed}\n",
         wall.as_nanos(),
         tree_wall.as_nanos(),
         micros(after.ru_utime) - micros(before.ru_utime),
         micros(after.ru_stime) - micros(before.ru_stime),
         micros(own.ru_utime) + micros(own.ru_stime),
         after.ru_maxrss,
+        (after.ru_nvcsw + after.ru_nivcsw) - (before.ru_nvcsw + before.ru_nivcsw),
     )
     .into_bytes();
     report.extend_from_slice(&stdout);

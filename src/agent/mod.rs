@@ -929,18 +929,15 @@ impl Agent {
                 self.enqueue(Work::Probe(j));
             }
             if let Some(job) = mine {
-                let handed = Arc::new(AtomicBool::new(false));
                 // The next turn, or the watchdog's next feed if sooner: a long round must
                 // not starve systemd's watchdog either.
                 let alarm = [next, feed].into_iter().flatten().min().map(|at| {
-                    let (me, handed) = (self.clone(), handed.clone());
-                    Arc::new(Alarm::new(at, move || {
-                        handed.store(true, Ordering::Relaxed);
-                        me.enqueue(Work::Lead);
-                    }))
+                    let me = self.clone();
+                    Arc::new(Alarm::new(at, move || me.enqueue(Work::Lead)))
                 });
                 self.probe_target(&job, alarm.as_ref());
-                if handed.load(Ordering::Relaxed) {
+                // Rung: another thread leads now.
+                if alarm.is_some_and(|a| a.rung()) {
                     return;
                 }
                 continue;

@@ -365,7 +365,11 @@ impl PacketSocket {
                 }
                 return Err(e);
             }
-            left = &left[(n as usize).clamp(1, chunk.len())..];
+            if n == 0 {
+                // Never for a non-empty batch; a frame must not be skipped unsaid.
+                return Err(io::Error::other("sendmmsg sent no frame"));
+            }
+            left = &left[(n as usize).min(chunk.len())..];
         }
         Ok(())
     }
