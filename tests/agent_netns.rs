@@ -396,24 +396,28 @@ fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() 
         a.verdict(&n).as_deref() == Some("0")
     });
     let rs = &site.servers[0];
+    // The results needed are counted, not timed: after a turn that ran late (a loaded
+    // machine) the next comes less than an interval later, by the schedule's design.
+    let probes = |a: &Agent| metric(&a.get("/metrics"), "vipcheck_agent_probes_total ");
+    let before = probes(&agent).expect("probes_total");
     rs.ip(&format!("addr del {VIP4}/32 dev lo"));
     let took = agent.wait(Duration::from_secs(5), "down after fall", |a| {
         a.verdict(&n).as_deref() == Some("1")
     });
     // Three failures in a row: the first may come at once, the third two intervals on.
-    assert!(
-        took >= interval * 2 - Duration::from_millis(100),
-        "{took:?}"
-    );
+    let counted = probes(&agent).expect("probes_total") - before;
+    assert!(counted >= 3.0, "down after {counted} results");
     assert!(
         took <= interval * 4 + Duration::from_millis(500),
         "{took:?}"
     );
+    let before = probes(&agent).expect("probes_total");
     rs.ip(&format!("addr add {VIP4}/32 dev lo"));
     let took = agent.wait(Duration::from_secs(5), "up after rise", |a| {
         a.verdict(&n).as_deref() == Some("0")
     });
-    assert!(took >= interval - Duration::from_millis(100), "{took:?}");
+    let counted = probes(&agent).expect("probes_total") - before;
+    assert!(counted >= 2.0, "up after {counted} results");
     assert!(
         took <= interval * 3 + Duration::from_millis(500),
         "{took:?}"
