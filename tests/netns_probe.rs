@@ -988,3 +988,83 @@ fn a_batch_of_frames_goes_out_whole_and_in_order() {
     });
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // PacketSocket::recv_batch (recvmmsg(2), sixteen frames a call): forty echo replies
+    // queued at once are taken up to the number asked for, then the rest, in the order
+    // they came, each whole; an empty queue gives none and no error.
+    use std::net::{IpAddr, Ipv4Addr};
+    use vipcheck::net::PacketSocket;
+    use vipcheck::wire::frame::{parse_with, Inbound, Probe, ProbeKind};
+    use vipcheck::wire::MacAddr;
+    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
+    let ours: MacAddr = DIR_MAC.parse().expect("the director's MAC");
+    let theirs: MacAddr = common::topo::real_server_mac(21)
+        .parse()
+        .expect("the real server's MAC");
+    let (src, dst) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 21));
+    let requests: Vec<Vec<u8>> = (0..40u16)
+        .map(|seq| {
+            Probe {
+                src_mac: ours,
+                dst_mac: theirs,
+                tunnel: None,
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                hop_limit: 64,
+                ip_ident: seq,
+                kind: ProbeKind::Echo { ident: 0x4343, seq },
+                encap: Default::default(),
+            }
+            .build()
+            .expect("an echo request")
+        })
+        .collect();
+    let (first, rest, after) = site.dir.in_ns(|| {
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
+        let mut sock =
+            PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket");
+        sock.set_recv_buffer(1 << 20);
+        sock.transmit_batch(&requests).expect("the requests");
+        // Every reply queued before the first read (bounded: 3 s).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        assert!(
+            sock.wait_readable(deadline).expect("poll"),
+            "no reply at all"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let (mut first, mut rest, mut after) = (Vec::new(), Vec::new(), Vec::new());
+        sock.recv_batch(&mut first, 10).expect("the first batch");
+        sock.recv_batch(&mut rest, 64).expect("the rest");
+        sock.recv_batch(&mut after, 64).expect("an empty queue");
+        (first, rest, after)
+    });
+    assert_eq!(first.len(), 10, "no more than asked for");
+    assert!(
+        after.is_empty(),
+        "the queue was emptied: {} more",
+        after.len()
+    );
+    let replies: Vec<(u16, usize)> = first
+        .iter()
+        .chain(&rest)
+        .filter_map(|f| match parse_with(&f.bytes, true).ok()?.inbound {
+            Inbound::EchoReply {
+                ident: 0x4343, seq, ..
+            } => Some((seq, f.bytes.len())),
+            _ => None,
+        })
+        .collect();
+    let seqs: Vec<u16> = replies.iter().map(|&(s, _)| s).collect();
+    assert_eq!(seqs, (0..40).collect::<Vec<u16>>());
+    // Each whole: Ethernet, IPv4, ICMP header and the 8 bytes of "vipcheck".
+    assert!(
+        replies.iter().all(|&(_, len)| len == 14 + 20 + 8 + 8),
+        "{replies:?}"
+    );
+}

@@ -668,3 +668,78 @@ fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replie
         .in_ns(|| fleet.fleet.probe(&req, std::time::Instant::now()));
     assert!(second.up, "after the flood: {second:?}");
 }
+
+#[test]
+fn a_next_hop_confirmed_by_one_round_is_not_confirmed_again_by_the_next() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The kernel's entry for the real server is STALE (nothing of the director's own
+    // talks to it), so a round confirms its MAC with our own ARP request. Once a round
+    // has confirmed it, the fleet's next rounds must not ask again: the agent would send
+    // one more frame on every turn of every real server, and report a changed MAC on
+    // every turn until its next refresh.
+    let topo::Cabled {
+        rs: _rs,
+        dir,
+        relay,
+        ra,
+        rb,
+    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    let asked = Arc::new(Mutex::new(0usize));
+    let count = asked.clone();
+    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
+        // An ARP request (opcode 1) whose target is the real server's own address.
+        let arp_for_rip = f.len() >= 42
+            && f[12..14] == [0x08, 0x06]
+            && f[20..22] == [0, 1]
+            && f[38..42] == [192, 0, 2, 11];
+        if arp_for_rip {
+            *count.lock().unwrap() += 1;
+        }
+        common::netns::Forward::Pass
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11])]);
+    let asked_in = |fleet: &vipcheck::status::FleetProbe| {
+        let req = fleet.request(&pairs[0]).expect("the request");
+        let before = *asked.lock().unwrap();
+        let v = dir.in_ns(|| fleet.fleet.probe(&req, Instant::now()));
+        // The relay forwards before it counts the next frame; the round is over.
+        std::thread::sleep(Duration::from_millis(50));
+        (v, *asked.lock().unwrap() - before)
+    };
+
+    // The right MAC, STALE.
+    dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud stale",
+        topo::real_server_mac(11)
+    ));
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
+    let (first, n) = asked_in(&fleet);
+    assert!(first.up, "{first:?}");
+    assert_eq!(n, 1, "the first round confirms the STALE entry's MAC");
+    for round in 2..=3 {
+        let (v, n) = asked_in(&fleet);
+        assert!(v.up, "round {round}: {v:?}");
+        assert_eq!(n, 0, "round {round} asked again: {v:?}");
+    }
+
+    // An old MAC, STALE: the first round finds the new one; the next ones probe it
+    // directly and report no change again.
+    dir.ip("neigh replace 192.0.2.11 lladdr 02:00:00:00:00:99 dev eth0 nud stale");
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
+    let (first, n) = asked_in(&fleet);
+    assert!(first.up, "{first:?}");
+    assert!(n >= 1, "the old MAC is confirmed: {first:?}");
+    let change = first
+        .mac_change
+        .expect("the first round reports the change");
+    assert_eq!(change.to.to_string(), topo::real_server_mac(11));
+    for round in 2..=3 {
+        let (v, n) = asked_in(&fleet);
+        assert!(v.up, "round {round}: {v:?}");
+        assert_eq!(n, 0, "round {round} asked again: {v:?}");
+        assert!(v.mac_change.is_none(), "round {round}: {v:?}");
+    }
+}

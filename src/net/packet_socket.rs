@@ -57,6 +57,10 @@ pub trait FrameIo {
 pub struct PacketSocket {
     fd: OwnedFd,
     buf: Vec<u8>,
+    /// [`RECV_BATCH`] buffers of [`RECV_BUF`] bytes for [`PacketSocket::recv_batch`],
+    /// made on its first call (only a reading handle needs them; the pages a frame never
+    /// reached are never touched).
+    batch: Vec<u8>,
 }
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -185,12 +189,16 @@ impl PacketSocket {
         Ok(PacketSocket {
             fd,
             buf: vec![0; RECV_BUF],
+            batch: Vec::new(),
         })
     }
 }
 
 /// The largest IP packet plus its Ethernet header: GRO can merge segments up to it.
 const RECV_BUF: usize = 65_535 + 64;
+
+/// Frames one `recvmmsg(2)` takes at most.
+const RECV_BATCH: usize = 16;
 
 impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
@@ -260,39 +268,14 @@ impl FrameIo for PacketSocket {
     }
 
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
+        // Bounded by the deadline: each pass waits until a frame is queued or it passes.
+        while self.wait_readable(deadline)? {
+            if let Some(f) = self.read_ready()? {
+                return Ok(Some(f));
             }
-            let left = deadline - now;
-            let ts = libc::timespec {
-                tv_sec: left.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
-            };
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: pfd and ts are valid for the call; no signal mask is changed.
-            let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if r == 0 {
-                continue;
-            }
-            match self.read_ready()? {
-                Some(f) => return Ok(Some(f)),
-                // Woken without a frame (another reader took it): wait on.
-                None => continue,
-            }
+            // Woken without a frame (another reader took it): wait on.
         }
+        Ok(None)
     }
 
     fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
@@ -380,6 +363,7 @@ impl PacketSocket {
         Ok(PacketSocket {
             fd: self.fd.try_clone()?,
             buf: vec![0; RECV_BUF],
+            batch: Vec::new(),
         })
     }
 
@@ -402,6 +386,65 @@ impl PacketSocket {
                 break;
             }
         }
+    }
+
+    /// Waits until a frame is queued (true) or `deadline` passes (false).
+    pub fn wait_readable(&self, deadline: Instant) -> io::Result<bool> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let left = deadline - now;
+            let ts = libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: pfd and ts are valid for the call; no signal mask is changed.
+            let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r > 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The frames already queued, up to `max`, without waiting: appended to `out`, in the
+    /// order received; how many. One `recvmmsg(2)` per [`RECV_BATCH`] frames, and none
+    /// after one that found the queue emptied.
+    pub fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> io::Result<usize> {
+        if self.batch.is_empty() {
+            self.batch = vec![0; RECV_BATCH * RECV_BUF];
+        }
+        let mut taken = 0;
+        // Bounded by `max`: each pass takes at least one frame or returns.
+        while taken < max {
+            let want = (max - taken).min(RECV_BATCH);
+            let got = recv_frames(self.fd.as_raw_fd(), &mut self.batch, want)?;
+            for (i, &(len, checksum_trusted)) in got.iter().enumerate() {
+                let at = i * RECV_BUF;
+                out.push(Frame {
+                    bytes: self.batch[at..at + len].to_vec(),
+                    checksum_trusted,
+                });
+            }
+            taken += got.len();
+            if got.len() < want {
+                break;
+            }
+        }
+        Ok(taken)
     }
 
     /// One queued frame, without waiting.
@@ -427,6 +470,107 @@ pub fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv
         IpAddr::V4(_) => None,
     });
     (v4, v6)
+}
+
+/// Receives up to `want` (at most [`RECV_BATCH`]) queued frames from packet socket `fd`
+/// with one `recvmmsg(2)`, without waiting: frame `i` into `bufs[i * RECV_BUF..]`. Each
+/// frame's length and whether its checksum is trusted (see [`recv_frame`]); empty when
+/// none is queued.
+fn recv_frames(fd: RawFd, bufs: &mut [u8], want: usize) -> io::Result<Received> {
+    let want = want.min(RECV_BATCH).min(bufs.len() / RECV_BUF);
+    let mut iovs: [libc::iovec; RECV_BATCH] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; RECV_BATCH];
+    for (i, (iov, buf)) in iovs
+        .iter_mut()
+        .zip(bufs.chunks_exact_mut(RECV_BUF))
+        .enumerate()
+    {
+        if i < want {
+            iov.iov_base = buf.as_mut_ptr().cast();
+            iov.iov_len = buf.len();
+        }
+    }
+    // u64 elements keep each control buffer aligned for cmsghdr.
+    let mut controls = [[0u64; 16]; RECV_BATCH];
+    // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+    for ((m, iov), control) in msgs
+        .iter_mut()
+        .zip(iovs.iter_mut())
+        .zip(controls.iter_mut())
+    {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_control = control.as_mut_ptr().cast();
+        m.msg_hdr.msg_controllen = std::mem::size_of_val(control);
+    }
+    let mut got = Received {
+        frames: [(0, false); RECV_BATCH],
+        len: 0,
+    };
+    let n = loop {
+        // SAFETY: the first `want` headers point at their own iovec (into a distinct
+        // RECV_BUF-sized part of `bufs`) and control buffer, all live across the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                want as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(got),
+            _ => return Err(e),
+        }
+    };
+    for (slot, m) in got.frames.iter_mut().zip(&msgs).take(n.min(want)) {
+        *slot = (
+            (m.msg_len as usize).min(RECV_BUF),
+            checksum_trusted(&m.msg_hdr),
+        );
+    }
+    got.len = n.min(want);
+    Ok(got)
+}
+
+/// What [`recv_frames`] took: each frame's length and checksum trust, in order.
+struct Received {
+    frames: [(usize, bool); RECV_BATCH],
+    len: usize,
+}
+
+impl std::ops::Deref for Received {
+    type Target = [(usize, bool)];
+    fn deref(&self) -> &[(usize, bool)] {
+        &self.frames[..self.len]
+    }
+}
+
+/// Whether the transport checksum of a frame `recvmsg` took (with PACKET_AUXDATA) is
+/// not to be checked: see [`recv_frame`].
+fn checksum_trusted(msg: &libc::msghdr) -> bool {
+    let mut status = 0u32;
+    // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled, within
+    // msg.msg_controllen; the auxdata payload starts with a u32 status.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
+                status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0
 }
 
 /// Receives one queued frame from packet socket `fd` into `buf`, without waiting:
@@ -458,23 +602,8 @@ fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
                 _ => Err(e),
             };
         }
-        let mut status = 0u32;
-        // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled,
-        // within msg.msg_controllen; the auxdata payload starts with a u32 status.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                    status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
         let len = (n as usize).min(buf.len());
-        return Ok(Some((
-            len,
-            status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
-        )));
+        return Ok(Some((len, checksum_trusted(&msg))));
     }
 }
 

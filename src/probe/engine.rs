@@ -789,13 +789,15 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             answered: Vec::new(),
             sent_at: None,
         };
-        // The ARP-problem questions go first, so their answers arrive while the rest runs.
-        self.ask_arp(&mut arp, peer)?;
+        // The ARP-problem questions go first, so their answers arrive while the rest runs:
+        // at the head of the first batch, with the neighbour confirmation.
+        let mut lead = self.arp_questions(&arp, peer);
+        let mut asking = !lead.is_empty();
         let mut confirm = match spec.confirm {
             Some(target) => {
                 let outer = self.path.src;
                 if let Some(f) = neighbour_request(self.path.our_mac, outer, target, Some(peer)) {
-                    self.io.send(&f)?;
+                    lead.push(f);
                 }
                 Some(Confirm {
                     target,
@@ -820,7 +822,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         }
                     }
                 }
-                self.send_all(&mut pend, peer)?;
+                let at = self.send_all(&mut pend, peer, std::mem::take(&mut lead))?;
+                if std::mem::take(&mut asking) {
+                    arp.sent_at = Some(at);
+                }
                 rounds += 1;
             }
             if let Some(c) = confirm.as_mut().filter(|c| !c.done && !c.broadcast_sent) {
@@ -863,7 +868,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 }
             }
             if !released.is_empty() {
-                self.send_some(&mut pend, &released, peer)?;
+                self.send_some(&mut pend, &released, peer, Vec::new())?;
             }
             let (settled, grace_end) = self.settled(&pend, now);
             if settled || now >= spec.deadline {
@@ -919,9 +924,10 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         for p in pend.iter_mut() {
                             p.wrong_mac = None;
                         }
-                        arp.sent_at = None;
-                        self.ask_arp(&mut arp, peer)?;
-                        self.send_all(&mut pend, peer)?;
+                        let questions = self.arp_questions(&arp, peer);
+                        let asks = !questions.is_empty();
+                        let at = self.send_all(&mut pend, peer, questions)?;
+                        arp.sent_at = asks.then_some(at);
                         continue;
                     }
                     None => {}
@@ -987,19 +993,29 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     }
 
     /// Sends a fresh probe for every check still open that this probe sends itself.
-    fn send_all(&mut self, pend: &mut [Pending], peer: MacAddr) -> io::Result<()> {
+    /// Sends a fresh probe of every check still open, after `first`; see
+    /// [`Prober::send_some`].
+    fn send_all(
+        &mut self,
+        pend: &mut [Pending],
+        peer: MacAddr,
+        first: Vec<Vec<u8>>,
+    ) -> io::Result<Instant> {
         let open: Vec<usize> = (0..pend.len()).filter(|&i| pend[i].sends()).collect();
-        self.send_some(pend, &open, peer)
+        self.send_some(pend, &open, peer, first)
     }
 
-    /// Sends a fresh probe of each check `which` names, all in one batch.
+    /// Sends the frames `first` (the ARP questions, a neighbour confirmation), then a
+    /// fresh probe of each check `which` names, all in one batch; when it went.
     fn send_some(
         &mut self,
         pend: &mut [Pending],
         which: &[usize],
         peer: MacAddr,
-    ) -> io::Result<()> {
-        let mut frames = Vec::with_capacity(which.len());
+        first: Vec<Vec<u8>>,
+    ) -> io::Result<Instant> {
+        let mut frames = first;
+        frames.reserve(which.len());
         let mut kinds = Vec::with_capacity(which.len());
         for &i in which {
             let kind = self.fresh(&pend[i].check);
@@ -1011,7 +1027,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         for (&i, kind) in which.iter().zip(kinds) {
             pend[i].sent.push((kind, sent_at));
         }
-        Ok(())
+        Ok(sent_at)
     }
 
     /// Sends the RSTs held back (see [`Prober::round`]). A failure to send changes
@@ -1165,9 +1181,14 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     fn settled(&self, pend: &[Pending], now: Instant) -> (bool, Option<Instant>) {
         let mut grace_end: Option<Instant> = None;
         let mut settled = true;
-        let mut vips: Vec<IpAddr> = pend.iter().map(|p| p.check.vip).collect();
-        vips.dedup();
-        for vip in vips {
+        // Each VIP once, at its first check. No allocation: this runs on every wake of
+        // every round, and a round has a handful of checks.
+        let firsts = pend
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| pend[..i].iter().all(|q| q.check.vip != p.check.vip));
+        for (_, first) in firsts {
+            let vip = first.check.vip;
             let group = || pend.iter().filter(move |p| p.check.vip == vip);
             let path_error =
                 group().any(|p| matches!(&p.done, Some((r, _)) if r.answer == Answer::PathError));
@@ -1176,19 +1197,17 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             }
             // The checks that decide: each port's TCP or UDP check (one per request; a
             // round may carry several ports of the VIP), else the first check.
-            let mut decisive: Vec<&Pending> = group()
-                .filter(|p| matches!(p.check.kind, CheckKind::Tcp { .. } | CheckKind::Udp { .. }))
-                .collect();
-            if decisive.is_empty() {
-                decisive.extend(group().next());
-            }
-            if decisive.is_empty() {
-                continue;
-            }
+            let port =
+                |p: &Pending| matches!(p.check.kind, CheckKind::Tcp { .. } | CheckKind::Udp { .. });
+            let ports = group().any(port);
+            let decisive =
+                group()
+                    .filter(move |p| !ports || port(p))
+                    .take(if ports { usize::MAX } else { 1 });
             // When the last of them was decided, and how fast its answer came.
             let mut last: Option<(Option<f64>, Instant)> = None;
             let mut open = false;
-            for d in &decisive {
+            for d in decisive {
                 if let (None, CheckKind::Udp { probe, .. }) = (&d.done, d.check.kind) {
                     // A datagram that needs no reply has its answer in silence: once the
                     // VIP's echo is back, an ICMP error would have come within a few
@@ -1248,23 +1267,23 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         (settled, grace_end)
     }
 
-    fn ask_arp(&mut self, arp: &mut ArpAsk, peer: MacAddr) -> io::Result<()> {
-        for &(vip, src) in &arp.vips {
-            let request = match (src, vip) {
+    /// The ARP-problem questions of `arp`, to `peer` alone: whether it claims each VIP.
+    fn arp_questions(&self, arp: &ArpAsk, peer: MacAddr) -> Vec<Vec<u8>> {
+        arp.vips
+            .iter()
+            .filter_map(|&(vip, src)| match (src, vip) {
                 (IpAddr::V4(s), IpAddr::V4(t)) => {
-                    frame::arp_request_to(peer, self.path.our_mac, s, t)
+                    Some(frame::arp_request_to(peer, self.path.our_mac, s, t))
                 }
-                (IpAddr::V6(s), IpAddr::V6(t)) => {
-                    frame::neighbor_solicitation_to(peer, self.path.our_mac, s, t)
-                }
-                _ => continue,
-            };
-            if arp.sent_at.is_none() {
-                arp.sent_at = Some(Instant::now());
-            }
-            self.io.send(&request)?;
-        }
-        Ok(())
+                (IpAddr::V6(s), IpAddr::V6(t)) => Some(frame::neighbor_solicitation_to(
+                    peer,
+                    self.path.our_mac,
+                    s,
+                    t,
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Waits out the ARP check's grace (until twice the slowest round trip after the

@@ -97,7 +97,15 @@ struct Post {
     /// The leases waiting while another reads, each woken on its own: when a frame is
     /// posted to it, or (one of them) when the reader leaves.
     waiting: Vec<(u64, Arc<Condvar>)>,
+    /// Emptied containers kept for the next leases (a lease lives one round; the agent
+    /// runs a hundred rounds a second): route lists, boxes, and the reader's batch.
+    spare_routes: Vec<Vec<u64>>,
+    spare_boxes: Vec<VecDeque<Frame>>,
+    batch: Vec<Frame>,
 }
+
+/// Emptied containers [`Post`] keeps at most, of each kind.
+const SPARE: usize = 64;
 
 impl Post {
     /// Puts `f` in the box of every lease that listens for its key, and wakes those that
@@ -114,12 +122,27 @@ impl Post {
             None => return false,
         };
         for &id in others {
-            self.boxes.entry(id).or_default().push_back(f.clone());
+            let spare = &mut self.spare_boxes;
+            self.boxes
+                .entry(id)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
+                .push_back(f.clone());
             self.wake(id);
         }
-        self.boxes.entry(last).or_default().push_back(f);
+        let spare = &mut self.spare_boxes;
+        self.boxes
+            .entry(last)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push_back(f);
         self.wake(last);
         true
+    }
+
+    /// Keeps an emptied container for later, up to [`SPARE`] of a kind.
+    fn keep<T>(spare: &mut Vec<T>, item: T) {
+        if spare.len() < SPARE {
+            spare.push(item);
+        }
     }
 
     fn wake(&self, id: u64) {
@@ -253,51 +276,60 @@ impl Tap {
         deadline: Option<Instant>,
     ) -> Option<(std::sync::MutexGuard<'a, Post>, usize)> {
         post.reading = true;
+        let mut frames = std::mem::take(&mut post.batch);
         drop(post);
-        let read = self.read(deadline);
+        let read = self.read(deadline, &mut frames);
         let mut post = self.post.lock().ok()?;
         post.reading = false;
-        let frames = read.unwrap_or_else(|_| {
+        if read.is_err() {
             self.failed.store(true, Ordering::Relaxed);
-            Vec::new()
-        });
+        }
         let n = frames.len();
-        for f in frames {
+        for f in frames.drain(..) {
             if !post.route(f) {
                 self.unrouted.fetch_add(1, Ordering::Relaxed);
             }
         }
+        post.batch = frames;
         Some((post, n))
     }
 
-    /// One read turn: the first frame (waited for until `deadline`, or only if queued)
-    /// and up to [`DRAIN`] more already queued (replies come in bursts: a real server's
-    /// ports answer together).
-    fn read(&self, deadline: Option<Instant>) -> io::Result<Vec<Frame>> {
+    /// One read turn into `frames` (empty): the first frame (waited for until `deadline`,
+    /// or only if queued) and up to [`DRAIN`] more already queued, in one `recvmmsg(2)` per
+    /// sixteen (replies come in bursts: a real server's ports answer together). A frame
+    /// read before an error stays in `frames`.
+    fn read(&self, deadline: Option<Instant>, frames: &mut Vec<Frame>) -> io::Result<()> {
         let mut sock = self
             .reader
             .lock()
             .map_err(|_| io::Error::other("reader lock poisoned"))?;
-        let first = match deadline {
-            Some(d) => sock.recv(d)?,
-            None => sock.recv_ready()?,
-        };
-        let mut frames = Vec::new();
-        if let Some(f) = first {
-            frames.push(f);
-            for _ in 0..DRAIN {
-                match sock.recv_ready()? {
-                    Some(f) => frames.push(f),
-                    None => break,
+        // Bounded by the deadline: each pass waits until a frame is queued or it passes;
+        // without one, a single pass.
+        loop {
+            if let Some(d) = deadline {
+                if !sock.wait_readable(d)? {
+                    return Ok(());
                 }
             }
+            let n = sock.recv_batch(frames, DRAIN + 1)?;
+            // Woken without a frame (another handle took it): wait on.
+            if n > 0 || deadline.is_none() {
+                return Ok(());
+            }
         }
-        Ok(frames)
     }
 
     fn register(&self, key: Key, id: u64) {
         if let Ok(mut p) = self.post.lock() {
-            p.routes.entry(key).or_default().push(id);
+            let Post {
+                routes,
+                spare_routes,
+                ..
+            } = &mut *p;
+            routes
+                .entry(key)
+                .or_insert_with(|| spare_routes.pop().unwrap_or_default())
+                .push(id);
         }
     }
 
@@ -307,11 +339,16 @@ impl Tap {
                 if let Some(v) = p.routes.get_mut(key) {
                     v.retain(|i| *i != id);
                     if v.is_empty() {
-                        p.routes.remove(key);
+                        if let Some(v) = p.routes.remove(key) {
+                            Post::keep(&mut p.spare_routes, v);
+                        }
                     }
                 }
             }
-            p.boxes.remove(&id);
+            if let Some(mut b) = p.boxes.remove(&id) {
+                b.clear();
+                Post::keep(&mut p.spare_boxes, b);
+            }
         }
     }
 }
@@ -592,28 +629,39 @@ impl Fleet {
             Ok(w) => w,
             Err(reason) => return all(Verdict::cannot_probe(reason.clone())),
         };
-        // Every request's checks, each once, and which are whose.
+        // Every request's checks, each once, and which are whose (`mine` holds each
+        // request's indices into `checks` in turn, `ends` where each request's end).
         let mut checks: Vec<engine::Check> = Vec::new();
-        let mut own: Vec<Vec<usize>> = Vec::with_capacity(reqs.len());
+        let mut planned: Vec<engine::Check> = Vec::new();
+        let mut mine: Vec<usize> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(reqs.len());
         let mut outer_src = None;
         for r in reqs {
-            let (src, mine) = match plan_checks(r, way) {
-                Ok(p) => p,
+            planned.clear();
+            let src = match plan_checks(r, way, &mut planned) {
+                Ok(src) => src,
                 Err(reason) => return all(Verdict::cannot_probe(reason)),
             };
             outer_src.get_or_insert(src);
-            own.push(
-                mine.into_iter()
-                    .map(|c| match checks.iter().position(|k| *k == c) {
-                        Some(i) => i,
-                        None => {
-                            checks.push(c);
-                            checks.len() - 1
-                        }
-                    })
-                    .collect(),
-            );
+            for c in planned.drain(..) {
+                mine.push(match checks.iter().position(|k| *k == c) {
+                    Some(i) => i,
+                    None => {
+                        checks.push(c);
+                        checks.len() - 1
+                    }
+                });
+            }
+            ends.push(mine.len());
         }
+        let own: Vec<&[usize]> = ends
+            .iter()
+            .scan(0, |start, &end| {
+                let range = *start..end;
+                *start = end;
+                Some(&mine[range])
+            })
+            .collect();
         let Some(outer_src) = outer_src else {
             return Vec::new();
         };
@@ -697,7 +745,7 @@ impl Fleet {
             checks: &checks,
             ports_at_once: turn.ports_at_once,
         };
-        run_group_with(
+        let verdicts = run_group_with(
             &group,
             &path,
             &mut SharedLease(&lease),
@@ -705,8 +753,32 @@ impl Fleet {
             deadline,
             Some(memo),
             unconfirmed.then_some(next_hop),
-        )
+        );
+        if unconfirmed {
+            if let Some(mac) = confirmed_mac(&verdicts, peer_mac) {
+                // Confirmed as the kernel's entry is by that same answer (REACHABLE): the
+                // next rounds neither ask again nor report the change again, until the
+                // fleet is rebuilt and reads the kernel's entry anew.
+                if let Ok(mut macs) = self.macs.lock() {
+                    macs.insert(
+                        (way.route.oif, next_hop),
+                        Arc::new(OnceLock::from(Ok((mac, false)))),
+                    );
+                }
+            }
+        }
+        verdicts
     }
+}
+
+/// The next hop's MAC that a round's `verdicts` confirm, if any: the one that answered
+/// the confirmation when it was not the entry's `peer`, else `peer` when some verdict is
+/// up (its replies came through `peer`).
+fn confirmed_mac(verdicts: &[Verdict], peer: MacAddr) -> Option<MacAddr> {
+    verdicts
+        .iter()
+        .find_map(|v| v.mac_change.map(|c| c.to))
+        .or_else(|| verdicts.iter().any(|v| v.up).then_some(peer))
 }
 
 /// Whether two requests can share one round: the same real server, interface, VIPs,

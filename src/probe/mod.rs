@@ -401,9 +401,10 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>, deadline: Instant) -> Result<W
     })
 }
 
-/// The director's outer source address and every check with its source, for `req` over
-/// `way`; the error is the down verdict's reason.
-pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), String> {
+/// The director's outer source address, with every check of `req` over `way` (each with
+/// its source) pushed onto `checks`; the error is the down verdict's reason (`checks` may
+/// then hold some of them).
+pub fn plan_checks(req: &Request, way: &Way, checks: &mut Vec<Check>) -> Result<IpAddr, String> {
     let (route, link) = (&way.route, &way.link);
     if req.method == ForwardingMethod::Nat {
         return Err(format!(
@@ -428,7 +429,6 @@ pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), Str
             family_name(req.rip)
         ));
     };
-    let mut checks = Vec::new();
     for &vip in &req.vips {
         let src = if vip.is_ipv4() == req.rip.is_ipv4() {
             outer_src
@@ -449,7 +449,7 @@ pub fn plan_checks(req: &Request, way: &Way) -> Result<(IpAddr, Vec<Check>), Str
             checks.push(Check { kind, vip, src });
         }
     }
-    Ok((outer_src, checks))
+    Ok(outer_src)
 }
 
 /// Why a packet socket cannot be opened, with the hint for a missing capability.
@@ -478,8 +478,9 @@ fn probe_with(req: &Request, start: Instant, exiting: bool) -> Verdict {
         Ok(w) => w,
         Err(reason) => return Verdict::failed(reason),
     };
-    let (outer_src, mut checks) = match plan_checks(req, &way) {
-        Ok(p) => p,
+    let mut checks = Vec::new();
+    let outer_src = match plan_checks(req, &way, &mut checks) {
+        Ok(src) => src,
         Err(reason) => return Verdict::failed(reason),
     };
     // Held until the checks are done: the director's kernel takes the replies quietly.
@@ -633,9 +634,13 @@ fn application_checks(
 /// not decapsulated) decides on any check.
 pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<String> {
     let mut notes = Vec::new();
-    let mut vips: Vec<IpAddr> = checks.iter().map(|c| c.vip).collect();
-    vips.dedup();
-    for vip in vips {
+    // Each VIP once, at its first result. No allocation: this runs for every verdict.
+    for first in 0..checks.len() {
+        let vip = checks[first].vip;
+        if checks[..first].iter().any(|c| c.vip == vip) {
+            continue;
+        }
+        let several = several(checks, vip);
         let icmp = checks
             .iter()
             .position(|c| c.vip == vip && c.check == "icmp");
@@ -645,18 +650,18 @@ pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<Str
         let (Some(i), Some(t)) = (icmp, tcp) else {
             continue;
         };
-        checks[i].decides = false;
-        let (icmp, tcp) = (checks[i].clone(), &mut checks[t]);
+        let (icmp, tcp) = two_mut(checks, i, t);
+        icmp.decides = false;
         if icmp.answer == Answer::PathError && !tcp.up {
             // Forwarded or not decapsulated: the ICMP error is the better reason.
             tcp.decides = false;
-            checks[i].decides = true;
+            icmp.decides = true;
             continue;
         }
         if tcp.up {
             match icmp.answer {
                 Answer::Reply => {}
-                Answer::Silence | Answer::NotRun => notes.push(if several(checks, vip) {
+                Answer::Silence | Answer::NotRun => notes.push(if several {
                     format!("{vip}: icmp filtered")
                 } else {
                     "icmp filtered".to_string()
@@ -664,7 +669,7 @@ pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<Str
                 _ => notes.push(format!("icmp: {}", icmp.reason)),
             }
             if !icmp.up && !icmp.reason.starts_with("icmp filtered") {
-                checks[i].reason = format!("icmp filtered: {}", icmp.reason);
+                icmp.reason = format!("icmp filtered: {}", icmp.reason);
             }
             continue;
         }
@@ -711,6 +716,18 @@ pub fn decide(checks: &mut [CheckResult], peer: crate::wire::MacAddr) -> Vec<Str
         }
     }
     notes
+}
+
+/// Elements `i` and `j` (not the same) of `s`, both mutable.
+fn two_mut<T>(s: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
+    assert_ne!(i, j, "two_mut needs two elements");
+    if i < j {
+        let (a, b) = s.split_at_mut(j);
+        (&mut a[i], &mut b[0])
+    } else {
+        let (a, b) = s.split_at_mut(i);
+        (&mut b[0], &mut a[j])
+    }
 }
 
 /// Whether the results cover more than one VIP.
@@ -760,9 +777,10 @@ pub fn run_checks_with(
     memo: Option<&IcmpMemo>,
     confirm: Option<IpAddr>,
 ) -> Verdict {
+    let all: Vec<usize> = (0..checks.len()).collect();
     let group = Group {
         reqs: &[req],
-        own: &[(0..checks.len()).collect()],
+        own: &[&all],
         checks,
         ports_at_once: false,
     };
@@ -777,7 +795,7 @@ pub fn run_checks_with(
 pub struct Group<'a> {
     pub reqs: &'a [&'a Request],
     /// Per request, the indices of its checks in `checks`.
-    pub own: &'a [Vec<usize>],
+    pub own: &'a [&'a [usize]],
     /// Every request's checks, each once: the ARP and ICMP checks of a VIP are shared.
     pub checks: &'a [Check],
     /// See [`engine::RoundSpec::ports_at_once`].

@@ -1480,7 +1480,7 @@ fn group_of_two_with(mock: &mut impl FrameIo, ports_at_once: bool) -> Vec<Verdic
             ..tcp_check()
         },
     ];
-    let own = [vec![0, 1, 2], vec![0, 1, 3]];
+    let own: [&[usize]; 2] = [&[0, 1, 2], &[0, 1, 3]];
     let group = super::Group {
         reqs: &[&a, &b],
         own: &own,
@@ -1710,4 +1710,51 @@ fn ports_at_once_sends_every_port_s_syn_with_the_echo_and_judges_alike() {
         );
         assert_eq!(syns(&wire.sent), 2, "one SYN per port in all");
     }
+}
+
+/// A good real server that records each send call as one batch.
+#[derive(Default)]
+struct Batches {
+    calls: Vec<Vec<Vec<u8>>>,
+    queue: VecDeque<Vec<u8>>,
+}
+
+impl FrameIo for Batches {
+    fn send(&mut self, f: &[u8]) -> io::Result<()> {
+        self.send_batch(&[f.to_vec()])
+    }
+
+    fn send_batch(&mut self, frames: &[Vec<u8>]) -> io::Result<()> {
+        for f in frames {
+            self.queue.extend(server(None)(0, f));
+        }
+        self.calls.push(frames.to_vec());
+        Ok(())
+    }
+
+    fn recv(&mut self, _deadline: Instant) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(Frame::wire))
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front().map(Frame::wire))
+    }
+}
+
+#[test]
+fn the_arp_question_heads_the_first_batch() {
+    // One system call for the ARP question, the echo and the SYNs, the question first
+    // (its answer, if any, arrives while the rest runs); asked once.
+    let is_arp = |f: &Vec<u8>| f.len() > 14 && f[12..14] == [0x08, 0x06];
+    let mut wire = Batches::default();
+    let v = group_of_two_with(&mut wire, true);
+    assert!(v[0].up && v[1].up, "{v:?}");
+    let first = &wire.calls[0];
+    assert!(is_arp(&first[0]), "the ARP question first");
+    assert_eq!(
+        first.len(),
+        4,
+        "the question, the echo and both SYNs in one call"
+    );
+    assert_eq!(wire.calls.iter().flatten().filter(|f| is_arp(f)).count(), 1);
 }

@@ -44,7 +44,7 @@ pub enum ProbeKind {
         seq: u32,
     },
     /// A UDP datagram; `tag` tells its attempts apart (the DNS query's id). Its payload
-    /// is not part of the kind: it is framed with [`Probe::wrap`].
+    /// is not part of the kind: it is framed with [`Probe::build_with`].
     Udp {
         src_port: u16,
         dst_port: u16,
@@ -81,33 +81,68 @@ fn family_mismatch() -> WireError {
     WireError::Unsupported
 }
 
-/// The transport segment of `p`: (protocol number, bytes); `payload` is a UDP
-/// datagram's data (the other kinds carry none).
-fn transport(p: &Probe, payload: &[u8]) -> Result<(u8, Vec<u8>)> {
-    match p.kind {
-        ProbeKind::Echo { ident, seq } => match (p.src, p.dst) {
-            (IpAddr::V4(_), IpAddr::V4(_)) => {
-                let r = Icmpv4Repr::EchoRequest {
-                    ident,
-                    seq,
-                    data: ECHO_DATA,
-                };
-                let mut b = buffer(r.buffer_len());
-                r.emit(&mut b);
-                Ok((protocol::ICMP, b))
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let r = Icmpv6Repr::EchoRequest {
-                    ident,
-                    seq,
-                    data: ECHO_DATA,
-                };
-                let mut b = buffer(r.buffer_len());
-                r.emit(s, d, &mut b);
-                Ok((protocol::ICMPV6, b))
-            }
-            _ => Err(family_mismatch()),
-        },
+/// The transport segment of a probe, emitted where its frame puts it.
+enum Segment<'a> {
+    Icmpv4(Icmpv4Repr<'a>),
+    Icmpv6(Icmpv6Repr<'a>),
+    Tcp(TcpRepr),
+    Udp(UdpRepr<'a>),
+}
+
+impl Segment<'_> {
+    fn protocol(&self) -> u8 {
+        match self {
+            Segment::Icmpv4(_) => protocol::ICMP,
+            Segment::Icmpv6(_) => protocol::ICMPV6,
+            Segment::Tcp(_) => protocol::TCP,
+            Segment::Udp(_) => protocol::UDP,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Segment::Icmpv4(r) => r.buffer_len(),
+            Segment::Icmpv6(r) => r.buffer_len(),
+            Segment::Tcp(r) => r.buffer_len(),
+            Segment::Udp(r) => r.buffer_len(),
+        }
+    }
+
+    /// Writes the segment, its checksum for `src` -> `dst` included, into `buf` (its
+    /// length exactly).
+    fn emit(&self, src: IpAddr, dst: IpAddr, buf: &mut [u8]) -> Result<()> {
+        match self {
+            Segment::Icmpv4(r) => r.emit(buf),
+            Segment::Icmpv6(r) => match (src, dst) {
+                (IpAddr::V6(s), IpAddr::V6(d)) => r.emit(s, d, buf),
+                _ => return Err(family_mismatch()),
+            },
+            Segment::Tcp(r) => r.emit(src, dst, buf),
+            Segment::Udp(r) => r.emit(src, dst, buf)?,
+        }
+        Ok(())
+    }
+}
+
+/// The transport segment of `p`; `payload` is a UDP datagram's data (the other kinds
+/// carry none).
+fn transport<'a>(p: &Probe, payload: &'a [u8]) -> Result<Segment<'a>> {
+    if p.src.is_ipv4() != p.dst.is_ipv4() {
+        return Err(family_mismatch());
+    }
+    Ok(match p.kind {
+        ProbeKind::Echo { ident, seq } if p.dst.is_ipv4() => {
+            Segment::Icmpv4(Icmpv4Repr::EchoRequest {
+                ident,
+                seq,
+                data: ECHO_DATA,
+            })
+        }
+        ProbeKind::Echo { ident, seq } => Segment::Icmpv6(Icmpv6Repr::EchoRequest {
+            ident,
+            seq,
+            data: ECHO_DATA,
+        }),
         ProbeKind::Syn {
             src_port,
             dst_port,
@@ -118,11 +153,8 @@ fn transport(p: &Probe, payload: &[u8]) -> Result<(u8, Vec<u8>)> {
             dst_port,
             seq,
         } => {
-            if p.src.is_ipv4() != p.dst.is_ipv4() {
-                return Err(family_mismatch());
-            }
             let syn = matches!(p.kind, ProbeKind::Syn { .. });
-            let r = TcpRepr {
+            Segment::Tcp(TcpRepr {
                 src_port,
                 dst_port,
                 seq,
@@ -134,77 +166,72 @@ fn transport(p: &Probe, payload: &[u8]) -> Result<(u8, Vec<u8>)> {
                 },
                 window: if syn { SYN_WINDOW } else { 0 },
                 mss: syn.then_some(SYN_MSS),
-            };
-            let mut b = buffer(r.buffer_len());
-            r.emit(p.src, p.dst, &mut b);
-            Ok((protocol::TCP, b))
+            })
         }
         ProbeKind::Udp {
             src_port, dst_port, ..
-        } => {
-            let r = crate::wire::udp::UdpRepr {
-                src_port,
-                dst_port,
-                payload,
-            };
-            let mut b = buffer(r.buffer_len());
-            r.emit(p.src, p.dst, &mut b)?;
-            Ok((protocol::UDP, b))
-        }
+        } => Segment::Udp(UdpRepr {
+            src_port,
+            dst_port,
+            payload,
+        }),
+    })
+}
+
+/// The length of the IP header `src` -> `dst` puts before its payload.
+fn ip_header_len(src: IpAddr, dst: IpAddr) -> Result<usize> {
+    match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => Ok(ipv4::HEADER_LEN),
+        (IpAddr::V6(_), IpAddr::V6(_)) => Ok(ipv6::HEADER_LEN),
+        _ => Err(family_mismatch()),
     }
 }
 
-/// Wraps `payload` of protocol `proto` in an IP header `src` -> `dst`.
-fn ip_packet(
+/// Writes, at the start of `packet`, the IP header `src` -> `dst` of protocol `proto`
+/// for the payload that fills the rest of it; the frame's ethertype.
+fn emit_ip_header(
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
     hop_limit: u8,
     ident: u16,
-    payload: &[u8],
-) -> Result<(u16, Vec<u8>)> {
+    packet: &mut [u8],
+) -> Result<u16> {
     match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let r = Ipv4Repr {
+            Ipv4Repr {
                 src,
                 dst,
                 protocol: proto,
                 ttl: hop_limit,
                 ident,
-                payload_len: payload.len(),
-            };
-            let mut b = buffer(ipv4::HEADER_LEN + payload.len());
-            r.emit(&mut b);
-            b[ipv4::HEADER_LEN..].copy_from_slice(payload);
-            Ok((ethertype::IPV4, b))
+                payload_len: packet.len() - ipv4::HEADER_LEN,
+            }
+            .emit(packet);
+            Ok(ethertype::IPV4)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let r = Ipv6Repr {
+            Ipv6Repr {
                 src,
                 dst,
                 next_header: proto,
                 hop_limit,
-                payload_len: payload.len(),
-            };
-            let mut b = buffer(ipv6::HEADER_LEN + payload.len());
-            r.emit(&mut b);
-            b[ipv6::HEADER_LEN..].copy_from_slice(payload);
-            Ok((ethertype::IPV6, b))
+                payload_len: packet.len() - ipv6::HEADER_LEN,
+            }
+            .emit(packet);
+            Ok(ethertype::IPV6)
         }
         _ => Err(family_mismatch()),
     }
 }
 
-fn ethernet_frame(src: MacAddr, dst: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut b = buffer(ethernet::HEADER_LEN + payload.len());
+fn emit_ethernet(src: MacAddr, dst: MacAddr, ethertype: u16, frame: &mut [u8]) {
     EthernetRepr {
         dst,
         src,
         ethertype,
     }
-    .emit(&mut b);
-    b[ethernet::HEADER_LEN..].copy_from_slice(payload);
-    b
+    .emit(frame);
 }
 
 impl Probe {
@@ -214,34 +241,40 @@ impl Probe {
     }
 
     /// The whole frame, with `payload` as a UDP datagram's data (a DNS query, a UDP
-    /// check's bytes; the other kinds carry none).
+    /// check's bytes; the other kinds carry none). One buffer: each header is written
+    /// in its place, the transport segment first (the headers around it need its
+    /// length, a tunnel's GUE checksum its bytes).
     pub fn build_with(&self, payload: &[u8]) -> Result<Vec<u8>> {
-        let (proto, segment) = transport(self, payload)?;
-        self.wrap(proto, &segment)
-    }
-
-    /// The whole frame around a transport `segment` of protocol `proto`: IP header,
-    /// tunnel, Ethernet.
-    fn wrap(&self, proto: u8, segment: &[u8]) -> Result<Vec<u8>> {
-        let (mut etype, mut packet) = ip_packet(
+        let segment = transport(self, payload)?;
+        let inner_ip = ip_header_len(self.src, self.dst)?;
+        let outer = match self.tunnel {
+            Some((_, outer_dst)) => self.encap.outer_len(outer_dst),
+            None => 0,
+        };
+        let ip_at = ethernet::HEADER_LEN + outer;
+        let segment_at = ip_at + inner_ip;
+        let mut b = buffer(segment_at + segment.len());
+        segment.emit(self.src, self.dst, &mut b[segment_at..])?;
+        let mut etype = emit_ip_header(
             self.src,
             self.dst,
-            proto,
+            segment.protocol(),
             self.hop_limit,
             self.ip_ident,
-            segment,
+            &mut b[ip_at..],
         )?;
         if let Some((outer_src, outer_dst)) = self.tunnel {
-            (etype, packet) = tunnel::encapsulate(
+            etype = tunnel::emit_outer(
                 self.encap,
                 outer_src,
                 outer_dst,
                 self.ip_ident,
                 self.dst,
-                &packet,
+                &mut b[ethernet::HEADER_LEN..],
             )?;
         }
-        Ok(ethernet_frame(self.src_mac, self.dst_mac, etype, &packet))
+        emit_ethernet(self.src_mac, self.dst_mac, etype, &mut b);
+        Ok(b)
     }
 }
 
@@ -265,9 +298,10 @@ pub fn arp_request_to(
         target_mac: MacAddr::ZERO,
         target_ip: target,
     };
-    let mut b = buffer(r.buffer_len());
-    r.emit(&mut b);
-    ethernet_frame(src_mac, dst_mac, ethertype::ARP, &b)
+    let mut b = buffer(ethernet::HEADER_LEN + r.buffer_len());
+    r.emit(&mut b[ethernet::HEADER_LEN..]);
+    emit_ethernet(src_mac, dst_mac, ethertype::ARP, &mut b);
+    b
 }
 
 /// The solicited-node multicast address of `target` (RFC 4291 2.7.1).
@@ -297,19 +331,19 @@ pub fn neighbor_solicitation_to(
         target,
         source_lladdr: Some(src_mac),
     };
-    let mut icmp = buffer(r.buffer_len());
-    r.emit(src_ip, dst, &mut icmp);
-    let ip = Ipv6Repr {
+    let icmp_at = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+    let mut b = buffer(icmp_at + r.buffer_len());
+    r.emit(src_ip, dst, &mut b[icmp_at..]);
+    Ipv6Repr {
         src: src_ip,
         dst,
         next_header: protocol::ICMPV6,
         hop_limit: 255,
-        payload_len: icmp.len(),
-    };
-    let mut packet = buffer(ipv6::HEADER_LEN + icmp.len());
-    ip.emit(&mut packet);
-    packet[ipv6::HEADER_LEN..].copy_from_slice(&icmp);
-    ethernet_frame(src_mac, dst_mac, ethertype::IPV6, &packet)
+        payload_len: r.buffer_len(),
+    }
+    .emit(&mut b[ethernet::HEADER_LEN..]);
+    emit_ethernet(src_mac, dst_mac, ethertype::IPV6, &mut b);
+    b
 }
 
 /// An ICMP error, told apart the way the verdict needs.

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use pnet_packet::tcp::{self as pnet_tcp, MutableTcpPacket, TcpOption, TcpPacket};
+use pnet_packet::tcp::{self as pnet_tcp, MutableTcpPacket, TcpPacket};
 
 use super::{checksum, ipv4::protocol, Result, WireError};
 
@@ -94,7 +94,10 @@ impl TcpRepr {
         tcp.set_checksum(0);
         tcp.set_urgent_ptr(0);
         if let Some(mss) = self.mss {
-            tcp.set_options(&[TcpOption::mss(mss)]);
+            // Kind 2 (MSS), length 4, the value; by hand, as pnet's `TcpOption` would
+            // allocate on every SYN.
+            let [hi, lo] = mss.to_be_bytes();
+            buf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&[2, 4, hi, lo]);
         }
         fill_checksum(src, dst, &mut buf[..len]);
     }
