@@ -432,6 +432,42 @@ fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() 
 }
 
 #[test]
+fn a_healthy_server_that_starts_answering_arp_for_the_vip_goes_down_within_the_reask_time() {
+    if !privileged("builds network namespaces and runs the agent with raw sockets") {
+        return;
+    }
+    // After an all-up turn the agent does not ask the ARP-problem question again until
+    // the last answer is ARP_REASK old: a server that starts answering for the VIP while
+    // up is still caught, within that time and its fall turns.
+    use vipcheck::probe::fleet::ARP_REASK;
+    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
+    let interval = Duration::from_millis(300);
+    let agent = Agent::start(
+        &site.dir,
+        &keepalived(&[VIP4], &[11], "60"),
+        &["--interval", "300ms", "--timeout", "200ms", "--fall", "1"],
+        &[],
+    );
+    let n = name(VIP4, 80, "192.0.2.11");
+    agent.wait(Duration::from_secs(2), "up", |a| {
+        a.verdict(&n).as_deref() == Some("0")
+    });
+    site.servers[0].arp_sysctls("eth0", "0");
+    let limit = ARP_REASK + interval * 2 + Duration::from_secs(1);
+    let took = agent.wait(
+        limit + Duration::from_secs(2),
+        "down for its ARP answer",
+        |a| a.verdict(&n).as_deref() == Some("1"),
+    );
+    assert!(took <= limit, "{took:?}");
+    let status = agent.get("/status");
+    assert!(
+        status.contains("answers ARP for VIP 192.0.2.20"),
+        "{status}"
+    );
+}
+
+#[test]
 fn the_depool_threshold_keeps_half_the_pool_with_the_latest_failures() {
     if !privileged("builds network namespaces and runs the agent with raw sockets") {
         return;

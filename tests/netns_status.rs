@@ -743,3 +743,88 @@ fn a_next_hop_confirmed_by_one_round_is_not_confirmed_again_by_the_next() {
         assert!(v.mac_change.is_none(), "round {round}: {v:?}");
     }
 }
+
+#[test]
+fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_again() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The agent's turn after one that found every port up does not ask the ARP-problem
+    // question again while the last answers are younger than ARP_REASK; any other turn
+    // asks. A real server that starts answering for the VIP meanwhile is caught at the
+    // first question after that.
+    use vipcheck::probe::fleet::ARP_REASK;
+    let topo::Cabled {
+        rs,
+        dir,
+        relay,
+        ra,
+        rb,
+    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    // A confirmed next hop: no confirmation in any round.
+    dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
+        topo::real_server_mac(11)
+    ));
+    let asked = Arc::new(Mutex::new(0usize));
+    let count = asked.clone();
+    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
+        // An ARP request (opcode 1) for the VIP to the real server alone (the director's
+        // kernel asks everyone for the VIP when it answers a stray SYN-ACK).
+        let arp_for_vip = f.len() >= 42
+            && f[..6] == [0x02, 0, 0, 0, 0x01, 11]
+            && f[12..14] == [0x08, 0x06]
+            && f[20..22] == [0, 1]
+            && f[38..42] == [192, 0, 2, 20];
+        if arp_for_vip {
+            *count.lock().unwrap() += 1;
+        }
+        common::netns::Forward::Pass
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11])]);
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
+    let req = fleet.request(&pairs[0]).expect("the request");
+    let memo = vipcheck::probe::engine::IcmpMemo::default();
+    let turn = |all_up_before: bool| {
+        let before = *asked.lock().unwrap();
+        let t = Turn {
+            alarm: None,
+            ports_at_once: all_up_before,
+        };
+        let v = dir
+            .in_ns(|| fleet.fleet.probe_many(&[&req], Instant::now(), &memo, &t))
+            .pop()
+            .expect("one verdict");
+        // The relay has forwarded (and counted) every frame of the round by now.
+        std::thread::sleep(Duration::from_millis(50));
+        (v, *asked.lock().unwrap() - before)
+    };
+    let start = Instant::now();
+    let (v, n) = turn(false);
+    assert!(v.up, "{v:?}");
+    assert_eq!(n, 1, "the first turn asks");
+    let (v, n) = turn(true);
+    assert!(v.up, "{v:?}");
+    assert_eq!(n, 0, "after an all-up turn the answers stand");
+    let (v, n) = turn(false);
+    assert!(v.up, "{v:?}");
+    assert_eq!(n, 1, "after a turn not all up the question is asked");
+    let asked_last = Instant::now();
+
+    // The real server starts answering ARP for the VIP (on lo).
+    rs.arp_sysctls("eth0", "0");
+    let (v, n) = turn(true);
+    assert_eq!(n, 0, "not asked within {ARP_REASK:?}: {v:?}");
+    assert!(v.up, "the standing answer: {v:?}");
+    std::thread::sleep(ARP_REASK.saturating_sub(asked_last.elapsed()) + Duration::from_millis(100));
+    let (v, n) = turn(true);
+    assert_eq!(n, 1, "asked again after {ARP_REASK:?}");
+    assert!(!v.up, "{v:?}");
+    assert!(v.reason.contains("answers ARP for VIP 192.0.2.20"), "{v:?}");
+    assert!(
+        start.elapsed() < ARP_REASK * 3,
+        "bounded: {:?}",
+        start.elapsed()
+    );
+}

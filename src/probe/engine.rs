@@ -325,6 +325,10 @@ pub struct RoundSpec<'m> {
     /// Send every port's SYN with the echo instead of the first only (the agent, for a
     /// real server whose last round found every port up: its path is not a forwarder's).
     pub ports_at_once: bool,
+    /// The answers to the ARP-problem questions from a recent round (the agent, for a
+    /// real server whose last round found every port up): not asked again; these VIPs
+    /// count as answered for, the others as not.
+    pub arp_known: Option<&'m [IpAddr]>,
 }
 
 impl RoundSpec<'_> {
@@ -336,6 +340,7 @@ impl RoundSpec<'_> {
             confirm: None,
             memo: None,
             ports_at_once: false,
+            arp_known: None,
         }
     }
 }
@@ -345,8 +350,11 @@ impl RoundSpec<'_> {
 pub struct Round {
     /// One result per check that is not an ARP check, in the order given.
     pub results: Vec<CheckResult>,
-    /// The VIPs the real server answered ARP / neighbour solicitation for.
+    /// The VIPs the real server answered ARP / neighbour solicitation for (as
+    /// [`RoundSpec::arp_known`] says, when given).
     pub arp_answered: Vec<IpAddr>,
+    /// Whether the ARP-problem questions were asked in this round.
+    pub arp_asked: bool,
     /// Set when the neighbour entry's MAC was replaced by the one that answered.
     pub mac_change: Option<MacChange>,
 }
@@ -783,7 +791,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let mut arp = ArpAsk {
             vips: checks
                 .iter()
-                .filter(|c| c.kind == CheckKind::Arp)
+                .filter(|c| c.kind == CheckKind::Arp && spec.arp_known.is_none())
                 .map(|c| (c.vip, c.src))
                 .collect(),
             answered: Vec::new(),
@@ -984,10 +992,15 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             .filter_map(|r| r.latency_ms)
             .reduce(f64::max)
             .map(|ms| Duration::from_secs_f64(ms / 1e3));
-        let arp_answered = self.finish_arp(arp, rtt, spec.deadline, peer)?;
+        let arp_asked = arp.sent_at.is_some();
+        let arp_answered = match spec.arp_known {
+            Some(known) => known.to_vec(),
+            None => self.finish_arp(arp, rtt, spec.deadline, peer)?,
+        };
         Ok(Round {
             results,
             arp_answered,
+            arp_asked,
             mac_change,
         })
     }

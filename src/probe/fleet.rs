@@ -16,12 +16,12 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::request::Request;
 use super::{
-    find_way, netlink, no_neighbour, plan_checks, run_group_with, socket_error, Group, IcmpMemo,
+    find_way, netlink, no_neighbour, plan_checks, run_group, socket_error, Group, IcmpMemo,
     Verdict, Way,
 };
 use crate::net::packet_socket::first_of_each_family;
@@ -388,7 +388,8 @@ impl Alarm {
 pub struct Turn {
     /// Rung if a round is still waiting for a reply at its instant.
     pub alarm: Option<Arc<Alarm>>,
-    /// See [`engine::RoundSpec::ports_at_once`].
+    /// The last turn found every port up: see [`engine::RoundSpec::ports_at_once`]. The
+    /// ARP-problem answers younger than [`ARP_REASK`] then stand without a question.
     pub ports_at_once: bool,
 }
 
@@ -509,7 +510,17 @@ pub struct Fleet {
     tokens: AtomicU32,
     ids: AtomicU64,
     icmp: IcmpMemo,
+    /// The ARP-problem questions' last answers: (real server, VIP) -> when asked, and
+    /// whether it claimed the VIP.
+    arp: Mutex<HashMap<(IpAddr, IpAddr), (Instant, bool)>>,
 }
+
+/// How old the ARP-problem answers of a real server all up at its last turn may be
+/// before its next round asks again (see [`Turn::ports_at_once`]). A real server's ARP
+/// behaviour is configuration (`arp_ignore`, where the VIP sits), which changes rarely;
+/// asking on every turn cost a frame and, waiting out the answer's grace, a wake-up. A
+/// real server that failed anything at its last turn is asked on every turn.
+pub const ARP_REASK: Duration = Duration::from_secs(5);
 
 /// The once-cell for `key` in `map`, made on first use; `None` if the lock is poisoned.
 fn cell<K: std::hash::Hash + Eq, V>(
@@ -537,6 +548,34 @@ impl Fleet {
             tokens: AtomicU32::new(OsEntropy.next_u32() % TOKENS),
             ids: AtomicU64::new(0),
             icmp: IcmpMemo::default(),
+            arp: Mutex::default(),
+        }
+    }
+
+    /// The VIPs among `vips` that real server `rip` answered ARP-problem questions for,
+    /// if every one of them was asked less than [`ARP_REASK`] before `now`; `None` when
+    /// one must be asked again (or `vips` is empty).
+    fn arp_known(&self, rip: IpAddr, vips: &[IpAddr], now: Instant) -> Option<Vec<IpAddr>> {
+        let known = self.arp.lock().ok()?;
+        let mut answered = Vec::new();
+        for &vip in vips {
+            let &(asked, claimed) = known.get(&(rip, vip))?;
+            if now.saturating_duration_since(asked) >= ARP_REASK {
+                return None;
+            }
+            if claimed {
+                answered.push(vip);
+            }
+        }
+        (!vips.is_empty()).then_some(answered)
+    }
+
+    /// Records the answers of a round that asked the ARP-problem questions for `vips`.
+    fn arp_asked(&self, rip: IpAddr, vips: &[IpAddr], answered: &[IpAddr], at: Instant) {
+        if let Ok(mut known) = self.arp.lock() {
+            for &vip in vips {
+                known.insert((rip, vip), (at, answered.contains(&vip)));
+            }
         }
     }
 
@@ -739,13 +778,25 @@ impl Fleet {
             lease: &lease,
             counter: &self.tokens,
         };
+        // After a turn that found every port up, the ARP-problem answers of the last few
+        // seconds stand (not with a next hop to confirm: it may be another host now).
+        let arp_vips: Vec<IpAddr> = checks
+            .iter()
+            .filter(|c| c.kind == engine::CheckKind::Arp)
+            .map(|c| c.vip)
+            .collect();
+        let asked_at = Instant::now();
+        let arp_known = (turn.ports_at_once && !unconfirmed)
+            .then(|| self.arp_known(req.rip, &arp_vips, asked_at))
+            .flatten();
         let group = Group {
             reqs,
             own: &own,
             checks: &checks,
             ports_at_once: turn.ports_at_once,
+            arp_known: arp_known.as_deref(),
         };
-        let verdicts = run_group_with(
+        let run = run_group(
             &group,
             &path,
             &mut SharedLease(&lease),
@@ -754,6 +805,10 @@ impl Fleet {
             Some(memo),
             unconfirmed.then_some(next_hop),
         );
+        if let Some(answered) = &run.arp_answered {
+            self.arp_asked(req.rip, &arp_vips, answered, asked_at);
+        }
+        let verdicts = run.verdicts;
         if unconfirmed {
             if let Some(mac) = confirmed_mac(&verdicts, peer_mac) {
                 // Confirmed as the kernel's entry is by that same answer (REACHABLE): the
@@ -800,6 +855,28 @@ pub fn same_round(a: &Request, b: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arp_answers_stand_while_every_vip_was_asked_within_the_reask_time() {
+        let f = Fleet::new();
+        let rip: IpAddr = "192.0.2.11".parse().unwrap();
+        let (a, b): (IpAddr, IpAddr) =
+            ("192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap());
+        let t0 = Instant::now();
+        assert_eq!(f.arp_known(rip, &[a], t0), None, "never asked");
+        f.arp_asked(rip, &[a, b], &[b], t0);
+        assert_eq!(f.arp_known(rip, &[a, b], t0 + ARP_REASK / 2), Some(vec![b]));
+        assert_eq!(f.arp_known(rip, &[a], t0 + ARP_REASK / 2), Some(vec![]));
+        assert_eq!(f.arp_known(rip, &[a, b], t0 + ARP_REASK), None, "too old");
+        let other: IpAddr = "192.0.2.12".parse().unwrap();
+        assert_eq!(f.arp_known(other, &[a], t0), None, "another real server");
+        let c: IpAddr = "192.0.2.22".parse().unwrap();
+        assert_eq!(f.arp_known(rip, &[a, c], t0), None, "one VIP never asked");
+        assert_eq!(f.arp_known(rip, &[], t0), None, "nothing to ask");
+        // A later question replaces the answer.
+        f.arp_asked(rip, &[b], &[], t0 + ARP_REASK);
+        assert_eq!(f.arp_known(rip, &[b], t0 + ARP_REASK), Some(vec![]));
+    }
     use crate::wire::arp::{ArpOperation, ArpRepr};
     use crate::wire::ethernet::{ethertype, EthernetRepr};
     use crate::wire::frame::{Probe, ProbeKind};

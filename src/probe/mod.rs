@@ -783,6 +783,7 @@ pub fn run_checks_with(
         own: &[&all],
         checks,
         ports_at_once: false,
+        arp_known: None,
     };
     let mut verdicts = run_group_with(&group, path, io, entropy, deadline, memo, confirm);
     verdicts
@@ -800,6 +801,17 @@ pub struct Group<'a> {
     pub checks: &'a [Check],
     /// See [`engine::RoundSpec::ports_at_once`].
     pub ports_at_once: bool,
+    /// See [`engine::RoundSpec::arp_known`].
+    pub arp_known: Option<&'a [IpAddr]>,
+}
+
+/// What [`run_group`] found.
+pub struct GroupRun {
+    /// One verdict per request, in order.
+    pub verdicts: Vec<Verdict>,
+    /// When the round asked the ARP-problem questions: the VIPs the real server answered
+    /// for.
+    pub arp_answered: Option<Vec<IpAddr>>,
 }
 
 /// Runs a [`Group`]'s checks in one round (the ARP question and the echo once, every
@@ -814,8 +826,24 @@ pub fn run_group_with(
     memo: Option<&IcmpMemo>,
     confirm: Option<IpAddr>,
 ) -> Vec<Verdict> {
+    run_group(group, path, io, entropy, deadline, memo, confirm).verdicts
+}
+
+/// As [`run_group_with`], with the ARP-problem questions' answers when they were asked.
+pub fn run_group(
+    group: &Group,
+    path: &NetPath,
+    io: &mut impl FrameIo,
+    entropy: &mut impl Entropy,
+    deadline: Instant,
+    memo: Option<&IcmpMemo>,
+    confirm: Option<IpAddr>,
+) -> GroupRun {
     let Some(first) = group.reqs.first() else {
-        return Vec::new();
+        return GroupRun {
+            verdicts: Vec::new(),
+            arp_answered: None,
+        };
     };
     let spec = RoundSpec {
         deadline,
@@ -823,6 +851,7 @@ pub fn run_group_with(
         confirm,
         memo,
         ports_at_once: group.ports_at_once,
+        arp_known: group.arp_known,
     };
     let checks = group.checks;
     let round = {
@@ -830,7 +859,7 @@ pub fn run_group_with(
         match prober.round(checks, &spec) {
             Ok(r) => r,
             Err(e) => {
-                return group
+                let verdicts = group
                     .reqs
                     .iter()
                     .map(|req| {
@@ -841,6 +870,10 @@ pub fn run_group_with(
                         v
                     })
                     .collect();
+                return GroupRun {
+                    verdicts,
+                    arp_answered: None,
+                };
             }
         }
     };
@@ -857,7 +890,7 @@ pub fn run_group_with(
     if let Some(c) = round.mac_change {
         path.next_hop_mac = c.to;
     }
-    group
+    let verdicts = group
         .reqs
         .iter()
         .zip(group.own)
@@ -876,7 +909,11 @@ pub fn run_group_with(
             );
             Verdict::from_checks(req, &path, mine).with_mac_change(round.mac_change)
         })
-        .collect()
+        .collect();
+    GroupRun {
+        verdicts,
+        arp_answered: round.arp_asked.then_some(round.arp_answered),
+    }
 }
 
 /// The ARP check's result for `c`: down (or a warning, when allowed) when the real

@@ -1463,6 +1463,15 @@ fn group_of_two(mock: &mut impl FrameIo) -> Vec<Verdict> {
 }
 
 fn group_of_two_with(mock: &mut impl FrameIo, ports_at_once: bool) -> Vec<Verdict> {
+    group_of_two_knowing(mock, ports_at_once, None).verdicts
+}
+
+/// As [`group_of_two_with`], with the ARP-problem answers known beforehand.
+fn group_of_two_knowing(
+    mock: &mut impl FrameIo,
+    ports_at_once: bool,
+    arp_known: Option<&[IpAddr]>,
+) -> super::GroupRun {
     let a = request(
         vec![CheckKind::Arp, CheckKind::Icmp, CheckKind::Tcp { port: 80 }],
         &["192.0.2.20"],
@@ -1486,8 +1495,9 @@ fn group_of_two_with(mock: &mut impl FrameIo, ports_at_once: bool) -> Vec<Verdic
         own: &own,
         checks: &checks,
         ports_at_once,
+        arp_known,
     };
-    super::run_group_with(
+    super::run_group(
         &group,
         &path(ForwardingMethod::DirectRouting),
         mock,
@@ -1757,4 +1767,46 @@ fn the_arp_question_heads_the_first_batch() {
         "the question, the echo and both SYNs in one call"
     );
     assert_eq!(wire.calls.iter().flatten().filter(|f| is_arp(f)).count(), 1);
+}
+
+#[test]
+fn known_arp_answers_stand_without_a_question_and_a_question_reports_its_answers() {
+    let is_arp = |f: &Vec<u8>| f.len() > 14 && f[12..14] == [0x08, 0x06];
+    let arp_of = |v: &Verdict| {
+        v.checks
+            .iter()
+            .find(|c| c.check == "arp")
+            .map(|c| (c.up, c.reason.clone()))
+            .expect("an ARP check result")
+    };
+    // Asked: one question, and its (empty) answers come back.
+    let mut wire = Batches::default();
+    let run = group_of_two_knowing(&mut wire, true, None);
+    assert_eq!(wire.calls.iter().flatten().filter(|f| is_arp(f)).count(), 1);
+    assert_eq!(run.arp_answered, Some(Vec::new()));
+    assert!(run.verdicts.iter().all(|v| v.up), "{:?}", run.verdicts);
+
+    // Known, nothing claimed: no question, the check is up, nothing reported as asked.
+    let mut wire = Batches::default();
+    let run = group_of_two_knowing(&mut wire, true, Some(&[]));
+    assert_eq!(wire.calls.iter().flatten().filter(|f| is_arp(f)).count(), 0);
+    assert_eq!(run.arp_answered, None);
+    assert!(
+        run.verdicts.iter().all(|v| v.up && arp_of(v).0),
+        "{:?}",
+        run.verdicts
+    );
+
+    // Known, the VIP claimed: no question, and both pairs are down for it.
+    let mut wire = Batches::default();
+    let run = group_of_two_knowing(&mut wire, true, Some(&[ip("192.0.2.20")]));
+    assert_eq!(wire.calls.iter().flatten().filter(|f| is_arp(f)).count(), 0);
+    for v in &run.verdicts {
+        assert!(!v.up, "{v:?}");
+        let (up, reason) = arp_of(v);
+        assert!(
+            !up && reason.contains("answers ARP for VIP 192.0.2.20"),
+            "{v:?}"
+        );
+    }
 }
