@@ -15,10 +15,11 @@
 //! - The wire floor: what sending the agent's frames alone costs on this topology. A
 //!   driver (this binary, measured the same way, right after the agent) sends on one
 //!   packet socket on the director's eth0, per real server per second and spread over the
-//!   second like the agent's turns, exactly the frames of one agent turn: a unicast ARP
-//!   request for the VIP, an ICMP echo to the VIP, and per port a SYN (TTL 1, to the real
-//!   server's MAC) and the RST that closes it (seq = ISN + 1), built with vipcheck's own
-//!   wire code. It takes no frame in (its socket's filter drops everything), so what is
+//!   second like the agent's turns, exactly the frames of one agent turn: an ICMP echo to
+//!   the VIP, per port a SYN (TTL 1, to the real server's MAC) and the RST that closes it
+//!   (seq = ISN + 1), and on every fifth turn of a server (as the agent asks a healthy
+//!   one, `ARP_REASK`) a unicast ARP request for the VIP first, built with vipcheck's
+//!   own wire code. It takes no frame in (its socket's filter drops everything), so what is
 //!   left is the kernel's work that the sends carry in softirq context on one machine:
 //!   veth, bridge, the real server's SYN-ACK and echo reply, the director's stack taking
 //!   them in. The agent's figure minus this one is its own work. The director's eth0
@@ -49,6 +50,7 @@ use vipcheck::config::{ForwardingMethod, Protocol};
 use vipcheck::generate::ProbeCommand;
 use vipcheck::net::PacketSocket;
 use vipcheck::probe::engine::{token_port, Entropy, OsEntropy};
+use vipcheck::probe::fleet::ARP_REASK;
 use vipcheck::wire::frame::{self, Probe, ProbeKind};
 use vipcheck::wire::MacAddr;
 
@@ -313,10 +315,15 @@ fn wire_floor(args: &[String]) -> ! {
         .collect();
     let mut pacer = Pacer::new(servers, secs);
     let (mut turns, mut pairs, mut frames) = (0u64, 0u64, 0u64);
+    // The agent asks a real server all up at its last turn the ARP-problem question
+    // again once the last answer is ARP_REASK old: every fifth turn at 1 s.
+    let arp_every = (ARP_REASK.as_secs_f64() / 1.0).ceil().max(1.0) as u64;
     while let Some(turn) = pacer.next() {
         // A turn's frames in one sendmmsg(2): the fewest system calls they can cost (the
-        // agent sends them in three or four batches, as the replies let it).
-        let turn_frames = &built[(turn as usize) % servers];
+        // agent sends them in two or three batches, as the replies let it).
+        let all = &built[(turn as usize) % servers];
+        let asks = (turn / servers as u64) % arp_every == 0;
+        let turn_frames = if asks { &all[..] } else { &all[1..] };
         if let Err(e) = sock.transmit_batch(turn_frames) {
             eprintln!("wire floor: send after {frames} frames: {e}");
             std::process::exit(1);
