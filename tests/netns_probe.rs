@@ -928,24 +928,23 @@ fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
     assert!(v.get("note").is_none(), "{v}");
 }
 
-#[test]
-fn a_batch_of_frames_goes_out_whole_and_in_order() {
-    if !privileged("network namespaces and packet sockets") {
-        return;
-    }
-    // PacketSocket::transmit_batch (one sendmmsg(2)): five echo requests to a real
-    // server's own address in one call; all five are answered, in the order sent.
+/// `n` echo requests (identifier `ident`, sequence numbers 0..n) from the director's
+/// 192.0.2.2 to real server 21's own address, and a packet socket on the director's eth0
+/// to send them on (opened in the director's namespace by `with_socket`).
+fn echoes_to_server_21(
+    n: u16,
+    ident: u16,
+) -> (Vec<Vec<u8>>, impl Fn() -> vipcheck::net::PacketSocket) {
     use std::net::{IpAddr, Ipv4Addr};
-    use vipcheck::net::{FrameIo, PacketSocket};
-    use vipcheck::wire::frame::{parse_with, Inbound, Probe, ProbeKind};
+    use vipcheck::net::PacketSocket;
+    use vipcheck::wire::frame::{Probe, ProbeKind};
     use vipcheck::wire::MacAddr;
-    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let ours: MacAddr = DIR_MAC.parse().expect("the director's MAC");
     let theirs: MacAddr = common::topo::real_server_mac(21)
         .parse()
         .expect("the real server's MAC");
     let (src, dst) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 21));
-    let frames: Vec<Vec<u8>> = (0..5u16)
+    let frames = (0..n)
         .map(|seq| {
             Probe {
                 src_mac: ours,
@@ -955,37 +954,62 @@ fn a_batch_of_frames_goes_out_whole_and_in_order() {
                 dst: IpAddr::V4(dst),
                 hop_limit: 64,
                 ip_ident: seq,
-                kind: ProbeKind::Echo { ident: 0x4242, seq },
+                kind: ProbeKind::Echo { ident, seq },
                 encap: Default::default(),
             }
             .build()
             .expect("an echo request")
         })
         .collect();
-    let seqs = site.dir.in_ns(|| {
+    let open = move || {
         // SAFETY: a NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
-        let mut sock =
-            PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket");
+        PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket")
+    };
+    (frames, open)
+}
+
+/// The sequence numbers of the echo replies with identifier `ident` among `frames`, each
+/// with its frame's length.
+fn echo_replies(frames: &[vipcheck::net::Frame], ident: u16) -> Vec<(u16, usize)> {
+    use vipcheck::wire::frame::{parse_with, Inbound};
+    frames
+        .iter()
+        .filter_map(|f| match parse_with(&f.bytes, true).ok()?.inbound {
+            Inbound::EchoReply { ident: i, seq, .. } if i == ident => Some((seq, f.bytes.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_frames_goes_out_whole_and_in_order() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // PacketSocket::transmit_batch (one sendmmsg(2)): five echo requests to a real
+    // server's own address in one call; all five are answered, in the order sent.
+    use vipcheck::net::FrameIo;
+    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
+    let (frames, open) = echoes_to_server_21(5, 0x4242);
+    let received = site.dir.in_ns(|| {
+        let mut sock = open();
         sock.transmit_batch(&frames).expect("the batch");
         let deadline = Instant::now() + Duration::from_secs(3);
-        let mut seqs = Vec::new();
+        let mut received = Vec::new();
         // Bounded by the deadline.
-        while seqs.len() < frames.len() {
+        while echo_replies(&received, 0x4242).len() < frames.len() {
             let Ok(Some(f)) = sock.recv(deadline) else {
                 break;
             };
-            if let Ok(rx) = parse_with(&f.bytes, true) {
-                if let Inbound::EchoReply {
-                    ident: 0x4242, seq, ..
-                } = rx.inbound
-                {
-                    seqs.push(seq);
-                }
-            }
+            received.push(f);
         }
-        seqs
+        received
     });
+    let seqs: Vec<u16> = echo_replies(&received, 0x4242)
+        .iter()
+        .map(|&(s, _)| s)
+        .collect();
     assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
 }
 
@@ -997,38 +1021,10 @@ fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
     // PacketSocket::recv_batch (recvmmsg(2), sixteen frames a call): forty echo replies
     // queued at once are taken up to the number asked for, then the rest, in the order
     // they came, each whole; an empty queue gives none and no error.
-    use std::net::{IpAddr, Ipv4Addr};
-    use vipcheck::net::PacketSocket;
-    use vipcheck::wire::frame::{parse_with, Inbound, Probe, ProbeKind};
-    use vipcheck::wire::MacAddr;
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
-    let ours: MacAddr = DIR_MAC.parse().expect("the director's MAC");
-    let theirs: MacAddr = common::topo::real_server_mac(21)
-        .parse()
-        .expect("the real server's MAC");
-    let (src, dst) = (Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 21));
-    let requests: Vec<Vec<u8>> = (0..40u16)
-        .map(|seq| {
-            Probe {
-                src_mac: ours,
-                dst_mac: theirs,
-                tunnel: None,
-                src: IpAddr::V4(src),
-                dst: IpAddr::V4(dst),
-                hop_limit: 64,
-                ip_ident: seq,
-                kind: ProbeKind::Echo { ident: 0x4343, seq },
-                encap: Default::default(),
-            }
-            .build()
-            .expect("an echo request")
-        })
-        .collect();
+    let (requests, open) = echoes_to_server_21(40, 0x4343);
     let (first, rest, after) = site.dir.in_ns(|| {
-        // SAFETY: a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
-        let mut sock =
-            PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket");
+        let mut sock = open();
         sock.set_recv_buffer(1 << 20);
         sock.transmit_batch(&requests).expect("the requests");
         // Every reply queued before the first read (bounded: 3 s).
@@ -1050,16 +1046,8 @@ fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
         "the queue was emptied: {} more",
         after.len()
     );
-    let replies: Vec<(u16, usize)> = first
-        .iter()
-        .chain(&rest)
-        .filter_map(|f| match parse_with(&f.bytes, true).ok()?.inbound {
-            Inbound::EchoReply {
-                ident: 0x4343, seq, ..
-            } => Some((seq, f.bytes.len())),
-            _ => None,
-        })
-        .collect();
+    let all: Vec<_> = first.into_iter().chain(rest).collect();
+    let replies = echo_replies(&all, 0x4343);
     let seqs: Vec<u16> = replies.iter().map(|&(s, _)| s).collect();
     assert_eq!(seqs, (0..40).collect::<Vec<u16>>());
     // Each whole: Ethernet, IPv4, ICMP header and the 8 bytes of "vipcheck".

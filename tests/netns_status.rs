@@ -669,6 +669,30 @@ fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replie
     assert!(second.up, "after the flood: {second:?}");
 }
 
+/// A good real server (host 11, port 80) cabled to the director through a relay that
+/// counts the ARP requests (opcode 1) for `target`, to `to` alone when given; the count
+/// so far. The relay forwards every frame.
+fn counting_arp_requests(
+    to: Option<[u8; 6]>,
+    target: [u8; 4],
+) -> (topo::Cabled, common::netns::Relay, Arc<Mutex<usize>>) {
+    let cabled = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    let asked = Arc::new(Mutex::new(0usize));
+    let count = asked.clone();
+    let relay = common::netns::Relay::start_with(&cabled.relay, &cabled.ra, &cabled.rb, move |f| {
+        let counted = f.len() >= 42
+            && to.map_or(true, |mac| f[..6] == mac)
+            && f[12..14] == [0x08, 0x06]
+            && f[20..22] == [0, 1]
+            && f[38..42] == target;
+        if counted {
+            *count.lock().unwrap() += 1;
+        }
+        common::netns::Forward::Pass
+    });
+    (cabled, relay, asked)
+}
+
 #[test]
 fn a_next_hop_confirmed_by_one_round_is_not_confirmed_again_by_the_next() {
     if !privileged("network namespaces and packet sockets") {
@@ -679,26 +703,17 @@ fn a_next_hop_confirmed_by_one_round_is_not_confirmed_again_by_the_next() {
     // has confirmed it, the fleet's next rounds must not ask again: the agent would send
     // one more frame on every turn of every real server, and report a changed MAC on
     // every turn until its next refresh.
-    let topo::Cabled {
-        rs: _rs,
-        dir,
-        relay,
-        ra,
-        rb,
-    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
-    let asked = Arc::new(Mutex::new(0usize));
-    let count = asked.clone();
-    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
-        // An ARP request (opcode 1) whose target is the real server's own address.
-        let arp_for_rip = f.len() >= 42
-            && f[12..14] == [0x08, 0x06]
-            && f[20..22] == [0, 1]
-            && f[38..42] == [192, 0, 2, 11];
-        if arp_for_rip {
-            *count.lock().unwrap() += 1;
-        }
-        common::netns::Forward::Pass
-    });
+    // ARP requests for the real server's own address, to anyone.
+    let (
+        topo::Cabled {
+            rs: _rs,
+            dir,
+            relay: _relay_ns,
+            ..
+        },
+        _relay,
+        asked,
+    ) = counting_arp_requests(None, [192, 0, 2, 11]);
     let tmp = tempfile::tempdir().unwrap();
     let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11])]);
     let asked_in = |fleet: &vipcheck::status::FleetProbe| {
@@ -754,33 +769,23 @@ fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_
     // asks. A real server that starts answering for the VIP meanwhile is caught at the
     // first question after that.
     use vipcheck::probe::fleet::ARP_REASK;
-    let topo::Cabled {
-        rs,
-        dir,
-        relay,
-        ra,
-        rb,
-    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    // ARP requests for the VIP to the real server alone (the director's kernel asks
+    // everyone for the VIP when it answers a stray SYN-ACK).
+    let (
+        topo::Cabled {
+            rs,
+            dir,
+            relay: _relay_ns,
+            ..
+        },
+        _relay,
+        asked,
+    ) = counting_arp_requests(Some([0x02, 0, 0, 0, 0x01, 11]), [192, 0, 2, 20]);
     // A confirmed next hop: no confirmation in any round.
     dir.ip(&format!(
         "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
         topo::real_server_mac(11)
     ));
-    let asked = Arc::new(Mutex::new(0usize));
-    let count = asked.clone();
-    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
-        // An ARP request (opcode 1) for the VIP to the real server alone (the director's
-        // kernel asks everyone for the VIP when it answers a stray SYN-ACK).
-        let arp_for_vip = f.len() >= 42
-            && f[..6] == [0x02, 0, 0, 0, 0x01, 11]
-            && f[12..14] == [0x08, 0x06]
-            && f[20..22] == [0, 1]
-            && f[38..42] == [192, 0, 2, 20];
-        if arp_for_vip {
-            *count.lock().unwrap() += 1;
-        }
-        common::netns::Forward::Pass
-    });
     let tmp = tempfile::tempdir().unwrap();
     let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11])]);
     let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);

@@ -785,7 +785,7 @@ pub fn run_checks_with(
         ports_at_once: false,
         arp_known: None,
     };
-    let mut verdicts = run_group_with(&group, path, io, entropy, deadline, memo, confirm);
+    let mut verdicts = run_group(&group, path, io, entropy, deadline, memo, confirm).verdicts;
     verdicts
         .pop()
         .unwrap_or_else(|| Verdict::failed("no check was run"))
@@ -816,20 +816,8 @@ pub struct GroupRun {
 
 /// Runs a [`Group`]'s checks in one round (the ARP question and the echo once, every
 /// port's own check) and gives each request the verdict [`run_checks_with`] would give
-/// it alone: the decision rule on its own checks' results.
-pub fn run_group_with(
-    group: &Group,
-    path: &NetPath,
-    io: &mut impl FrameIo,
-    entropy: &mut impl Entropy,
-    deadline: Instant,
-    memo: Option<&IcmpMemo>,
-    confirm: Option<IpAddr>,
-) -> Vec<Verdict> {
-    run_group(group, path, io, entropy, deadline, memo, confirm).verdicts
-}
-
-/// As [`run_group_with`], with the ARP-problem questions' answers when they were asked.
+/// it alone: the decision rule on its own checks' results. With them, the ARP-problem
+/// questions' answers when they were asked.
 pub fn run_group(
     group: &Group,
     path: &NetPath,

@@ -1456,7 +1456,7 @@ mod gue_gre {
 #[path = "tests_udp.rs"]
 mod udp;
 
-/// Two ports of one real server in one round ([`super::run_group_with`]), as the agent
+/// Two ports of one real server in one round ([`super::run_group`]), as the agent
 /// probes a real server's turn: port 80 open, port 81 closed.
 fn group_of_two(mock: &mut impl FrameIo) -> Vec<Verdict> {
     group_of_two_with(mock, false)
