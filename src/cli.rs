@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::agent::hysteresis::Thresholds;
 use crate::agent::{AgentInputs, Settings as AgentSettings};
 use crate::config::{Format, ForwardingMethod, Protocol, Tunnel, TunnelChecksum, TunnelType};
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_duration_or_zero};
 use crate::probe::request::{CheckSelection, ProbeInputs, DEFAULT_RETRIES};
 use crate::probe::session::command::AppCheckInputs;
 use crate::probe::session::{AppCheckKind, AppCheckOptions};
@@ -436,6 +436,10 @@ pub struct AgentArgs {
     /// most its interval; keepalived's delay_before_retry).
     #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
     pub retry_delay: Duration,
+    /// After a turn that found every port of a real server up, ask it the ARP-problem
+    /// question again only once the last answer is this old (0: on every turn).
+    #[arg(long, default_value = "5s", value_name = "DUR", value_parser = parse_duration_or_zero)]
+    pub arp_reask: Duration,
     /// Never report more than 1-F of a service's pairs down (0: off; PyBal uses 0.5).
     #[arg(long, default_value_t = 0.0, value_name = "F")]
     pub depool_threshold: f64,
@@ -511,6 +515,7 @@ impl From<AgentArgs> for AgentInputs {
                 parallel: a.parallel,
                 allow_arp_answer: a.allow_arp_answer,
                 retry_delay: a.retry_delay,
+                arp_reask: a.arp_reask,
             },
         }
     }
@@ -834,6 +839,7 @@ mod tests {
 
     /// `vipcheck agent` and `rewrite --feed agent` share one `--state-dir`: the agent
     /// writes where its own rewrite's checks read, and that rewrite is always `agent`.
+    /// `--arp-reask` comes through, 5 s by default.
     #[test]
     fn the_agent_and_its_rewrite_share_one_state_dir() {
         let inputs = |argv: &[&str]| match Cli::try_parse_from(argv)
@@ -843,11 +849,21 @@ mod tests {
             Command::Agent(a) => AgentInputs::from(a),
             _ => panic!("not the agent"),
         };
-        let a = inputs(&["vipcheck", "agent", "k.conf", "--state-dir", "/srv/v"]);
+        let a = inputs(&[
+            "vipcheck",
+            "agent",
+            "k.conf",
+            "--state-dir",
+            "/srv/v",
+            "--arp-reask",
+            "0",
+        ]);
+        assert_eq!(a.settings.arp_reask, Duration::ZERO, "0: every turn asks");
         assert_eq!(a.state_dir, PathBuf::from("/srv/v"));
         assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
         assert_eq!(a.watch.generate.state_dir, Some(PathBuf::from("/srv/v")));
         let a = inputs(&["vipcheck", "agent", "k.conf"]);
+        assert_eq!(a.settings.arp_reask, crate::probe::fleet::ARP_REASK);
         assert_eq!(a.state_dir, PathBuf::from("/run/vipcheck"));
         assert_eq!(a.watch.generate.feed, FeedChoice::Agent);
         assert_eq!(

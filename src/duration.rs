@@ -56,9 +56,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// As [`parse_duration`], and `0` (or `0s`, `0ms`) for "never wait": for options whose
+/// zero turns a saving off (`--arp-reask 0`: ask on every turn).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let zero = matches!(t.get(number.len()..), Some("" | "s" | "ms" | "m" | "h"))
+        && number.parse::<f64>() == Ok(0.0);
+    if zero {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text).map_err(|e| format!("{e}, or 0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_where_it_turns_a_saving_off_and_nowhere_else() {
+        for z in ["0", "0s", "0ms", " 0 ", "0.0s"] {
+            assert_eq!(parse_duration_or_zero(z), Ok(Duration::ZERO), "{z:?}");
+        }
+        assert_eq!(parse_duration_or_zero("5s"), Ok(Duration::from_secs(5)));
+        let e = parse_duration_or_zero("0x").unwrap_err();
+        assert!(
+            e.contains("\"0x\" is not a duration") && e.ends_with(", or 0"),
+            "{e}"
+        );
+        assert!(parse_duration_or_zero("-0.5s").is_err());
+        assert!(parse_duration("0").is_err(), "elsewhere 0 stays refused");
+    }
 
     #[test]
     fn durations_in_every_unit() {

@@ -791,11 +791,12 @@ fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_
     let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
     let req = fleet.request(&pairs[0]).expect("the request");
     let memo = vipcheck::probe::engine::IcmpMemo::default();
-    let turn = |all_up_before: bool| {
+    let turn_with = |all_up_before: bool, arp_reask: Duration| {
         let before = *asked.lock().unwrap();
         let t = Turn {
             alarm: None,
             ports_at_once: all_up_before,
+            arp_reask,
         };
         let v = dir
             .in_ns(|| fleet.fleet.probe_many(&[&req], Instant::now(), &memo, &t))
@@ -805,10 +806,14 @@ fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_
         std::thread::sleep(Duration::from_millis(50));
         (v, *asked.lock().unwrap() - before)
     };
+    let turn = |all_up_before: bool| turn_with(all_up_before, ARP_REASK);
     let start = Instant::now();
     let (v, n) = turn(false);
     assert!(v.up, "{v:?}");
     assert_eq!(n, 1, "the first turn asks");
+    let (v, n) = turn_with(true, Duration::ZERO);
+    assert!(v.up, "{v:?}");
+    assert_eq!(n, 1, "--arp-reask 0: every turn asks");
     let (v, n) = turn(true);
     assert!(v.up, "{v:?}");
     assert_eq!(n, 0, "after an all-up turn the answers stand");

@@ -89,6 +89,8 @@ pub struct Settings {
     /// its next turn comes this soon (at most its interval): keepalived's
     /// `delay_before_retry`, HAProxy's `fastinter`.
     pub retry_delay: Duration,
+    /// See [`crate::probe::fleet::Turn::arp_reask`].
+    pub arp_reask: Duration,
 }
 
 /// keepalived's default `delay_before_retry`.
@@ -520,6 +522,7 @@ pub struct Agent {
     parallel: usize,
     allow_arp_answer: bool,
     retry_delay: Duration,
+    arp_reask: Duration,
     pub started: Instant,
 }
 
@@ -557,6 +560,7 @@ impl Agent {
             parallel: inputs.parallel.max(1),
             allow_arp_answer: inputs.allow_arp_answer,
             retry_delay: inputs.retry_delay,
+            arp_reask: inputs.arp_reask,
             started: Instant::now(),
         }
     }
@@ -756,6 +760,7 @@ impl Agent {
             let turn = Turn {
                 alarm: alarm.cloned(),
                 ports_at_once: job.ports_at_once,
+                arp_reask: self.arp_reask,
             };
             fleet.fleet.probe_many(&reqs, start, memo, &turn)
         }))
@@ -1316,6 +1321,7 @@ mod tests {
             parallel: 4,
             allow_arp_answer: false,
             retry_delay: DEFAULT_RETRY_DELAY,
+            arp_reask: crate::probe::fleet::ARP_REASK,
         };
         let a = Agent::new(&inputs, Format::Keepalived, StateDir::open(dir).unwrap());
         a.set_pairs(hosts.iter().map(|&h| pair(h)).collect());

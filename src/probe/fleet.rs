@@ -389,8 +389,11 @@ pub struct Turn {
     /// Rung if a round is still waiting for a reply at its instant.
     pub alarm: Option<Arc<Alarm>>,
     /// The last turn found every port up: see [`engine::RoundSpec::ports_at_once`]. The
-    /// ARP-problem answers younger than [`ARP_REASK`] then stand without a question.
+    /// ARP-problem answers younger than `arp_reask` then stand without a question.
     pub ports_at_once: bool,
+    /// See above (the agent's `--arp-reask`, by default [`ARP_REASK`]); zero: the question
+    /// is asked on every turn.
+    pub arp_reask: Duration,
 }
 
 /// One probe's view of a [`Tap`]: sends on the shared socket, receives the frames routed
@@ -516,7 +519,7 @@ pub struct Fleet {
 }
 
 /// How old the ARP-problem answers of a real server all up at its last turn may be
-/// before its next round asks again (see [`Turn::ports_at_once`]). A real server's ARP
+/// before its next round asks again, by default (see [`Turn::arp_reask`]). A real server's ARP
 /// behaviour is configuration (`arp_ignore`, where the VIP sits), which changes rarely;
 /// asking on every turn cost a frame and, waiting out the answer's grace, a wake-up. A
 /// real server that failed anything at its last turn is asked on every turn.
@@ -553,14 +556,20 @@ impl Fleet {
     }
 
     /// The VIPs among `vips` that real server `rip` answered ARP-problem questions for,
-    /// if every one of them was asked less than [`ARP_REASK`] before `now`; `None` when
-    /// one must be asked again (or `vips` is empty).
-    fn arp_known(&self, rip: IpAddr, vips: &[IpAddr], now: Instant) -> Option<Vec<IpAddr>> {
+    /// if every one of them was asked less than `reask` before `now`; `None` when one
+    /// must be asked again (or `vips` is empty).
+    fn arp_known(
+        &self,
+        rip: IpAddr,
+        vips: &[IpAddr],
+        now: Instant,
+        reask: Duration,
+    ) -> Option<Vec<IpAddr>> {
         let known = self.arp.lock().ok()?;
         let mut answered = Vec::new();
         for &vip in vips {
             let &(asked, claimed) = known.get(&(rip, vip))?;
-            if now.saturating_duration_since(asked) >= ARP_REASK {
+            if now.saturating_duration_since(asked) >= reask {
                 return None;
             }
             if claimed {
@@ -787,7 +796,7 @@ impl Fleet {
             .collect();
         let asked_at = Instant::now();
         let arp_known = (turn.ports_at_once && !unconfirmed)
-            .then(|| self.arp_known(req.rip, &arp_vips, asked_at))
+            .then(|| self.arp_known(req.rip, &arp_vips, asked_at, turn.arp_reask))
             .flatten();
         let group = Group {
             reqs,
@@ -863,19 +872,45 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) =
             ("192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap());
         let t0 = Instant::now();
-        assert_eq!(f.arp_known(rip, &[a], t0), None, "never asked");
+        assert_eq!(f.arp_known(rip, &[a], t0, ARP_REASK), None, "never asked");
         f.arp_asked(rip, &[a, b], &[b], t0);
-        assert_eq!(f.arp_known(rip, &[a, b], t0 + ARP_REASK / 2), Some(vec![b]));
-        assert_eq!(f.arp_known(rip, &[a], t0 + ARP_REASK / 2), Some(vec![]));
-        assert_eq!(f.arp_known(rip, &[a, b], t0 + ARP_REASK), None, "too old");
+        assert_eq!(
+            f.arp_known(rip, &[a, b], t0 + ARP_REASK / 2, ARP_REASK),
+            Some(vec![b])
+        );
+        assert_eq!(
+            f.arp_known(rip, &[a], t0 + ARP_REASK / 2, ARP_REASK),
+            Some(vec![])
+        );
+        assert_eq!(
+            f.arp_known(rip, &[a, b], t0 + ARP_REASK, ARP_REASK),
+            None,
+            "too old"
+        );
         let other: IpAddr = "192.0.2.12".parse().unwrap();
-        assert_eq!(f.arp_known(other, &[a], t0), None, "another real server");
+        assert_eq!(
+            f.arp_known(other, &[a], t0, ARP_REASK),
+            None,
+            "another real server"
+        );
         let c: IpAddr = "192.0.2.22".parse().unwrap();
-        assert_eq!(f.arp_known(rip, &[a, c], t0), None, "one VIP never asked");
-        assert_eq!(f.arp_known(rip, &[], t0), None, "nothing to ask");
+        assert_eq!(
+            f.arp_known(rip, &[a, c], t0, ARP_REASK),
+            None,
+            "one VIP never asked"
+        );
+        assert_eq!(f.arp_known(rip, &[], t0, ARP_REASK), None, "nothing to ask");
+        assert_eq!(
+            f.arp_known(rip, &[a, b], t0, Duration::ZERO),
+            None,
+            "zero: always asked"
+        );
         // A later question replaces the answer.
         f.arp_asked(rip, &[b], &[], t0 + ARP_REASK);
-        assert_eq!(f.arp_known(rip, &[b], t0 + ARP_REASK), Some(vec![]));
+        assert_eq!(
+            f.arp_known(rip, &[b], t0 + ARP_REASK, ARP_REASK),
+            Some(vec![])
+        );
     }
     use crate::wire::arp::{ArpOperation, ArpRepr};
     use crate::wire::ethernet::{ethertype, EthernetRepr};
