@@ -795,7 +795,7 @@ fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_
         let before = *asked.lock().unwrap();
         let t = Turn {
             alarm: None,
-            ports_at_once: all_up_before,
+            all_up_before,
             arp_reask,
         };
         let v = dir

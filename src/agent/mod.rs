@@ -407,7 +407,8 @@ struct Target {
     busy: bool,
     /// Its last turn found every pair up: the next sends every port's SYN with the echo
     /// (its path is no forwarder's; after a failure the ports wait for the echo again,
-    /// so a forwarder draws one rate-limited ICMP error a turn, not one per port).
+    /// so a forwarder draws one rate-limited ICMP error a turn, not one per port), and
+    /// recent ARP-problem answers stand (`--arp-reask`). See [`Turn::all_up_before`].
     all_up: bool,
 }
 
@@ -422,7 +423,7 @@ struct Job {
     names: Arc<Vec<String>>,
     memo: IcmpMemo,
     /// See [`Target::all_up`].
-    ports_at_once: bool,
+    all_up_before: bool,
     target: usize,
     generation: u64,
 }
@@ -759,7 +760,7 @@ impl Agent {
         let mut probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let turn = Turn {
                 alarm: alarm.cloned(),
-                ports_at_once: job.ports_at_once,
+                all_up_before: job.all_up_before,
                 arp_reask: self.arp_reask,
             };
             fleet.fleet.probe_many(&reqs, start, memo, &turn)
@@ -898,7 +899,7 @@ impl Agent {
                 requests,
                 names: t.names.clone(),
                 memo: IcmpMemo::default(),
-                ports_at_once: t.all_up,
+                all_up_before: t.all_up,
                 target,
                 generation: plan.generation,
             });
@@ -1343,7 +1344,7 @@ mod tests {
             requests: Arc::new(vec![fleet.request(&pair)]),
             names: Arc::new(vec![name]),
             memo: IcmpMemo::default(),
-            ports_at_once: false,
+            all_up_before: false,
             target,
             generation: plan.generation,
         }
@@ -1446,20 +1447,20 @@ mod tests {
         };
         // Nothing known yet: the ports wait for the echo.
         let first = next_job(&a);
-        assert!(!first.ports_at_once);
+        assert!(!first.all_up_before);
         a.take_results(&first, vec![(result(true), false)], now);
         let second = next_job(&a);
-        assert!(second.ports_at_once);
+        assert!(second.all_up_before);
         // A failure: the next turn holds the ports back again.
         a.take_results(&second, vec![(result(false), false)], now);
         let third = next_job(&a);
-        assert!(!third.ports_at_once);
+        assert!(!third.all_up_before);
         a.take_results(&third, vec![(result(true), false)], now);
         // The agent's own fault is no proof of the path either.
         let fourth = next_job(&a);
-        assert!(fourth.ports_at_once);
+        assert!(fourth.all_up_before);
         a.take_results(&fourth, vec![(result(true), true)], now);
-        assert!(!next_job(&a).ports_at_once);
+        assert!(!next_job(&a).all_up_before);
     }
 
     #[test]

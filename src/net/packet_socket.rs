@@ -449,12 +449,11 @@ impl PacketSocket {
 
     /// One queued frame, without waiting.
     fn read_ready(&mut self) -> io::Result<Option<Frame>> {
-        Ok(
-            recv_frame(self.fd.as_raw_fd(), &mut self.buf)?.map(|(len, checksum_trusted)| Frame {
-                bytes: self.buf[..len].to_vec(),
-                checksum_trusted,
-            }),
-        )
+        let got = recv_frames(self.fd.as_raw_fd(), &mut self.buf, 1)?;
+        Ok(got.first().map(|&(len, checksum_trusted)| Frame {
+            bytes: self.buf[..len].to_vec(),
+            checksum_trusted,
+        }))
     }
 }
 
@@ -474,8 +473,8 @@ pub fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv
 
 /// Receives up to `want` (at most [`RECV_BATCH`]) queued frames from packet socket `fd`
 /// with one `recvmmsg(2)`, without waiting: frame `i` into `bufs[i * RECV_BUF..]`. Each
-/// frame's length and whether its checksum is trusted (see [`recv_frame`]); empty when
-/// none is queued.
+/// frame's length and whether its checksum is trusted ([`checksum_trusted`]); empty
+/// when none is queued.
 fn recv_frames(fd: RawFd, bufs: &mut [u8], want: usize) -> io::Result<Received> {
     let want = want.min(RECV_BATCH).min(bufs.len() / RECV_BUF);
     let mut iovs: [libc::iovec; RECV_BATCH] = [libc::iovec {
@@ -556,7 +555,8 @@ impl std::ops::Deref for Received {
 }
 
 /// Whether the transport checksum of a frame `recvmsg` took (with PACKET_AUXDATA) is
-/// not to be checked: see [`recv_frame`].
+/// not to be checked: a local peer left it to the hardware (CSUMNOTREADY), or the NIC or
+/// kernel verified it already and GRO may have merged the segment since (CSUM_VALID).
 fn checksum_trusted(msg: &libc::msghdr) -> bool {
     let mut status = 0u32;
     // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled, within
@@ -571,40 +571,6 @@ fn checksum_trusted(msg: &libc::msghdr) -> bool {
         }
     }
     status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0
-}
-
-/// Receives one queued frame from packet socket `fd` into `buf`, without waiting:
-/// `Ok(None)` when none is queued. With it comes whether the transport checksum as it
-/// stands is not to be checked (PACKET_AUXDATA): a local peer left it to the hardware
-/// (CSUMNOTREADY), or the NIC or kernel verified it already and GRO may have merged the
-/// segment since (CSUM_VALID).
-fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
-    loop {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // u64 elements keep the control buffer aligned for cmsghdr.
-        let mut control = [0u64; 16];
-        // SAFETY: msghdr is plain data; all-zero is a valid value.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: msg points at iov (into buf) and control, both live and of the sizes given.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let len = (n as usize).min(buf.len());
-        return Ok(Some((len, checksum_trusted(&msg))));
-    }
 }
 
 #[cfg(test)]

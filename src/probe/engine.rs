@@ -350,11 +350,13 @@ impl RoundSpec<'_> {
 pub struct Round {
     /// One result per check that is not an ARP check, in the order given.
     pub results: Vec<CheckResult>,
-    /// The VIPs the real server answered ARP / neighbour solicitation for (as
-    /// [`RoundSpec::arp_known`] says, when given).
-    pub arp_answered: Vec<IpAddr>,
-    /// Whether the ARP-problem questions were asked in this round.
-    pub arp_asked: bool,
+    /// When the round asked the ARP-problem questions: the VIPs the real server answered
+    /// ARP / neighbour solicitation for. `None` when it asked none (none to ask, or
+    /// [`RoundSpec::arp_known`] given).
+    pub arp_answered: Option<Vec<IpAddr>>,
+    /// The next hop's MAC, when [`RoundSpec::confirm`] was given and something answered
+    /// through it (the entry's MAC, or the one that replaced it).
+    pub confirmed: Option<MacAddr>,
     /// Set when the neighbour entry's MAC was replaced by the one that answered.
     pub mac_change: Option<MacChange>,
 }
@@ -735,7 +737,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     }
 
     /// Runs every check at once within `spec.deadline` (see the module doc). ARP checks
-    /// ask their question first and are answered in [`Round::arp_answered`].
+    /// ask their question first (unless their answers are known) and are answered in
+    /// [`Round::arp_answered`].
     pub fn round(&mut self, checks: &[Check], spec: &RoundSpec) -> io::Result<Round> {
         let start = Instant::now();
         let attempts = spec.attempts.max(1);
@@ -789,11 +792,15 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             first_syn.push(vip);
         }
         let mut arp = ArpAsk {
-            vips: checks
-                .iter()
-                .filter(|c| c.kind == CheckKind::Arp && spec.arp_known.is_none())
-                .map(|c| (c.vip, c.src))
-                .collect(),
+            // Answers known already: no question.
+            vips: match spec.arp_known {
+                Some(_) => Vec::new(),
+                None => checks
+                    .iter()
+                    .filter(|c| c.kind == CheckKind::Arp)
+                    .map(|c| (c.vip, c.src))
+                    .collect(),
+            },
             answered: Vec::new(),
             sent_at: None,
         };
@@ -992,21 +999,20 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             .filter_map(|r| r.latency_ms)
             .reduce(f64::max)
             .map(|ms| Duration::from_secs_f64(ms / 1e3));
-        let arp_asked = arp.sent_at.is_some();
-        let arp_answered = match spec.arp_known {
-            Some(known) => known.to_vec(),
-            None => self.finish_arp(arp, rtt, spec.deadline, peer)?,
+        let arp_answered = match arp.sent_at {
+            Some(at) => Some(self.finish_arp(arp, at, rtt, spec.deadline, peer)?),
+            None => None,
         };
         Ok(Round {
             results,
             arp_answered,
-            arp_asked,
+            confirmed: confirm.filter(|c| c.done).map(|_| peer),
             mac_change,
         })
     }
 
-    /// Sends a fresh probe for every check still open that this probe sends itself.
-    /// Sends a fresh probe of every check still open, after `first`; see
+    /// Sends a fresh probe of every check still open that this probe sends itself, after
+    /// `first`; see
     /// [`Prober::send_some`].
     fn send_all(
         &mut self,
@@ -1305,13 +1311,11 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
     fn finish_arp(
         &mut self,
         mut arp: ArpAsk,
+        sent_at: Instant,
         rtt: Option<Duration>,
         deadline: Instant,
         peer: MacAddr,
     ) -> io::Result<Vec<IpAddr>> {
-        let Some(sent_at) = arp.sent_at else {
-            return Ok(Vec::new());
-        };
         let all = |a: &ArpAsk| a.answered.len() >= a.vips.len();
         if !all(&arp) {
             if let Some(rtt) = rtt {

@@ -114,27 +114,28 @@ impl Post {
         let Some(key) = route_key(&f) else {
             return false;
         };
-        let Some(ids) = self.routes.get(&key) else {
+        let Post {
+            routes,
+            boxes,
+            spare_boxes,
+            waiting,
+            ..
+        } = self;
+        let Some((&last, others)) = routes.get(&key).and_then(|ids| ids.split_last()) else {
             return false;
         };
-        let (last, others) = match ids.split_last() {
-            Some((last, others)) => (*last, others),
-            None => return false,
+        // Into lease `id`'s box (a kept one if it has none), waking it if it waits.
+        let mut deliver = |id: u64, f: Frame| {
+            boxes
+                .entry(id)
+                .or_insert_with(|| spare_boxes.pop().unwrap_or_default())
+                .push_back(f);
+            Post::wake_in(waiting, id);
         };
         for &id in others {
-            let spare = &mut self.spare_boxes;
-            self.boxes
-                .entry(id)
-                .or_insert_with(|| spare.pop().unwrap_or_default())
-                .push_back(f.clone());
-            self.wake(id);
+            deliver(id, f.clone());
         }
-        let spare = &mut self.spare_boxes;
-        self.boxes
-            .entry(last)
-            .or_insert_with(|| spare.pop().unwrap_or_default())
-            .push_back(f);
-        self.wake(last);
+        deliver(last, f);
         true
     }
 
@@ -145,8 +146,9 @@ impl Post {
         }
     }
 
-    fn wake(&self, id: u64) {
-        if let Some((_, cv)) = self.waiting.iter().find(|(i, _)| *i == id) {
+    /// Wakes lease `id` if it is among the `waiting`.
+    fn wake_in(waiting: &[(u64, Arc<Condvar>)], id: u64) {
+        if let Some((_, cv)) = waiting.iter().find(|(i, _)| *i == id) {
             cv.notify_one();
         }
     }
@@ -388,9 +390,10 @@ impl Alarm {
 pub struct Turn {
     /// Rung if a round is still waiting for a reply at its instant.
     pub alarm: Option<Arc<Alarm>>,
-    /// The last turn found every port up: see [`engine::RoundSpec::ports_at_once`]. The
-    /// ARP-problem answers younger than `arp_reask` then stand without a question.
-    pub ports_at_once: bool,
+    /// The target's last turn found every pair up: its ports' SYNs go with the echo
+    /// ([`engine::RoundSpec::ports_at_once`]), and the ARP-problem answers younger than
+    /// `arp_reask` stand without a question.
+    pub all_up_before: bool,
     /// See above (the agent's `--arp-reask`, by default [`ARP_REASK`]); zero: the question
     /// is asked on every turn.
     pub arp_reask: Duration,
@@ -678,11 +681,11 @@ impl Fleet {
             Err(reason) => return all(Verdict::cannot_probe(reason.clone())),
         };
         // Every request's checks, each once, and which are whose (`mine` holds each
-        // request's indices into `checks` in turn, `ends` where each request's end).
+        // request's indices into `checks` in turn, `spans` where each request's are).
         let mut checks: Vec<engine::Check> = Vec::new();
         let mut planned: Vec<engine::Check> = Vec::new();
         let mut mine: Vec<usize> = Vec::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(reqs.len());
+        let mut spans = Vec::with_capacity(reqs.len());
         let mut outer_src = None;
         for r in reqs {
             planned.clear();
@@ -691,6 +694,7 @@ impl Fleet {
                 Err(reason) => return all(Verdict::cannot_probe(reason)),
             };
             outer_src.get_or_insert(src);
+            let from = mine.len();
             for c in planned.drain(..) {
                 mine.push(match checks.iter().position(|k| *k == c) {
                     Some(i) => i,
@@ -700,16 +704,9 @@ impl Fleet {
                     }
                 });
             }
-            ends.push(mine.len());
+            spans.push(from..mine.len());
         }
-        let own: Vec<&[usize]> = ends
-            .iter()
-            .scan(0, |start, &end| {
-                let range = *start..end;
-                *start = end;
-                Some(&mine[range])
-            })
-            .collect();
+        let own: Vec<&[usize]> = spans.into_iter().map(|r| &mine[r]).collect();
         let Some(outer_src) = outer_src else {
             return Vec::new();
         };
@@ -795,14 +792,14 @@ impl Fleet {
             .map(|c| c.vip)
             .collect();
         let asked_at = Instant::now();
-        let arp_known = (turn.ports_at_once && !unconfirmed)
+        let arp_known = (turn.all_up_before && !unconfirmed)
             .then(|| self.arp_known(req.rip, &arp_vips, asked_at, turn.arp_reask))
             .flatten();
         let group = Group {
             reqs,
             own: &own,
             checks: &checks,
-            ports_at_once: turn.ports_at_once,
+            ports_at_once: turn.all_up_before,
             arp_known: arp_known.as_deref(),
         };
         let run = run_group(
@@ -817,32 +814,19 @@ impl Fleet {
         if let Some(answered) = &run.arp_answered {
             self.arp_asked(req.rip, &arp_vips, answered, asked_at);
         }
-        let verdicts = run.verdicts;
-        if unconfirmed {
-            if let Some(mac) = confirmed_mac(&verdicts, peer_mac) {
-                // Confirmed as the kernel's entry is by that same answer (REACHABLE): the
-                // next rounds neither ask again nor report the change again, until the
-                // fleet is rebuilt and reads the kernel's entry anew.
-                if let Ok(mut macs) = self.macs.lock() {
-                    macs.insert(
-                        (way.route.oif, next_hop),
-                        Arc::new(OnceLock::from(Ok((mac, false)))),
-                    );
-                }
+        if let Some(mac) = run.confirmed {
+            // Confirmed as the kernel's entry is by that same answer (REACHABLE): the next
+            // rounds neither ask again nor report the change again, until the fleet is
+            // rebuilt and reads the kernel's entry anew.
+            if let Ok(mut macs) = self.macs.lock() {
+                macs.insert(
+                    (way.route.oif, next_hop),
+                    Arc::new(OnceLock::from(Ok((mac, false)))),
+                );
             }
         }
-        verdicts
+        run.verdicts
     }
-}
-
-/// The next hop's MAC that a round's `verdicts` confirm, if any: the one that answered
-/// the confirmation when it was not the entry's `peer`, else `peer` when some verdict is
-/// up (its replies came through `peer`).
-fn confirmed_mac(verdicts: &[Verdict], peer: MacAddr) -> Option<MacAddr> {
-    verdicts
-        .iter()
-        .find_map(|v| v.mac_change.map(|c| c.to))
-        .or_else(|| verdicts.iter().any(|v| v.up).then_some(peer))
 }
 
 /// Whether two requests can share one round: the same real server, interface, VIPs,
@@ -864,6 +848,12 @@ pub fn same_round(a: &Request, b: &Request) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::wire::arp::{ArpOperation, ArpRepr};
+    use crate::wire::ethernet::{ethertype, EthernetRepr};
+    use crate::wire::frame::{Probe, ProbeKind};
+    use crate::wire::icmpv4::Icmpv4Repr;
+    use crate::wire::ipv4::{protocol, Ipv4Repr};
 
     #[test]
     fn arp_answers_stand_while_every_vip_was_asked_within_the_reask_time() {
@@ -912,11 +902,6 @@ mod tests {
             Some(vec![])
         );
     }
-    use crate::wire::arp::{ArpOperation, ArpRepr};
-    use crate::wire::ethernet::{ethertype, EthernetRepr};
-    use crate::wire::frame::{Probe, ProbeKind};
-    use crate::wire::icmpv4::Icmpv4Repr;
-    use crate::wire::ipv4::{protocol, Ipv4Repr};
 
     const DIR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
     const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);

@@ -809,9 +809,10 @@ pub struct Group<'a> {
 pub struct GroupRun {
     /// One verdict per request, in order.
     pub verdicts: Vec<Verdict>,
-    /// When the round asked the ARP-problem questions: the VIPs the real server answered
-    /// for.
+    /// See [`engine::Round::arp_answered`].
     pub arp_answered: Option<Vec<IpAddr>>,
+    /// See [`engine::Round::confirmed`].
+    pub confirmed: Option<crate::wire::MacAddr>,
 }
 
 /// Runs a [`Group`]'s checks in one round (the ARP question and the echo once, every
@@ -831,6 +832,7 @@ pub fn run_group(
         return GroupRun {
             verdicts: Vec::new(),
             arp_answered: None,
+            confirmed: None,
         };
     };
     let spec = RoundSpec {
@@ -861,6 +863,7 @@ pub fn run_group(
                 return GroupRun {
                     verdicts,
                     arp_answered: None,
+                    confirmed: None,
                 };
             }
         }
@@ -878,6 +881,12 @@ pub fn run_group(
     if let Some(c) = round.mac_change {
         path.next_hop_mac = c.to;
     }
+    // The answers this round's questions got, or those known before it.
+    let arp_answered = round
+        .arp_answered
+        .as_deref()
+        .or(group.arp_known)
+        .unwrap_or_default();
     let verdicts = group
         .reqs
         .iter()
@@ -893,14 +902,15 @@ pub fn run_group(
                 own.iter()
                     .filter_map(|&i| checks.get(i))
                     .filter(|c| c.kind == CheckKind::Arp)
-                    .map(|c| arp_result(req, c, &round.arp_answered)),
+                    .map(|c| arp_result(req, c, arp_answered)),
             );
             Verdict::from_checks(req, &path, mine).with_mac_change(round.mac_change)
         })
         .collect();
     GroupRun {
         verdicts,
-        arp_answered: round.arp_asked.then_some(round.arp_answered),
+        arp_answered: round.arp_answered,
+        confirmed: round.confirmed,
     }
 }
 

@@ -1751,11 +1751,15 @@ impl FrameIo for Batches {
     }
 }
 
+/// Whether frame `f` is ARP.
+fn is_arp(f: &[u8]) -> bool {
+    f.len() > 14 && f[12..14] == [0x08, 0x06]
+}
+
 #[test]
 fn the_arp_question_heads_the_first_batch() {
     // One system call for the ARP question, the echo and the SYNs, the question first
     // (its answer, if any, arrives while the rest runs); asked once.
-    let is_arp = |f: &Vec<u8>| f.len() > 14 && f[12..14] == [0x08, 0x06];
     let mut wire = Batches::default();
     let v = group_of_two_with(&mut wire, true);
     assert!(v[0].up && v[1].up, "{v:?}");
@@ -1771,7 +1775,6 @@ fn the_arp_question_heads_the_first_batch() {
 
 #[test]
 fn known_arp_answers_stand_without_a_question_and_a_question_reports_its_answers() {
-    let is_arp = |f: &Vec<u8>| f.len() > 14 && f[12..14] == [0x08, 0x06];
     let arp_of = |v: &Verdict| {
         v.checks
             .iter()

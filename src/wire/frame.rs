@@ -187,44 +187,6 @@ fn ip_header_len(src: IpAddr, dst: IpAddr) -> Result<usize> {
     }
 }
 
-/// Writes, at the start of `packet`, the IP header `src` -> `dst` of protocol `proto`
-/// for the payload that fills the rest of it; the frame's ethertype.
-fn emit_ip_header(
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    hop_limit: u8,
-    ident: u16,
-    packet: &mut [u8],
-) -> Result<u16> {
-    match (src, dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            Ipv4Repr {
-                src,
-                dst,
-                protocol: proto,
-                ttl: hop_limit,
-                ident,
-                payload_len: packet.len() - ipv4::HEADER_LEN,
-            }
-            .emit(packet);
-            Ok(ethertype::IPV4)
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            Ipv6Repr {
-                src,
-                dst,
-                next_header: proto,
-                hop_limit,
-                payload_len: packet.len() - ipv6::HEADER_LEN,
-            }
-            .emit(packet);
-            Ok(ethertype::IPV6)
-        }
-        _ => Err(family_mismatch()),
-    }
-}
-
 fn emit_ethernet(src: MacAddr, dst: MacAddr, ethertype: u16, frame: &mut [u8]) {
     EthernetRepr {
         dst,
@@ -255,7 +217,7 @@ impl Probe {
         let segment_at = ip_at + inner_ip;
         let mut b = buffer(segment_at + segment.len());
         segment.emit(self.src, self.dst, &mut b[segment_at..])?;
-        let mut etype = emit_ip_header(
+        let mut etype = tunnel::emit_ip_header(
             self.src,
             self.dst,
             segment.protocol(),

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use super::ipip::{self, OUTER_HOP_LIMIT};
-use super::ipv4::{protocol, Ipv4Repr};
-use super::ipv6::Ipv6Repr;
+use super::ipv4::{self, protocol, Ipv4Repr};
+use super::ipv6::{self, Ipv6Repr};
 use super::{ethernet::ethertype, gre, gue, Result, WireError};
 
 /// How the inner packet is carried (the wire's view of a TUN real server's tunnel type
@@ -75,30 +75,43 @@ pub fn emit_outer(
         }
         Encap::Gre { csum } => gre::emit(inner_proto, csum, &mut buf[ip_len..]),
     }
-    let payload_len = buf.len() - ip_len;
     let proto = encap.outer_protocol(inner_proto);
-    match (outer_src, outer_dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+    emit_ip_header(outer_src, outer_dst, proto, OUTER_HOP_LIMIT, ident, buf)
+}
+
+/// Writes, at the start of `packet`, an IPv4 or IPv6 header `src` -> `dst` of protocol
+/// `proto` for the payload that fills the rest of it; the frame's EtherType. The outer
+/// header here, and a probe's own in [`super::frame`].
+pub(super) fn emit_ip_header(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    hop_limit: u8,
+    ident: u16,
+    packet: &mut [u8],
+) -> Result<u16> {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) if packet.len() >= ipv4::HEADER_LEN => {
             Ipv4Repr {
                 src,
                 dst,
                 protocol: proto,
-                ttl: OUTER_HOP_LIMIT,
+                ttl: hop_limit,
                 ident,
-                payload_len,
+                payload_len: packet.len() - ipv4::HEADER_LEN,
             }
-            .emit(buf);
+            .emit(packet);
             Ok(ethertype::IPV4)
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+        (IpAddr::V6(src), IpAddr::V6(dst)) if packet.len() >= ipv6::HEADER_LEN => {
             Ipv6Repr {
                 src,
                 dst,
                 next_header: proto,
-                hop_limit: OUTER_HOP_LIMIT,
-                payload_len,
+                hop_limit,
+                payload_len: packet.len() - ipv6::HEADER_LEN,
             }
-            .emit(buf);
+            .emit(packet);
             Ok(ethertype::IPV6)
         }
         _ => Err(WireError::Unsupported),
