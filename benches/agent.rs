@@ -552,8 +552,16 @@ fn agent_run(site: &Site, exe: &str, secs: u64, cores: Cores) -> AgentRun {
     let ok = agent.end == measure::End::Exit(124) && wrong == 0 && faults == 0.0;
     if !ok {
         let log: Vec<&str> = agent.stderr.lines().collect();
+        // Its own faults first (they are why a run fails most often), then how it ended.
+        let faults: Vec<&str> = log
+            .iter()
+            .copied()
+            .filter(|l| l.contains("cannot probe"))
+            .take(5)
+            .collect();
         println!(
-            "the agent's last log lines:\n{}",
+            "the agent's own faults (first five):\n{}\nthe agent's last log lines:\n{}",
+            faults.join("\n"),
             log[log.len().saturating_sub(20)..].join("\n")
         );
     }

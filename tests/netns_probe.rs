@@ -1014,13 +1014,91 @@ fn a_batch_of_frames_goes_out_whole_and_in_order() {
 }
 
 #[test]
+fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // A queue the frames go into that is full for a moment (here the director's eth0
+    // behind a token bucket: 1,600 bytes at once and 1,600 queued, then 1,000 bytes a
+    // millisecond) refuses a frame with ENOBUFS. PacketSocket::transmit_batch sends the
+    // rest again a moment later: a hundred echo requests in one call all go, once each
+    // and in order, while the queue did refuse some.
+    use vipcheck::net::FrameIo;
+    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
+    let added = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            site.dir.name(),
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "eth0",
+        ])
+        .args([
+            "root", "tbf", "rate", "8mbit", "burst", "1600", "limit", "1600",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !common::skip::require(added, "tc's tbf qdisc (a queue that fills)") {
+        return;
+    }
+    let (frames, open) = echoes_to_server_21(100, 0x4444);
+    let (sent, received) = site.dir.in_ns(|| {
+        let mut sock = open();
+        sock.set_recv_buffer(1 << 20);
+        let sent = sock.transmit_batch(&frames);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut received = Vec::new();
+        // Bounded by the deadline.
+        while echo_replies(&received, 0x4444).len() < frames.len() {
+            let Ok(Some(f)) = sock.recv(deadline) else {
+                break;
+            };
+            received.push(f);
+        }
+        (sent, received)
+    });
+    let stats = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            site.dir.name(),
+            "tc",
+            "-s",
+            "qdisc",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .expect("tc -s qdisc");
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    let dropped: u64 = stats
+        .split("dropped ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "the queue never refused a frame: {stats}");
+    sent.expect("every frame sent, the full queue waited out");
+    let seqs: Vec<u16> = echo_replies(&received, 0x4444)
+        .iter()
+        .map(|&(s, _)| s)
+        .collect();
+    assert_eq!(seqs, (0..100).collect::<Vec<u16>>());
+}
+
+#[test]
 fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
     if !privileged("network namespaces and packet sockets") {
         return;
     }
     // PacketSocket::recv_batch (recvmmsg(2), sixteen frames a call): forty echo replies
     // queued at once are taken up to the number asked for, then the rest, in the order
-    // they came, each whole; an empty queue gives none and no error.
+    // they came, each whole and with the time it came; an empty queue gives none and no
+    // error.
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let (requests, open) = echoes_to_server_21(40, 0x4343);
     let (first, rest, after) = site.dir.in_ns(|| {
@@ -1034,10 +1112,20 @@ fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
             "no reply at all"
         );
         std::thread::sleep(Duration::from_millis(300));
+        let read_at = Instant::now();
         let (mut first, mut rest, mut after) = (Vec::new(), Vec::new(), Vec::new());
         sock.recv_batch(&mut first, 10).expect("the first batch");
         sock.recv_batch(&mut rest, 64).expect("the rest");
         sock.recv_batch(&mut after, 64).expect("an empty queue");
+        // Each carries when it came (the kernel's receive time), not when it was read.
+        for f in first.iter().chain(&rest) {
+            let at = f.at.expect("a receive time");
+            assert!(
+                read_at.saturating_duration_since(at) >= Duration::from_millis(250),
+                "came {:?} before it was read",
+                read_at.saturating_duration_since(at)
+            );
+        }
         (first, rest, after)
     });
     assert_eq!(first.len(), 10, "no more than asked for");

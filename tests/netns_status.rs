@@ -584,6 +584,64 @@ fn a_round_still_waiting_at_its_alarm_rings_it_once_and_a_round_answered_before_
 }
 
 #[test]
+fn a_round_whose_alarm_is_near_reads_its_replies_at_the_alarm_judged_by_when_they_came() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The agent's next turn within PACED_READ: the round does not wait on the socket but
+    // takes its replies at the alarm's instant, and each reply counts as of its kernel
+    // receive time (a latency of the real round trip, not of the wait). The alarm is not
+    // rung: the round is over at its instant. With the alarm far, the round reads at
+    // once, as ever.
+    use vipcheck::probe::fleet::PACED_READ;
+    let site = site_of(&[(55, Scenario::Good)]);
+    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[55])]);
+    let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(1), false);
+    let req = fleet.request(&pairs[0]).expect("the request");
+    let near = PACED_READ * 4 / 5;
+    let far = Duration::from_millis(800);
+    // The first round learns the MAC and asks the ARP question; the ones measured follow.
+    for (alarm_after, label) in [(far, "warm-up"), (near, "near"), (far, "far")] {
+        let start = Instant::now();
+        let alarm = Arc::new(Alarm::new(start + alarm_after, || {}));
+        let v = site.dir.in_ns(|| {
+            fleet.fleet.probe_many(
+                &[&req],
+                start,
+                &Default::default(),
+                &Turn {
+                    alarm: Some(alarm.clone()),
+                    ..Default::default()
+                },
+            )
+        });
+        let took = start.elapsed();
+        assert!(v[0].up, "{label}: {:?}", v[0]);
+        assert!(!alarm.rung(), "{label}: rung, took {took:?}");
+        let slowest = v[0]
+            .checks
+            .iter()
+            .filter_map(|c| c.latency_ms)
+            .reduce(f64::max)
+            .expect("answered checks have a latency");
+        match label {
+            "near" => {
+                assert!(took >= near, "near: read before its alarm, after {took:?}");
+                assert!(
+                    slowest < near.as_secs_f64() * 1e3 / 2.0,
+                    "near: latency {slowest} ms is the wait, not the round trip"
+                );
+            }
+            "far" => assert!(
+                took < Duration::from_millis(300),
+                "far: the replies waited {took:?}"
+            ),
+            _ => {}
+        }
+    }
+}
+
+#[test]
 fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
     if !privileged("network namespaces and packet sockets") {
         return;
@@ -631,6 +689,104 @@ fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
     });
     assert!(!silent.up, "192.0.2.99 is nowhere: {silent:?}");
     assert!(slow.up, "the server's VIP answers, 1 s late: {slow:?}");
+}
+
+#[test]
+fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its_deadline() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // One real server behind a relay that holds every reply from the VIP for 150 ms. A
+    // paced round (its alarm, the next turn, 20 ms on) is still open at its alarm: it
+    // rings it and then does not read the socket. Alone, it takes its reply at its own
+    // deadline (1.5 s); when the next turn (a paced round to a VIP nobody has) reads the
+    // socket at its own alarm, the reply is posted to it and wakes it. Either way the
+    // reply counts as of when it came: a latency of the relay's 150 ms.
+    let topo::Cabled {
+        rs: _rs,
+        dir,
+        relay,
+        ra,
+        rb,
+    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    let held = Duration::from_millis(150);
+    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
+        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
+        if from_vip {
+            common::netns::Forward::Delay(held)
+        } else {
+            common::netns::Forward::Pass
+        }
+    });
+    dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
+        topo::real_server_mac(11)
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(VIP4, "192.0.2.20");
+    let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11]), ("192.0.2.99", &[11])]);
+    let budget = Duration::from_millis(1500);
+    let fleet = vipcheck::status::FleetProbe::new(budget, false);
+    let mut slow = fleet.request(&pairs[0]).expect("the slow pair's request");
+    slow.retries = 0;
+    let mut next = fleet.request(&pairs[1]).expect("the next turn's request");
+    next.timeout = Duration::from_millis(300);
+    // A paced round of `req` from now: its verdict, how long it took, whether it rang.
+    let paced = |req: &vipcheck::probe::request::Request| {
+        let start = Instant::now();
+        let alarm = Arc::new(Alarm::new(start + Duration::from_millis(20), || {}));
+        let turn = Turn {
+            alarm: Some(alarm.clone()),
+            ..Default::default()
+        };
+        let v = fleet
+            .fleet
+            .probe_many(&[req], start, &Default::default(), &turn)
+            .pop()
+            .expect("one verdict");
+        (v, start.elapsed(), alarm.rung())
+    };
+    let latency = |v: &vipcheck::probe::Verdict| {
+        v.checks
+            .iter()
+            .filter_map(|c| c.latency_ms)
+            .reduce(f64::max)
+            .unwrap_or(f64::NAN)
+    };
+    let near_held = |ms: f64| ms >= held.as_secs_f64() * 1e3 - 5.0 && ms < 300.0;
+    let (alone, took, rang) = dir.in_ns(|| paced(&slow));
+    assert!(alone.up, "alone: {alone:?}");
+    assert!(rang, "alone: still open at its alarm");
+    assert!(
+        took >= budget,
+        "alone: it reads at its deadline, took {took:?}"
+    );
+    assert!(
+        near_held(latency(&alone)),
+        "alone: latency {}",
+        latency(&alone)
+    );
+
+    let (woken, took, rang) = dir.in_ns(|| {
+        std::thread::scope(|s| {
+            let first = s.spawn(|| paced(&slow));
+            std::thread::sleep(Duration::from_millis(400));
+            let (nobody, _, _) = paced(&next);
+            assert!(!nobody.up, "192.0.2.99 is nowhere: {nobody:?}");
+            first.join().expect("the slow round")
+        })
+    });
+    assert!(woken.up, "woken: {woken:?}");
+    assert!(rang, "woken: still open at its alarm");
+    assert!(
+        took < Duration::from_millis(1000),
+        "woken by the next turn's read (at about 420 ms), took {took:?}"
+    );
+    assert!(
+        near_held(latency(&woken)),
+        "woken: latency {}",
+        latency(&woken)
+    );
 }
 
 #[test]

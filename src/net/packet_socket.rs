@@ -20,6 +20,9 @@ pub struct Frame {
     /// was generated on this host (over a veth) and its checksum is not filled in yet.
     /// Either way the checksum bytes must not be checked.
     pub checksum_trusted: bool,
+    /// When the kernel took it in (its receive timestamp), if known: a reply read some
+    /// time after it came is judged by when it came ([`crate::probe::engine`]).
+    pub at: Option<Instant>,
 }
 
 impl Frame {
@@ -28,6 +31,7 @@ impl Frame {
         Frame {
             bytes,
             checksum_trusted: false,
+            at: None,
         }
     }
 }
@@ -173,6 +177,17 @@ impl PacketSocket {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         })?;
+        // Each frame's receive time comes with it (SCM_TIMESTAMPNS): see [`Frame::at`].
+        // SAFETY: one is a valid c_int for the call.
+        check(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -193,6 +208,13 @@ impl PacketSocket {
         })
     }
 }
+
+/// The pauses before sending again after ENOBUFS (a full queue), in turn: 7 ms in all.
+const FULL_QUEUE_BACKOFF: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(1),
+    std::time::Duration::from_millis(2),
+    std::time::Duration::from_millis(4),
+];
 
 /// The largest IP packet plus its Ethernet header: GRO can merge segments up to it.
 const RECV_BUF: usize = 65_535 + 64;
@@ -292,13 +314,22 @@ impl PacketSocket {
 
     /// Sends one frame; usable from several threads at once (one `send(2)` per frame).
     pub fn transmit(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
-        // interface and protocol come from the binding.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+        // Bounded: at most one pause of FULL_QUEUE_BACKOFF each, as in transmit_batch.
+        for pause in FULL_QUEUE_BACKOFF.iter().map(Some).chain([None]) {
+            // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
+            // interface and protocol come from the binding.
+            let n =
+                unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match pause {
+                Some(p) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::sleep(*p),
+                _ => return Err(e),
+            }
         }
-        Ok(())
+        Err(io::Error::from_raw_os_error(libc::ENOBUFS))
     }
 
     /// Sends `frames` in order with as few `sendmmsg(2)` calls as the kernel takes them
@@ -307,7 +338,9 @@ impl PacketSocket {
     pub fn transmit_batch(&self, frames: &[Vec<u8>]) -> io::Result<()> {
         const MAX: usize = 64;
         let mut left = frames;
-        // Bounded: each pass sends at least one frame or returns.
+        let mut full = 0;
+        // Bounded: each pass sends at least one frame, returns, or takes one of the
+        // FULL_QUEUE_BACKOFF pauses.
         while !left.is_empty() {
             let chunk = &left[..left.len().min(MAX)];
             let mut iovs: Vec<libc::iovec> = chunk
@@ -344,6 +377,14 @@ impl PacketSocket {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The queue the frame goes into is full for now (a receiving core's
+                // backlog behind a veth, a device's queue): the frames go again a moment
+                // later, a few times, before that counts as this host's fault.
+                if e.raw_os_error() == Some(libc::ENOBUFS) && full < FULL_QUEUE_BACKOFF.len() {
+                    std::thread::sleep(FULL_QUEUE_BACKOFF[full]);
+                    full += 1;
                     continue;
                 }
                 return Err(e);
@@ -432,11 +473,12 @@ impl PacketSocket {
         while taken < max {
             let want = (max - taken).min(RECV_BATCH);
             let got = recv_frames(self.fd.as_raw_fd(), &mut self.batch, want)?;
-            for (i, &(len, checksum_trusted)) in got.iter().enumerate() {
-                let at = i * RECV_BUF;
+            for (i, &(len, checksum_trusted, at)) in got.iter().enumerate() {
+                let from = i * RECV_BUF;
                 out.push(Frame {
-                    bytes: self.batch[at..at + len].to_vec(),
+                    bytes: self.batch[from..from + len].to_vec(),
                     checksum_trusted,
+                    at,
                 });
             }
             taken += got.len();
@@ -450,9 +492,10 @@ impl PacketSocket {
     /// One queued frame, without waiting.
     fn read_ready(&mut self) -> io::Result<Option<Frame>> {
         let got = recv_frames(self.fd.as_raw_fd(), &mut self.buf, 1)?;
-        Ok(got.first().map(|&(len, checksum_trusted)| Frame {
+        Ok(got.first().map(|&(len, checksum_trusted, at)| Frame {
             bytes: self.buf[..len].to_vec(),
             checksum_trusted,
+            at,
         }))
     }
 }
@@ -473,8 +516,8 @@ pub fn first_of_each_family(sources: &[IpAddr]) -> (Option<Ipv4Addr>, Option<Ipv
 
 /// Receives up to `want` (at most [`RECV_BATCH`]) queued frames from packet socket `fd`
 /// with one `recvmmsg(2)`, without waiting: frame `i` into `bufs[i * RECV_BUF..]`. Each
-/// frame's length and whether its checksum is trusted ([`checksum_trusted`]); empty
-/// when none is queued.
+/// frame's length, whether its checksum is trusted and when it came ([`ancillary`]);
+/// empty when none is queued.
 fn recv_frames(fd: RawFd, bufs: &mut [u8], want: usize) -> io::Result<Received> {
     let want = want.min(RECV_BATCH).min(bufs.len() / RECV_BUF);
     let mut iovs: [libc::iovec; RECV_BATCH] = [libc::iovec {
@@ -506,7 +549,7 @@ fn recv_frames(fd: RawFd, bufs: &mut [u8], want: usize) -> io::Result<Received> 
         m.msg_hdr.msg_controllen = std::mem::size_of_val(control);
     }
     let mut got = Received {
-        frames: [(0, false); RECV_BATCH],
+        frames: [(0, false, None); RECV_BATCH],
         len: 0,
     };
     let n = loop {
@@ -531,46 +574,101 @@ fn recv_frames(fd: RawFd, bufs: &mut [u8], want: usize) -> io::Result<Received> 
             _ => return Err(e),
         }
     };
+    let clocks = Clocks::now();
     for (slot, m) in got.frames.iter_mut().zip(&msgs).take(n.min(want)) {
+        let (trusted, stamp) = ancillary(&m.msg_hdr);
         *slot = (
             (m.msg_len as usize).min(RECV_BUF),
-            checksum_trusted(&m.msg_hdr),
+            trusted,
+            stamp.map(|s| clocks.instant_of(s)),
         );
     }
     got.len = n.min(want);
     Ok(got)
 }
 
-/// What [`recv_frames`] took: each frame's length and checksum trust, in order.
+/// One frame [`recv_frames`] took: its length, whether its checksum is trusted, and
+/// when it came.
+type Taken = (usize, bool, Option<Instant>);
+
+/// What [`recv_frames`] took, in order.
 struct Received {
-    frames: [(usize, bool); RECV_BATCH],
+    frames: [Taken; RECV_BATCH],
     len: usize,
 }
 
 impl std::ops::Deref for Received {
-    type Target = [(usize, bool)];
-    fn deref(&self) -> &[(usize, bool)] {
+    type Target = [Taken];
+    fn deref(&self) -> &[Taken] {
         &self.frames[..self.len]
     }
 }
 
-/// Whether the transport checksum of a frame `recvmsg` took (with PACKET_AUXDATA) is
-/// not to be checked: a local peer left it to the hardware (CSUMNOTREADY), or the NIC or
-/// kernel verified it already and GRO may have merged the segment since (CSUM_VALID).
-fn checksum_trusted(msg: &libc::msghdr) -> bool {
+/// The wall clock and the monotonic one read together: a receive timestamp (wall clock,
+/// the only one the kernel stamps frames with) becomes an [`Instant`] by its age.
+struct Clocks {
+    wall: libc::timespec,
+    mono: Instant,
+}
+
+impl Clocks {
+    fn now() -> Clocks {
+        let mut wall = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: wall is a valid timespec; CLOCK_REALTIME always exists.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut wall) };
+        Clocks {
+            wall,
+            mono: Instant::now(),
+        }
+    }
+
+    /// The instant of wall-clock time `stamp`, by its age now. A stamp from the future
+    /// (the wall clock was set back meanwhile) is now; an age beyond a minute (set
+    /// forward) is taken as a minute.
+    fn instant_of(&self, stamp: libc::timespec) -> Instant {
+        let nanos =
+            |t: &libc::timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+        let age = (nanos(&self.wall) - nanos(&stamp)).clamp(0, 60_000_000_000);
+        self.mono
+            .checked_sub(std::time::Duration::from_nanos(age as u64))
+            .unwrap_or(self.mono)
+    }
+}
+
+/// What the kernel said of a frame `recvmsg` took, in its control messages: whether its
+/// transport checksum is not to be checked (PACKET_AUXDATA: a local peer left it to the
+/// hardware, CSUMNOTREADY, or the NIC or kernel verified it already and GRO may have
+/// merged the segment since, CSUM_VALID), and its receive time (SO_TIMESTAMPNS).
+fn ancillary(msg: &libc::msghdr) -> (bool, Option<libc::timespec>) {
     let mut status = 0u32;
+    let mut stamp = None;
     // SAFETY: the CMSG_* helpers walk the control buffer the kernel just filled, within
-    // msg.msg_controllen; the auxdata payload starts with a u32 status.
+    // msg.msg_controllen; the auxdata payload starts with a u32 status, the timestamp's
+    // is a timespec.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
-            if (*c).cmsg_level == SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA {
-                status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (SOL_PACKET, PACKET_AUXDATA) => {
+                    status = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>());
+                }
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                    stamp = Some(std::ptr::read_unaligned(
+                        libc::CMSG_DATA(c).cast::<libc::timespec>(),
+                    ));
+                }
+                _ => {}
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0
+    (
+        status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID) != 0,
+        stamp,
+    )
 }
 
 #[cfg(test)]

@@ -828,7 +828,7 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
         let mut rsts: Vec<Vec<u8>> = Vec::new();
         loop {
             let now = Instant::now();
-            if rounds < attempts && now >= start + interval * rounds {
+            if rounds < attempts && now < spec.deadline && now >= start + interval * rounds {
                 if rounds > 0 {
                     // A reply only from another MAC in the last window: that is the answer.
                     for p in pend.iter_mut().filter(|p| p.done.is_none()) {
@@ -886,37 +886,46 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                 self.send_some(&mut pend, &released, peer, Vec::new())?;
             }
             let (settled, grace_end) = self.settled(&pend, now);
-            if settled || now >= spec.deadline {
+            if settled {
                 break;
             }
-            let mut wake = spec.deadline;
-            if rounds < attempts {
-                wake = wake.min(start + interval * rounds);
-            }
-            if let Some(c) = confirm.as_ref().filter(|c| !c.done && !c.broadcast_sent) {
-                wake = wake.min(c.broadcast_at);
-            }
-            if let Some(g) = grace_end {
-                wake = wake.min(g);
-            }
-            if pend
-                .iter()
-                .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
-            {
-                wake = wake.min(now + MEMO_POLL);
-            }
-            if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
-                wake = wake.min(h.max(now));
-            }
-            // The RSTs of the SYN-ACKs taken so far go out together once no other reply
-            // is queued: one burst, not one frame between every two replies.
-            let got = if rsts.is_empty() {
-                self.io.recv(wake)?
-            } else if let Some(f) = self.io.recv_ready()? {
-                Some(f)
+            let got = if now >= spec.deadline {
+                // A reply that came before the deadline counts, however late it is read
+                // (the agent reads its replies at its next turn).
+                match self.io.recv_ready()? {
+                    Some(f) if f.at.is_some_and(|at| at <= spec.deadline) => Some(f),
+                    _ => break,
+                }
             } else {
-                self.send_rsts(&mut rsts);
-                self.io.recv(wake)?
+                let mut wake = spec.deadline;
+                if rounds < attempts {
+                    wake = wake.min(start + interval * rounds);
+                }
+                if let Some(c) = confirm.as_ref().filter(|c| !c.done && !c.broadcast_sent) {
+                    wake = wake.min(c.broadcast_at);
+                }
+                if let Some(g) = grace_end {
+                    wake = wake.min(g);
+                }
+                if pend
+                    .iter()
+                    .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
+                {
+                    wake = wake.min(now + MEMO_POLL);
+                }
+                if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
+                    wake = wake.min(h.max(now));
+                }
+                // The RSTs of the SYN-ACKs taken so far go out together once no other reply
+                // is queued: one burst, not one frame between every two replies.
+                if rsts.is_empty() {
+                    self.io.recv(wake)?
+                } else if let Some(f) = self.io.recv_ready()? {
+                    Some(f)
+                } else {
+                    self.send_rsts(&mut rsts);
+                    self.io.recv(wake)?
+                }
             };
             let Some(f) = got else {
                 continue;
@@ -948,7 +957,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     None => {}
                 }
             }
-            let now = Instant::now();
+            // Judged as of when it came (read late, it still came then).
+            let now = f.at.map_or_else(Instant::now, |at| at.min(Instant::now()));
             for p in pend.iter_mut() {
                 if p.done.is_some() {
                     continue;

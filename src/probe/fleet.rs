@@ -1,7 +1,9 @@
 //! Many probes at once in one process (`vipcheck status`, `vipcheck agent`): one packet
 //! socket per interface and source shared by every probe, read by whichever probe is
 //! waiting (it hands each frame to the probe it answers: see [`Tap`]), and the kernel
-//! lookups and neighbour resolution done once per real server.
+//! lookups and neighbour resolution done once per real server. The agent's turns, close
+//! together, read it only at each turn ([`PACED_READ`]), and judge each frame by when it
+//! came.
 //!
 //! Routing a reply needs no guess: every probe takes its echo identifiers and TCP source
 //! ports from one counter ([`Entropy::token`]), so they are unique among the probes in
@@ -95,13 +97,22 @@ struct Post {
     /// A lease is reading the socket: the others wait for it to post their frames.
     reading: bool,
     /// The leases waiting while another reads, each woken on its own: when a frame is
-    /// posted to it, or (one of them) when the reader leaves.
-    waiting: Vec<(u64, Arc<Condvar>)>,
+    /// posted to it, or (one of those that would read) when the reader leaves.
+    waiting: Vec<Waiting>,
     /// Emptied containers kept for the next leases (a lease lives one round; the agent
     /// runs a hundred rounds a second): route lists, boxes, and the reader's batch.
     spare_routes: Vec<Vec<u64>>,
     spare_boxes: Vec<VecDeque<Frame>>,
     batch: Vec<Frame>,
+}
+
+/// A lease waiting for frames, woken on its own when one is posted to it.
+struct Waiting {
+    id: u64,
+    cv: Arc<Condvar>,
+    /// It takes the reading over when the reader leaves (a paced round does not: it is
+    /// only woken by its own frames).
+    would_read: bool,
 }
 
 /// Emptied containers [`Post`] keeps at most, of each kind.
@@ -146,9 +157,14 @@ impl Post {
         }
     }
 
+    /// Lease `id`'s next frame from its box.
+    fn pop(&mut self, id: u64) -> Option<Frame> {
+        self.boxes.get_mut(&id).and_then(VecDeque::pop_front)
+    }
+
     /// Wakes lease `id` if it is among the `waiting`.
-    fn wake_in(waiting: &[(u64, Arc<Condvar>)], id: u64) {
-        if let Some((_, cv)) = waiting.iter().find(|(i, _)| *i == id) {
+    fn wake_in(waiting: &[Waiting], id: u64) {
+        if let Some(Waiting { cv, .. }) = waiting.iter().find(|w| w.id == id) {
             cv.notify_one();
         }
     }
@@ -156,7 +172,7 @@ impl Post {
     /// Wakes one waiting lease to take the reading over, if nobody reads.
     fn hand_on(&self) {
         if !self.reading {
-            if let Some((_, cv)) = self.waiting.first() {
+            if let Some(Waiting { cv, .. }) = self.waiting.iter().find(|w| w.would_read) {
                 cv.notify_one();
             }
         }
@@ -218,7 +234,7 @@ impl Tap {
         // reader); without one, by `read_once` (one read at most).
         let mut read_once = false;
         let got = loop {
-            if let Some(f) = post.boxes.get_mut(&id).and_then(VecDeque::pop_front) {
+            if let Some(f) = post.pop(id) {
                 break Some(f);
             }
             let now = Instant::now();
@@ -230,9 +246,13 @@ impl Tap {
             };
             if post.reading || self.dead() {
                 let Some(w) = wait else { break None };
-                post.waiting.push((id, cv.clone()));
+                post.waiting.push(Waiting {
+                    id,
+                    cv: cv.clone(),
+                    would_read: true,
+                });
                 post = cv.wait_timeout(post, w).ok()?.0;
-                post.waiting.retain(|(i, _)| *i != id);
+                post.waiting.retain(|w| w.id != id);
                 continue;
             }
             post = self.read_and_post(post, deadline)?.0;
@@ -241,6 +261,39 @@ impl Tap {
         // Whoever leaves the socket unread while others wait hands it on.
         post.hand_on();
         got
+    }
+
+    /// Lease `id`'s next frame as another lease's read posts it, waited for until
+    /// `deadline` without reading the socket (`None` then).
+    fn wait_posted(&self, id: u64, cv: &Arc<Condvar>, deadline: Instant) -> Option<Frame> {
+        let mut post = self.post.lock().ok()?;
+        // Bounded by the deadline: each pass waits until it or until woken.
+        loop {
+            if let Some(f) = post.pop(id) {
+                return Some(f);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            post.waiting.push(Waiting {
+                id,
+                cv: cv.clone(),
+                would_read: false,
+            });
+            post = cv.wait_timeout(post, deadline - now).ok()?.0;
+            post.waiting.retain(|w| w.id != id);
+        }
+    }
+
+    /// Lease `id`'s next frame without waiting: from its box, or else from what the socket
+    /// has queued ([`Tap::catch_up`]: all of it, not one read's worth).
+    fn take_queued(&self, id: u64, cv: &Arc<Condvar>) -> Option<Frame> {
+        if let Some(f) = self.post.lock().ok()?.pop(id) {
+            return Some(f);
+        }
+        self.catch_up();
+        self.take(id, cv, None)
     }
 
     /// Takes in, unless a probe is reading already, what the socket queued while nobody
@@ -385,10 +438,29 @@ impl Alarm {
     }
 }
 
+/// Sleeps until `t` (at once if it has passed).
+fn sleep_until(t: Instant) {
+    let left = t.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        std::thread::sleep(left);
+    }
+}
+
+/// A round whose alarm (the agent's next turn) is due within this does not wait on the
+/// socket for its replies: it sleeps until the alarm (or its own next wake, if sooner)
+/// and then takes at once what came meanwhile, each frame judged by when it came (its
+/// kernel receive time). A turn of the agent then costs one wake-up, not one per burst of
+/// replies, and its verdict is known at most this much later. A round still open at its
+/// alarm (a silent or slow server) does not read the socket either: it is woken by its
+/// own frames as the next turns read them, and reads itself at its own wakes (its
+/// retries, its deadline).
+pub const PACED_READ: Duration = Duration::from_millis(25);
+
 /// How the agent runs one turn ([`Fleet::probe_many`]).
 #[derive(Default)]
 pub struct Turn {
-    /// Rung if a round is still waiting for a reply at its instant.
+    /// Rung if a round is still waiting for a reply at its instant; within
+    /// [`PACED_READ`], the round reads its replies at that instant.
     pub alarm: Option<Arc<Alarm>>,
     /// The target's last turn found every pair up: its ports' SYNs go with the echo
     /// ([`engine::RoundSpec::ports_at_once`]), and the ARP-problem answers younger than
@@ -444,14 +516,39 @@ impl FrameIo for Lease {
     }
 
     fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
-        if let Some(alarm) = self.alarm.as_ref().filter(|a| !a.rung() && a.at < deadline) {
-            if let Some(f) = self.tap.take(self.id, &self.cv, Some(alarm.at)) {
+        let Some(alarm) = self.alarm.as_ref() else {
+            return Ok(self.tap.take(self.id, &self.cv, Some(deadline)));
+        };
+        if !alarm.rung() && alarm.at > Instant::now() + PACED_READ {
+            // The next turn is far: wait on the socket, and hand the lead on at the alarm.
+            if alarm.at < deadline {
+                if let Some(f) = self.tap.take(self.id, &self.cv, Some(alarm.at)) {
+                    return Ok(Some(f));
+                }
+                // Still waiting at the alarm's instant (or the lock is poisoned).
+                alarm.ring_once();
+            }
+            return Ok(self.tap.take(self.id, &self.cv, Some(deadline)));
+        }
+        // Paced: no wait on the socket. What came is taken at the alarm (the next turn);
+        // after it, a round still open is woken by its frames as the turns read them,
+        // and reads itself at its own wakes.
+        if !alarm.rung() {
+            let until = alarm.at.min(deadline);
+            sleep_until(until);
+            if let Some(f) = self.tap.take_queued(self.id, &self.cv) {
                 return Ok(Some(f));
             }
-            // Still waiting at the alarm's instant (or the lock is poisoned).
+            if until < alarm.at {
+                return Ok(None);
+            }
             alarm.ring_once();
         }
-        Ok(self.tap.take(self.id, &self.cv, Some(deadline)))
+        // The turns read the socket meanwhile: woken by a frame they post to it.
+        if let Some(f) = self.tap.wait_posted(self.id, &self.cv, deadline) {
+            return Ok(Some(f));
+        }
+        Ok(self.tap.take_queued(self.id, &self.cv))
     }
 
     fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
@@ -957,7 +1054,8 @@ mod tests {
         assert_eq!(
             route_key(&Frame {
                 bytes: seg,
-                checksum_trusted: true
+                checksum_trusted: true,
+                at: None,
             }),
             Some(Key::Token(41000 - 32768))
         );

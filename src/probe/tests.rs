@@ -389,6 +389,76 @@ fn syn_ack_is_up_and_answered_with_an_exact_rst() {
     assert_eq!(mock.sent[1][47], flags::RST);
 }
 
+/// A wire whose replies are read only once the round has stopped waiting (the agent
+/// reads them at its next turn): `recv` waits to its deadline and finds nothing,
+/// `recv_ready` then gives each SYN-ACK with the time it came, `after` its SYN.
+struct ReadLate {
+    after: Duration,
+    sent: Vec<Vec<u8>>,
+    queue: VecDeque<Frame>,
+}
+
+impl FrameIo for ReadLate {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if frame[47] == flags::SYN {
+            self.queue.push_back(Frame {
+                bytes: tcp_answer(frame, RS_MAC, flags::SYN | flags::ACK),
+                checksum_trusted: false,
+                at: Some(Instant::now() + self.after),
+            });
+        }
+        self.sent.push(frame.to_vec());
+        Ok(())
+    }
+
+    fn recv(&mut self, deadline: Instant) -> io::Result<Option<Frame>> {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        Ok(None)
+    }
+
+    fn recv_ready(&mut self) -> io::Result<Option<Frame>> {
+        Ok(self.queue.pop_front())
+    }
+}
+
+#[test]
+fn a_reply_read_after_the_deadline_counts_as_of_when_it_came() {
+    // Came 2 ms after the SYN, read at the deadline (60 ms): up, with the 2 ms latency
+    // and the RST. Came 20 ms after the deadline: down, and no RST.
+    let budget = Duration::from_millis(60);
+    for (after, up) in [
+        (Duration::from_millis(2), true),
+        (budget + Duration::from_millis(20), false),
+    ] {
+        let mut wire = ReadLate {
+            after,
+            sent: Vec::new(),
+            queue: VecDeque::new(),
+        };
+        let p = path(ForwardingMethod::DirectRouting);
+        let mut entropy = Counter(0);
+        let mut prober = Prober {
+            io: &mut wire,
+            entropy: &mut entropy,
+            path: &p,
+        };
+        let r = prober
+            .run(&tcp_check(), Instant::now() + budget, 1)
+            .unwrap();
+        assert_eq!(r.up, up, "came {after:?} after the SYN: {r:?}");
+        if up {
+            let ms = r.latency_ms.expect("a latency");
+            assert!(
+                (1.5..10.0).contains(&ms),
+                "the latency of when it came: {ms} ms"
+            );
+            assert_eq!(wire.sent.len(), 2, "SYN then RST");
+        } else {
+            assert_eq!(wire.sent.len(), 1, "the SYN alone");
+        }
+    }
+}
+
 /// A mock whose frames carry a zeroed TCP checksum, flagged trusted or not, the way a
 /// packet socket sees a SYN-ACK generated on the other end of a veth.
 struct PartialChecksum {
@@ -412,6 +482,7 @@ impl FrameIo for PartialChecksum {
         Ok(self.queue.pop_front().map(|bytes| Frame {
             bytes,
             checksum_trusted: self.trusted,
+            at: None,
         }))
     }
 }

@@ -587,6 +587,7 @@ mod tests {
             Ok(self.inbox.pop().map(|(bytes, checksum_trusted)| Frame {
                 bytes,
                 checksum_trusted,
+                at: None,
             }))
         }
     }
