@@ -583,6 +583,36 @@ fn a_round_still_waiting_at_its_alarm_rings_it_once_and_a_round_answered_before_
     }
 }
 
+/// A round of `req` as the agent runs it, its next turn `next_turn` from now (the round's
+/// alarm): the verdict, how long it took, and whether the alarm rang.
+fn agent_round(
+    fleet: &vipcheck::status::FleetProbe,
+    req: &vipcheck::probe::request::Request,
+    next_turn: Duration,
+) -> (vipcheck::probe::Verdict, Duration, bool) {
+    let start = Instant::now();
+    let alarm = Arc::new(Alarm::new(start + next_turn, || {}));
+    let turn = Turn {
+        alarm: Some(alarm.clone()),
+        ..Default::default()
+    };
+    let v = fleet
+        .fleet
+        .probe_many(&[req], start, &Default::default(), &turn)
+        .pop()
+        .expect("one verdict");
+    (v, start.elapsed(), alarm.rung())
+}
+
+/// The slowest answered check's latency in ms (NaN when none answered).
+fn slowest_ms(v: &vipcheck::probe::Verdict) -> f64 {
+    v.checks
+        .iter()
+        .filter_map(|c| c.latency_ms)
+        .reduce(f64::max)
+        .unwrap_or(f64::NAN)
+}
+
 #[test]
 fn a_round_whose_alarm_is_near_reads_its_replies_at_the_alarm_judged_by_when_they_came() {
     if !privileged("network namespaces and packet sockets") {
@@ -601,29 +631,11 @@ fn a_round_whose_alarm_is_near_reads_its_replies_at_the_alarm_judged_by_when_the
     let near = PACED_READ * 4 / 5;
     let far = Duration::from_millis(800);
     // The first round learns the MAC and asks the ARP question; the ones measured follow.
-    for (alarm_after, label) in [(far, "warm-up"), (near, "near"), (far, "far")] {
-        let start = Instant::now();
-        let alarm = Arc::new(Alarm::new(start + alarm_after, || {}));
-        let v = site.dir.in_ns(|| {
-            fleet.fleet.probe_many(
-                &[&req],
-                start,
-                &Default::default(),
-                &Turn {
-                    alarm: Some(alarm.clone()),
-                    ..Default::default()
-                },
-            )
-        });
-        let took = start.elapsed();
-        assert!(v[0].up, "{label}: {:?}", v[0]);
-        assert!(!alarm.rung(), "{label}: rung, took {took:?}");
-        let slowest = v[0]
-            .checks
-            .iter()
-            .filter_map(|c| c.latency_ms)
-            .reduce(f64::max)
-            .expect("answered checks have a latency");
+    for (next_turn, label) in [(far, "warm-up"), (near, "near"), (far, "far")] {
+        let (v, took, rang) = site.dir.in_ns(|| agent_round(&fleet, &req, next_turn));
+        assert!(v.up, "{label}: {v:?}");
+        assert!(!rang, "{label}: rung, took {took:?}");
+        let slowest = slowest_ms(&v);
         match label {
             "near" => {
                 assert!(took >= near, "near: read before its alarm, after {took:?}");
@@ -652,27 +664,9 @@ fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
     // replies come after the first has given up and left: it must take the reading over
     // and see them. One attempt, so no retry wakes the second round by itself: without
     // the hand-over it would sleep past its replies to its deadline.
-    let topo::Cabled {
-        rs: _rs,
-        dir,
-        relay,
-        ra,
-        rb,
-    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
-    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, |f| {
-        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
-        if from_vip {
-            common::netns::Forward::Delay(Duration::from_secs(1))
-        } else {
-            common::netns::Forward::Pass
-        }
-    });
-    dir.ip(&format!(
-        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
-        topo::real_server_mac(11)
-    ));
+    let (cabled, _relay) = behind_a_slow_relay(Duration::from_secs(1));
+    let dir = &cabled.dir;
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(VIP4, "192.0.2.20");
     let pairs = port_80_pairs(tmp.path(), &[("192.0.2.99", &[11]), (VIP4, &[11])]);
     let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(3), false);
     let mut silent = fleet.request(&pairs[0]).expect("the silent pair's request");
@@ -702,28 +696,10 @@ fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its
     // deadline (1.5 s); when the next turn (a paced round to a VIP nobody has) reads the
     // socket at its own alarm, the reply is posted to it and wakes it. Either way the
     // reply counts as of when it came: a latency of the relay's 150 ms.
-    let topo::Cabled {
-        rs: _rs,
-        dir,
-        relay,
-        ra,
-        rb,
-    } = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
     let held = Duration::from_millis(150);
-    let _relay = common::netns::Relay::start_with(&relay, &ra, &rb, move |f| {
-        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
-        if from_vip {
-            common::netns::Forward::Delay(held)
-        } else {
-            common::netns::Forward::Pass
-        }
-    });
-    dir.ip(&format!(
-        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
-        topo::real_server_mac(11)
-    ));
+    let (cabled, _relay) = behind_a_slow_relay(held);
+    let dir = &cabled.dir;
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(VIP4, "192.0.2.20");
     let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11]), ("192.0.2.99", &[11])]);
     let budget = Duration::from_millis(1500);
     let fleet = vipcheck::status::FleetProbe::new(budget, false);
@@ -731,28 +707,7 @@ fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its
     slow.retries = 0;
     let mut next = fleet.request(&pairs[1]).expect("the next turn's request");
     next.timeout = Duration::from_millis(300);
-    // A paced round of `req` from now: its verdict, how long it took, whether it rang.
-    let paced = |req: &vipcheck::probe::request::Request| {
-        let start = Instant::now();
-        let alarm = Arc::new(Alarm::new(start + Duration::from_millis(20), || {}));
-        let turn = Turn {
-            alarm: Some(alarm.clone()),
-            ..Default::default()
-        };
-        let v = fleet
-            .fleet
-            .probe_many(&[req], start, &Default::default(), &turn)
-            .pop()
-            .expect("one verdict");
-        (v, start.elapsed(), alarm.rung())
-    };
-    let latency = |v: &vipcheck::probe::Verdict| {
-        v.checks
-            .iter()
-            .filter_map(|c| c.latency_ms)
-            .reduce(f64::max)
-            .unwrap_or(f64::NAN)
-    };
+    let paced = |req| agent_round(&fleet, req, Duration::from_millis(20));
     let near_held = |ms: f64| ms >= held.as_secs_f64() * 1e3 - 5.0 && ms < 300.0;
     let (alone, took, rang) = dir.in_ns(|| paced(&slow));
     assert!(alone.up, "alone: {alone:?}");
@@ -762,9 +717,9 @@ fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its
         "alone: it reads at its deadline, took {took:?}"
     );
     assert!(
-        near_held(latency(&alone)),
+        near_held(slowest_ms(&alone)),
         "alone: latency {}",
-        latency(&alone)
+        slowest_ms(&alone)
     );
 
     let (woken, took, rang) = dir.in_ns(|| {
@@ -783,9 +738,9 @@ fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its
         "woken by the next turn's read (at about 420 ms), took {took:?}"
     );
     assert!(
-        near_held(latency(&woken)),
+        near_held(slowest_ms(&woken)),
         "woken: latency {}",
-        latency(&woken)
+        slowest_ms(&woken)
     );
 }
 
@@ -823,6 +778,27 @@ fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replie
         .dir
         .in_ns(|| fleet.fleet.probe(&req, std::time::Instant::now()));
     assert!(second.up, "after the flood: {second:?}");
+}
+
+/// A good real server (host 11, port 80) cabled to the director through a relay that
+/// holds every frame from VIP4 for `delay`; the director's entry for it is PERMANENT (no
+/// confirmation in any round).
+fn behind_a_slow_relay(delay: Duration) -> (topo::Cabled, common::netns::Relay) {
+    assert_eq!(VIP4, "192.0.2.20");
+    let cabled = topo::Cabled::new(&topo::real_server_mac(11), Scenario::Good, &[80]);
+    let relay = common::netns::Relay::start_with(&cabled.relay, &cabled.ra, &cabled.rb, move |f| {
+        let from_vip = f.len() > 34 && f[12..14] == [0x08, 0x00] && f[26..30] == [192, 0, 2, 20];
+        if from_vip {
+            common::netns::Forward::Delay(delay)
+        } else {
+            common::netns::Forward::Pass
+        }
+    });
+    cabled.dir.ip(&format!(
+        "neigh replace 192.0.2.11 lladdr {} dev eth0 nud permanent",
+        topo::real_server_mac(11)
+    ));
+    (cabled, relay)
 }
 
 /// A good real server (host 11, port 80) cabled to the director through a relay that

@@ -882,7 +882,8 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                     released.push(i);
                 }
             }
-            if !released.is_empty() {
+            // (Past the deadline, while replies that came before it are taken, nothing goes.)
+            if !released.is_empty() && now < spec.deadline {
                 self.send_some(&mut pend, &released, peer, Vec::new())?;
             }
             let (settled, grace_end) = self.settled(&pend, now);
@@ -948,10 +949,12 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
                         for p in pend.iter_mut() {
                             p.wrong_mac = None;
                         }
-                        let questions = self.arp_questions(&arp, peer);
-                        let asks = !questions.is_empty();
-                        let at = self.send_all(&mut pend, peer, questions)?;
-                        arp.sent_at = asks.then_some(at);
+                        if Instant::now() < spec.deadline {
+                            let questions = self.arp_questions(&arp, peer);
+                            let asks = !questions.is_empty();
+                            let at = self.send_all(&mut pend, peer, questions)?;
+                            arp.sent_at = asks.then_some(at);
+                        }
                         continue;
                     }
                     None => {}
