@@ -914,6 +914,8 @@ impl Agent {
 
     /// Leads the schedule: sleeps until the next turn and runs it on this thread (no
     /// hand-over to another thread per turn); turns due at once beside it go to the pool.
+    /// With the next turn close, the round's own sleep until it is the turn's only wait
+    /// ([`crate::probe::fleet::PACED_READ`]).
     /// If a round is still waiting for replies when the next turn comes (or the
     /// watchdog's next feed), its alarm hands the lead to a pool thread and this one
     /// returns once the round is done. Also refreshes the fleet and feeds the watchdog
