@@ -56,6 +56,9 @@ use vipcheck::wire::MacAddr;
 
 const VIP: &str = "192.0.2.20";
 const LISTEN: &str = "127.0.0.1:9874";
+/// Every pair's interval (`delay_loop`): the drivers' pacing spreads one turn of each
+/// over a second, so this is 1.
+const INTERVAL_SECS: u64 = 1;
 const DRIVER_ARG: &str = "--vipcheck-fork-driver";
 const FLOOR_ARG: &str = "--vipcheck-wire-floor";
 const DIRECTOR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -96,7 +99,7 @@ fn config(servers: usize, ports: &[u16]) -> String {
     let mut s = String::new();
     for p in ports {
         s.push_str(&format!(
-            "virtual_server {VIP} {p} {{\n    delay_loop 1\n    lb_kind DR\n    protocol TCP\n"
+            "virtual_server {VIP} {p} {{\n    delay_loop {INTERVAL_SECS}\n    lb_kind DR\n    protocol TCP\n"
         ));
         for i in 0..servers {
             s.push_str(&format!("    real_server {} {p} {{\n    }}\n", rip(i)));
@@ -317,7 +320,7 @@ fn wire_floor(args: &[String]) -> ! {
     let (mut turns, mut pairs, mut frames) = (0u64, 0u64, 0u64);
     // The agent asks a real server all up at its last turn the ARP-problem question
     // again once the last answer is ARP_REASK old: every fifth turn at 1 s.
-    let arp_every = (ARP_REASK.as_secs_f64() / 1.0).ceil().max(1.0) as u64;
+    let arp_every = ARP_REASK.as_secs().div_ceil(INTERVAL_SECS).max(1);
     while let Some(turn) = pacer.next() {
         // A turn's frames in one sendmmsg(2): the fewest system calls they can cost (the
         // agent sends them in two or three batches, as the replies let it).

@@ -369,32 +369,30 @@ fn silent_servers_rounds_do_not_hold_up_the_next_turns() {
     assert!(probes >= 15.0, "{probes} probes\n{metrics}");
 }
 
+/// The turn interval of [`agent_on_one_good_server`].
+const SHORT_INTERVAL: Duration = Duration::from_millis(300);
+
+/// One good real server (host 11, port 80) and the agent on it, every [`SHORT_INTERVAL`]
+/// with a 200 ms timeout and `args`, its pair up: the site, the agent and the pair's name.
+fn agent_on_one_good_server(args: &[&str]) -> (topo::Site, Agent, String) {
+    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
+    let interval = format!("{}ms", SHORT_INTERVAL.as_millis());
+    let mut all = vec!["--interval", interval.as_str(), "--timeout", "200ms"];
+    all.extend_from_slice(args);
+    let agent = Agent::start(&site.dir, &keepalived(&[VIP4], &[11], "60"), &all, &[]);
+    let n = name(VIP4, 80, "192.0.2.11");
+    agent.wait(Duration::from_secs(2), "up", |a| {
+        a.verdict(&n).as_deref() == Some("0")
+    });
+    (site, agent, n)
+}
+
 #[test]
 fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() {
     if !privileged("builds network namespaces and runs the agent with raw sockets") {
         return;
     }
-    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
-    let interval = Duration::from_millis(300);
-    let agent = Agent::start(
-        &site.dir,
-        &keepalived(&[VIP4], &[11], "60"),
-        &[
-            "--interval",
-            "300ms",
-            "--timeout",
-            "200ms",
-            "--fall",
-            "3",
-            "--rise",
-            "2",
-        ],
-        &[],
-    );
-    let n = name(VIP4, 80, "192.0.2.11");
-    agent.wait(Duration::from_secs(2), "up", |a| {
-        a.verdict(&n).as_deref() == Some("0")
-    });
+    let (site, agent, n) = agent_on_one_good_server(&["--fall", "3", "--rise", "2"]);
     let rs = &site.servers[0];
     // The results needed are counted, not timed: after a turn that ran late (a loaded
     // machine) the next comes less than an interval later, by the schedule's design.
@@ -408,7 +406,7 @@ fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() 
     let counted = probes(&agent).expect("probes_total") - before;
     assert!(counted >= 3.0, "down after {counted} results");
     assert!(
-        took <= interval * 4 + Duration::from_millis(500),
+        took <= SHORT_INTERVAL * 4 + Duration::from_millis(500),
         "{took:?}"
     );
     let before = probes(&agent).expect("probes_total");
@@ -419,7 +417,7 @@ fn a_server_that_loses_its_vip_goes_down_after_fall_turns_and_back_after_rise() 
     let counted = probes(&agent).expect("probes_total") - before;
     assert!(counted >= 2.0, "up after {counted} results");
     assert!(
-        took <= interval * 3 + Duration::from_millis(500),
+        took <= SHORT_INTERVAL * 3 + Duration::from_millis(500),
         "{took:?}"
     );
     let metrics = agent.get("/metrics");
@@ -440,20 +438,9 @@ fn a_healthy_server_that_starts_answering_arp_for_the_vip_goes_down_within_the_r
     // the last answer is ARP_REASK old: a server that starts answering for the VIP while
     // up is still caught, within that time and its fall turns.
     use vipcheck::probe::fleet::ARP_REASK;
-    let site = topo::Site::new(&[(11, Scenario::Good)], &[80]);
-    let interval = Duration::from_millis(300);
-    let agent = Agent::start(
-        &site.dir,
-        &keepalived(&[VIP4], &[11], "60"),
-        &["--interval", "300ms", "--timeout", "200ms", "--fall", "1"],
-        &[],
-    );
-    let n = name(VIP4, 80, "192.0.2.11");
-    agent.wait(Duration::from_secs(2), "up", |a| {
-        a.verdict(&n).as_deref() == Some("0")
-    });
+    let (site, agent, n) = agent_on_one_good_server(&["--fall", "1"]);
     site.servers[0].arp_sysctls("eth0", "0");
-    let limit = ARP_REASK + interval * 2 + Duration::from_secs(1);
+    let limit = ARP_REASK + SHORT_INTERVAL * 2 + Duration::from_secs(1);
     let took = agent.wait(
         limit + Duration::from_secs(2),
         "down for its ARP answer",

@@ -982,6 +982,26 @@ fn echo_replies(frames: &[vipcheck::net::Frame], ident: u16) -> Vec<(u16, usize)
         .collect()
 }
 
+/// The frames `sock` receives until `n` echo replies of `ident` are among them, or 3 s
+/// have passed.
+fn echo_replies_in(
+    sock: &mut vipcheck::net::PacketSocket,
+    ident: u16,
+    n: usize,
+) -> Vec<vipcheck::net::Frame> {
+    use vipcheck::net::FrameIo;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut received = Vec::new();
+    // Bounded by the deadline.
+    while echo_replies(&received, ident).len() < n {
+        let Ok(Some(f)) = sock.recv(deadline) else {
+            break;
+        };
+        received.push(f);
+    }
+    received
+}
+
 #[test]
 fn a_batch_of_frames_goes_out_whole_and_in_order() {
     if !privileged("network namespaces and packet sockets") {
@@ -989,22 +1009,12 @@ fn a_batch_of_frames_goes_out_whole_and_in_order() {
     }
     // PacketSocket::transmit_batch (one sendmmsg(2)): five echo requests to a real
     // server's own address in one call; all five are answered, in the order sent.
-    use vipcheck::net::FrameIo;
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let (frames, open) = echoes_to_server_21(5, 0x4242);
     let received = site.dir.in_ns(|| {
         let mut sock = open();
         sock.transmit_batch(&frames).expect("the batch");
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut received = Vec::new();
-        // Bounded by the deadline.
-        while echo_replies(&received, 0x4242).len() < frames.len() {
-            let Ok(Some(f)) = sock.recv(deadline) else {
-                break;
-            };
-            received.push(f);
-        }
-        received
+        echo_replies_in(&mut sock, 0x4242, frames.len())
     });
     let seqs: Vec<u16> = echo_replies(&received, 0x4242)
         .iter()
@@ -1023,7 +1033,6 @@ fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
     // millisecond) refuses a frame with ENOBUFS. PacketSocket::transmit_batch sends the
     // rest again a moment later: a hundred echo requests in one call all go, once each
     // and in order, while the queue did refuse some.
-    use vipcheck::net::FrameIo;
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let added = Command::new("ip")
         .args([
@@ -1049,15 +1058,7 @@ fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
         let mut sock = open();
         sock.set_recv_buffer(1 << 20);
         let sent = sock.transmit_batch(&frames);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut received = Vec::new();
-        // Bounded by the deadline.
-        while echo_replies(&received, 0x4444).len() < frames.len() {
-            let Ok(Some(f)) = sock.recv(deadline) else {
-                break;
-            };
-            received.push(f);
-        }
+        let received = echo_replies_in(&mut sock, 0x4444, frames.len());
         (sent, received)
     });
     let stats = Command::new("ip")

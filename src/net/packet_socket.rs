@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::wire::MacAddr;
 
@@ -210,10 +210,10 @@ impl PacketSocket {
 }
 
 /// The pauses before sending again after ENOBUFS (a full queue), in turn: 7 ms in all.
-const FULL_QUEUE_BACKOFF: [std::time::Duration; 3] = [
-    std::time::Duration::from_millis(1),
-    std::time::Duration::from_millis(2),
-    std::time::Duration::from_millis(4),
+const FULL_QUEUE_BACKOFF: [Duration; 3] = [
+    Duration::from_millis(1),
+    Duration::from_millis(2),
+    Duration::from_millis(4),
 ];
 
 /// The largest IP packet plus its Ethernet header: GRO can merge segments up to it.
@@ -312,30 +312,16 @@ impl PacketSocket {
         attach_filter(self.fd.as_raw_fd(), prog.to_vec())
     }
 
-    /// Sends one frame; usable from several threads at once (one `send(2)` per frame).
+    /// Sends one frame; usable from several threads at once ([`PacketSocket::transmit_batch`]
+    /// of one).
     pub fn transmit(&self, frame: &[u8]) -> io::Result<()> {
-        // Bounded: at most one pause of FULL_QUEUE_BACKOFF each, as in transmit_batch.
-        for pause in FULL_QUEUE_BACKOFF.iter().map(Some).chain([None]) {
-            // SAFETY: frame is valid for frame.len() bytes; the socket is bound, so the
-            // interface and protocol come from the binding.
-            let n =
-                unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            match pause {
-                Some(p) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::sleep(*p),
-                _ => return Err(e),
-            }
-        }
-        Err(io::Error::from_raw_os_error(libc::ENOBUFS))
+        self.transmit_batch(&[frame])
     }
 
     /// Sends `frames` in order with as few `sendmmsg(2)` calls as the kernel takes them
     /// in (one, for a probe's handful); usable from several threads at once. Stops at the
     /// first frame that cannot be sent, with its error.
-    pub fn transmit_batch(&self, frames: &[Vec<u8>]) -> io::Result<()> {
+    pub fn transmit_batch<F: AsRef<[u8]>>(&self, frames: &[F]) -> io::Result<()> {
         const MAX: usize = 64;
         let mut left = frames;
         let mut full = 0;
@@ -346,8 +332,8 @@ impl PacketSocket {
             let mut iovs: Vec<libc::iovec> = chunk
                 .iter()
                 .map(|f| libc::iovec {
-                    iov_base: f.as_ptr() as *mut libc::c_void,
-                    iov_len: f.len(),
+                    iov_base: f.as_ref().as_ptr() as *mut libc::c_void,
+                    iov_len: f.as_ref().len(),
                 })
                 .collect();
             let mut msgs: Vec<libc::mmsghdr> = iovs
@@ -607,20 +593,14 @@ impl std::ops::Deref for Received {
 /// The wall clock and the monotonic one read together: a receive timestamp (wall clock,
 /// the only one the kernel stamps frames with) becomes an [`Instant`] by its age.
 struct Clocks {
-    wall: libc::timespec,
+    wall: SystemTime,
     mono: Instant,
 }
 
 impl Clocks {
     fn now() -> Clocks {
-        let mut wall = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: wall is a valid timespec; CLOCK_REALTIME always exists.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut wall) };
         Clocks {
-            wall,
+            wall: SystemTime::now(),
             mono: Instant::now(),
         }
     }
@@ -629,12 +609,16 @@ impl Clocks {
     /// (the wall clock was set back meanwhile) is now; an age beyond a minute (set
     /// forward) is taken as a minute.
     fn instant_of(&self, stamp: libc::timespec) -> Instant {
-        let nanos =
-            |t: &libc::timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
-        let age = (nanos(&self.wall) - nanos(&stamp)).clamp(0, 60_000_000_000);
-        self.mono
-            .checked_sub(std::time::Duration::from_nanos(age as u64))
-            .unwrap_or(self.mono)
+        let since_epoch = Duration::new(
+            u64::try_from(stamp.tv_sec).unwrap_or(0),
+            u32::try_from(stamp.tv_nsec).unwrap_or(0),
+        );
+        let age = self
+            .wall
+            .duration_since(UNIX_EPOCH + since_epoch)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(60));
+        self.mono.checked_sub(age).unwrap_or(self.mono)
     }
 }
 

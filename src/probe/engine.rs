@@ -890,43 +890,41 @@ impl<I: FrameIo, E: Entropy> Prober<'_, I, E> {
             if settled {
                 break;
             }
+            let mut wake = spec.deadline;
+            if rounds < attempts {
+                wake = wake.min(start + interval * rounds);
+            }
+            if let Some(c) = confirm.as_ref().filter(|c| !c.done && !c.broadcast_sent) {
+                wake = wake.min(c.broadcast_at);
+            }
+            if let Some(g) = grace_end {
+                wake = wake.min(g);
+            }
+            if pend
+                .iter()
+                .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
+            {
+                wake = wake.min(now + MEMO_POLL);
+            }
+            if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
+                wake = wake.min(h.max(now));
+            }
+            // Past the deadline, a reply that came before it still counts, however late it
+            // is read (the agent reads its replies at its next turn). Before it, the RSTs
+            // of the SYN-ACKs taken so far go out together once no other reply is queued:
+            // one burst, not one frame between every two replies.
             let got = if now >= spec.deadline {
-                // A reply that came before the deadline counts, however late it is read
-                // (the agent reads its replies at its next turn).
                 match self.io.recv_ready()? {
                     Some(f) if f.at.is_some_and(|at| at <= spec.deadline) => Some(f),
                     _ => break,
                 }
+            } else if rsts.is_empty() {
+                self.io.recv(wake)?
+            } else if let Some(f) = self.io.recv_ready()? {
+                Some(f)
             } else {
-                let mut wake = spec.deadline;
-                if rounds < attempts {
-                    wake = wake.min(start + interval * rounds);
-                }
-                if let Some(c) = confirm.as_ref().filter(|c| !c.done && !c.broadcast_sent) {
-                    wake = wake.min(c.broadcast_at);
-                }
-                if let Some(g) = grace_end {
-                    wake = wake.min(g);
-                }
-                if pend
-                    .iter()
-                    .any(|p| p.done.is_none() && matches!(p.memo, Some((_, false))))
-                {
-                    wake = wake.min(now + MEMO_POLL);
-                }
-                if let Some(h) = pend.iter().filter_map(|p| p.held_until).min() {
-                    wake = wake.min(h.max(now));
-                }
-                // The RSTs of the SYN-ACKs taken so far go out together once no other reply
-                // is queued: one burst, not one frame between every two replies.
-                if rsts.is_empty() {
-                    self.io.recv(wake)?
-                } else if let Some(f) = self.io.recv_ready()? {
-                    Some(f)
-                } else {
-                    self.send_rsts(&mut rsts);
-                    self.io.recv(wake)?
-                }
+                self.send_rsts(&mut rsts);
+                self.io.recv(wake)?
             };
             let Some(f) = got else {
                 continue;

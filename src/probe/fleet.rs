@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::engine::{self, token_port, Entropy, OsEntropy};
@@ -113,6 +113,25 @@ struct Waiting {
     /// It takes the reading over when the reader leaves (a paced round does not: it is
     /// only woken by its own frames).
     would_read: bool,
+}
+
+/// Waits on `cv` for at most `wait`, listed among the waiting as lease `id` (one that
+/// `would_read` or not) meanwhile; `None` if the lock is poisoned.
+fn wait_in<'a>(
+    mut post: MutexGuard<'a, Post>,
+    id: u64,
+    cv: &Arc<Condvar>,
+    would_read: bool,
+    wait: Duration,
+) -> Option<MutexGuard<'a, Post>> {
+    post.waiting.push(Waiting {
+        id,
+        cv: cv.clone(),
+        would_read,
+    });
+    let mut post = cv.wait_timeout(post, wait).ok()?.0;
+    post.waiting.retain(|w| w.id != id);
+    Some(post)
 }
 
 /// Emptied containers [`Post`] keeps at most, of each kind.
@@ -246,13 +265,7 @@ impl Tap {
             };
             if post.reading || self.dead() {
                 let Some(w) = wait else { break None };
-                post.waiting.push(Waiting {
-                    id,
-                    cv: cv.clone(),
-                    would_read: true,
-                });
-                post = cv.wait_timeout(post, w).ok()?.0;
-                post.waiting.retain(|w| w.id != id);
+                post = wait_in(post, id, cv, true, w)?;
                 continue;
             }
             post = self.read_and_post(post, deadline)?.0;
@@ -276,13 +289,7 @@ impl Tap {
             if now >= deadline {
                 return None;
             }
-            post.waiting.push(Waiting {
-                id,
-                cv: cv.clone(),
-                would_read: false,
-            });
-            post = cv.wait_timeout(post, deadline - now).ok()?.0;
-            post.waiting.retain(|w| w.id != id);
+            post = wait_in(post, id, cv, false, deadline - now)?;
         }
     }
 
@@ -327,9 +334,9 @@ impl Tap {
     /// poisoned. A read error marks the socket failed.
     fn read_and_post<'a>(
         &'a self,
-        mut post: std::sync::MutexGuard<'a, Post>,
+        mut post: MutexGuard<'a, Post>,
         deadline: Option<Instant>,
-    ) -> Option<(std::sync::MutexGuard<'a, Post>, usize)> {
+    ) -> Option<(MutexGuard<'a, Post>, usize)> {
         post.reading = true;
         let mut frames = std::mem::take(&mut post.batch);
         drop(post);

@@ -225,14 +225,29 @@ fn run<F: FnMut(usize, &[u8]) -> Vec<Vec<u8>>>(
     check: Check,
     attempts: u32,
 ) -> engine::CheckResult {
+    run_until(
+        mock,
+        method,
+        check,
+        attempts,
+        Instant::now() + Duration::from_secs(1),
+    )
+}
+
+/// Runs `check` over `io` on a path of `method`: `attempts` probes until `deadline`.
+fn run_until(
+    io: &mut impl FrameIo,
+    method: ForwardingMethod,
+    check: Check,
+    attempts: u32,
+    deadline: Instant,
+) -> engine::CheckResult {
     let p = path(method);
-    let mut entropy = Counter(0);
     let mut prober = Prober {
-        io: mock,
-        entropy: &mut entropy,
+        io,
+        entropy: &mut Counter(0),
         path: &p,
     };
-    let deadline = Instant::now() + Duration::from_secs(1);
     prober.run(&check, deadline, attempts).unwrap()
 }
 
@@ -333,15 +348,14 @@ fn late_reply_to_an_earlier_attempt_counts() {
 #[test]
 fn every_wait_ends_by_the_deadline_and_attempts_are_bounded() {
     let mut mock = Mock::new(|_, _: &[u8]| Vec::new());
-    let p = path(ForwardingMethod::DirectRouting);
-    let mut entropy = Counter(0);
-    let mut prober = Prober {
-        io: &mut mock,
-        entropy: &mut entropy,
-        path: &p,
-    };
     let deadline = Instant::now() + Duration::from_millis(300);
-    let r = prober.run(&icmp_check(), deadline, 4).unwrap();
+    let r = run_until(
+        &mut mock,
+        ForwardingMethod::DirectRouting,
+        icmp_check(),
+        4,
+        deadline,
+    );
     assert!(!r.up);
     assert_eq!(mock.sent.len(), 4);
     assert!(!mock.deadlines.is_empty());
@@ -435,16 +449,13 @@ fn a_reply_read_after_the_deadline_counts_as_of_when_it_came() {
             sent: Vec::new(),
             queue: VecDeque::new(),
         };
-        let p = path(ForwardingMethod::DirectRouting);
-        let mut entropy = Counter(0);
-        let mut prober = Prober {
-            io: &mut wire,
-            entropy: &mut entropy,
-            path: &p,
-        };
-        let r = prober
-            .run(&tcp_check(), Instant::now() + budget, 1)
-            .unwrap();
+        let r = run_until(
+            &mut wire,
+            ForwardingMethod::DirectRouting,
+            tcp_check(),
+            1,
+            Instant::now() + budget,
+        );
         assert_eq!(r.up, up, "came {after:?} after the SYN: {r:?}");
         if up {
             let ms = r.latency_ms.expect("a latency");
@@ -495,15 +506,13 @@ fn unfilled_checksum_counts_only_when_the_kernel_vouches_for_it() {
             sent: Vec::new(),
             queue: VecDeque::new(),
         };
-        let p = path(ForwardingMethod::DirectRouting);
-        let mut prober = Prober {
-            io: &mut io,
-            entropy: &mut Counter(0),
-            path: &p,
-        };
-        let r = prober
-            .run(&tcp_check(), Instant::now() + Duration::from_secs(1), 1)
-            .unwrap();
+        let r = run_until(
+            &mut io,
+            ForwardingMethod::DirectRouting,
+            tcp_check(),
+            1,
+            Instant::now() + Duration::from_secs(1),
+        );
         assert_eq!(r.up, trusted, "{r:?}");
     }
 }
