@@ -36,7 +36,11 @@ impl Agent {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Agent {
-        let tmp = tempfile::tempdir().expect("temp dir");
+        // On tmpfs when there is one, as the agent's /run/vipcheck is: a synced write to a
+        // busy disk can take longer than a turn.
+        let tmp = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("temp dir");
         let conf = tmp.path().join("keepalived.conf");
         std::fs::write(&conf, config).expect("write the config");
         Agent::start_at(dir, tmp, &conf, args, env)
