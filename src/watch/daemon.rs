@@ -699,6 +699,17 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // spawn returns once the exec has released the parent, which is before the kernel
+        // renames the child: until then its command name is this test thread's.
+        let comm = format!("/proc/{}/comm", sleeper.id());
+        let renamed = (0..200).any(|_| {
+            let named = std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep");
+            if !named {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            named
+        });
+        assert!(renamed, "the child was not renamed `sleep` within 2 s");
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("k.pid");
         std::fs::write(&pidfile, format!("{}\n", sleeper.id())).unwrap();
