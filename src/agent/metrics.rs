@@ -22,7 +22,7 @@ pub fn summary(book: &Book) -> String {
         }
     }
     let held: usize = book.held().values().sum();
-    let mut s = format!("{} pairs: {up} up, {down} down", book.order.len());
+    let mut s = format!("{} pairs: {up} up, {down} down", book.len());
     if unknown > 0 {
         let _ = write!(s, ", {unknown} not probed yet");
     }

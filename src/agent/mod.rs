@@ -178,8 +178,13 @@ pub struct Counters {
 /// The agent's state: every pair (in config order) and the counters.
 #[derive(Debug)]
 pub struct Book {
-    pub records: HashMap<String, Record>,
-    pub order: Vec<String>,
+    /// In config order; a turn reaches its pairs' records by position ([`Slots`]).
+    records: Vec<Record>,
+    /// Where each pair's record is, by state name.
+    by_name: HashMap<String, usize>,
+    /// Counts the changes of `records`' order: a position is only good within its
+    /// generation.
+    generation: u64,
     pub counters: Counters,
     /// Pairs held up by the threshold, per service (what was logged last).
     held: BTreeMap<String, usize>,
@@ -192,7 +197,30 @@ pub struct Book {
 impl Book {
     /// The records in config order.
     pub fn ordered(&self) -> impl Iterator<Item = &Record> {
-        self.order.iter().filter_map(|n| self.records.get(n))
+        self.records.iter()
+    }
+
+    /// How many pairs there are.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The record of the pair named `name` (its state name).
+    pub fn get(&self, name: &str) -> Option<&Record> {
+        self.by_name.get(name).map(|&i| &self.records[i])
+    }
+
+    /// Where the pair `slots` names (position `i` of them) is now: its position, or
+    /// `None` when it was removed from the config meanwhile.
+    fn locate(&self, slots: &Slots, i: usize) -> Option<usize> {
+        if slots.generation == self.generation {
+            return slots.at.get(i).copied();
+        }
+        self.by_name.get(slots.names.get(i)?).copied()
     }
 
     /// Pairs held up by the threshold, per service.
@@ -202,31 +230,20 @@ impl Book {
 
     /// Applies the depool threshold to `service` and writes the verdicts that changed.
     fn settle(&mut self, service: &str, known_at: Instant) {
-        let names: Vec<String> = self.service_members(service);
-        self.settle_names(service, names, known_at);
+        let members: Vec<usize> = (0..self.records.len())
+            .filter(|&i| self.records[i].pair.service == service)
+            .collect();
+        self.settle_members(service, &members, known_at);
     }
 
-    /// The pairs of `service`, in config order.
-    fn service_members(&self, service: &str) -> Vec<String> {
-        self.order
+    /// [`Book::settle`] over `positions`, the pairs of `service` (all of them, or only
+    /// the one that changed when there is no threshold: then no pair's verdict depends
+    /// on another's).
+    fn settle_members(&mut self, service: &str, positions: &[usize], known_at: Instant) {
+        let members: Vec<depool::Member> = positions
             .iter()
-            .filter(|n| {
-                self.records
-                    .get(*n)
-                    .is_some_and(|r| r.pair.service == service)
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// [`Book::settle`] over `names`, the pairs of `service` (all of them, or only the
-    /// one that changed when there is no threshold: then no pair's verdict depends on
-    /// another's).
-    fn settle_names(&mut self, service: &str, names: Vec<String>, known_at: Instant) {
-        let members: Vec<depool::Member> = names
-            .iter()
-            .map(|n| {
-                let r = &self.records[n];
+            .map(|&i| {
+                let r = &self.records[i];
                 depool::Member {
                     healthy: r.health.state(),
                     down_since: r.down_since,
@@ -235,10 +252,8 @@ impl Book {
             .collect();
         let (report, held) = depool::apply(&members, self.depool_threshold);
         let mut held_names = Vec::new();
-        for (name, up) in names.iter().zip(report) {
-            let Some(r) = self.records.get_mut(name) else {
-                continue;
-            };
+        for (&i, up) in positions.iter().zip(report) {
+            let r = &mut self.records[i];
             let Some(health) = r.health.state() else {
                 continue;
             };
@@ -303,7 +318,7 @@ impl Book {
                         "depool threshold {}: {service} has too many servers down; {held} of {} \
                          kept up against their checks: {}",
                         self.depool_threshold,
-                        names.len(),
+                        positions.len(),
                         held_names.join(", ")
                     ),
                 );
@@ -318,11 +333,12 @@ impl Book {
         }
     }
 
-    /// Counts one probe result for `name`. Gives the pair's interval when it is failing
-    /// but not down yet (its next turn then comes after the retry delay).
+    /// Counts one probe result for the pair at `at` (see [`Book::locate`]). Gives the
+    /// pair's interval when it is failing but not down yet (its next turn then comes
+    /// after the retry delay).
     fn record(
         &mut self,
-        name: &str,
+        at: Option<usize>,
         result: Outcome,
         fault: bool,
         known_at: Instant,
@@ -333,7 +349,7 @@ impl Book {
             (thresholds.fall > 1 && r.health.state() == Some(true) && r.health.pending() > 0)
                 .then_some(r.interval)
         };
-        let Some(r) = self.records.get_mut(name) else {
+        let Some(r) = at.and_then(|i| self.records.get_mut(i)) else {
             return None; // removed from the config meanwhile
         };
         if fault {
@@ -375,8 +391,8 @@ impl Book {
             let service = r.pair.service.clone();
             if self.depool_threshold > 0.0 {
                 self.settle(&service, known_at);
-            } else {
-                self.settle_names(&service, vec![name.to_string()], known_at);
+            } else if let Some(i) = at {
+                self.settle_members(&service, &[i], known_at);
             }
         }
         soon
@@ -396,8 +412,8 @@ struct Plan {
 /// One real server and VIP: its pairs are probed in one round.
 #[derive(Debug)]
 struct Target {
-    /// The pairs' state names, in config order.
-    names: Arc<Vec<String>>,
+    /// The pairs' state names, in config order, and their records' positions.
+    names: Arc<Slots>,
     /// The pairs, in the same order (the records' own).
     pairs: Arc<Vec<Arc<Pair>>>,
     /// The pairs' probe requests, built on the first turn after the pairs or the fleet's
@@ -412,6 +428,21 @@ struct Target {
     all_up: bool,
 }
 
+/// A target's pairs: their state names and where their records are in the [`Book`] of
+/// `generation` (a turn looks no name up).
+#[derive(Debug, PartialEq)]
+struct Slots {
+    names: Vec<String>,
+    at: Vec<usize>,
+    generation: u64,
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
 /// One request per pair of a target, in order (or why it cannot be built).
 type Requests = Arc<Vec<Result<Request, String>>>;
 
@@ -420,7 +451,7 @@ struct Job {
     /// The target's requests and its pairs' names (a turn builds no request and formats
     /// no name).
     requests: Requests,
-    names: Arc<Vec<String>>,
+    names: Arc<Slots>,
     memo: IcmpMemo,
     /// See [`Target::all_up`].
     all_up_before: bool,
@@ -532,8 +563,9 @@ impl Agent {
         let timeout = inputs.timeout.unwrap_or(DEFAULT_TIMEOUT);
         Agent {
             book: Mutex::new(Book {
-                records: HashMap::new(),
-                order: Vec::new(),
+                records: Vec::new(),
+                by_name: HashMap::new(),
+                generation: 0,
                 counters: Counters::default(),
                 held: BTreeMap::new(),
                 seq: 0,
@@ -589,13 +621,12 @@ impl Agent {
         };
         let names: Vec<String> = new.iter().map(Pair::state_name).collect();
         let gone: Vec<String> = book
-            .order
+            .records
             .iter()
-            .filter(|n| !seen.contains(*n))
-            .cloned()
+            .filter(|r| !seen.contains(&r.name))
+            .map(|r| r.name.clone())
             .collect();
         for name in &gone {
-            book.records.remove(name);
             if let Err(e) = book.state.remove(name) {
                 say(
                     Priority::Error,
@@ -606,39 +637,44 @@ impl Agent {
         let mut added = 0;
         // The records' own pairs, also the targets' (a turn then looks none up).
         let mut shared = Vec::with_capacity(new.len());
+        let mut old: HashMap<String, Record> = std::mem::take(&mut book.records)
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
         for (pair, name) in new.iter().zip(&names) {
             let interval = self.interval_of(pair);
             let pair = Arc::new(pair.clone());
             shared.push(pair.clone());
-            match book.records.get_mut(name) {
-                Some(r) => {
-                    r.pair = pair;
-                    r.interval = interval;
-                }
+            let record = match old.remove(name) {
+                Some(r) => Record {
+                    pair,
+                    interval,
+                    ..r
+                },
                 None => {
                     added += 1;
-                    book.records.insert(
-                        name.clone(),
-                        Record {
-                            pair,
-                            name: name.clone(),
-                            interval,
-                            health: Health::default(),
-                            reported: None,
-                            written: None,
-                            down_since: 0,
-                            held: false,
-                            last: None,
-                            fault: None,
-                            last_change: None,
-                            flaps: 0,
-                            latency: Histogram::default(),
-                        },
-                    );
+                    Record {
+                        pair,
+                        name: name.clone(),
+                        interval,
+                        health: Health::default(),
+                        reported: None,
+                        written: None,
+                        down_since: 0,
+                        held: false,
+                        last: None,
+                        fault: None,
+                        last_change: None,
+                        flaps: 0,
+                        latency: Histogram::default(),
+                    }
                 }
-            }
+            };
+            book.records.push(record);
         }
-        book.order = names.clone();
+        book.by_name = names.iter().cloned().zip(0..).collect();
+        book.generation += 1;
+        let generation = book.generation;
         let services: std::collections::BTreeSet<String> =
             new.iter().map(|p| p.service.clone()).collect();
         book.held.retain(|s, _| services.contains(s));
@@ -657,15 +693,24 @@ impl Agent {
         }
         drop(book);
         // One target per real server, VIP, method and interval, in config order.
-        let mut keyed: Vec<(TargetKey, Vec<String>, Vec<Arc<Pair>>)> = Vec::new();
-        for (name, pair) in names.into_iter().zip(shared) {
+        let mut keyed: Vec<(TargetKey, Slots, Vec<Arc<Pair>>)> = Vec::new();
+        for ((name, pair), at) in names.into_iter().zip(shared).zip(0..) {
             let key = (pair.vip, pair.rip, pair.method, self.interval_of(&pair));
             match keyed.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, n, p)) => {
-                    n.push(name);
+                    n.names.push(name);
+                    n.at.push(at);
                     p.push(pair);
                 }
-                None => keyed.push((key, vec![name], vec![pair])),
+                None => keyed.push((
+                    key,
+                    Slots {
+                        names: vec![name],
+                        at: vec![at],
+                        generation,
+                    },
+                    vec![pair],
+                )),
             }
         }
         let intervals: Vec<Duration> = keyed.iter().map(|(k, _, _)| k.3).collect();
@@ -688,10 +733,11 @@ impl Agent {
                         .targets
                         .iter()
                         .zip(&targets)
-                        .all(|(a, b)| a.names == b.names)
+                        .all(|(a, b)| a.names.names == b.names.names)
                     && plan.schedule.intervals() == intervals =>
             {
                 for (old, new) in plan.targets.iter_mut().zip(targets) {
+                    old.names = new.names;
                     old.pairs = new.pairs;
                     old.requests = None;
                 }
@@ -720,7 +766,7 @@ impl Agent {
             .book
             .lock()
             .ok()
-            .and_then(|b| b.records.values().map(|r| r.interval).min());
+            .and_then(|b| b.records.iter().map(|r| r.interval).min());
         let t = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         match shortest {
             Some(s) => t.min(s).max(Duration::from_millis(1)),
@@ -795,9 +841,10 @@ impl Agent {
         let mut retry: Option<Duration> = None;
         let all_up = results.iter().all(|(r, fault)| r.up && !fault);
         if let Ok(mut book) = self.book.lock() {
-            for (name, (result, fault)) in job.names.iter().zip(results) {
+            for (i, (result, fault)) in results.into_iter().enumerate() {
                 // Failing, not down yet: the next turn comes after the retry delay.
-                if let Some(interval) = book.record(name, result, fault, known_at) {
+                let at = book.locate(&job.names, i);
+                if let Some(interval) = book.record(at, result, fault, known_at) {
                     let soon = self.retry_delay.min(interval);
                     retry = Some(retry.map_or(soon, |d| d.min(soon)));
                 }
@@ -1084,7 +1131,7 @@ pub fn run_cli(inputs: AgentInputs) -> i32 {
         Priority::Info,
         &format!(
             "probing {} pairs of {}; verdicts in {}; metrics on http://{}/metrics",
-            agent.book.lock().map_or(0, |b| b.order.len()),
+            agent.book.lock().map_or(0, |b| b.len()),
             config.display(),
             inputs.state_dir.display(),
             inputs.listen
@@ -1231,7 +1278,7 @@ fn run_ipvs(mut inputs: AgentInputs) -> i32 {
         &format!(
             "probing {} pairs of the kernel's IPVS table; verdicts in {}; metrics on \
              http://{}/metrics",
-            running.agent.book.lock().map_or(0, |b| b.order.len()),
+            running.agent.book.lock().map_or(0, |b| b.len()),
             inputs.state_dir.display(),
             inputs.listen
         ),
@@ -1338,13 +1385,20 @@ mod tests {
         let target = plan
             .targets
             .iter()
-            .position(|t| t.names.contains(&name))
+            .position(|t| t.names.names.contains(&name))
             .unwrap();
-        let pair = a.book.lock().unwrap().records[&name].pair.clone();
+        let book = a.book.lock().unwrap();
+        let pair = book.get(&name).unwrap().pair.clone();
+        let names = Slots {
+            at: vec![book.by_name[&name]],
+            names: vec![name],
+            generation: book.generation,
+        };
+        drop(book);
         let fleet = a.fleet.read().unwrap().clone();
         Job {
             requests: Arc::new(vec![fleet.request(&pair)]),
-            names: Arc::new(vec![name]),
+            names: Arc::new(names),
             memo: IcmpMemo::default(),
             all_up_before: false,
             target,
@@ -1402,6 +1456,28 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_from_before_the_config_changed_counts_for_its_own_pair_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agent(dir.path(), 1, 0.0, &[11, 12, 13]);
+        let (j12, j13) = (job_of(&a, 12), job_of(&a, 13));
+        // 10 comes first and 13 goes while their turns run: 12's record moves from the
+        // second place to the third.
+        a.set_pairs(vec![pair(10), pair(11), pair(12)]);
+        let now = Instant::now();
+        a.take_results(&j12, vec![(result(false), false)], now);
+        a.take_results(&j13, vec![(result(false), false)], now);
+        let book = a.book.lock().unwrap();
+        let down: Vec<u8> = [10, 11, 12]
+            .into_iter()
+            .filter(|&h| book.get(&pair(h).state_name()).unwrap().reported == Some(false))
+            .collect();
+        assert_eq!(down, vec![12]);
+        assert!(book.get(&pair(13).state_name()).is_none());
+        assert_eq!(file(dir.path(), 12).as_deref(), Some("1\n"));
+        assert_eq!(file(dir.path(), 13), None);
+    }
+
+    #[test]
     fn a_target_still_probing_skips_its_turn_and_takes_the_next_once_its_results_are_in() {
         let dir = tempfile::tempdir().unwrap();
         let a = agent(dir.path(), 2, 0.0, &[11]);
@@ -1416,7 +1492,7 @@ mod tests {
             .find(|j| j.target == target)
             .expect("its job");
         assert_eq!(skipped, 0);
-        assert_eq!(*job.names, vec![pair(11).state_name()]);
+        assert_eq!(job.names.names, vec![pair(11).state_name()]);
         assert_eq!(job.requests.len(), 1);
         assert_eq!(job.requests[0].as_ref().unwrap().rip, pair(11).rip);
         // Its next turn comes while the first is still running: skipped and counted.
@@ -1519,7 +1595,8 @@ mod tests {
 
     fn feed(a: &Agent, host: u8, up: bool, fault: bool) {
         let mut book = a.book.lock().unwrap();
-        book.record(&pair(host).state_name(), result(up), fault, Instant::now());
+        let at = book.by_name.get(&pair(host).state_name()).copied();
+        book.record(at, result(up), fault, Instant::now());
     }
 
     #[test]
@@ -1541,7 +1618,7 @@ mod tests {
         feed(&a, 11, false, false);
         assert_eq!(file(tmp.path(), 11).as_deref(), Some("1\n"));
         let book = a.book.lock().unwrap();
-        assert_eq!(book.records[&pair(11).state_name()].flaps, 1);
+        assert_eq!(book.get(&pair(11).state_name()).unwrap().flaps, 1);
         assert_eq!(book.counters.write_latency.count, 2);
     }
 
@@ -1561,7 +1638,7 @@ mod tests {
         assert_eq!(book.counters.faults, 10);
         let text = metrics::render(&book, Duration::from_secs(1));
         assert!(text.contains("\nvipcheck_agent_fail_static 1\n"), "{text}");
-        let row = metrics::outcome_of(&book.records[&pair(11).state_name()]);
+        let row = metrics::outcome_of(book.get(&pair(11).state_name()).unwrap());
         assert!(row.up && row.reason.starts_with("cannot probe"), "{row:?}");
         drop(book);
         // Probing works again: results count again.

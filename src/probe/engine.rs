@@ -10,7 +10,7 @@
 //! check it answers, to the ARP-problem watch, and to the confirmation of a neighbour
 //! entry the kernel no longer vouches for.
 
-use std::collections::HashMap;
+use super::quick_hash::QuickMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -291,7 +291,7 @@ impl MemoSlot {
 /// (Linux: a burst of 6, then one a second): probing its ten ports separately would see
 /// most of those errors suppressed and report silence instead of the cause. The first
 /// probe of a key sends the echo; the others read its result.
-pub type IcmpMemo = Mutex<HashMap<(IpAddr, IpAddr, ForwardingMethod, IpAddr), Arc<MemoSlot>>>;
+pub type IcmpMemo = Mutex<QuickMap<(IpAddr, IpAddr, ForwardingMethod, IpAddr), Arc<MemoSlot>>>;
 
 /// A MAC the neighbour table gave that turned out to be another host's (or no one's):
 /// the one that answered for the next hop instead.

@@ -13,7 +13,7 @@
 //! them exactly as a lone `vipcheck probe` does.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::engine::{self, token_port, Entropy, OsEntropy};
+use super::quick_hash::QuickMap;
 use super::request::Request;
 use super::{
     find_way, netlink, no_neighbour, plan_checks, run_group, socket_error, Group, IcmpMemo,
@@ -91,9 +92,9 @@ fn route_key(f: &Frame) -> Option<Key> {
 #[derive(Default)]
 struct Post {
     /// Which leases (by id) a frame with this key goes to.
-    routes: HashMap<Key, Vec<u64>>,
+    routes: QuickMap<Key, Vec<u64>>,
     /// Frames routed to a lease and not yet taken by it.
-    boxes: HashMap<u64, VecDeque<Frame>>,
+    boxes: QuickMap<u64, VecDeque<Frame>>,
     /// A lease is reading the socket: the others wait for it to post their frames.
     reading: bool,
     /// The leases waiting while another reads, each woken on its own: when a frame is
@@ -609,7 +610,7 @@ type SocketKey = (u32, Option<Ipv4Addr>, Option<Ipv6Addr>);
 
 /// A map whose values are computed once, by the first thread that needs them, while the
 /// others wait for that result.
-type OnceMap<K, V, E = String> = Mutex<HashMap<K, Arc<OnceLock<Result<V, E>>>>>;
+type OnceMap<K, V, E = String> = Mutex<QuickMap<K, Arc<OnceLock<Result<V, E>>>>>;
 
 /// Probes many (VIP, real server) pairs concurrently over shared sockets.
 pub struct Fleet {
@@ -622,7 +623,7 @@ pub struct Fleet {
     icmp: IcmpMemo,
     /// The ARP-problem questions' last answers: (real server, VIP) -> when asked, and
     /// whether it claimed the VIP.
-    arp: Mutex<HashMap<(IpAddr, IpAddr), (Instant, bool)>>,
+    arp: Mutex<QuickMap<(IpAddr, IpAddr), (Instant, bool)>>,
 }
 
 /// How old the ARP-problem answers of a real server all up at its last turn may be
@@ -634,7 +635,7 @@ pub const ARP_REASK: Duration = Duration::from_secs(5);
 
 /// The once-cell for `key` in `map`, made on first use; `None` if the lock is poisoned.
 fn cell<K: std::hash::Hash + Eq, V>(
-    map: &Mutex<HashMap<K, Arc<OnceLock<V>>>>,
+    map: &Mutex<QuickMap<K, Arc<OnceLock<V>>>>,
     key: K,
 ) -> Option<Arc<OnceLock<V>>> {
     map.lock()

@@ -58,6 +58,7 @@ pub mod fleet;
 // The rtnetlink queries, under their old name here.
 use crate::net::rtnl as netlink;
 pub mod nat;
+pub mod quick_hash;
 pub mod request;
 #[cfg(test)]
 mod tests;
