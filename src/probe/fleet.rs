@@ -216,6 +216,36 @@ struct Tap {
     unrouted: AtomicU64,
     /// Set when a read failed (the interface went away): nobody reads the socket again.
     failed: AtomicBool,
+    /// When a read last found the socket's queue empty.
+    drained: Drained,
+}
+
+/// When something last happened, kept without a lock.
+struct Drained {
+    /// Microseconds since `since`; 0: never.
+    at: AtomicU64,
+    since: Instant,
+}
+
+impl Drained {
+    fn new() -> Drained {
+        Drained {
+            at: AtomicU64::new(0),
+            since: Instant::now(),
+        }
+    }
+
+    fn mark(&self) {
+        let now = self.since.elapsed().as_micros() as u64;
+        self.at.store(now.max(1), Ordering::Relaxed);
+    }
+
+    /// True when it happened less than `within` ago.
+    fn within(&self, within: Duration) -> bool {
+        let at = self.at.load(Ordering::Relaxed);
+        let now = self.since.elapsed().as_micros() as u64;
+        at > 0 && now.saturating_sub(at) < within.as_micros() as u64
+    }
 }
 
 /// Frames a reader takes without waiting after the first, at most, before it posts them.
@@ -236,7 +266,14 @@ impl Tap {
             post: Mutex::default(),
             unrouted: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            drained: Drained::new(),
         })
+    }
+
+    /// True when a read found the socket's queue empty within `within`: too little has
+    /// come since for a [`Tap::catch_up`] to be worth a read.
+    fn drained_within(&self, within: Duration) -> bool {
+        self.drained.within(within)
     }
 
     /// True once a read of the socket has failed.
@@ -375,6 +412,10 @@ impl Tap {
                 }
             }
             let n = sock.recv_batch(frames, DRAIN + 1)?;
+            if n <= DRAIN {
+                // It took less than it asked for: the queue is empty now.
+                self.drained.mark();
+            }
             // Woken without a frame (another handle took it): wait on.
             if n > 0 || deadline.is_none() {
                 return Ok(());
@@ -838,8 +879,12 @@ impl Fleet {
             )));
         }
         // Before anything is sent: what piled up while nobody read must not fill the
-        // buffer the replies come into.
-        tap.catch_up();
+        // buffer the replies come into. A socket found empty within PACED_READ (the
+        // agent's turns read it a hundred times a second) has not had the time; that
+        // much traffic is left to the next read, as a paced round leaves its own.
+        if !tap.drained_within(PACED_READ) {
+            tap.catch_up();
+        }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let next_hop = way.route.gateway.unwrap_or(req.rip);
         let attempts = req.retries.saturating_add(1);
@@ -1116,6 +1161,17 @@ mod tests {
         assert_eq!(port_key(80), None);
         assert_eq!(port_key(token_port(0) + TOKENS as u16), None);
         assert_eq!(ident_key(TOKENS as u16), None);
+    }
+
+    #[test]
+    fn a_drained_socket_counts_as_drained_for_paced_read_only() {
+        let d = Drained::new();
+        assert!(!d.within(Duration::from_secs(3600)), "never drained");
+        d.mark();
+        assert!(d.within(PACED_READ));
+        std::thread::sleep(PACED_READ + Duration::from_millis(5));
+        assert!(!d.within(PACED_READ));
+        assert!(d.within(Duration::from_secs(3600)));
     }
 
     #[test]
