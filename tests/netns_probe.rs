@@ -934,7 +934,7 @@ fn slow_server_answering_at_70_percent_of_the_budget_is_up() {
 fn echoes_to_server_21(
     n: u16,
     ident: u16,
-) -> (Vec<Vec<u8>>, impl Fn() -> vipcheck::net::PacketSocket) {
+) -> (Vec<Vec<u8>>, impl Fn(bool) -> vipcheck::net::PacketSocket) {
     use std::net::{IpAddr, Ipv4Addr};
     use vipcheck::net::PacketSocket;
     use vipcheck::wire::frame::{Probe, ProbeKind};
@@ -961,10 +961,19 @@ fn echoes_to_server_21(
             .expect("an echo request")
         })
         .collect();
-    let open = move || {
+    // The ordinary socket, or the fleet's, which reads through a receive ring.
+    let open = move |ringed: bool| {
         // SAFETY: a NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(c"eth0".as_ptr()) };
-        PacketSocket::open(ifindex, ours, &[IpAddr::V4(src)]).expect("a packet socket")
+        let sources = [IpAddr::V4(src)];
+        let sock = if ringed {
+            PacketSocket::open_ringed(ifindex, ours, &sources)
+        } else {
+            PacketSocket::open(ifindex, ours, &sources)
+        };
+        let sock = sock.expect("a packet socket");
+        assert_eq!(sock.is_ringed(), ringed);
+        sock
     };
     (frames, open)
 }
@@ -1012,7 +1021,7 @@ fn a_batch_of_frames_goes_out_whole_and_in_order() {
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let (frames, open) = echoes_to_server_21(5, 0x4242);
     let received = site.dir.in_ns(|| {
-        let mut sock = open();
+        let mut sock = open(false);
         sock.transmit_batch(&frames).expect("the batch");
         echo_replies_in(&mut sock, 0x4242, frames.len())
     });
@@ -1055,7 +1064,7 @@ fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
     }
     let (frames, open) = echoes_to_server_21(100, 0x4444);
     let (sent, received) = site.dir.in_ns(|| {
-        let mut sock = open();
+        let mut sock = open(false);
         sock.set_recv_buffer(1 << 20);
         let sent = sock.transmit_batch(&frames);
         let received = echo_replies_in(&mut sock, 0x4444, frames.len());
@@ -1100,10 +1109,24 @@ fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
     // queued at once are taken up to the number asked for, then the rest, in the order
     // they came, each whole and with the time it came; an empty queue gives none and no
     // error.
+    burst_taken_whole_and_in_order(false);
+}
+
+#[test]
+fn a_burst_of_frames_is_taken_from_the_receive_ring_whole_and_in_order() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // The same through the fleet's receive ring: the slots the kernel handed over, in
+    // order, each with its receive time.
+    burst_taken_whole_and_in_order(true);
+}
+
+fn burst_taken_whole_and_in_order(ringed: bool) {
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
     let (requests, open) = echoes_to_server_21(40, 0x4343);
     let (first, rest, after) = site.dir.in_ns(|| {
-        let mut sock = open();
+        let mut sock = open(ringed);
         sock.set_recv_buffer(1 << 20);
         sock.transmit_batch(&requests).expect("the requests");
         // Every reply queued before the first read (bounded: 3 s).
@@ -1144,4 +1167,65 @@ fn a_burst_of_frames_is_taken_in_batches_whole_and_in_order() {
         replies.iter().all(|&(_, len)| len == 14 + 20 + 8 + 8),
         "{replies:?}"
     );
+}
+
+#[test]
+fn a_frame_longer_than_a_ring_slot_comes_whole_and_in_its_place() {
+    if !privileged("network namespaces and packet sockets") {
+        return;
+    }
+    // A 2 KiB slot holds any frame of a 1,500-byte MTU. On a jumbo-frame LAN an echo
+    // reply of 4,050 bytes does not fit: the kernel queues it whole besides (the slot
+    // says so), and it must come whole, between the short replies around it.
+    let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
+    site.dir.ip("link set eth0 mtu 9000");
+    site.servers[0].ns.ip("link set eth0 mtu 9000");
+    for port in ["p0", "p1"] {
+        site.lan.switch().ip(&format!("link set {port} mtu 9000"));
+    }
+    let (mut requests, open) = echoes_to_server_21(4, 0x4545);
+    for seq in [1, 2] {
+        requests[seq] = with_payload(&requests[seq], 4_000);
+    }
+    let replies = site.dir.in_ns(|| {
+        let mut sock = open(true);
+        sock.transmit_batch(&requests).expect("the requests");
+        echo_replies(&echo_replies_in(&mut sock, 0x4545, 4), 0x4545)
+    });
+    let short = 14 + 20 + 8 + 8;
+    assert_eq!(
+        replies,
+        vec![
+            (0, short),
+            (1, short + 4_000),
+            (2, short + 4_000),
+            (3, short)
+        ]
+    );
+}
+
+/// IPv4 echo request `frame` with `extra` more bytes of payload, its lengths and
+/// checksums made good.
+fn with_payload(frame: &[u8], extra: usize) -> Vec<u8> {
+    fn sum(bytes: &[u8]) -> u16 {
+        let mut s: u32 = bytes
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+    let mut f = frame.to_vec();
+    f.extend((0..extra).map(|i| i as u8));
+    let ip_len = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    f[24..26].fill(0);
+    let ip_sum = sum(&f[14..34]);
+    f[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+    f[36..38].fill(0);
+    let icmp_sum = sum(&f[34..]);
+    f[36..38].copy_from_slice(&icmp_sum.to_be_bytes());
+    f
 }

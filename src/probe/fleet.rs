@@ -256,10 +256,13 @@ const BACKLOG: usize = 1 << 16;
 
 impl Tap {
     fn open(ifindex: u32, our_mac: MacAddr, sources: &[IpAddr]) -> io::Result<Tap> {
-        let sock = PacketSocket::open(ifindex, our_mac, sources)?;
-        // Room for the replies to every probe in flight, even if nobody reads for a while.
-        sock.set_recv_buffer(8 << 20);
-        let reader = Mutex::new(sock.try_clone()?);
+        // The reading handle reads through the receive ring; its clone sends.
+        let reader = PacketSocket::open_ringed(ifindex, our_mac, sources)?;
+        // Room for the replies to every probe in flight, even if nobody reads for a while
+        // (the ring's slots, and the receive queue for the frames too long for a slot).
+        reader.set_recv_buffer(8 << 20);
+        let sock = reader.try_clone()?;
+        let reader = Mutex::new(reader);
         Ok(Tap {
             sock,
             reader,
@@ -395,9 +398,9 @@ impl Tap {
     }
 
     /// One read turn into `frames` (empty): the first frame (waited for until `deadline`,
-    /// or only if queued) and up to [`DRAIN`] more already queued, in one `recvmmsg(2)` per
-    /// sixteen (replies come in bursts: a real server's ports answer together). A frame
-    /// read before an error stays in `frames`.
+    /// or only if queued) and up to [`DRAIN`] more already queued, from the socket's
+    /// receive ring (replies come in bursts: a real server's ports answer together). A
+    /// frame read before an error stays in `frames`.
     fn read(&self, deadline: Option<Instant>, frames: &mut Vec<Frame>) -> io::Result<()> {
         let mut sock = self
             .reader
