@@ -1229,3 +1229,71 @@ fn with_payload(frame: &[u8], extra: usize) -> Vec<u8> {
     f[36..38].copy_from_slice(&icmp_sum.to_be_bytes());
     f
 }
+
+#[test]
+fn the_kernel_s_neighbour_entry_is_read_for_its_address_and_interface_alone() {
+    if !privileged("network namespaces") {
+        return;
+    }
+    // rtnl::neighbor asks the kernel for one entry (RTM_GETNEIGH with the address;
+    // `neighbor_entry`), and only a kernel without that for the whole table
+    // (`neighbor_from_table`). Both, and the two together, must give among two hundred
+    // entries on two interfaces the one for the address on the interface asked, in its
+    // state, and nothing for an address without an entry, one on the other interface or
+    // one not usable.
+    use std::net::IpAddr;
+    use vipcheck::net::rtnl::{neighbor, neighbor_entry, neighbor_from_table, Neighbour};
+    let ns = Netns::new("neigh");
+    ns.ip("link add va type veth peer name vb");
+    ns.ip("link set va up");
+    ns.ip("link set vb up");
+    for h in 1..=100u8 {
+        ns.ip(&format!(
+            "neigh add 192.0.2.{h} lladdr 02:00:00:00:01:{h:02x} dev va nud permanent"
+        ));
+        ns.ip(&format!(
+            "neigh add 198.51.100.{h} lladdr 02:00:00:00:02:{h:02x} dev vb nud permanent"
+        ));
+    }
+    ns.ip("neigh add 2001:db8::7 lladdr 02:00:00:00:03:07 dev va nud stale");
+    ns.ip("neigh add 192.0.2.200 dev va nud incomplete");
+    let got = ns.in_ns(|| {
+        let (a, b) = (common::netns::ifindex("va"), common::netns::ifindex("vb"));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let ask = |ifindex: u32, addr: &str| {
+            let addr: IpAddr = addr.parse().expect("an address");
+            let got = neighbor(ifindex, addr, deadline).expect("the neighbour query");
+            let one = neighbor_entry(ifindex, addr, deadline).expect("the single get");
+            let all = neighbor_from_table(ifindex, addr, deadline).expect("the dump");
+            assert_eq!((one, all), (got, got), "{addr} on {ifindex}");
+            got
+        };
+        [
+            ask(a, "192.0.2.57"),
+            ask(b, "198.51.100.3"),
+            ask(a, "2001:db8::7"),
+            ask(a, "192.0.2.150"),
+            ask(a, "198.51.100.3"),
+            ask(b, "192.0.2.57"),
+            ask(a, "192.0.2.200"),
+        ]
+    });
+    let entry = |mac: &str, confirmed| {
+        Some(Neighbour {
+            mac: mac.parse().expect("a MAC"),
+            confirmed,
+        })
+    };
+    assert_eq!(
+        got,
+        [
+            entry("02:00:00:00:01:39", true),
+            entry("02:00:00:00:02:03", true),
+            entry("02:00:00:00:03:07", false),
+            None,
+            None,
+            None,
+            None,
+        ]
+    );
+}

@@ -174,12 +174,63 @@ fn parse_route(msg: &[u8]) -> Option<Route> {
 }
 
 /// The MAC the kernel's neighbour table holds for `addr` on `ifindex`, if its entry is
-/// in a usable state.
+/// in a usable state. One entry is asked for ([`neighbor_entry`], `ip neigh get`); a
+/// kernel without that (before 4.20) is asked for its whole table instead
+/// ([`neighbor_from_table`]), which on a director with a thousand real servers is a
+/// thousand entries for each one looked up.
 pub fn neighbor(ifindex: u32, addr: IpAddr, deadline: Instant) -> io::Result<Option<Neighbour>> {
-    // struct ndmsg: family, padding, ifindex, state, flags, type.
+    match neighbor_entry(ifindex, addr, deadline) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
+            neighbor_from_table(ifindex, addr, deadline)
+        }
+        got => got,
+    }
+}
+
+/// `struct ndmsg` for `addr`'s family on `ifindex`: family, padding, ifindex, state,
+/// flags, type.
+fn ndmsg(ifindex: u32, addr: IpAddr) -> [u8; 12] {
     let mut ndmsg = [0u8; 12];
     ndmsg[0] = family(addr);
     ndmsg[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    ndmsg
+}
+
+/// [`neighbor`] by the kernel's single get (RTM_GETNEIGH for `addr`, Linux 4.20 and
+/// later); an error (EOPNOTSUPP or EINVAL) on a kernel without it.
+pub fn neighbor_entry(
+    ifindex: u32,
+    addr: IpAddr,
+    deadline: Instant,
+) -> io::Result<Option<Neighbour>> {
+    let header = ndmsg(ifindex, addr);
+    let answers = request(
+        "RTM_GETNEIGH",
+        RTM_GETNEIGH,
+        0,
+        RTM_NEWNEIGH,
+        deadline,
+        |m| {
+            m.header(&header).attr(NDA_DST, &ip_bytes(addr));
+        },
+    );
+    match answers {
+        Ok(answers) => Ok(answers
+            .iter()
+            .find_map(|m| parse_neighbour(m, ifindex, addr))),
+        // No entry at all.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`neighbor`] by a dump of the whole table, searched here.
+pub fn neighbor_from_table(
+    ifindex: u32,
+    addr: IpAddr,
+    deadline: Instant,
+) -> io::Result<Option<Neighbour>> {
+    let header = ndmsg(ifindex, addr);
     let answers = request(
         "RTM_GETNEIGH",
         RTM_GETNEIGH,
@@ -187,7 +238,7 @@ pub fn neighbor(ifindex: u32, addr: IpAddr, deadline: Instant) -> io::Result<Opt
         RTM_NEWNEIGH,
         deadline,
         |m| {
-            m.header(&ndmsg);
+            m.header(&header);
         },
     )?;
     Ok(answers

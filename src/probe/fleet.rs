@@ -24,8 +24,8 @@ use super::engine::{self, token_port, Entropy, OsEntropy};
 use super::quick_hash::QuickMap;
 use super::request::Request;
 use super::{
-    find_way, netlink, no_neighbour, plan_checks, run_group, socket_error, Group, IcmpMemo,
-    Verdict, Way,
+    find_way_with, interface_of, netlink, no_neighbour, plan_checks, run_group, socket_error,
+    Group, IcmpMemo, Verdict, Way,
 };
 use crate::net::packet_socket::first_of_each_family;
 use crate::net::{Frame, FrameIo, PacketSocket};
@@ -659,6 +659,8 @@ type OnceMap<K, V, E = String> = Mutex<QuickMap<K, Arc<OnceLock<Result<V, E>>>>>
 /// Probes many (VIP, real server) pairs concurrently over shared sockets.
 pub struct Fleet {
     ways: OnceMap<(IpAddr, Option<String>), Way>,
+    /// Each egress interface's name, MAC and addresses, read once for all its ways.
+    interfaces: OnceMap<u32, (netlink::Link, Vec<netlink::IfAddr>)>,
     /// The next hop's MAC, and whether the kernel's entry for it still needs confirming.
     macs: OnceMap<(u32, IpAddr), (MacAddr, bool), (String, bool)>,
     taps: OnceMap<SocketKey, Arc<Tap>>,
@@ -697,6 +699,7 @@ impl Fleet {
     pub fn new() -> Fleet {
         Fleet {
             ways: Mutex::default(),
+            interfaces: Mutex::default(),
             macs: Mutex::default(),
             taps: Mutex::default(),
             // Start somewhere random so two runs back to back do not reuse ports.
@@ -825,7 +828,12 @@ impl Fleet {
         let Some(way_cell) = cell(&self.ways, (req.rip, req.iface.clone())) else {
             return all(Verdict::cannot_probe("internal lock poisoned"));
         };
-        let way = match way_cell.get_or_init(|| find_way(req.rip, req.iface.as_deref(), deadline)) {
+        let interface = |oif: u32| match cell(&self.interfaces, oif) {
+            Some(c) => c.get_or_init(|| interface_of(oif, deadline)).clone(),
+            None => Err("internal lock poisoned".to_string()),
+        };
+        let found = || find_way_with(req.rip, req.iface.as_deref(), deadline, interface);
+        let way = match way_cell.get_or_init(found) {
             Ok(w) => w,
             Err(reason) => return all(Verdict::cannot_probe(reason.clone())),
         };

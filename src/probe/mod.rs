@@ -360,6 +360,30 @@ impl Way {
 /// Looks up the way to `rip` (through interface `iface` when given) by `deadline`; the
 /// error is the down verdict's reason.
 pub fn find_way(rip: IpAddr, iface: Option<&str>, deadline: Instant) -> Result<Way, String> {
+    find_way_with(rip, iface, deadline, |oif| interface_of(oif, deadline))
+}
+
+/// The egress interface `oif`'s name and MAC, and its addresses.
+pub fn interface_of(
+    oif: u32,
+    deadline: Instant,
+) -> Result<(netlink::Link, Vec<netlink::IfAddr>), String> {
+    let link = netlink::link(oif, deadline)
+        .map_err(|e| setup_error("cannot read the egress interface", &e))?;
+    let addrs = netlink::addresses(oif, deadline)
+        .map_err(|e| setup_error("cannot read interface addresses", &e))?;
+    Ok((link, addrs))
+}
+
+/// [`find_way`], the egress interface's details from `interface` (the fleet reads each
+/// interface once, not once per real server: the address list is every address of the
+/// director, VIPs included).
+pub fn find_way_with(
+    rip: IpAddr,
+    iface: Option<&str>,
+    deadline: Instant,
+    interface: impl FnOnce(u32) -> Result<(netlink::Link, Vec<netlink::IfAddr>), String>,
+) -> Result<Way, String> {
     let oif = match iface {
         Some(name) => match netlink::index_of(name) {
             Some(i) => Some(i),
@@ -384,16 +408,13 @@ pub fn find_way(rip: IpAddr, iface: Option<&str>, deadline: Instant) -> Result<W
             route.kind
         ));
     }
-    let link = netlink::link(route.oif, deadline)
-        .map_err(|e| setup_error("cannot read the egress interface", &e))?;
+    let (link, addrs) = interface(route.oif)?;
     let Some(our_mac) = link.mac.filter(|m| *m != MacAddr::ZERO) else {
         return Err(format!(
             "interface {} has no Ethernet address; DR and TUN probes need an Ethernet link",
             link.name
         ));
     };
-    let addrs = netlink::addresses(route.oif, deadline)
-        .map_err(|e| setup_error("cannot read interface addresses", &e))?;
     Ok(Way {
         route,
         link,
