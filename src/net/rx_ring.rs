@@ -57,8 +57,9 @@ struct Request {
     frame_nr: u32,
 }
 
-/// A frame the ring handed over: its bytes (or `None` when it is to be read whole from
-/// the receive queue), its status bits and its receive time.
+/// A frame the ring handed over: its bytes (`None` when it is to be read whole from the
+/// receive queue; cut short when the kernel could not also queue it whole there, which
+/// no parser then takes), its status bits and its receive time.
 pub struct Slot<'a> {
     pub bytes: Option<&'a [u8]>,
     pub status: u32,
@@ -154,12 +155,15 @@ impl RxRing {
         // plain data at its start.
         let header = unsafe { std::ptr::read(self.base.add(i * SLOT).cast::<Header>()) };
         let (from, len) = (usize::from(header.mac), header.snaplen as usize);
-        let bytes = if status & TP_STATUS_COPY != 0 || from + len > SLOT {
+        let bytes = if status & TP_STATUS_COPY != 0 {
             None
-        } else {
-            // SAFETY: within slot i (checked above), which the kernel does not touch
-            // until it is given back below.
+        } else if from + len <= SLOT {
+            // SAFETY: within slot i (checked), which the kernel does not touch until it is
+            // given back below.
             Some(unsafe { std::slice::from_raw_parts(self.base.add(i * SLOT + from), len) })
+        } else {
+            // A header that points past its slot: no frame anyone could parse.
+            Some(&[][..])
         };
         take(Slot {
             bytes,
