@@ -187,15 +187,6 @@ pub fn neighbor(ifindex: u32, addr: IpAddr, deadline: Instant) -> io::Result<Opt
     }
 }
 
-/// `struct ndmsg` for `addr`'s family on `ifindex`: family, padding, ifindex, state,
-/// flags, type.
-fn ndmsg(ifindex: u32, addr: IpAddr) -> [u8; 12] {
-    let mut ndmsg = [0u8; 12];
-    ndmsg[0] = family(addr);
-    ndmsg[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
-    ndmsg
-}
-
 /// [`neighbor`] by the kernel's single get (RTM_GETNEIGH for `addr`, Linux 4.20 and
 /// later); an error (EOPNOTSUPP or EINVAL) on a kernel without it.
 pub fn neighbor_entry(
@@ -203,25 +194,7 @@ pub fn neighbor_entry(
     addr: IpAddr,
     deadline: Instant,
 ) -> io::Result<Option<Neighbour>> {
-    let header = ndmsg(ifindex, addr);
-    let answers = request(
-        "RTM_GETNEIGH",
-        RTM_GETNEIGH,
-        0,
-        RTM_NEWNEIGH,
-        deadline,
-        |m| {
-            m.header(&header).attr(NDA_DST, &ip_bytes(addr));
-        },
-    );
-    match answers {
-        Ok(answers) => Ok(answers
-            .iter()
-            .find_map(|m| parse_neighbour(m, ifindex, addr))),
-        // No entry at all.
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
+    ask_neighbour(ifindex, addr, deadline, false)
 }
 
 /// [`neighbor`] by a dump of the whole table, searched here.
@@ -230,20 +203,42 @@ pub fn neighbor_from_table(
     addr: IpAddr,
     deadline: Instant,
 ) -> io::Result<Option<Neighbour>> {
-    let header = ndmsg(ifindex, addr);
+    ask_neighbour(ifindex, addr, deadline, true)
+}
+
+/// RTM_GETNEIGH for `addr` on `ifindex` (the `whole_table`, or the one entry), and the
+/// usable entry for it among the answers; none when the kernel has no entry (ENOENT).
+fn ask_neighbour(
+    ifindex: u32,
+    addr: IpAddr,
+    deadline: Instant,
+    whole_table: bool,
+) -> io::Result<Option<Neighbour>> {
+    // struct ndmsg: family, padding, ifindex, state, flags, type.
+    let mut ndmsg = [0u8; 12];
+    ndmsg[0] = family(addr);
+    ndmsg[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    let flags = if whole_table { NLM_F_DUMP } else { 0 };
     let answers = request(
         "RTM_GETNEIGH",
         RTM_GETNEIGH,
-        NLM_F_DUMP,
+        flags,
         RTM_NEWNEIGH,
         deadline,
         |m| {
-            m.header(&header);
+            m.header(&ndmsg);
+            if !whole_table {
+                m.attr(NDA_DST, &ip_bytes(addr));
+            }
         },
-    )?;
-    Ok(answers
-        .iter()
-        .find_map(|m| parse_neighbour(m, ifindex, addr)))
+    );
+    match answers {
+        Ok(answers) => Ok(answers
+            .iter()
+            .find_map(|m| parse_neighbour(m, ifindex, addr))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// An RTM_NEWNEIGH payload (`struct ndmsg`, then attributes), when it is a usable entry
