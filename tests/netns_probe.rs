@@ -1043,20 +1043,11 @@ fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
     // rest again a moment later: a hundred echo requests in one call all go, once each
     // and in order, while the queue did refuse some.
     let site = common::topo::Site::new(&[(21, Scenario::Good)], &[80]);
-    let added = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            site.dir.name(),
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            "eth0",
-        ])
-        .args([
-            "root", "tbf", "rate", "8mbit", "burst", "1600", "limit", "1600",
-        ])
+    let added = site
+        .dir
+        .command("tc")
+        .args(["qdisc", "add", "dev", "eth0", "root", "tbf"])
+        .args(["rate", "8mbit", "burst", "1600", "limit", "1600"])
         .status()
         .is_ok_and(|s| s.success());
     if !common::skip::require(added, "tc's tbf qdisc (a queue that fills)") {
@@ -1070,21 +1061,7 @@ fn a_full_queue_is_waited_out_not_reported_as_a_failed_send() {
         let received = echo_replies_in(&mut sock, 0x4444, frames.len());
         (sent, received)
     });
-    let stats = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            site.dir.name(),
-            "tc",
-            "-s",
-            "qdisc",
-            "show",
-            "dev",
-            "eth0",
-        ])
-        .output()
-        .expect("tc -s qdisc");
-    let stats = String::from_utf8_lossy(&stats.stdout);
+    let stats = site.dir.run("tc", &["-s", "qdisc", "show", "dev", "eth0"]);
     let dropped: u64 = stats
         .split("dropped ")
         .nth(1)
@@ -1236,13 +1213,13 @@ fn the_kernel_s_neighbour_entry_is_read_for_its_address_and_interface_alone() {
         return;
     }
     // rtnl::neighbor asks the kernel for one entry (RTM_GETNEIGH with the address;
-    // `neighbor_entry`), and only a kernel without that for the whole table
-    // (`neighbor_from_table`). Both, and the two together, must give among two hundred
+    // `NeighbourQuery::Entry`), and only a kernel without that for the whole table
+    // (`NeighbourQuery::Table`). Both, and the two together, must give among two hundred
     // entries on two interfaces the one for the address on the interface asked, in its
     // state, and nothing for an address without an entry, one on the other interface or
     // one not usable.
     use std::net::IpAddr;
-    use vipcheck::net::rtnl::{neighbor, neighbor_entry, neighbor_from_table, Neighbour};
+    use vipcheck::net::rtnl::{neighbor, neighbor_by, Neighbour, NeighbourQuery};
     let ns = Netns::new("neigh");
     ns.ip("link add va type veth peer name vb");
     ns.ip("link set va up");
@@ -1263,8 +1240,8 @@ fn the_kernel_s_neighbour_entry_is_read_for_its_address_and_interface_alone() {
         let ask = |ifindex: u32, addr: &str| {
             let addr: IpAddr = addr.parse().expect("an address");
             let got = neighbor(ifindex, addr, deadline).expect("the neighbour query");
-            let one = neighbor_entry(ifindex, addr, deadline).expect("the single get");
-            let all = neighbor_from_table(ifindex, addr, deadline).expect("the dump");
+            let by = |query| neighbor_by(query, ifindex, addr, deadline).expect("the query");
+            let (one, all) = (by(NeighbourQuery::Entry), by(NeighbourQuery::Table));
             assert_eq!((one, all), (got, got), "{addr} on {ifindex}");
             got
         };

@@ -493,6 +493,25 @@ fn port_80_pairs(dir: &Path, services: &[(&str, &[u8])]) -> Vec<vipcheck::status
     vipcheck::status::pairs(&loaded.services, &Default::default())
 }
 
+/// A fleet with probe budget `budget`, and the request of each pair [`port_80_pairs`]
+/// reads from `services` (its config written into `dir`), in order.
+fn fleet_requests(
+    dir: &Path,
+    services: &[(&str, &[u8])],
+    budget: Duration,
+) -> (
+    vipcheck::status::FleetProbe,
+    Vec<vipcheck::probe::request::Request>,
+) {
+    let pairs = port_80_pairs(dir, services);
+    let fleet = vipcheck::status::FleetProbe::new(budget, false);
+    let requests = pairs
+        .iter()
+        .map(|p| fleet.request(p).expect("the request"))
+        .collect();
+    (fleet, requests)
+}
+
 #[test]
 fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_deadline() {
     if !privileged("network namespaces and packet sockets") {
@@ -503,14 +522,9 @@ fn a_probe_waiting_while_another_reads_the_shared_socket_is_not_held_to_its_dead
     // server's probe started meanwhile must get its replies from that reader (its ARP
     // answer, echo reply and SYN-ACK) as they come, not when the reader leaves.
     let site = site_of(&[(51, Scenario::NoVip), (52, Scenario::Good)]);
-    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[51, 52])]);
-    assert_eq!(pairs.len(), 2);
     let timeout = Duration::from_secs(3);
-    let fleet = vipcheck::status::FleetProbe::new(timeout, false);
-    let silent = fleet
-        .request(&pairs[0])
-        .expect("the silent server's request");
-    let good = fleet.request(&pairs[1]).expect("the good server's request");
+    let (fleet, requests) = fleet_requests(site.dir_path.path(), &[(VIP4, &[51, 52])], timeout);
+    let [silent, good] = <[_; 2]>::try_from(requests).expect("two requests");
     let (silent, good, took) = site.dir.in_ns(|| {
         std::thread::scope(|s| {
             let reader = s.spawn(|| fleet.fleet.probe(&silent, std::time::Instant::now()));
@@ -625,9 +639,12 @@ fn a_round_whose_alarm_is_near_reads_its_replies_at_the_alarm_judged_by_when_the
     // once, as ever.
     use vipcheck::probe::fleet::PACED_READ;
     let site = site_of(&[(55, Scenario::Good)]);
-    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[55])]);
-    let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(1), false);
-    let req = fleet.request(&pairs[0]).expect("the request");
+    let (fleet, mut requests) = fleet_requests(
+        site.dir_path.path(),
+        &[(VIP4, &[55])],
+        Duration::from_secs(1),
+    );
+    let req = requests.remove(0);
     let near = PACED_READ * 4 / 5;
     let far = Duration::from_millis(800);
     // The first round learns the MAC and asks the ARP question; the ones measured follow.
@@ -667,11 +684,10 @@ fn a_reader_that_leaves_hands_the_socket_to_a_probe_still_waiting() {
     let (cabled, _relay) = behind_a_slow_relay(Duration::from_secs(1));
     let dir = &cabled.dir;
     let tmp = tempfile::tempdir().unwrap();
-    let pairs = port_80_pairs(tmp.path(), &[("192.0.2.99", &[11]), (VIP4, &[11])]);
-    let fleet = vipcheck::status::FleetProbe::new(Duration::from_secs(3), false);
-    let mut silent = fleet.request(&pairs[0]).expect("the silent pair's request");
+    let services: [(&str, &[u8]); 2] = [("192.0.2.99", &[11]), (VIP4, &[11])];
+    let (fleet, requests) = fleet_requests(tmp.path(), &services, Duration::from_secs(3));
+    let [mut silent, mut slow] = <[_; 2]>::try_from(requests).expect("two requests");
     silent.timeout = Duration::from_millis(500);
-    let mut slow = fleet.request(&pairs[1]).expect("the slow pair's request");
     slow.retries = 0;
     let (silent, slow) = dir.in_ns(|| {
         std::thread::scope(|s| {
@@ -700,12 +716,11 @@ fn a_paced_round_past_its_alarm_is_woken_by_the_next_turn_s_read_or_reads_at_its
     let (cabled, _relay) = behind_a_slow_relay(held);
     let dir = &cabled.dir;
     let tmp = tempfile::tempdir().unwrap();
-    let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11]), ("192.0.2.99", &[11])]);
+    let services: [(&str, &[u8]); 2] = [(VIP4, &[11]), ("192.0.2.99", &[11])];
     let budget = Duration::from_millis(1500);
-    let fleet = vipcheck::status::FleetProbe::new(budget, false);
-    let mut slow = fleet.request(&pairs[0]).expect("the slow pair's request");
+    let (fleet, requests) = fleet_requests(tmp.path(), &services, budget);
+    let [mut slow, mut next] = <[_; 2]>::try_from(requests).expect("two requests");
     slow.retries = 0;
-    let mut next = fleet.request(&pairs[1]).expect("the next turn's request");
     next.timeout = Duration::from_millis(300);
     let paced = |req| agent_round(&fleet, req, Duration::from_millis(20));
     let near_held = |ms: f64| ms >= held.as_secs_f64() * 1e3 - 5.0 && ms < 300.0;
@@ -754,11 +769,11 @@ fn traffic_that_piled_up_while_nobody_read_does_not_drop_the_next_round_s_replie
     // while no round runs fill its buffer (8 MiB) to the brim: the next round must still
     // see its replies.
     let site = site_of(&[(53, Scenario::Good)]);
-    let pairs = port_80_pairs(site.dir_path.path(), &[(VIP4, &[53])]);
     // 800 ms and one attempt: a reply the kernel dropped is not made good by a later one
     // (nor by the real server's own SYN-ACK again after 1 s).
-    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
-    let mut req = fleet.request(&pairs[0]).expect("the request");
+    let budget = Duration::from_millis(800);
+    let (fleet, mut requests) = fleet_requests(site.dir_path.path(), &[(VIP4, &[53])], budget);
+    let mut req = requests.remove(0);
     req.retries = 0;
     let first = site
         .dir
@@ -922,9 +937,9 @@ fn after_an_all_up_turn_the_arp_answers_stand_until_they_are_old_then_are_asked_
         topo::real_server_mac(11)
     ));
     let tmp = tempfile::tempdir().unwrap();
-    let pairs = port_80_pairs(tmp.path(), &[(VIP4, &[11])]);
-    let fleet = vipcheck::status::FleetProbe::new(Duration::from_millis(800), false);
-    let req = fleet.request(&pairs[0]).expect("the request");
+    let (fleet, mut requests) =
+        fleet_requests(tmp.path(), &[(VIP4, &[11])], Duration::from_millis(800));
+    let req = requests.remove(0);
     let memo = vipcheck::probe::engine::IcmpMemo::default();
     let turn_with = |all_up_before: bool, arp_reask: Duration| {
         let before = *asked.lock().unwrap();

@@ -413,7 +413,7 @@ struct Plan {
 #[derive(Debug)]
 struct Target {
     /// The pairs' state names, in config order, and their records' positions.
-    names: Arc<Slots>,
+    slots: Arc<Slots>,
     /// The pairs, in the same order (the records' own).
     pairs: Arc<Vec<Arc<Pair>>>,
     /// The pairs' probe requests, built on the first turn after the pairs or the fleet's
@@ -430,7 +430,7 @@ struct Target {
 
 /// A target's pairs: their state names and where their records are in the [`Book`] of
 /// `generation` (a turn looks no name up).
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Slots {
     names: Vec<String>,
     at: Vec<usize>,
@@ -451,7 +451,7 @@ struct Job {
     /// The target's requests and its pairs' names (a turn builds no request and formats
     /// no name).
     requests: Requests,
-    names: Arc<Slots>,
+    slots: Arc<Slots>,
     memo: IcmpMemo,
     /// See [`Target::all_up`].
     all_up_before: bool,
@@ -717,7 +717,7 @@ impl Agent {
         let targets: Vec<Target> = keyed
             .into_iter()
             .map(|(_, names, pairs)| Target {
-                names: Arc::new(names),
+                slots: Arc::new(names),
                 pairs: Arc::new(pairs),
                 requests: None,
                 busy: false,
@@ -733,11 +733,11 @@ impl Agent {
                         .targets
                         .iter()
                         .zip(&targets)
-                        .all(|(a, b)| a.names.names == b.names.names)
+                        .all(|(a, b)| a.slots.names == b.slots.names)
                     && plan.schedule.intervals() == intervals =>
             {
                 for (old, new) in plan.targets.iter_mut().zip(targets) {
-                    old.names = new.names;
+                    old.slots = new.slots;
                     old.pairs = new.pairs;
                     old.requests = None;
                 }
@@ -843,7 +843,7 @@ impl Agent {
         if let Ok(mut book) = self.book.lock() {
             for (i, (result, fault)) in results.into_iter().enumerate() {
                 // Failing, not down yet: the next turn comes after the retry delay.
-                let at = book.locate(&job.names, i);
+                let at = book.locate(&job.slots, i);
                 if let Some(interval) = book.record(at, result, fault, known_at) {
                     let soon = self.retry_delay.min(interval);
                     retry = Some(retry.map_or(soon, |d| d.min(soon)));
@@ -930,7 +930,7 @@ impl Agent {
                 continue;
             };
             if t.busy {
-                skipped += t.names.len() as u64;
+                skipped += t.slots.len() as u64;
                 continue;
             }
             t.busy = true;
@@ -944,7 +944,7 @@ impl Agent {
             };
             jobs.push(Job {
                 requests,
-                names: t.names.clone(),
+                slots: t.slots.clone(),
                 memo: IcmpMemo::default(),
                 all_up_before: t.all_up,
                 target,
@@ -1385,7 +1385,7 @@ mod tests {
         let target = plan
             .targets
             .iter()
-            .position(|t| t.names.names.contains(&name))
+            .position(|t| t.slots.names.contains(&name))
             .unwrap();
         let book = a.book.lock().unwrap();
         let pair = book.get(&name).unwrap().pair.clone();
@@ -1398,7 +1398,7 @@ mod tests {
         let fleet = a.fleet.read().unwrap().clone();
         Job {
             requests: Arc::new(vec![fleet.request(&pair)]),
-            names: Arc::new(names),
+            slots: Arc::new(names),
             memo: IcmpMemo::default(),
             all_up_before: false,
             target,
@@ -1492,7 +1492,7 @@ mod tests {
             .find(|j| j.target == target)
             .expect("its job");
         assert_eq!(skipped, 0);
-        assert_eq!(job.names.names, vec![pair(11).state_name()]);
+        assert_eq!(job.slots.names, vec![pair(11).state_name()]);
         assert_eq!(job.requests.len(), 1);
         assert_eq!(job.requests[0].as_ref().unwrap().rip, pair(11).rip);
         // Its next turn comes while the first is still running: skipped and counted.
@@ -1683,7 +1683,7 @@ mod tests {
         assert_eq!(file(tmp.path(), 11).as_deref(), Some("0\n"));
         let plan = a.plan.lock().unwrap();
         assert_eq!(plan.targets.len(), 1, "{:?}", plan.targets);
-        assert_eq!(plan.targets[0].names.len(), 2);
+        assert_eq!(plan.targets[0].slots.len(), 2);
     }
 
     #[test]

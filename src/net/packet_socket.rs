@@ -72,7 +72,7 @@ pub struct PacketSocket {
 }
 
 const ETH_P_ALL: u16 = 0x0003;
-const SOL_PACKET: libc::c_int = 263;
+pub(super) const SOL_PACKET: libc::c_int = 263;
 const PACKET_AUXDATA: libc::c_int = 8;
 const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
 const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
@@ -137,14 +137,26 @@ fn attach_filter(fd: RawFd, mut prog: Vec<libc::sock_filter>) -> io::Result<()> 
         len: prog.len() as u16,
         filter: prog.as_mut_ptr(),
     };
-    // SAFETY: fprog points at prog, which outlives the call; the kernel copies it.
+    // fprog points at prog, which outlives the call; the kernel copies it.
+    set_option(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+}
+
+/// Sets option `name` at `level` of socket `fd` to `value` (the kernel copies it).
+pub(super) fn set_option<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: value points at a live T of the size passed; the kernel only reads it
+    // (and checks any address inside it itself).
     check(unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     })
 }
@@ -193,27 +205,9 @@ impl PacketSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         attach_filter(fd.as_raw_fd(), filter(our_mac, v4, v6))?;
         let one: libc::c_int = 1;
-        // SAFETY: one is a valid c_int for the call.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                SOL_PACKET,
-                PACKET_AUXDATA,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
+        set_option(fd.as_raw_fd(), SOL_PACKET, PACKET_AUXDATA, &one)?;
         // Each frame's receive time comes with it (SCM_TIMESTAMPNS): see [`Frame::at`].
-        // SAFETY: one is a valid c_int for the call.
-        check(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
+        set_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)?;
         // Before bind: every frame then comes by the ring.
         let ring = if ringed {
             RxRing::attach(fd.as_raw_fd()).ok()
@@ -438,17 +432,7 @@ impl PacketSocket {
     pub fn set_recv_buffer(&self, bytes: usize) {
         let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
         for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: v is a valid c_int for the call.
-            let r = unsafe {
-                libc::setsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if r == 0 {
+            if set_option(self.fd.as_raw_fd(), libc::SOL_SOCKET, opt, &v).is_ok() {
                 break;
             }
         }
@@ -491,8 +475,8 @@ impl PacketSocket {
     /// `recvmmsg(2)` per [`RECV_BATCH`] frames, and none after one that found the queue
     /// emptied.
     pub fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> io::Result<usize> {
-        if self.ring.is_some() {
-            return self.take_from_ring(out, max);
+        if let Some(ring) = &mut self.ring {
+            return take_from_ring(ring, self.fd.as_raw_fd(), &mut self.buf, out, max);
         }
         if self.batch.is_empty() {
             self.batch = vec![0; RECV_BATCH * RECV_BUF];
@@ -518,57 +502,56 @@ impl PacketSocket {
         Ok(taken)
     }
 
-    /// Up to `max` frames from the ring, in order, appended to `out`; how many. A frame
-    /// longer than a slot is read whole from the receive queue, where the kernel also
-    /// put it.
-    fn take_from_ring(&mut self, out: &mut Vec<Frame>, max: usize) -> io::Result<usize> {
-        let PacketSocket { fd, buf, ring, .. } = self;
-        let Some(ring) = ring.as_mut() else {
-            return Ok(0);
-        };
-        let mut clocks = None;
-        let mut taken = 0;
-        let mut failed = None;
-        // Bounded by `max`, and by the slots the kernel has handed over.
-        while taken < max {
-            let more = ring.next_frame(|slot| {
-                let clocks = clocks.get_or_insert_with(Clocks::now);
-                let frame = match slot.bytes {
-                    Some(bytes) => Some(Frame {
-                        bytes: bytes.to_vec(),
-                        checksum_trusted: trusted(slot.status),
-                        at: Some(clocks.instant_of(slot.stamp)),
-                    }),
-                    None => match read_one(fd.as_raw_fd(), buf) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            failed = Some(e);
-                            None
-                        }
-                    },
-                };
-                out.extend(frame);
-            });
-            if !more {
-                break;
-            }
-            taken += 1;
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(taken),
-        }
-    }
-
     /// One queued frame, without waiting.
     fn read_ready(&mut self) -> io::Result<Option<Frame>> {
-        if self.ring.is_some() {
+        if let Some(ring) = &mut self.ring {
             let mut one = Vec::with_capacity(1);
-            self.take_from_ring(&mut one, 1)?;
+            take_from_ring(ring, self.fd.as_raw_fd(), &mut self.buf, &mut one, 1)?;
             return Ok(one.pop());
         }
         read_one(self.fd.as_raw_fd(), &mut self.buf)
     }
+}
+
+/// Up to `max` frames from `ring` (packet socket `fd`'s), in order, appended to `out`;
+/// how many. A frame longer than a slot is read whole (into `buf`) from the receive
+/// queue, where the kernel also put it.
+fn take_from_ring(
+    ring: &mut RxRing,
+    fd: RawFd,
+    buf: &mut [u8],
+    out: &mut Vec<Frame>,
+    max: usize,
+) -> io::Result<usize> {
+    let mut clocks = None;
+    let mut taken = 0;
+    let mut failed = None;
+    // Bounded by `max`, and by the slots the kernel has handed over.
+    while taken < max {
+        let more = ring.next_frame(|slot| {
+            let frame = match slot.bytes {
+                Some(bytes) => Some(Frame {
+                    bytes: bytes.to_vec(),
+                    checksum_trusted: trusted(slot.status),
+                    at: Some(
+                        clocks
+                            .get_or_insert_with(Clocks::now)
+                            .instant_of(slot.stamp),
+                    ),
+                }),
+                None => read_one(fd, buf).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                }),
+            };
+            out.extend(frame);
+        });
+        if !more {
+            break;
+        }
+        taken += 1;
+    }
+    failed.map_or(Ok(taken), Err)
 }
 
 /// One frame queued on packet socket `fd`'s receive queue, read into `buf`, without

@@ -174,46 +174,38 @@ fn parse_route(msg: &[u8]) -> Option<Route> {
 }
 
 /// The MAC the kernel's neighbour table holds for `addr` on `ifindex`, if its entry is
-/// in a usable state. One entry is asked for ([`neighbor_entry`], `ip neigh get`); a
-/// kernel without that (before 4.20) is asked for its whole table instead
-/// ([`neighbor_from_table`]), which on a director with a thousand real servers is a
+/// in a usable state. One entry is asked for ([`NeighbourQuery::Entry`], `ip neigh
+/// get`); a kernel without that (before 4.20) is asked for its whole table instead
+/// ([`NeighbourQuery::Table`]), which on a director with a thousand real servers is a
 /// thousand entries for each one looked up.
 pub fn neighbor(ifindex: u32, addr: IpAddr, deadline: Instant) -> io::Result<Option<Neighbour>> {
-    match neighbor_entry(ifindex, addr, deadline) {
+    match neighbor_by(NeighbourQuery::Entry, ifindex, addr, deadline) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) => {
-            neighbor_from_table(ifindex, addr, deadline)
+            neighbor_by(NeighbourQuery::Table, ifindex, addr, deadline)
         }
         got => got,
     }
 }
 
-/// [`neighbor`] by the kernel's single get (RTM_GETNEIGH for `addr`, Linux 4.20 and
-/// later); an error (EOPNOTSUPP or EINVAL) on a kernel without it.
-pub fn neighbor_entry(
-    ifindex: u32,
-    addr: IpAddr,
-    deadline: Instant,
-) -> io::Result<Option<Neighbour>> {
-    ask_neighbour(ifindex, addr, deadline, false)
+/// How [`neighbor_by`] asks the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourQuery {
+    /// The single get (RTM_GETNEIGH for the address, Linux 4.20 and later); an error
+    /// (EOPNOTSUPP or EINVAL) on a kernel without it.
+    Entry,
+    /// A dump of the whole table, searched here.
+    Table,
 }
 
-/// [`neighbor`] by a dump of the whole table, searched here.
-pub fn neighbor_from_table(
+/// [`neighbor`] asked by `query` alone: the usable entry for `addr` on `ifindex`; none
+/// when the kernel has no entry (ENOENT).
+pub fn neighbor_by(
+    query: NeighbourQuery,
     ifindex: u32,
     addr: IpAddr,
     deadline: Instant,
 ) -> io::Result<Option<Neighbour>> {
-    ask_neighbour(ifindex, addr, deadline, true)
-}
-
-/// RTM_GETNEIGH for `addr` on `ifindex` (the `whole_table`, or the one entry), and the
-/// usable entry for it among the answers; none when the kernel has no entry (ENOENT).
-fn ask_neighbour(
-    ifindex: u32,
-    addr: IpAddr,
-    deadline: Instant,
-    whole_table: bool,
-) -> io::Result<Option<Neighbour>> {
+    let whole_table = query == NeighbourQuery::Table;
     // struct ndmsg: family, padding, ifindex, state, flags, type.
     let mut ndmsg = [0u8; 12];
     ndmsg[0] = family(addr);

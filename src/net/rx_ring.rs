@@ -12,8 +12,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::packet_socket::{set_option, SOL_PACKET};
+
 /// `SOL_PACKET` options and values from `<linux/if_packet.h>`.
-const SOL_PACKET: libc::c_int = 263;
 const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_COPY_THRESH: libc::c_int = 7;
 const PACKET_VERSION: libc::c_int = 10;
@@ -80,37 +81,19 @@ unsafe impl Send for RxRing {}
 // SAFETY: a shared reference can do nothing with it (every read takes `&mut self`).
 unsafe impl Sync for RxRing {}
 
-fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: value points at a live T of the size passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            SOL_PACKET,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 impl RxRing {
     /// Sets up and maps the ring of packet socket `fd`, before it is bound (so that no
     /// frame is queued the old way first).
     pub fn attach(fd: RawFd) -> io::Result<RxRing> {
-        setsockopt(fd, PACKET_VERSION, &TPACKET_V2)?;
-        setsockopt(fd, PACKET_COPY_THRESH, &1 as &libc::c_int)?;
+        set_option(fd, SOL_PACKET, PACKET_VERSION, &TPACKET_V2)?;
+        set_option(fd, SOL_PACKET, PACKET_COPY_THRESH, &1 as &libc::c_int)?;
         let req = Request {
             block_size: BLOCK as u32,
             block_nr: BLOCKS as u32,
             frame_size: SLOT as u32,
             frame_nr: (BLOCKS * BLOCK / SLOT) as u32,
         };
-        setsockopt(fd, PACKET_RX_RING, &req)?;
+        set_option(fd, SOL_PACKET, PACKET_RX_RING, &req)?;
         let size = BLOCKS * BLOCK;
         // SAFETY: a shared mapping of the ring the kernel just made for `fd`, of its size.
         let base = unsafe {

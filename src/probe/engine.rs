@@ -10,7 +10,6 @@
 //! check it answers, to the ARP-problem watch, and to the confirmation of a neighbour
 //! entry the kernel no longer vouches for.
 
-use super::quick_hash::QuickMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::quick_hash::QuickMap;
 use super::udp::UdpProbe;
 use crate::config::ForwardingMethod;
 use crate::net::{FrameIo, NetPath};

@@ -273,12 +273,6 @@ impl Tap {
         })
     }
 
-    /// True when a read found the socket's queue empty within `within`: too little has
-    /// come since for a [`Tap::catch_up`] to be worth a read.
-    fn drained_within(&self, within: Duration) -> bool {
-        self.drained.within(within)
-    }
-
     /// True once a read of the socket has failed.
     fn dead(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
@@ -893,7 +887,7 @@ impl Fleet {
         // buffer the replies come into. A socket found empty within PACED_READ (the
         // agent's turns read it a hundred times a second) has not had the time; that
         // much traffic is left to the next read, as a paced round leaves its own.
-        if !tap.drained_within(PACED_READ) {
+        if !tap.drained.within(PACED_READ) {
             tap.catch_up();
         }
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
